@@ -1,0 +1,61 @@
+# qmap build entry points.
+#   make run    - install system deps if missing, build (release), run the default instance
+#   make test   - install system deps if missing, run the whole workspace's tests (release)
+#   make bench  - install system deps if missing, run the benchmark binary (release)
+#   make lint   - rustfmt check + clippy with warnings as errors
+#
+# Everything uses the release profile, so HiGHS (built from source by highs-sys,
+# several minutes on 2 cores) is compiled once and shared by run/test/bench/lint.
+# Set CARGO_TARGET_DIR outside the clone (as .ci/run does) to keep it across clones.
+
+CARGO    ?= cargo
+INSTANCE ?= instances/default.yaml
+
+# System packages needed to build highs-sys: cmake builds HiGHS, libclang is
+# loaded by bindgen (libclang-dev also brings clang's builtin headers).
+APT_PKGS := cmake libclang-dev
+SUDO     := $(if $(filter 0,$(shell id -u)),,sudo)
+
+export DEBIAN_FRONTEND := noninteractive
+
+.PHONY: all setup build run test bench lint fmt clean
+
+all: build
+
+# Installs only what is absent, so a prepared machine does no apt work at all.
+setup:
+	@missing=""; \
+	command -v cmake >/dev/null 2>&1 || missing="$$missing cmake"; \
+	if [ -z "$$LIBCLANG_PATH" ] && \
+	   ! dpkg-query -W -f='$${Status}' libclang-dev 2>/dev/null | grep -q 'install ok installed'; then \
+	  missing="$$missing libclang-dev"; \
+	fi; \
+	if [ -n "$$missing" ]; then \
+	  echo "setup: installing$$missing"; \
+	  $(SUDO) apt-get update -q && \
+	  $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	else \
+	  echo "setup: $(APT_PKGS) already present"; \
+	fi
+
+build: setup
+	$(CARGO) build --release
+
+run: build
+	$(CARGO) run --release -- eval $(INSTANCE)
+
+test: setup
+	$(CARGO) test --release --workspace --no-fail-fast
+
+bench: setup
+	$(CARGO) run --release --bin qmap-bench
+
+lint: setup
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean

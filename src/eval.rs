@@ -1,0 +1,650 @@
+//! The evaluator: Timeloop's analytical model (v3 legacy nest analysis, dense tensors) plus the
+//! seed's mixed-precision packing. The single source of truth for every cost qmap reports.
+//!
+//! The counting rules are written out in `docs/model.md`; in short, for each tensor and each pair
+//! (child keeper, parent keeper) the temporal loops above the child decide how often the child's
+//! tile is (re)loaded and the spatial loops between them decide how many of those loads one parent
+//! read serves (multicast) or one parent update absorbs (spatial reduction).
+
+use crate::model::{Arch, KeepRule, Mapping, ModelOptions, Problem, PsumPolicy};
+use crate::spec::PackingMode;
+use serde::Serialize;
+
+/// Why a mapping is not valid for the architecture and problem.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Invalid {
+    /// The level at fault, when there is one.
+    pub level: Option<String>,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.level {
+            Some(l) => write!(f, "level {l}: {}", self.reason),
+            None => write!(f, "{}", self.reason),
+        }
+    }
+}
+
+/// Counts and energy of one tensor at one level.
+#[derive(Debug, Clone, Serialize)]
+pub struct TensorStats {
+    pub name: String,
+    /// Points of the tensor in one instance's tile (bounding box).
+    pub tile_points: u64,
+    /// Words the tile occupies after packing.
+    pub tile_words: u64,
+    /// Distinct points one instance touches over the whole run.
+    pub partition_size: u64,
+    /// Operands per word (1 = no packing).
+    pub packing: u64,
+    /// Instances of this level that hold the tensor.
+    pub instances: u64,
+    pub reads: u64,
+    pub fills: u64,
+    pub updates: u64,
+    pub reads_per_instance: u64,
+    pub fills_per_instance: u64,
+    pub updates_per_instance: u64,
+    pub energy_pj: f64,
+}
+
+/// One storage level's statistics.
+#[derive(Debug, Clone, Serialize)]
+pub struct LevelStats {
+    pub name: String,
+    pub instances_used: u64,
+    pub energy_pj: f64,
+    /// Cycles this level needs (compute cycles stretched by its bandwidth).
+    pub cycles: u64,
+    /// Words of the level used by the tiles it keeps (per instance).
+    pub utilized_words: u64,
+    pub capacity_words: Option<u64>,
+    pub tensors: Vec<TensorStats>,
+}
+
+/// The evaluator's full result for one mapping.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evaluation {
+    pub valid: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invalid: Option<Invalid>,
+    /// Dynamic energy: MACs + all levels (pJ).
+    pub energy_pj: f64,
+    pub cycles: u64,
+    pub macs: u64,
+    pub utilization: f64,
+    pub mac_instances_used: u64,
+    pub mac_energy_pj: f64,
+    pub compute_cycles: u64,
+    pub levels: Vec<LevelStats>,
+}
+
+impl Evaluation {
+    fn invalid(level: Option<&str>, reason: String, macs: u64) -> Evaluation {
+        Evaluation {
+            valid: false,
+            invalid: Some(Invalid {
+                level: level.map(str::to_string),
+                reason,
+            }),
+            energy_pj: f64::INFINITY,
+            cycles: 0,
+            macs,
+            utilization: 0.0,
+            mac_instances_used: 0,
+            mac_energy_pj: 0.0,
+            compute_cycles: 0,
+            levels: Vec::new(),
+        }
+    }
+
+    /// Energy × cycles (pJ·cycles).
+    pub fn edp(&self) -> f64 {
+        self.energy_pj * self.cycles as f64
+    }
+}
+
+/// One loop of the flattened nest (innermost first).
+#[derive(Debug, Clone, Copy)]
+struct NestLoop {
+    level: usize,
+    dim: usize,
+    factor: u64,
+    spatial: bool,
+    /// Product of the factors of the same dim on all loops inside this one.
+    stride: u64,
+}
+
+/// The loop nest flattened innermost first: per level, its spatial loops (the fanout below it),
+/// then its temporal loops.
+fn flatten(mapping: &Mapping, ndims: usize) -> Vec<NestLoop> {
+    let mut acc = vec![1u64; ndims];
+    let mut out = Vec::new();
+    for (level, lm) in mapping.levels.iter().enumerate() {
+        let spatial = lm.spatial_x.iter().chain(&lm.spatial_y).map(|l| (l, true));
+        for (l, sp) in spatial.chain(lm.temporal.iter().map(|l| (l, false))) {
+            out.push(NestLoop {
+                level,
+                dim: l.dim,
+                factor: l.factor,
+                spatial: sp,
+                stride: acc[l.dim],
+            });
+            acc[l.dim] *= l.factor;
+        }
+    }
+    out
+}
+
+/// Operands per word of a `bits`-wide value in `word_bits`-wide words (the seed's rule): words
+/// of one bit are placeholders and never pack.
+pub fn operands_per_word(word_bits: u64, bits: u64) -> u64 {
+    if word_bits > 1 && bits < word_bits {
+        word_bits / bits
+    } else {
+        1
+    }
+}
+
+/// How one tensor's counts at one level become words.
+#[derive(Debug, Clone, Copy)]
+struct Packer {
+    mode: PackingMode,
+    bits: u64,
+    word_bits: u64,
+}
+
+impl Packer {
+    fn k(&self) -> u64 {
+        operands_per_word(self.word_bits, self.bits)
+    }
+    /// Words for `n` scalars.
+    fn words(&self, n: u64) -> u64 {
+        if self.word_bits <= 1 || self.bits == self.word_bits {
+            return n;
+        }
+        match self.mode {
+            PackingMode::Seed => {
+                if self.bits > self.word_bits {
+                    n * self.bits.div_ceil(self.word_bits)
+                } else {
+                    n.div_ceil(self.k())
+                }
+            }
+            PackingMode::Ideal => (n * self.bits).div_ceil(self.word_bits),
+        }
+    }
+}
+
+/// Evaluates `mapping` of `problem` on `arch` under `opts`. Invalid mappings come back with
+/// `valid: false` and the reason; malformed inputs (wrong number of levels or tensors) too.
+pub fn evaluate(
+    problem: &Problem,
+    arch: &Arch,
+    mapping: &Mapping,
+    opts: &ModelOptions,
+) -> Evaluation {
+    let macs = problem.macs();
+    let nd = problem.dims.len();
+    let nt = problem.tensors.len();
+    let nl = arch.levels.len();
+    if mapping.levels.len() != nl {
+        return Evaluation::invalid(
+            None,
+            format!(
+                "mapping has {} levels, the architecture {}",
+                mapping.levels.len(),
+                nl
+            ),
+            macs,
+        );
+    }
+    if let Some(b) = &opts.bits {
+        if b.0.len() != nt {
+            return Evaluation::invalid(
+                None,
+                format!("{} bit-widths for {} tensors", b.0.len(), nt),
+                macs,
+            );
+        }
+    }
+    // Factor products.
+    for d in 0..nd {
+        let prod: u64 = mapping
+            .levels
+            .iter()
+            .map(|lm| lm.temporal_factor(d) * lm.spatial_factor(d))
+            .product();
+        if prod != problem.bounds[d] {
+            return Evaluation::invalid(
+                None,
+                format!(
+                    "factors of {} multiply to {}, the bound is {}",
+                    problem.dims[d], prod, problem.bounds[d]
+                ),
+                macs,
+            );
+        }
+    }
+    // Fanout and keep rules.
+    for (l, (lm, level)) in mapping.levels.iter().zip(&arch.levels).enumerate() {
+        let (fx, fy) = arch.fanout(l);
+        let (sx, sy) = (lm.spatial_x_product(), lm.spatial_y_product());
+        if sx > fx || sy > fy {
+            return Evaluation::invalid(
+                Some(&level.name),
+                format!("spatial factors {sx}x{sy} exceed the fanout {fx}x{fy}"),
+                macs,
+            );
+        }
+        if lm.keep.len() != nt {
+            return Evaluation::invalid(
+                Some(&level.name),
+                "keep list does not match the tensors".into(),
+                macs,
+            );
+        }
+        for (t, tensor) in problem.tensors.iter().enumerate() {
+            match (level.keep_rule(&tensor.name), lm.keep[t]) {
+                (KeepRule::Must, false) => {
+                    return Evaluation::invalid(
+                        Some(&level.name),
+                        format!("must keep {} but the mapping bypasses it", tensor.name),
+                        macs,
+                    )
+                }
+                (KeepRule::Never, true) => {
+                    return Evaluation::invalid(
+                        Some(&level.name),
+                        format!("cannot keep {} but the mapping keeps it", tensor.name),
+                        macs,
+                    )
+                }
+                _ => {}
+            }
+        }
+    }
+    for (t, tensor) in problem.tensors.iter().enumerate() {
+        if !mapping.levels.iter().any(|lm| lm.keep[t]) {
+            return Evaluation::invalid(None, format!("{} is kept at no level", tensor.name), macs);
+        }
+    }
+
+    let nest = flatten(mapping, nd);
+    // Tile extents per level: cumulative factors of all loops at the level and below.
+    let mut ext = vec![vec![1u64; nd]; nl];
+    {
+        let mut acc = vec![1u64; nd];
+        for (l, lm) in mapping.levels.iter().enumerate() {
+            for d in 0..nd {
+                acc[d] *= lm.temporal_factor(d) * lm.spatial_factor(d);
+            }
+            ext[l] = acc.clone();
+        }
+    }
+    // Instances used: product of the spatial factors above a level.
+    let spatial_above = |l: usize| -> u64 {
+        mapping.levels[l + 1..]
+            .iter()
+            .map(|lm| lm.spatial_x_product() * lm.spatial_y_product())
+            .product()
+    };
+    let mac_instances_used: u64 = mapping
+        .levels
+        .iter()
+        .map(|lm| lm.spatial_x_product() * lm.spatial_y_product())
+        .product();
+    let compute_cycles: u64 = nest
+        .iter()
+        .filter(|l| !l.spatial)
+        .map(|l| l.factor)
+        .product();
+
+    // Bit-widths per (level, tensor).
+    let outer_keeper: Vec<usize> = (0..nt)
+        .map(|t| (0..nl).rev().find(|&l| mapping.levels[l].keep[t]).unwrap())
+        .collect();
+    let packer = |l: usize, t: usize| -> Packer {
+        let level = &arch.levels[l];
+        let bits = match &opts.bits {
+            None => level.word_bits,
+            Some(b) => {
+                let tb = b.0[t] as u64;
+                match opts.psum {
+                    PsumPolicy::Bits(pb)
+                        if problem.tensors[t].read_write && l < outer_keeper[t] =>
+                    {
+                        pb as u64
+                    }
+                    _ => tb,
+                }
+            }
+        };
+        Packer {
+            mode: opts.packing,
+            bits,
+            word_bits: level.word_bits,
+        }
+    };
+    // Bit-widths above the word size are invalid (except for partial sums, which span words).
+    if let Some(b) = &opts.bits {
+        for (l, level) in arch.levels.iter().enumerate() {
+            for t in 0..nt {
+                if !mapping.levels[l].keep[t] || level.word_bits <= 1 {
+                    continue;
+                }
+                let p = packer(l, t);
+                let is_psum = matches!(opts.psum, PsumPolicy::Bits(_))
+                    && problem.tensors[t].read_write
+                    && l < outer_keeper[t];
+                if p.bits > level.word_bits && !is_psum {
+                    return Evaluation::invalid(
+                        Some(&level.name),
+                        format!(
+                            "{} at {} bits does not fit a {}-bit word",
+                            problem.tensors[t].name, b.0[t], level.word_bits
+                        ),
+                        macs,
+                    );
+                }
+            }
+        }
+    }
+
+    // Capacity.
+    for (l, level) in arch.levels.iter().enumerate() {
+        if level.dummy {
+            continue;
+        }
+        let Some(cap) = level.capacity_words() else {
+            continue;
+        };
+        let used: u64 = match opts.packing {
+            PackingMode::Ideal if opts.bits.is_some() => {
+                let bits: u64 = (0..nt)
+                    .filter(|&t| mapping.levels[l].keep[t])
+                    .map(|t| problem.tensors[t].tile_points(&ext[l]) * packer(l, t).bits)
+                    .sum();
+                bits.div_ceil(level.word_bits)
+            }
+            _ => (0..nt)
+                .filter(|&t| mapping.levels[l].keep[t])
+                .map(|t| packer(l, t).words(problem.tensors[t].tile_points(&ext[l])))
+                .sum(),
+        };
+        if used > cap {
+            return Evaluation::invalid(
+                Some(&level.name),
+                format!("mapped tile size {used} exceeds buffer capacity {cap}"),
+                macs,
+            );
+        }
+    }
+
+    // Per (level, tensor) raw scalar counts per instance.
+    let mut reads = vec![vec![0u64; nt]; nl];
+    let mut fills = vec![vec![0u64; nt]; nl];
+    let mut updates = vec![vec![0u64; nt]; nl];
+    let mut partition = vec![vec![0u64; nt]; nl];
+
+    for (t, tensor) in problem.tensors.iter().enumerate() {
+        let keepers: Vec<usize> = (0..nl).filter(|&l| mapping.levels[l].keep[t]).collect();
+        for &l in &keepers {
+            // Distinct points one instance touches: all loops except the spatial ones above it.
+            let mut pext = problem.bounds.clone();
+            for nl_ in nest.iter().filter(|x| x.spatial && x.level > l) {
+                pext[nl_.dim] /= nl_.factor;
+            }
+            partition[l][t] = tensor.tile_points(&pext);
+        }
+        // Child = None stands for the MACs.
+        let mut child: Option<usize> = None;
+        for &parent in &keepers {
+            let transfer = transfers(tensor, &nest, &ext, child, parent, nd);
+            match child {
+                None => {
+                    // The MACs: every compute step needs its operand.
+                    if tensor.read_write {
+                        updates[parent][t] += transfer.parent_union;
+                    } else {
+                        reads[parent][t] += transfer.parent_union;
+                    }
+                }
+                Some(c) => {
+                    if tensor.read_write {
+                        let mut f = transfer.child_loads - partition[c][t];
+                        if opts.seed_compat {
+                            f += partition[c][t];
+                        }
+                        fills[c][t] += f;
+                        updates[parent][t] += transfer.parent_union;
+                    } else {
+                        fills[c][t] += transfer.child_loads;
+                        reads[parent][t] += transfer.parent_union;
+                    }
+                }
+            }
+            child = Some(parent);
+        }
+        if tensor.read_write {
+            for &l in &keepers {
+                reads[l][t] += updates[l][t] - partition[l][t].min(updates[l][t]);
+            }
+        }
+    }
+
+    // Packing, energy, bandwidth.
+    let mut levels = Vec::with_capacity(nl);
+    let mut total_energy = 0.0;
+    let mut cycles = compute_cycles;
+    for (l, level) in arch.levels.iter().enumerate() {
+        let inst = spatial_above(l);
+        let mut tensors = Vec::new();
+        let mut energy = 0.0;
+        let mut utilized_words = 0;
+        let (mut rd_words, mut wr_words) = (0u64, 0u64);
+        for (t, tensor) in problem.tensors.iter().enumerate() {
+            if !mapping.levels[l].keep[t] {
+                continue;
+            }
+            let p = packer(l, t);
+            let (r, f, u) = (
+                p.words(reads[l][t]),
+                p.words(fills[l][t]),
+                p.words(updates[l][t]),
+            );
+            let b = level.block_size;
+            let e_inst = r.div_ceil(b) as f64 * level.read_energy
+                + f.div_ceil(b) as f64 * level.write_energy
+                + u.div_ceil(b) as f64 * level.update_energy;
+            // A cluster of instances shares one physical vector: its energy is spread over the
+            // utilized instances of each utilized cluster (Timeloop's cluster utilisation).
+            let e = e_inst * utilized_clusters(level, inst) as f64;
+            energy += e;
+            rd_words += r;
+            wr_words += f + u;
+            let tile_points = tensor.tile_points(&ext[l]);
+            let tile_words = p.words(tile_points);
+            utilized_words += tile_words;
+            tensors.push(TensorStats {
+                name: tensor.name.clone(),
+                tile_points,
+                tile_words,
+                partition_size: partition[l][t],
+                packing: p.k(),
+                instances: inst,
+                reads: r * inst,
+                fills: f * inst,
+                updates: u * inst,
+                reads_per_instance: r,
+                fills_per_instance: f,
+                updates_per_instance: u,
+                energy_pj: e,
+            });
+        }
+        let mut lc = compute_cycles;
+        let need = |words: u64, bw: Option<f64>| -> u64 {
+            match bw {
+                Some(bw) => (words as f64 / bw).ceil() as u64,
+                None => 0,
+            }
+        };
+        lc = lc.max(need(rd_words, level.read_bandwidth));
+        lc = lc.max(need(wr_words, level.write_bandwidth));
+        lc = lc.max(need(rd_words + wr_words, level.shared_bandwidth));
+        cycles = cycles.max(lc);
+        total_energy += energy;
+        levels.push(LevelStats {
+            name: level.name.clone(),
+            instances_used: inst,
+            energy_pj: energy,
+            cycles: lc,
+            utilized_words,
+            capacity_words: level.capacity_words(),
+            tensors,
+        });
+    }
+    let mac_energy = {
+        let (wb, ab) = match &opts.bits {
+            Some(b) => {
+                let w = problem
+                    .tensor_index("Weights")
+                    .map(|t| b.0[t])
+                    .unwrap_or(16);
+                let a = problem.tensor_index("Inputs").map(|t| b.0[t]).unwrap_or(16);
+                (w, a)
+            }
+            None => (u32::MAX, u32::MAX),
+        };
+        macs as f64 * arch.mac.energy_at(wb, ab)
+    };
+    total_energy += mac_energy;
+    Evaluation {
+        valid: true,
+        invalid: None,
+        energy_pj: total_energy,
+        cycles,
+        macs,
+        utilization: mac_instances_used as f64 / arch.mac.instances as f64 * compute_cycles as f64
+            / cycles as f64,
+        mac_instances_used,
+        mac_energy_pj: mac_energy,
+        compute_cycles,
+        levels,
+    }
+}
+
+/// Clusters in use when `used` instances of `level` hold data: with a cluster size of 1, one per
+/// instance; otherwise at most the number of clusters the level has.
+fn utilized_clusters(level: &crate::model::Level, used: u64) -> u64 {
+    if level.cluster_size <= 1 {
+        used
+    } else {
+        used.min((level.instances / level.cluster_size).max(1))
+    }
+}
+
+/// Transfers of one tensor between a child keeper (None = the MACs) and its parent keeper.
+struct Transfer {
+    /// Points loaded into one child instance over the run.
+    child_loads: u64,
+    /// Points one parent instance reads (or, for Outputs, absorbs) over the run for all the
+    /// children it serves.
+    parent_union: u64,
+}
+
+fn transfers(
+    tensor: &crate::model::Tensor,
+    nest: &[NestLoop],
+    ext: &[Vec<u64>],
+    child: Option<usize>,
+    parent: usize,
+    nd: usize,
+) -> Transfer {
+    // Loops above the child: for the MACs, every loop; for a level, loops of higher levels.
+    let above = |l: &NestLoop| match child {
+        None => true,
+        Some(c) => l.level > c,
+    };
+    let temporal: Vec<&NestLoop> = nest
+        .iter()
+        .filter(|l| above(l) && !l.spatial && l.factor > 1)
+        .collect();
+    let spatial: Vec<&NestLoop> = nest
+        .iter()
+        .filter(|l| above(l) && l.spatial && l.level <= parent && l.factor > 1)
+        .collect();
+    let child_ext: Vec<u64> = match child {
+        None => vec![1; nd],
+        Some(c) => ext[c].clone(),
+    };
+    let rank_ext = tensor.rank_extents(&child_ext);
+    let tile: u64 = rank_ext.iter().product();
+
+    // Children of one parent instance whose tiles differ (spatial loops over relevant dims):
+    // each needs its own parent access; children that differ only in irrelevant spatial loops
+    // share one (multicast, or spatial reduction for Outputs). Timeloop does not merge the
+    // overlapping halos of neighbouring children's Inputs tiles.
+    let distinct: u64 = spatial
+        .iter()
+        .filter(|l| tensor.relevant(l.dim))
+        .map(|l| l.factor)
+        .product();
+    let steps: u64 = temporal.iter().map(|l| l.factor).product();
+    if child.is_none() {
+        // Operands are fetched for every compute step.
+        return Transfer {
+            child_loads: steps,
+            parent_union: steps * distinct,
+        };
+    }
+    // Leading run of loops irrelevant to the tensor: the tile stays resident across them.
+    let run = temporal
+        .iter()
+        .take_while(|l| !tensor.relevant(l.dim))
+        .count();
+    let outside: u64 = temporal[run..].iter().map(|l| l.factor).product();
+    if run == 0 && !temporal.is_empty() {
+        // The innermost loop above is relevant: its advances can reuse the overlap with the
+        // previous tile (sliding window); every wrap-around reloads the whole tile.
+        let l1 = temporal[0];
+        let r = tensor.rank_of(l1.dim).unwrap();
+        let coef = tensor.ranks[r]
+            .iter()
+            .find(|t| t.dim == l1.dim)
+            .unwrap()
+            .coef;
+        let shift = coef * l1.stride;
+        let slab = shift.min(rank_ext[r]);
+        let wraps = outside / l1.factor;
+        let advances = outside - wraps;
+        let slab_points = tile / rank_ext[r] * slab;
+        let child_loads = wraps * tile + advances * slab_points;
+        Transfer {
+            child_loads,
+            parent_union: child_loads * distinct,
+        }
+    } else {
+        Transfer {
+            child_loads: outside * tile,
+            parent_union: outside * tile * distinct,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packing_rule() {
+        assert_eq!(operands_per_word(16, 8), 2);
+        assert_eq!(operands_per_word(16, 6), 2);
+        assert_eq!(operands_per_word(16, 5), 3);
+        assert_eq!(operands_per_word(16, 16), 1);
+        assert_eq!(operands_per_word(1, 8), 1);
+        assert_eq!(operands_per_word(8, 3), 2);
+    }
+}

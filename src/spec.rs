@@ -1,0 +1,490 @@
+//! On-disk formats of qmap (instances, architectures, workloads, mappings): serde types and validation.
+//!
+//! Every loader names the file and the field in its errors (`file: field: message`) and rejects
+//! unknown keys. The model types built from these live in `model`.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// An error in an input file: the file, the field path inside it, and what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {field}: {message}")]
+pub struct InputError {
+    pub file: String,
+    pub field: String,
+    pub message: String,
+}
+
+impl InputError {
+    pub fn new(
+        file: impl AsRef<Path>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        InputError {
+            file: file.as_ref().display().to_string(),
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Reads and parses a YAML file into `T`, mapping serde's errors to an [`InputError`] that names
+/// the file and, where serde_yaml_ng reports it, the field path and line.
+pub fn load_yaml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, InputError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| InputError::new(path, "(file)", format!("cannot read: {e}")))?;
+    parse_yaml(path, &text)
+}
+
+/// Parses YAML text that came from `path` (used for error messages only).
+pub fn parse_yaml<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+) -> Result<T, InputError> {
+    let de = serde_yaml_ng::Deserializer::from_str(text);
+    serde_path_to_error_free(de).map_err(|(field, msg)| InputError::new(path, field, msg))
+}
+
+fn serde_path_to_error_free<'de, T: serde::de::DeserializeOwned>(
+    de: serde_yaml_ng::Deserializer<'de>,
+) -> Result<T, (String, String)> {
+    T::deserialize(de).map_err(|e| {
+        let msg = e.to_string();
+        // serde_yaml_ng messages look like "field.path: message at line L column C"; split the
+        // path off when present so that the message reads `file: field: message`.
+        match msg.split_once(": ") {
+            Some((path, rest)) if !path.contains(' ') && !path.is_empty() => {
+                (path.to_string(), rest.to_string())
+            }
+            _ => ("(document)".to_string(), msg),
+        }
+    })
+}
+
+/// A value given inline or as a path to another YAML file, relative to the file that names it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Inline<T> {
+    Path(PathBuf),
+    Value(T),
+}
+
+/// Resolves an [`Inline`]: loads the named file (relative to `base_dir`) or returns the inline
+/// value, together with the file its fields are reported against.
+pub fn resolve<T: serde::de::DeserializeOwned + Clone>(
+    item: &Inline<T>,
+    base_dir: &Path,
+    owner_file: &Path,
+) -> Result<(T, PathBuf), InputError> {
+    match item {
+        Inline::Path(p) => {
+            let path = base_dir.join(p);
+            Ok((load_yaml(&path)?, path))
+        }
+        Inline::Value(v) => Ok((v.clone(), owner_file.to_path_buf())),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Architecture
+// ---------------------------------------------------------------------------------------------
+
+/// An accelerator: storage levels from innermost (next to the MACs) to outermost (DRAM).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchSpec {
+    pub name: String,
+    /// Where the numbers come from (free text, shown in reports).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Storage levels, innermost first.
+    pub levels: Vec<LevelSpec>,
+    pub mac: MacSpec,
+}
+
+/// One storage level (Timeloop "storage" / "buffer"). A `dummy` level holds nothing: it only
+/// provides a spatial fanout (Timeloop's `dummy_storage`, 1-bit words).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LevelSpec {
+    pub name: String,
+    /// Number of instances of this level in the whole design.
+    #[serde(default = "one")]
+    pub instances: u64,
+    /// Instances along X (meshY = instances / mesh_x). Defaults to `instances`.
+    #[serde(default)]
+    pub mesh_x: Option<u64>,
+    /// Rows (vectors) per instance; omitted = unbounded (DRAM).
+    #[serde(default)]
+    pub depth: Option<u64>,
+    /// Bits per row (vector).
+    pub width: u64,
+    /// Bits per word (Timeloop "datawidth" / "word-bits").
+    pub word_bits: u64,
+    /// Instances sharing one physical vector (Timeloop `cluster_size`).
+    #[serde(default = "one")]
+    pub cluster_size: u64,
+    /// Words per vector access; default width / (word_bits * cluster_size).
+    #[serde(default)]
+    pub block_size: Option<u64>,
+    /// Holds nothing (spatial-fanout placeholder).
+    #[serde(default)]
+    pub dummy: bool,
+    /// Tensors this level must keep.
+    #[serde(default)]
+    pub keep: Vec<String>,
+    /// Tensors this level must bypass. Tensors in neither list are free (chosen by the mapping).
+    #[serde(default)]
+    pub bypass: Vec<String>,
+    /// Energy per vector access, pJ.
+    #[serde(default)]
+    pub energy: EnergySpec,
+    /// Words per cycle per instance; omitted = unlimited.
+    #[serde(default)]
+    pub bandwidth: BandwidthSpec,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnergySpec {
+    #[serde(default)]
+    pub read: f64,
+    #[serde(default)]
+    pub write: f64,
+    /// Defaults to `write`.
+    #[serde(default)]
+    pub update: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BandwidthSpec {
+    #[serde(default)]
+    pub read: Option<f64>,
+    #[serde(default)]
+    pub write: Option<f64>,
+    #[serde(default)]
+    pub shared: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MacSpec {
+    #[serde(default = "mac_name")]
+    pub name: String,
+    pub instances: u64,
+    #[serde(default)]
+    pub mesh_x: Option<u64>,
+    /// Energy per MAC, pJ.
+    pub energy: f64,
+    /// Optional energy per MAC by operand bit-widths; the nearest entry with bits >= the layer's
+    /// is used, `energy` when none matches.
+    #[serde(default)]
+    pub energy_table: Vec<MacEnergyEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MacEnergyEntry {
+    pub weight_bits: u32,
+    pub activation_bits: u32,
+    pub energy: f64,
+}
+
+fn one() -> u64 {
+    1
+}
+fn mac_name() -> String {
+    "mac".to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workloads
+// ---------------------------------------------------------------------------------------------
+
+/// The kind of a layer, which fixes its dimensions and tensor projections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayerKind {
+    /// Dense convolution: dims N M C P Q R S.
+    Conv2d,
+    /// Depthwise convolution: dims N G P Q R S (G replaces both M and C).
+    Depthwise,
+    /// Fully connected: conv with P = Q = R = S = 1.
+    Fc,
+}
+
+/// One layer. Output sizes P (width) and Q (height) are given; input extents follow from
+/// stride, dilation and padding.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayerSpec {
+    pub name: String,
+    pub kind: LayerKind,
+    #[serde(default = "one", rename = "N")]
+    pub n: u64,
+    /// Input channels (conv2d, fc).
+    #[serde(default, rename = "C")]
+    pub c: Option<u64>,
+    /// Output channels (conv2d, fc).
+    #[serde(default, rename = "M")]
+    pub m: Option<u64>,
+    /// Channels (depthwise).
+    #[serde(default, rename = "G")]
+    pub g: Option<u64>,
+    #[serde(default = "one", rename = "P")]
+    pub p: u64,
+    #[serde(default = "one", rename = "Q")]
+    pub q: u64,
+    #[serde(default = "one", rename = "R")]
+    pub r: u64,
+    #[serde(default = "one", rename = "S")]
+    pub s: u64,
+    /// Stride, one value for both axes or `[w, h]`.
+    #[serde(default)]
+    pub stride: Option<Pair>,
+    #[serde(default)]
+    pub dilation: Option<Pair>,
+    #[serde(default)]
+    pub pad: Option<Pair>,
+    /// Producer of this layer's input activations (a layer name); default: the previous layer,
+    /// or the network input for the first layer.
+    #[serde(default)]
+    pub input: Option<String>,
+    /// Set on the classifier layer whose M is the number of classes.
+    #[serde(default)]
+    pub head: bool,
+    /// A note (e.g. "residual add after this layer").
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// One value for both axes or `[w, h]`.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Pair {
+    Both(u64),
+    Each([u64; 2]),
+}
+
+impl Pair {
+    pub fn w(&self) -> u64 {
+        match self {
+            Pair::Both(v) => *v,
+            Pair::Each([w, _]) => *w,
+        }
+    }
+    pub fn h(&self) -> u64 {
+        match self {
+            Pair::Both(v) => *v,
+            Pair::Each([_, h]) => *h,
+        }
+    }
+}
+
+/// A network: layers in execution order.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSpec {
+    pub name: String,
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Input image: channels, height, width.
+    #[serde(default)]
+    pub input: Option<InputShape>,
+    pub layers: Vec<LayerSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputShape {
+    pub channels: u64,
+    pub height: u64,
+    pub width: u64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mappings
+// ---------------------------------------------------------------------------------------------
+
+/// A mapping: one entry per storage level that has loops or keeps something. Levels not listed
+/// have no loops and keep what the architecture makes them keep.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappingSpec {
+    pub mapping: Vec<LevelMappingSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LevelMappingSpec {
+    /// The architecture level this entry maps.
+    pub level: String,
+    /// Temporal loops, innermost first, as `DIMfactor` tokens: `"M8 R3"` is `for R in 3: for M
+    /// in 8`. Dims not listed have factor 1.
+    #[serde(default)]
+    pub temporal: String,
+    /// Spatial loops along X of this level's fanout (to the level below), e.g. `"Q14"`.
+    #[serde(default)]
+    pub spatial_x: String,
+    /// Spatial loops along Y, e.g. `"C3 S3"`.
+    #[serde(default)]
+    pub spatial_y: String,
+    /// Tensors kept at this level; omitted = what the architecture makes it keep.
+    #[serde(default)]
+    pub keep: Option<Vec<String>>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Instances
+// ---------------------------------------------------------------------------------------------
+
+/// An instance: what to map onto what, at which bit-widths, under which model settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceSpec {
+    /// qmap architecture file (relative to the instance) or an inline architecture.
+    #[serde(default)]
+    pub architecture: Option<Inline<ArchSpec>>,
+    /// Timeloop-format design instead of `architecture`.
+    #[serde(default)]
+    pub timeloop: Option<TimeloopFiles>,
+    /// The workload: one layer or a network.
+    #[serde(default)]
+    pub workload: Option<WorkloadSpec>,
+    /// Bit-widths: fixed or sets to choose from.
+    #[serde(default)]
+    pub bits: Option<BitsSpec>,
+    /// Packing of sub-word bit-widths: `seed` (k = floor(word/bits) operands per word, the seed's
+    /// rule) or `ideal` (capacity and traffic in bits).
+    #[serde(default)]
+    pub packing: Option<PackingMode>,
+    /// Bits of partial sums held at levels below the outermost Outputs level; default `output`
+    /// (the seed's choice: partial sums packed at the output activation width).
+    #[serde(default)]
+    pub psum_bits: Option<PsumBits>,
+    /// Reproduce the seed fork's extra inner-level Outputs fill per element.
+    #[serde(default)]
+    pub seed_compat: bool,
+    /// A default mapping for `qmap eval` (path or inline).
+    #[serde(default)]
+    pub mapping: Option<Inline<MappingSpec>>,
+    /// `energy` (default), `latency` or `edp`.
+    #[serde(default)]
+    pub objective: Option<Objective>,
+    /// Mapspace constraints (Timeloop-style), used by the mapper.
+    #[serde(default)]
+    pub constraints: Option<serde_yaml_ng::Value>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeloopFiles {
+    pub arch: PathBuf,
+    #[serde(default)]
+    pub ert: Option<PathBuf>,
+    #[serde(default)]
+    pub problem: Option<PathBuf>,
+    #[serde(default)]
+    pub constraints: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSpec {
+    /// A single layer (inline).
+    #[serde(default)]
+    pub layer: Option<LayerSpec>,
+    /// A network file (relative path) or inline network.
+    #[serde(default)]
+    pub network: Option<Inline<NetworkSpec>>,
+    /// With `network`: the layer to use for single-layer commands (by name or 1-based index).
+    #[serde(default)]
+    pub select: Option<LayerSelect>,
+    /// Override the classifier head's number of classes (the seed used 100).
+    #[serde(default)]
+    pub classes: Option<u64>,
+    /// `true` (default) or `dense`: model depthwise layers as dense C×M convolutions (the seed's
+    /// modelling; inflates their weights).
+    #[serde(default)]
+    pub depthwise: Option<DepthwiseMode>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum LayerSelect {
+    Index(usize),
+    Name(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DepthwiseMode {
+    /// True depthwise layers (G replaces M and C).
+    True,
+    /// The seed's modelling: a dense conv with C = M = G.
+    Dense,
+}
+
+/// Bit-widths per tensor role. Each is one value or a list of allowed values.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BitsSpec {
+    #[serde(default)]
+    pub inputs: Option<OneOrMany>,
+    #[serde(default)]
+    pub weights: Option<OneOrMany>,
+    #[serde(default)]
+    pub outputs: Option<OneOrMany>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(u32),
+    Many(Vec<u32>),
+}
+
+impl OneOrMany {
+    pub fn values(&self) -> Vec<u32> {
+        match self {
+            OneOrMany::One(v) => vec![*v],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PackingMode {
+    #[default]
+    Seed,
+    Ideal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum PsumBits {
+    Bits(u32),
+    Named(PsumNamed),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PsumNamed {
+    Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Objective {
+    #[default]
+    Energy,
+    Latency,
+    Edp,
+}
+
+/// Keys of a map in order of appearance are not needed here; a sorted map keeps output stable.
+pub type NamedCounts = BTreeMap<String, u64>;
