@@ -390,15 +390,18 @@ pub fn evaluate(
     let mut partition = vec![vec![0u64; nt]; nl];
 
     for (t, tensor) in problem.tensors.iter().enumerate() {
-        let keepers: Vec<usize> = (0..nl).filter(|&l| mapping.levels[l].keep[t]).collect();
-        for &l in &keepers {
-            // Distinct points one instance touches: all loops except the spatial ones above it.
-            let mut pext = problem.bounds.clone();
-            for nl_ in nest.iter().filter(|x| x.spatial && x.level > l) {
-                pext[nl_.dim] /= nl_.factor;
-            }
-            partition[l][t] = tensor.tile_points(&pext);
+        // Partition: the points one instance is responsible for over the whole run. From the
+        // whole tensor at the outermost level down, each spatial fanout divides it by the ratio
+        // of a child's tile to the bounding box of all its siblings' tiles (Timeloop's rule;
+        // with halos the ratio is not the fanout, and the division truncates).
+        partition[nl - 1][t] = tensor.tile_points(&ext[nl - 1]);
+        for l in (0..nl - 1).rev() {
+            let lm = &mapping.levels[l + 1];
+            let siblings: Vec<u64> = (0..nd).map(|d| ext[l][d] * lm.spatial_factor(d)).collect();
+            partition[l][t] =
+                partition[l + 1][t] * tensor.tile_points(&ext[l]) / tensor.tile_points(&siblings);
         }
+        let keepers: Vec<usize> = (0..nl).filter(|&l| mapping.levels[l].keep[t]).collect();
         // Child = None stands for the MACs.
         let mut child: Option<usize> = None;
         for &parent in &keepers {
@@ -407,9 +410,9 @@ pub fn evaluate(
                 None => {
                     // The MACs: every compute step needs its operand.
                     if tensor.read_write {
-                        updates[parent][t] += transfer.parent_union;
+                        updates[parent][t] += transfer.parent_accesses;
                     } else {
-                        reads[parent][t] += transfer.parent_union;
+                        reads[parent][t] += transfer.parent_accesses;
                     }
                 }
                 Some(c) => {
@@ -419,10 +422,10 @@ pub fn evaluate(
                             f += partition[c][t];
                         }
                         fills[c][t] += f;
-                        updates[parent][t] += transfer.parent_union;
+                        updates[parent][t] += transfer.parent_accesses;
                     } else {
                         fills[c][t] += transfer.child_loads;
-                        reads[parent][t] += transfer.parent_union;
+                        reads[parent][t] += transfer.parent_accesses;
                     }
                 }
             }
@@ -552,7 +555,7 @@ struct Transfer {
     child_loads: u64,
     /// Points one parent instance reads (or, for Outputs, absorbs) over the run for all the
     /// children it serves.
-    parent_union: u64,
+    parent_accesses: u64,
 }
 
 fn transfers(
@@ -572,10 +575,6 @@ fn transfers(
         .iter()
         .filter(|l| above(l) && !l.spatial && l.factor > 1)
         .collect();
-    let spatial: Vec<&NestLoop> = nest
-        .iter()
-        .filter(|l| above(l) && l.spatial && l.level <= parent && l.factor > 1)
-        .collect();
     let child_ext: Vec<u64> = match child {
         None => vec![1; nd],
         Some(c) => ext[c].clone(),
@@ -583,55 +582,90 @@ fn transfers(
     let rank_ext = tensor.rank_extents(&child_ext);
     let tile: u64 = rank_ext.iter().product();
 
-    // Children of one parent instance whose tiles differ (spatial loops over relevant dims):
-    // each needs its own parent access; children that differ only in irrelevant spatial loops
-    // share one (multicast, or spatial reduction for Outputs). Timeloop does not merge the
-    // overlapping halos of neighbouring children's Inputs tiles.
-    let distinct: u64 = spatial
-        .iter()
-        .filter(|l| tensor.relevant(l.dim))
-        .map(|l| l.factor)
+    // One parent access serves every child with an identical tile (multicast; for Outputs,
+    // spatial reduction). Identity is judged per level's fanout, as Timeloop groups the
+    // children of each spatial fanout by identical tiles: children that differ only in loops
+    // over dims the tensor does not use share a tile, and so do children whose offsets
+    // coincide (e.g. spatial R and P with stride 2). Overlapping halos of neighbouring
+    // tiles are not merged.
+    let first_level = child.map_or(0, |c| c + 1);
+    let distinct: u64 = (first_level..=parent)
+        .map(|level| {
+            let loops: Vec<&NestLoop> = nest
+                .iter()
+                .filter(|l| l.level == level && l.spatial && l.factor > 1)
+                .collect();
+            distinct_offsets(tensor, &loops)
+        })
         .product();
     let steps: u64 = temporal.iter().map(|l| l.factor).product();
     if child.is_none() {
         // Operands are fetched for every compute step.
         return Transfer {
             child_loads: steps,
-            parent_union: steps * distinct,
+            parent_accesses: steps * distinct,
         };
     }
-    // Leading run of loops irrelevant to the tensor: the tile stays resident across them.
+    // Timeloop compares each tile with the previous one: an unchanged tile costs nothing; a
+    // tile that moved by the same translation as the step before costs only its new part
+    // (sliding window); any other move reloads the whole tile. With the temporal
+    // extrapolation of Timeloop's nest analysis this amounts to: the leading run of loops
+    // irrelevant to the tensor keeps the tile resident; when the innermost non-unit loop is
+    // relevant, its advances load the difference and each wrap-around reloads the tile.
     let run = temporal
         .iter()
         .take_while(|l| !tensor.relevant(l.dim))
         .count();
     let outside: u64 = temporal[run..].iter().map(|l| l.factor).product();
-    if run == 0 && !temporal.is_empty() {
-        // The innermost loop above is relevant: its advances can reuse the overlap with the
-        // previous tile (sliding window); every wrap-around reloads the whole tile.
+    let child_loads = if run == 0 && !temporal.is_empty() {
         let l1 = temporal[0];
-        let r = tensor.rank_of(l1.dim).unwrap();
-        let coef = tensor.ranks[r]
+        let kept: u64 = tensor
+            .ranks
             .iter()
-            .find(|t| t.dim == l1.dim)
-            .unwrap()
-            .coef;
-        let shift = coef * l1.stride;
-        let slab = shift.min(rank_ext[r]);
+            .zip(&rank_ext)
+            .map(|(rank, &e)| {
+                let shift: u64 = rank
+                    .iter()
+                    .filter(|t| t.dim == l1.dim)
+                    .map(|t| t.coef * l1.stride)
+                    .sum();
+                e.saturating_sub(shift)
+            })
+            .product();
         let wraps = outside / l1.factor;
-        let advances = outside - wraps;
-        let slab_points = tile / rank_ext[r] * slab;
-        let child_loads = wraps * tile + advances * slab_points;
-        Transfer {
-            child_loads,
-            parent_union: child_loads * distinct,
-        }
+        wraps * tile + (outside - wraps) * (tile - kept)
     } else {
-        Transfer {
-            child_loads: outside * tile,
-            parent_union: outside * tile * distinct,
-        }
+        outside * tile
+    };
+    Transfer {
+        child_loads,
+        parent_accesses: child_loads * distinct,
     }
+}
+
+/// Number of distinct tiles among the children of one spatial fanout with `loops`: per rank,
+/// the distinct offsets the loops over its dims produce; loops over dims the tensor does not
+/// use produce none.
+fn distinct_offsets(tensor: &crate::model::Tensor, loops: &[&NestLoop]) -> u64 {
+    tensor
+        .ranks
+        .iter()
+        .map(|rank| {
+            let mut offsets = vec![0u64];
+            for l in loops {
+                for term in rank.iter().filter(|t| t.dim == l.dim) {
+                    let step = term.coef * l.stride;
+                    offsets = offsets
+                        .iter()
+                        .flat_map(|&o| (0..l.factor).map(move |i| o + i * step))
+                        .collect();
+                    offsets.sort_unstable();
+                    offsets.dedup();
+                }
+            }
+            offsets.len() as u64
+        })
+        .product()
 }
 
 #[cfg(test)]

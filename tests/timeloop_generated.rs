@@ -200,8 +200,11 @@ fn timeloop_generated_cases() {
                     ("reads_per_instance", ot.reads_per_instance),
                     ("fills_per_instance", ot.fills_per_instance),
                     ("updates_per_instance", ot.updates_per_instance),
+                    ("partition_size", ot.partition_size),
+                    ("utilized_capacity_words", ot.tile_words),
+                    ("utilized_instances", ot.instances),
                 ] {
-                    let want = tv[key].as_u64().unwrap();
+                    let want = tv[key].as_f64().unwrap() as u64;
                     if want != val {
                         errs.push(format!("{name}.{tname}.{key}: want {want} got {val}"));
                     }

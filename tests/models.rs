@@ -1,0 +1,100 @@
+//! The shipped networks: layer counts, MACs and weights against the published figures (true
+//! networks) and against the seed's own layer lists (dense depthwise, 100-class head).
+
+use qmap::spec::{load_yaml, NetworkSpec};
+use qmap::workload::{build_network, total_macs, total_weights, Layer};
+use std::path::PathBuf;
+
+fn net(name: &str, dense: bool, classes: Option<u64>) -> Vec<Layer> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("models/nets")
+        .join(name);
+    let spec: NetworkSpec = load_yaml(&path).unwrap();
+    build_network(&spec, dense, classes, &path).unwrap()
+}
+
+#[test]
+fn mobilenet_v1_true_network() {
+    let l = net("mobilenet_v1.yaml", false, None);
+    assert_eq!(l.len(), 28);
+    assert_eq!(total_macs(&l), 568_740_352);
+    assert_eq!(total_weights(&l), 4_209_088);
+    // 13 depthwise layers, each with G·R·S weights.
+    assert_eq!(
+        l.iter()
+            .filter(|x| x.problem.dims.contains(&"G".to_string()))
+            .count(),
+        13
+    );
+    assert_eq!(l.last().unwrap().problem.bounds[1], 1000);
+}
+
+#[test]
+fn mobilenet_v2_true_network() {
+    let l = net("mobilenet_v2.yaml", false, None);
+    assert_eq!(l.len(), 53);
+    assert_eq!(total_macs(&l), 300_774_272);
+    assert_eq!(total_weights(&l), 3_469_760);
+    assert_eq!(
+        l.iter()
+            .filter(|x| x.problem.dims.contains(&"G".to_string()))
+            .count(),
+        17
+    );
+}
+
+/// The seed modelled depthwise layers as dense C×M convolutions and used a 100-class head; its
+/// layer lists (`seed_toolchain/mobilenetv{1,2}.yaml`) give these totals.
+#[test]
+fn seed_mode_totals() {
+    let v1 = net("mobilenet_v1.yaml", true, Some(100));
+    assert_eq!(
+        (v1.len(), total_macs(&v1), total_weights(&v1)),
+        (28, 4_827_836_416, 28_356_448)
+    );
+    let v2 = net("mobilenet_v2.yaml", true, Some(100));
+    assert_eq!(
+        (v2.len(), total_macs(&v2), total_weights(&v2)),
+        (53, 5_547_987_968, 42_863_840)
+    );
+}
+
+/// Cross-check with the seed's own layer rows when the reference is present: every layer's
+/// shape in seed mode equals the seed's row `[W,H,C,N,M,S,R,Wpad,Hpad,Wstride,Hstride]`.
+#[test]
+fn seed_rows_match_seed_mode_layers() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/seed_toolchain");
+    if !dir.is_dir() {
+        eprintln!("SKIPPED: {} not present", dir.display());
+        return;
+    }
+    for (file, ours) in [
+        ("mobilenetv1.yaml", "mobilenet_v1.yaml"),
+        ("mobilenetv2.yaml", "mobilenet_v2.yaml"),
+    ] {
+        let rows: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap();
+        let rows = rows["layers"].as_sequence().unwrap();
+        let layers = net(ours, true, Some(100));
+        assert_eq!(rows.len(), layers.len(), "{file}");
+        for (row, layer) in rows.iter().zip(&layers) {
+            let r: Vec<u64> = row
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap())
+                .collect();
+            let p = &layer.problem;
+            let b = |d: &str| p.bounds[p.dim_index(d).unwrap()];
+            // Seed rows give the input W, H; ours the output P, Q: P = (W + 2·pad − R) / stride + 1.
+            let pw = (r[0] + 2 * r[7] - r[6]) / r[9] + 1;
+            let qh = (r[1] + 2 * r[8] - r[5]) / r[10] + 1;
+            assert_eq!(
+                (b("C"), b("M"), b("R"), b("S"), b("P"), b("Q")),
+                (r[2], r[4], r[6], r[5], pw, qh),
+                "{file}: layer {}",
+                layer.name
+            );
+        }
+    }
+}
