@@ -278,8 +278,8 @@ pub fn evaluate(
     {
         let mut acc = vec![1u64; nd];
         for (l, lm) in mapping.levels.iter().enumerate() {
-            for d in 0..nd {
-                acc[d] *= lm.temporal_factor(d) * lm.spatial_factor(d);
+            for (d, a) in acc.iter_mut().enumerate() {
+                *a *= lm.temporal_factor(d) * lm.spatial_factor(d);
             }
             ext[l] = acc.clone();
         }
@@ -331,14 +331,14 @@ pub fn evaluate(
     // Bit-widths above the word size are invalid (except for partial sums, which span words).
     if let Some(b) = &opts.bits {
         for (l, level) in arch.levels.iter().enumerate() {
-            for t in 0..nt {
+            for (t, &outer) in outer_keeper.iter().enumerate() {
                 if !mapping.levels[l].keep[t] || level.word_bits <= 1 {
                     continue;
                 }
                 let p = packer(l, t);
                 let is_psum = matches!(opts.psum, PsumPolicy::Bits(_))
                     && problem.tensors[t].read_write
-                    && l < outer_keeper[t];
+                    && l < outer;
                 if p.bits > level.word_bits && !is_psum {
                     return Evaluation::invalid(
                         Some(&level.name),

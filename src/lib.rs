@@ -1,8 +1,14 @@
 //! qmap: provably optimal mapping and mixed-precision co-design for DNN accelerators.
 //!
-//! Data flows one way: `spec` (file formats) → `model` (problem, architecture, mapping) →
-//! `eval` (Timeloop's cost model, the single source of truth).
+//! Data flows one way: `spec` (file formats) and `timeloop` (Timeloop's formats) → `model`
+//! (problem, architecture, mapping) → `instance` (a loaded instance) → `eval` (Timeloop's cost
+//! model, the single source of truth) → `report`; `cli` is the command line.
 
+pub mod cli;
 pub mod eval;
+pub mod instance;
 pub mod model;
+pub mod report;
 pub mod spec;
+pub mod timeloop;
+pub mod workload;

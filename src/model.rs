@@ -297,7 +297,7 @@ impl Arch {
                 return Err(err(f("instances"), "must be > 0".into()));
             }
             let mesh_x = l.mesh_x.unwrap_or(l.instances);
-            if mesh_x == 0 || l.instances % mesh_x != 0 {
+            if mesh_x == 0 || !l.instances.is_multiple_of(mesh_x) {
                 return Err(err(
                     f("mesh_x"),
                     format!("must be > 0 and divide instances ({})", l.instances),
@@ -373,7 +373,7 @@ impl Arch {
             return Err(err("mac.instances".into(), "must be > 0".into()));
         }
         let mac_x = s.mac.mesh_x.unwrap_or(s.mac.instances);
-        if mac_x == 0 || s.mac.instances % mac_x != 0 {
+        if mac_x == 0 || !s.mac.instances.is_multiple_of(mac_x) {
             return Err(err(
                 "mac.mesh_x".into(),
                 "must be > 0 and divide mac.instances".into(),
@@ -407,7 +407,7 @@ impl Arch {
                 (c.mesh_x, c.mesh_y, c.name.as_str())
             };
             let p = &self.levels[i];
-            if cx % p.mesh_x != 0 || cy % p.mesh_y != 0 {
+            if !cx.is_multiple_of(p.mesh_x) || !cy.is_multiple_of(p.mesh_y) {
                 return Err((
                     i,
                     format!(

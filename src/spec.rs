@@ -58,7 +58,7 @@ fn serde_path_to_error_free<'de, T: serde::de::DeserializeOwned>(
             Some((path, rest)) if !path.contains(' ') && !path.is_empty() => {
                 (path.to_string(), rest.to_string())
             }
-            _ => ("(document)".to_string(), msg),
+            _ => ("(top level)".to_string(), msg),
         }
     })
 }

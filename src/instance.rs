@@ -1,0 +1,340 @@
+//! Instances: loads an instance file (qmap's own or Timeloop-format design files) into model
+//! types — the architecture, the workload's layers as problems, bit-width choices and settings.
+
+use crate::model::{self, Arch, Bits, Mapping, ModelOptions, Problem, PsumPolicy};
+use crate::spec::{
+    self, DepthwiseMode, InputError, InstanceSpec, LayerSelect, Objective, PackingMode,
+};
+use crate::timeloop;
+use crate::workload::{build_layer, build_network, Layer};
+use std::path::{Path, PathBuf};
+
+/// Allowed bit-widths per tensor role; empty = native (each tensor at each level's word size).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BitChoices {
+    pub inputs: Vec<u32>,
+    pub weights: Vec<u32>,
+    pub outputs: Vec<u32>,
+}
+
+impl BitChoices {
+    /// The single fixed bit-width triple (inputs, weights, outputs), when there is one.
+    pub fn fixed(&self) -> Option<(u32, u32, u32)> {
+        match (&self.inputs[..], &self.weights[..], &self.outputs[..]) {
+            ([i], [w], [o]) => Some((*i, *w, *o)),
+            _ => None,
+        }
+    }
+    pub fn is_native(&self) -> bool {
+        self.inputs.is_empty() && self.weights.is_empty() && self.outputs.is_empty()
+    }
+}
+
+/// A loaded, validated instance.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub file: PathBuf,
+    pub arch: Arch,
+    pub workload_name: String,
+    pub layers: Vec<Layer>,
+    /// The layer single-layer commands work on.
+    pub selected: usize,
+    pub bits: BitChoices,
+    pub packing: PackingMode,
+    pub psum: PsumPolicy,
+    pub seed_compat: bool,
+    pub objective: Objective,
+    /// The instance's default mapping (for `eval`), against the selected layer.
+    pub mapping: Option<(Mapping, PathBuf)>,
+    /// Constraint file for the mapper (Timeloop format), if named.
+    pub constraints_file: Option<PathBuf>,
+    pub constraints: Option<serde_yaml_ng::Value>,
+}
+
+impl Instance {
+    pub fn layer(&self) -> &Layer {
+        &self.layers[self.selected]
+    }
+
+    /// Model options for `problem` at bit-widths (inputs, weights, outputs); None = native.
+    pub fn options(&self, problem: &Problem, bits: Option<(u32, u32, u32)>) -> ModelOptions {
+        ModelOptions {
+            bits: bits.map(|b| bits_for(problem, b)),
+            packing: self.packing,
+            psum: self.psum,
+            seed_compat: self.seed_compat,
+        }
+    }
+
+    /// Model options at the instance's fixed bit-widths (native when none are given).
+    pub fn fixed_options(&self, problem: &Problem) -> ModelOptions {
+        self.options(problem, self.bits.fixed())
+    }
+}
+
+/// Per-tensor bits for a problem from a role triple (inputs, weights, outputs): tensors named
+/// Inputs / Weights take those; the read-write tensor takes the output bits.
+pub fn bits_for(problem: &Problem, (i, w, o): (u32, u32, u32)) -> Bits {
+    Bits(
+        problem
+            .tensors
+            .iter()
+            .map(|t| {
+                if t.read_write {
+                    o
+                } else if t.name == "Weights" {
+                    w
+                } else {
+                    i
+                }
+            })
+            .collect(),
+    )
+}
+
+/// Loads an instance file.
+pub fn load(path: &Path) -> Result<Instance, InputError> {
+    let spec: InstanceSpec = spec::load_yaml(path)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let err = |field: &str, msg: String| InputError::new(path, field, msg);
+
+    // Architecture.
+    let arch = match (&spec.architecture, &spec.timeloop) {
+        (Some(_), Some(_)) => {
+            return Err(err(
+                "architecture",
+                "give either `architecture` or `timeloop`, not both".into(),
+            ))
+        }
+        (None, None) => {
+            return Err(err(
+                "architecture",
+                "missing (or give `timeloop` design files)".into(),
+            ))
+        }
+        (Some(a), None) => {
+            let (a, file) = spec::resolve(a, dir, path)?;
+            Arch::from_spec(&a, &file)?
+        }
+        (None, Some(tl)) => {
+            let ert = tl.ert.as_ref().map(|e| dir.join(e));
+            let mut arch = timeloop::load_arch(&dir.join(&tl.arch), ert.as_deref())?;
+            if let Some(c) = &tl.constraints {
+                timeloop::apply_bypass_constraints(&mut arch, &dir.join(c))?;
+            }
+            arch
+        }
+    };
+
+    // Workload.
+    let (workload_name, layers, selected) = load_workload(&spec, dir, path)?;
+
+    // Bits.
+    let mut bits = BitChoices::default();
+    if let Some(b) = &spec.bits {
+        for (field, v, out) in [
+            ("bits.inputs", &b.inputs, &mut bits.inputs),
+            ("bits.weights", &b.weights, &mut bits.weights),
+            ("bits.outputs", &b.outputs, &mut bits.outputs),
+        ] {
+            let vals = v.as_ref().map(|v| v.values()).unwrap_or_default();
+            if let Some(bad) = vals.iter().find(|&&x| x == 0 || x > 64) {
+                return Err(err(field, format!("{bad} is not a bit-width in 1..=64")));
+            }
+            *out = vals;
+        }
+        let given = [&bits.inputs, &bits.weights, &bits.outputs]
+            .iter()
+            .filter(|v| !v.is_empty())
+            .count();
+        if given != 0 && given != 3 {
+            return Err(err(
+                "bits",
+                "give inputs, weights and outputs bit-widths (or none for native)".into(),
+            ));
+        }
+    } else if let Some(tl) = &spec.timeloop {
+        // Bit-widths from the Timeloop problem (`instance.bitwidths`), as the seed's fork reads them.
+        if let Some(pf) = &tl.problem {
+            let (_, bw) = timeloop::load_problem(&dir.join(pf))?;
+            if let Some(bw) = bw {
+                let get = |k: &str| bw.get(k).copied();
+                if let (Some(i), Some(w), Some(o)) = (get("Inputs"), get("Weights"), get("Outputs"))
+                {
+                    bits = BitChoices {
+                        inputs: vec![i],
+                        weights: vec![w],
+                        outputs: vec![o],
+                    };
+                }
+            }
+        }
+    }
+    let psum = match spec.psum_bits {
+        None | Some(spec::PsumBits::Named(spec::PsumNamed::Output)) => PsumPolicy::OutputBits,
+        Some(spec::PsumBits::Bits(0)) => return Err(err("psum_bits", "must be > 0".into())),
+        Some(spec::PsumBits::Bits(b)) => PsumPolicy::Bits(b),
+    };
+
+    let mut inst = Instance {
+        file: path.to_path_buf(),
+        arch,
+        workload_name,
+        layers,
+        selected,
+        bits,
+        packing: spec.packing.unwrap_or_default(),
+        psum,
+        seed_compat: spec.seed_compat,
+        objective: spec.objective.unwrap_or_default(),
+        mapping: None,
+        constraints_file: spec
+            .timeloop
+            .as_ref()
+            .and_then(|t| t.constraints.as_ref().map(|c| dir.join(c))),
+        constraints: spec.constraints.clone(),
+    };
+    if let Some(m) = &spec.mapping {
+        let (ms, file) = spec::resolve(m, dir, path)?;
+        let mapping = model::mapping_from_spec(&ms, &inst.arch, &inst.layer().problem, &file)?;
+        inst.mapping = Some((mapping, file));
+    }
+    check_tensor_names(&inst)?;
+    check_bits_fit(&inst)?;
+    Ok(inst)
+}
+
+/// Every allowed bit-width must fit the word of each level that may keep its tensor (the seed's
+/// packing cannot split a value over words; 1-bit placeholder words are exempt).
+fn check_bits_fit(inst: &Instance) -> Result<(), InputError> {
+    let p = &inst.layer().problem;
+    for (field, role, choices) in [
+        ("bits.inputs", "Inputs", &inst.bits.inputs),
+        ("bits.weights", "Weights", &inst.bits.weights),
+        ("bits.outputs", "Outputs", &inst.bits.outputs),
+    ] {
+        let Some(&widest) = choices.iter().max() else {
+            continue;
+        };
+        let Some(t) = p.tensor_index(role).or_else(|| {
+            (role == "Outputs")
+                .then(|| p.tensors.iter().position(|t| t.read_write))
+                .flatten()
+        }) else {
+            continue;
+        };
+        let name = &p.tensors[t].name;
+        for l in &inst.arch.levels {
+            if l.word_bits > 1
+                && (widest as u64) > l.word_bits
+                && l.keep_rule(name) != model::KeepRule::Never
+            {
+                return Err(InputError::new(
+                    &inst.file,
+                    field,
+                    format!(
+                        "{widest} bits do not fit the {}-bit words of level {}, which may keep {name}",
+                        l.word_bits, l.name
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every tensor name the architecture's keep/bypass rules mention must exist in the problem.
+fn check_tensor_names(inst: &Instance) -> Result<(), InputError> {
+    let p = &inst.layer().problem;
+    for (i, l) in inst.arch.levels.iter().enumerate() {
+        for (field, names) in [("keep", &l.must_keep), ("bypass", &l.must_bypass)] {
+            if let Some(bad) = names.iter().find(|n| p.tensor_index(n).is_none()) {
+                return Err(InputError::new(
+                    &inst.file,
+                    format!("architecture.levels[{i}].{field}"),
+                    format!(
+                        "unknown tensor `{bad}` (the problem's tensors: {})",
+                        p.tensors
+                            .iter()
+                            .map(|t| t.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+type Workload = (String, Vec<Layer>, usize);
+
+fn load_workload(spec: &InstanceSpec, dir: &Path, path: &Path) -> Result<Workload, InputError> {
+    let err = |field: &str, msg: String| InputError::new(path, field, msg);
+    if let Some(tl) = &spec.timeloop {
+        if spec.workload.is_none() {
+            let pf = tl
+                .problem
+                .as_ref()
+                .ok_or_else(|| err("timeloop.problem", "missing (or give `workload`)".into()))?;
+            let (problem, _) = timeloop::load_problem(&dir.join(pf))?;
+            let weights = problem
+                .tensor_index("Weights")
+                .map(|t| problem.tensor_size(t))
+                .unwrap_or(0);
+            let name = problem.name.clone();
+            return Ok((
+                name.clone(),
+                vec![Layer {
+                    name,
+                    problem,
+                    producer: None,
+                    weights,
+                }],
+                0,
+            ));
+        }
+    }
+    let w = spec
+        .workload
+        .as_ref()
+        .ok_or_else(|| err("workload", "missing".into()))?;
+    let dense = w.depthwise == Some(DepthwiseMode::Dense);
+    match (&w.layer, &w.network) {
+        (Some(_), Some(_)) => Err(err(
+            "workload",
+            "give either `layer` or `network`, not both".into(),
+        )),
+        (None, None) => Err(err("workload", "give a `layer` or a `network`".into())),
+        (Some(l), None) => {
+            let layer = build_layer(l, dense, w.classes, path, "workload.layer")?;
+            Ok((
+                l.name.clone(),
+                vec![Layer {
+                    producer: None,
+                    ..layer
+                }],
+                0,
+            ))
+        }
+        (None, Some(n)) => {
+            let (net, file) = spec::resolve(n, dir, path)?;
+            let layers = build_network(&net, dense, w.classes, &file)?;
+            let selected = match &w.select {
+                None => 0,
+                Some(LayerSelect::Index(i)) if *i >= 1 && *i <= layers.len() => i - 1,
+                Some(LayerSelect::Index(i)) => {
+                    return Err(err(
+                        "workload.select",
+                        format!("layer {i} out of 1..={}", layers.len()),
+                    ))
+                }
+                Some(LayerSelect::Name(name)) => layers
+                    .iter()
+                    .position(|l| &l.name == name)
+                    .ok_or_else(|| err("workload.select", format!("no layer named `{name}`")))?,
+            };
+            Ok((net.name.clone(), layers, selected))
+        }
+    }
+}

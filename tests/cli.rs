@@ -1,0 +1,343 @@
+//! The command line end to end: `qmap eval` on the shipped default instance (human and JSON
+//! output), and every class of bad input — malformed YAML, unknown keys, zero or negative sizes,
+//! wrong factor products, tensors kept nowhere, bit-widths above the word size, buffer overflow —
+//! giving a message that names the file and the field, exit code 2 and no panic.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn qmap(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_qmap"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap()
+}
+
+/// A scratch directory for one test's files.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("qmap-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+/// An instance over the shipped models with the given architecture and mapping files.
+fn instance(dir: &Path, arch: &str, mapping: &str, bits: &str) -> String {
+    let r = root();
+    write(
+        dir,
+        "inst.yaml",
+        &format!(
+            "architecture: {arch}\nworkload: {{network: {}/models/nets/mobilenet_v2.yaml, select: b3_exp}}\nbits: {bits}\nmapping: {mapping}\n",
+            r.display()
+        ),
+    )
+}
+
+fn default_mapping() -> String {
+    std::fs::read_to_string(root().join("instances/mappings/eyeriss_mbv2_b3_exp.yaml")).unwrap()
+}
+
+fn eyeriss() -> String {
+    std::fs::read_to_string(root().join("models/arch/eyeriss.yaml")).unwrap()
+}
+
+const BITS8: &str = "{inputs: 8, weights: 8, outputs: 8}";
+
+/// Runs `qmap eval` on an instance and expects exit code 2 with `needles` in stderr.
+fn expect_input_error(args: &[&str], needles: &[&str]) {
+    let out = qmap(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "args {args:?}: stderr {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    for n in needles {
+        assert!(err.contains(n), "stderr lacks `{n}`: {err}");
+    }
+}
+
+#[test]
+fn eval_default_instance() {
+    let out = qmap(&["eval", "instances/default.yaml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "shared_glb",
+        "psum_spad",
+        "energy",
+        "cycles 64,512",
+        "<< Compute >>",
+    ] {
+        assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
+    }
+}
+
+#[test]
+fn eval_json_has_stable_fields() {
+    let out = qmap(&["eval", "instances/default.yaml", "--json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["macs"], 10_838_016);
+    assert_eq!(v["cycles"], 64_512);
+    assert!(v["energy_pj"].as_f64().unwrap() > 0.0);
+    assert!(v["utilization"].as_f64().unwrap() > 0.99);
+    let levels = v["levels"].as_array().unwrap();
+    let glb = levels.iter().find(|l| l["name"] == "shared_glb").unwrap();
+    assert_eq!(glb["instances_used"], 1);
+    let inputs = glb["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "Inputs")
+        .unwrap();
+    for key in [
+        "reads",
+        "fills",
+        "updates",
+        "reads_per_instance",
+        "fills_per_instance",
+        "updates_per_instance",
+    ] {
+        assert!(inputs[key].is_u64(), "{key}");
+    }
+    // The level energies and the MAC energy add up to the total.
+    let sum: f64 = levels
+        .iter()
+        .map(|l| l["energy_pj"].as_f64().unwrap())
+        .sum::<f64>()
+        + v["mac_energy_pj"].as_f64().unwrap();
+    let total = v["energy_pj"].as_f64().unwrap();
+    assert!((sum - total).abs() <= 1e-9 * total);
+}
+
+#[test]
+fn malformed_yaml() {
+    let d = scratch("malformed");
+    let i = write(&d, "inst.yaml", "architecture: [unclosed\n");
+    expect_input_error(&["eval", &i], &["inst.yaml"]);
+}
+
+#[test]
+fn unknown_key() {
+    let d = scratch("unknown");
+    let arch = write(
+        &d,
+        "arch.yaml",
+        &eyeriss().replacen("depth: 24", "depht: 24", 1),
+    );
+    let m = write(&d, "map.yaml", &default_mapping());
+    let i = instance(&d, &arch, &m, BITS8);
+    expect_input_error(
+        &["eval", &i],
+        &["arch.yaml", "levels[0]", "unknown field `depht`"],
+    );
+}
+
+#[test]
+fn zero_and_negative_sizes() {
+    let d = scratch("sizes");
+    let m = write(&d, "map.yaml", &default_mapping());
+    let arch = write(
+        &d,
+        "arch.yaml",
+        &eyeriss().replacen("depth: 24", "depth: 0", 1),
+    );
+    let i = instance(&d, &arch, &m, BITS8);
+    expect_input_error(
+        &["eval", &i],
+        &["arch.yaml", "levels[0].depth", "must be > 0"],
+    );
+    let arch = write(
+        &d,
+        "arch.yaml",
+        &eyeriss().replacen("depth: 24", "depth: -3", 1),
+    );
+    expect_input_error(&["eval", &i], &["arch.yaml", "levels[0].depth"]);
+    let arch2 = write(
+        &d,
+        "arch2.yaml",
+        &eyeriss().replacen("instances: 168", "instances: 0", 1),
+    );
+    let i2 = instance(&d, &arch2, &m, BITS8);
+    expect_input_error(
+        &["eval", &i2],
+        &["arch2.yaml", "levels[0].instances", "must be > 0"],
+    );
+    let _ = arch;
+}
+
+#[test]
+fn layer_with_zero_dimension() {
+    let d = scratch("layer");
+    let r = root().display().to_string();
+    let i = write(
+        &d,
+        "inst.yaml",
+        &format!(
+            "architecture: {r}/models/arch/eyeriss.yaml\nworkload:\n  layer: {{name: l, kind: conv2d, C: 0, M: 4, P: 4, Q: 4}}\n"
+        ),
+    );
+    expect_input_error(
+        &["eval", &i],
+        &["inst.yaml", "workload.layer.C", "must be > 0"],
+    );
+}
+
+#[test]
+fn factors_not_multiplying_to_bound() {
+    let d = scratch("factors");
+    let m = write(&d, "map.yaml", &default_mapping().replace("M9 Q2", "M3 Q2"));
+    expect_input_error(
+        &["eval", "instances/default.yaml", "--mapping", &m],
+        &[
+            "map.yaml",
+            "mapping",
+            "factors of M multiply to 48, the bound is 144",
+        ],
+    );
+}
+
+#[test]
+fn unknown_dimension_in_mapping() {
+    let d = scratch("dim");
+    let m = write(&d, "map.yaml", &default_mapping().replace("M9 Q2", "Z9 Q2"));
+    expect_input_error(
+        &["eval", "instances/default.yaml", "--mapping", &m],
+        &["map.yaml", "mapping[5].temporal", "unknown dimension `Z`"],
+    );
+}
+
+#[test]
+fn tensor_kept_nowhere() {
+    let d = scratch("kept");
+    // An architecture that leaves keeping Inputs free everywhere, and a mapping that keeps it
+    // nowhere.
+    let arch = eyeriss()
+        .replace(
+            "keep: [Weights, Inputs, Outputs]",
+            "keep: [Weights, Outputs]",
+        )
+        .replace("keep: [Inputs, Outputs]", "keep: [Outputs]")
+        .replace("keep: [Inputs]", "keep: []");
+    let arch = write(&d, "arch.yaml", &arch);
+    let m = default_mapping()
+        .replace("  - level: ifmap_spad\n", "")
+        .replace(
+            "    temporal: M9 Q2\n",
+            "    temporal: M9 Q2\n    keep: [Weights, Outputs]\n",
+        )
+        .replace(
+            "    temporal: P28 Q2\n",
+            "    temporal: P28 Q2\n    keep: [Outputs]\n",
+        );
+    let m = write(&d, "map.yaml", &m);
+    let i = instance(&d, &arch, &m, BITS8);
+    expect_input_error(&["eval", &i], &["map.yaml", "Inputs is kept at no level"]);
+}
+
+#[test]
+fn bits_above_word_size() {
+    let d = scratch("bits");
+    let m = write(&d, "map.yaml", &default_mapping());
+    let arch = write(&d, "arch.yaml", &eyeriss());
+    let i = instance(&d, &arch, &m, "{inputs: 8, weights: 32, outputs: 8}");
+    expect_input_error(
+        &["eval", &i],
+        &["inst.yaml", "bits.weights", "do not fit the 16-bit words"],
+    );
+}
+
+#[test]
+fn mapping_overflowing_a_buffer() {
+    let d = scratch("overflow");
+    let m = write(
+        &d,
+        "map.yaml",
+        &default_mapping()
+            .replace("temporal: M16", "temporal: M144")
+            .replace("M9 Q2", "Q2"),
+    );
+    expect_input_error(
+        &["eval", "instances/default.yaml", "--mapping", &m],
+        &[
+            "map.yaml",
+            "mapping.psum_spad",
+            "mapped tile size 72 exceeds buffer capacity 24",
+        ],
+    );
+    // --json still prints the verdict before failing.
+    let out = qmap(&["eval", "instances/default.yaml", "--mapping", &m, "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["valid"], false);
+}
+
+#[test]
+fn spatial_factors_above_fanout() {
+    let d = scratch("fanout");
+    let m = default_mapping()
+        .replace("spatial_y: C6 P2", "spatial_y: C6 P4")
+        .replace("temporal: P28 Q2", "temporal: P14 Q2");
+    let m = write(&d, "map.yaml", &m);
+    expect_input_error(
+        &["eval", "instances/default.yaml", "--mapping", &m],
+        &["map.yaml", "mapping.DummyBuffer", "exceed the fanout"],
+    );
+}
+
+#[test]
+fn missing_file() {
+    expect_input_error(
+        &["eval", "instances/does-not-exist.yaml"],
+        &["does-not-exist.yaml", "cannot read"],
+    );
+}
+
+#[test]
+fn timeloop_design_as_is() {
+    let Some(dir) = reference_dir() else { return };
+    let e = dir.join("timeloop_exercises/eyeriss_like");
+    let f = |n: &str| e.join(n).display().to_string();
+    let out = qmap(&[
+        "eval",
+        "--timeloop",
+        &f("arch.yaml"),
+        &f("problem.yaml"),
+        &f("map.yaml"),
+        &f("ERT.yaml"),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["cycles"], 86_016);
+    let e = v["energy_pj"].as_f64().unwrap();
+    assert!((e - 59_259_828.70).abs() / e < 1e-6, "{e}");
+}
+
+fn reference_dir() -> Option<PathBuf> {
+    let d = root().join("../shared/reference");
+    if d.is_dir() {
+        Some(d)
+    } else {
+        eprintln!("SKIPPED: ../shared/reference not present");
+        None
+    }
+}
