@@ -247,7 +247,7 @@ pub fn evaluate(
             );
         }
         for (t, tensor) in problem.tensors.iter().enumerate() {
-            match (level.keep_rule(&tensor.name), lm.keep[t]) {
+            match (arch.keep_rule(l, &tensor.name), lm.keep[t]) {
                 (KeepRule::Must, false) => {
                     return Evaluation::invalid(
                         Some(&level.name),
@@ -671,6 +671,140 @@ fn distinct_offsets(tensor: &crate::model::Tensor, loops: &[&NestLoop]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::model::{conv_problem, Bits, Level, LevelMapping, Loop, Mac};
+
+    /// One 16-bit-word buffer under a DRAM, a 1x1 conv of 3 input and 4 output channels.
+    fn tiny() -> (Problem, Arch, Mapping) {
+        let p = conv_problem("t", false, [1, 4, 3, 1, 1, 1, 1], [1, 1, 1, 1]);
+        let level = |name: &str, depth| Level {
+            name: name.into(),
+            instances: 1,
+            mesh_x: 1,
+            mesh_y: 1,
+            depth,
+            width: 16,
+            word_bits: 16,
+            block_size: 1,
+            cluster_size: 1,
+            dummy: false,
+            must_keep: vec![],
+            must_bypass: vec![],
+            read_energy: 1.0,
+            write_energy: 2.0,
+            update_energy: 3.0,
+            read_bandwidth: None,
+            write_bandwidth: None,
+            shared_bandwidth: None,
+        };
+        let arch = Arch {
+            name: "a".into(),
+            levels: vec![level("buf", Some(64)), level("dram", None)],
+            mac: Mac {
+                name: "mac".into(),
+                instances: 1,
+                mesh_x: 1,
+                mesh_y: 1,
+                energy: 1.0,
+                energy_table: vec![],
+            },
+        };
+        // buf: for C3 (innermost) for M4, keeps everything; DRAM keeps everything.
+        let m = Mapping {
+            levels: vec![
+                LevelMapping {
+                    temporal: vec![Loop { dim: 2, factor: 3 }, Loop { dim: 1, factor: 4 }],
+                    keep: vec![true; 3],
+                    ..Default::default()
+                },
+                LevelMapping {
+                    keep: vec![true; 3],
+                    ..Default::default()
+                },
+            ],
+        };
+        (p, arch, m)
+    }
+
+    fn counts(ev: &Evaluation, level: &str, tensor: &str) -> (u64, u64, u64) {
+        let l = ev.levels.iter().find(|l| l.name == level).unwrap();
+        let t = l.tensors.iter().find(|t| t.name == tensor).unwrap();
+        (t.reads, t.fills, t.updates)
+    }
+
+    #[test]
+    fn seed_and_ideal_packing() {
+        let (p, a, m) = tiny();
+        // Tensor order: Weights, Inputs, Outputs. Native: 12 MACs read 12 weights and 12 inputs,
+        // update outputs 12 times (reads 12 - 4 first writes).
+        let native = evaluate(&p, &a, &m, &ModelOptions::default());
+        assert_eq!(counts(&native, "buf", "Weights"), (12, 12, 0));
+        assert_eq!(counts(&native, "buf", "Outputs"), (8, 0, 12));
+        // Seed packing, 5-bit weights in 16-bit words: k = 3, ceil(12 / 3) = 4.
+        let seed = ModelOptions {
+            bits: Some(Bits(vec![5, 16, 16])),
+            ..Default::default()
+        };
+        let ev = evaluate(&p, &a, &m, &seed);
+        assert_eq!(counts(&ev, "buf", "Weights"), (4, 4, 0));
+        assert_eq!(ev.levels[0].tensors[0].tile_words, 4);
+        // Ideal packing counts bits: ceil(12 * 5 / 16) = 4 words, tile ceil(12 * 5 / 16) = 4.
+        let ideal = ModelOptions {
+            packing: PackingMode::Ideal,
+            ..seed.clone()
+        };
+        let ev = evaluate(&p, &a, &m, &ideal);
+        assert_eq!(counts(&ev, "buf", "Weights"), (4, 4, 0));
+        // 6-bit weights: the seed packs 2 per word (6 words), ideal packs bits (ceil(72/16) = 5).
+        let seed6 = ModelOptions {
+            bits: Some(Bits(vec![6, 16, 16])),
+            ..Default::default()
+        };
+        assert_eq!(
+            counts(&evaluate(&p, &a, &m, &seed6), "buf", "Weights"),
+            (6, 6, 0)
+        );
+        let ideal6 = ModelOptions {
+            packing: PackingMode::Ideal,
+            ..seed6
+        };
+        assert_eq!(
+            counts(&evaluate(&p, &a, &m, &ideal6), "buf", "Weights"),
+            (5, 5, 0)
+        );
+    }
+
+    #[test]
+    fn psum_bits_widen_inner_outputs() {
+        let (p, a, m) = tiny();
+        // 8-bit outputs pack 2 per word at both levels by default; with 32-bit partial sums the
+        // inner level stores each partial sum in 2 words, the outermost keeps 8-bit outputs.
+        let out8 = ModelOptions {
+            bits: Some(Bits(vec![16, 16, 8])),
+            ..Default::default()
+        };
+        let ev = evaluate(&p, &a, &m, &out8);
+        assert_eq!(counts(&ev, "buf", "Outputs"), (4, 0, 6));
+        let psum = ModelOptions {
+            psum: PsumPolicy::Bits(32),
+            ..out8
+        };
+        let ev = evaluate(&p, &a, &m, &psum);
+        assert_eq!(counts(&ev, "buf", "Outputs"), (16, 0, 24));
+        assert_eq!(counts(&ev, "dram", "Outputs"), (0, 0, 2));
+    }
+
+    #[test]
+    fn bits_above_word_are_invalid() {
+        let (p, a, m) = tiny();
+        let wide = ModelOptions {
+            bits: Some(Bits(vec![17, 16, 16])),
+            ..Default::default()
+        };
+        let ev = evaluate(&p, &a, &m, &wide);
+        assert!(!ev.valid);
+        assert_eq!(ev.invalid.unwrap().level.as_deref(), Some("buf"));
+    }
 
     #[test]
     fn packing_rule() {

@@ -7,8 +7,10 @@
 pub mod cli;
 pub mod eval;
 pub mod instance;
+pub mod mapspace;
 pub mod model;
 pub mod report;
+pub mod search;
 pub mod spec;
 pub mod timeloop;
 pub mod workload;

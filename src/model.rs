@@ -266,6 +266,16 @@ pub struct Arch {
 }
 
 impl Arch {
+    /// Keep rule of `tensor` at level `l`: the level's own rule, except that the outermost level
+    /// is the backing store and keeps every tensor (as in Timeloop).
+    pub fn keep_rule(&self, l: usize, tensor: &str) -> KeepRule {
+        if l + 1 == self.levels.len() {
+            KeepRule::Must
+        } else {
+            self.levels[l].keep_rule(tensor)
+        }
+    }
+
     pub fn level_index(&self, name: &str) -> Option<usize> {
         self.levels.iter().position(|l| l.name == name)
     }
@@ -536,14 +546,14 @@ pub fn mapping_from_spec(
     problem: &Problem,
     file: &Path,
 ) -> Result<Mapping, InputError> {
-    let mut levels: Vec<LevelMapping> = arch
-        .levels
-        .iter()
+    // A level whose entry gives no `keep` keeps every tensor the architecture lets it keep
+    // (Timeloop's default).
+    let mut levels: Vec<LevelMapping> = (0..arch.levels.len())
         .map(|l| LevelMapping {
             keep: problem
                 .tensors
                 .iter()
-                .map(|t| l.keep_rule(&t.name) == KeepRule::Must)
+                .map(|t| arch.keep_rule(l, &t.name) != KeepRule::Never)
                 .collect(),
             ..Default::default()
         })

@@ -309,8 +309,9 @@ pub struct InputShape {
 // Mappings
 // ---------------------------------------------------------------------------------------------
 
-/// A mapping: one entry per storage level that has loops or keeps something. Levels not listed
-/// have no loops and keep what the architecture makes them keep.
+/// A mapping: one entry per storage level that has loops or keeps something. A level not listed
+/// (or listed without `keep`) has no loops and keeps every tensor the architecture lets it keep
+/// (Timeloop's default).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MappingSpec {
@@ -332,7 +333,7 @@ pub struct LevelMappingSpec {
     /// Spatial loops along Y, e.g. `"C3 S3"`.
     #[serde(default)]
     pub spatial_y: String,
-    /// Tensors kept at this level; omitted = what the architecture makes it keep.
+    /// Tensors kept at this level; omitted = every tensor the architecture lets it keep.
     #[serde(default)]
     pub keep: Option<Vec<String>>,
 }

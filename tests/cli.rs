@@ -225,7 +225,7 @@ fn unknown_dimension_in_mapping() {
 fn tensor_kept_nowhere() {
     let d = scratch("kept");
     // An architecture that leaves keeping Inputs free everywhere, and a mapping that keeps it
-    // nowhere.
+    // nowhere: the outermost level is the backing store and must keep it.
     let arch = eyeriss()
         .replace(
             "keep: [Weights, Inputs, Outputs]",
@@ -246,7 +246,14 @@ fn tensor_kept_nowhere() {
         );
     let m = write(&d, "map.yaml", &m);
     let i = instance(&d, &arch, &m, BITS8);
-    expect_input_error(&["eval", &i], &["map.yaml", "Inputs is kept at no level"]);
+    expect_input_error(
+        &["eval", &i],
+        &[
+            "map.yaml",
+            "mapping.DRAM",
+            "must keep Inputs but the mapping bypasses it",
+        ],
+    );
 }
 
 #[test]
@@ -340,4 +347,37 @@ fn reference_dir() -> Option<PathBuf> {
         eprintln!("SKIPPED: ../shared/reference not present");
         None
     }
+}
+
+/// An instance naming Timeloop-format design files (arch + ERT + problem, with the arch's own
+/// constraints) and a qmap-format mapping equal to the exercise's `map.yaml` gives Timeloop's
+/// numbers.
+#[test]
+fn instance_with_timeloop_design_files() {
+    let Some(dir) = reference_dir() else { return };
+    let e = dir.join("timeloop_exercises/eyeriss_like");
+    let d = scratch("tl-instance");
+    let m = write(
+        &d,
+        "map.yaml",
+        "mapping:\n  - {level: psum_spad, temporal: M8}\n  - {level: weights_spad, temporal: R3}\n  - {level: inter_PE_spatial, spatial_y: C3 S3}\n  - {level: inter_PE_column_spatial, spatial_x: Q14}\n  - {level: shared_glb, temporal: Q4 P14}\n  - {level: DRAM, temporal: M4 Q2 P8}\n",
+    );
+    let i = write(
+        &d,
+        "inst.yaml",
+        &format!(
+            "timeloop: {{arch: {a}/arch.yaml, ert: {a}/ERT.yaml, problem: {a}/problem.yaml}}\nmapping: {m}\n",
+            a = e.display()
+        ),
+    );
+    let out = qmap(&["eval", &i, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["cycles"], 86_016);
+    let en = v["energy_pj"].as_f64().unwrap();
+    assert!((en - 59_259_828.70).abs() / en < 1e-6, "{en}");
 }
