@@ -8,6 +8,7 @@ pub mod cli;
 pub mod eval;
 pub mod instance;
 pub mod mapspace;
+pub mod milp;
 pub mod model;
 pub mod report;
 pub mod search;
