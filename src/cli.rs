@@ -24,6 +24,64 @@ pub struct Cli {
 pub enum Command {
     /// Evaluate a mapping with Timeloop's cost model (plus mixed-precision packing).
     Eval(EvalArgs),
+    /// Find the optimal mapping of the instance's layer and prove it (MILP).
+    Map(MapArgs),
+    /// Baseline mappers on the same mapspace: exhaustive enumeration or random-pruned search.
+    Search(SearchArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct MapArgs {
+    /// Instance file.
+    pub instance: PathBuf,
+    /// With a network workload: the layer (name or 1-based index).
+    #[arg(long)]
+    pub layer: Option<String>,
+    /// Wall-clock limit in seconds; on expiry the incumbent, the bound and the gap are printed.
+    #[arg(long)]
+    pub time_limit: Option<f64>,
+    /// Relative gap at which the answer counts as optimal.
+    #[arg(long, default_value_t = 1e-6)]
+    pub gap: f64,
+    /// Write the mapping (qmap format) to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print the certificate as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchMethod {
+    Exhaustive,
+    Random,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SearchArgs {
+    /// Instance file.
+    pub instance: PathBuf,
+    #[arg(long, value_enum, default_value_t = SearchMethod::Random)]
+    pub method: SearchMethod,
+    #[arg(long)]
+    pub layer: Option<String>,
+    /// Random search: valid samples to draw.
+    #[arg(long, default_value_t = 10_000)]
+    pub samples: u64,
+    /// Random search: stop after this many valid samples without improvement.
+    #[arg(long)]
+    pub victory: Option<u64>,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Exhaustive: refuse spaces larger than this unless --force.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub limit: u128,
+    #[arg(long)]
+    pub force: bool,
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -67,7 +125,198 @@ impl Outcome {
 pub fn run(cli: Cli) -> Result<Outcome, InputError> {
     match cli.command {
         Command::Eval(a) => eval_cmd(a),
+        Command::Map(a) => map_cmd(a),
+        Command::Search(a) => search_cmd(a),
     }
+}
+
+/// Loads an instance, selects the layer and builds its mapspace (constraints applied).
+fn load_space(
+    path: &std::path::Path,
+    layer: &Option<String>,
+) -> Result<(instance::Instance, crate::mapspace::Mapspace), InputError> {
+    let mut inst = instance::load(path)?;
+    if let Some(sel) = layer {
+        inst.selected = select_layer(&inst, sel, path)?;
+    }
+    let mut cons = crate::mapspace::Constraints::new(&inst.arch);
+    if let Some(f) = &inst.constraints_file {
+        cons.add_file(f, &inst.arch)?;
+    }
+    if let Some(v) = &inst.constraints {
+        cons.add_value(v, path, "constraints", &inst.arch)?;
+    }
+    let space = crate::mapspace::Mapspace::new(&inst.layer().problem, &inst.arch, &cons)
+        .map_err(|e| InputError::new(path, "constraints", e))?;
+    if inst.bits.fixed().is_none() && !inst.bits.is_native() {
+        return Err(InputError::new(
+            path,
+            "bits",
+            "this command needs one bit-width per tensor role (bit-width sets: `qmap front`)",
+        ));
+    }
+    Ok((inst, space))
+}
+
+fn select_layer(
+    inst: &instance::Instance,
+    sel: &str,
+    path: &std::path::Path,
+) -> Result<usize, InputError> {
+    match sel.parse::<usize>() {
+        Ok(i) if i >= 1 && i <= inst.layers.len() => Ok(i - 1),
+        _ => inst
+            .layers
+            .iter()
+            .position(|l| l.name == sel)
+            .ok_or_else(|| {
+                InputError::new(
+                    path,
+                    "--layer",
+                    format!("no layer `{sel}` in {}", inst.workload_name),
+                )
+            }),
+    }
+}
+
+fn write_mapping(
+    out: &std::path::Path,
+    m: &Mapping,
+    arch: &Arch,
+    problem: &Problem,
+) -> Result<(), InputError> {
+    let spec = crate::model::mapping_to_spec(m, arch, problem);
+    let text = serde_yaml_ng::to_string(&spec).expect("mapping serialises");
+    // Write to a temporary file first so that nothing is half-written.
+    let tmp = out.with_extension("yaml.tmp");
+    std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::rename(&tmp, out))
+        .map_err(|e| InputError::new(out, "(file)", format!("cannot write: {e}")))
+}
+
+fn map_cmd(a: MapArgs) -> Result<Outcome, InputError> {
+    let (inst, space) = load_space(&a.instance, &a.layer)?;
+    let problem = inst.layer().problem.clone();
+    let opts = inst.fixed_options(&problem);
+    let so = crate::milp::SolveOptions {
+        time_limit: a.time_limit,
+        gap: a.gap,
+        ..Default::default()
+    };
+    let cert = crate::milp::solve(&space, &opts, inst.objective, &so)
+        .map_err(|e| InputError::new(&a.instance, "(solver)", e))?;
+    if let (Some(out), Some(m)) = (&a.out, &cert.mapping) {
+        write_mapping(out, m, &inst.arch, &problem)?;
+    }
+    if a.json {
+        let v = serde_json::json!({
+            "status": cert.status,
+            "energy_pj": cert.evaluation.as_ref().map(|e| e.energy_pj),
+            "cycles": cert.evaluation.as_ref().map(|e| e.cycles),
+            "bound": cert.bound,
+            "gap": cert.gap,
+            "rounds": cert.rounds,
+            "milp_solves": cert.milp_solves,
+            "solve_seconds": cert.seconds,
+            "mapspace_size": space.size_f64(),
+            "reason": cert.reason,
+            "mapping": cert.mapping.as_ref().map(|m| crate::model::mapping_to_spec(m, &inst.arch, &problem)),
+            "evaluation": cert.evaluation,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+    } else {
+        println!(
+            "qmap map: {} / {} on {}",
+            inst.workload_name,
+            inst.layer().name,
+            inst.arch.name
+        );
+        println!("{}", report::settings_line(&problem, &opts));
+        println!("mapspace: {:.3e} mappings", space.size_f64());
+        if let (Some(m), Some(ev)) = (&cert.mapping, &cert.evaluation) {
+            println!();
+            print!("{}", report::loop_nest(m, &inst.arch, &problem));
+            println!();
+            print!("{}", report::evaluation_table(ev));
+        }
+        println!();
+        let status = match cert.status {
+            crate::milp::Status::Optimal => "optimal",
+            crate::milp::Status::TimeLimit => "time_limit",
+            crate::milp::Status::Infeasible => "infeasible",
+        };
+        println!(
+            "status: {status}   energy {}   bound {}   gap {:.3e}   rounds {}   MILP solves {}   {:.2} s",
+            report::energy(cert.value),
+            report::energy(cert.bound),
+            cert.gap,
+            cert.rounds,
+            cert.milp_solves,
+            cert.seconds
+        );
+        if let Some(r) = &cert.reason {
+            println!("reason: {r}");
+        }
+    }
+    Ok(match cert.status {
+        crate::milp::Status::Infeasible => Outcome::CheckFailed,
+        _ => Outcome::Ok,
+    })
+}
+
+fn search_cmd(a: SearchArgs) -> Result<Outcome, InputError> {
+    let (inst, space) = load_space(&a.instance, &a.layer)?;
+    let problem = inst.layer().problem.clone();
+    let opts = inst.fixed_options(&problem);
+    let res = match a.method {
+        SearchMethod::Exhaustive => {
+            let limit = if a.force { None } else { Some(a.limit) };
+            crate::search::exhaustive(&space, &opts, inst.objective, limit)
+                .map_err(|e| InputError::new(&a.instance, "--method exhaustive", e))?
+        }
+        SearchMethod::Random => {
+            crate::search::random(&space, &opts, inst.objective, a.seed, a.samples, a.victory)
+        }
+    };
+    if let (Some(out), Some(m)) = (&a.out, &res.best) {
+        write_mapping(out, m, &inst.arch, &problem)?;
+    }
+    if a.json {
+        let v = serde_json::json!({
+            "method": format!("{:?}", a.method).to_lowercase(),
+            "value": res.value,
+            "evaluated": res.evaluated,
+            "valid": res.valid,
+            "mapspace_size": space.size_f64(),
+            "mapping": res.best.as_ref().map(|m| crate::model::mapping_to_spec(m, &inst.arch, &problem)),
+            "evaluation": res.evaluation,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+    } else {
+        println!(
+            "qmap search ({:?}): {} / {} on {}",
+            a.method,
+            inst.workload_name,
+            inst.layer().name,
+            inst.arch.name
+        );
+        println!(
+            "mapspace: {:.3e} mappings; evaluated {}, valid {}",
+            space.size_f64(),
+            res.evaluated,
+            res.valid
+        );
+        if let (Some(m), Some(ev)) = (&res.best, &res.evaluation) {
+            println!();
+            print!("{}", report::loop_nest(m, &inst.arch, &problem));
+            println!();
+            print!("{}", report::evaluation_table(ev));
+        } else {
+            println!("no valid mapping found");
+            return Ok(Outcome::CheckFailed);
+        }
+    }
+    Ok(Outcome::Ok)
 }
 
 struct Evaluated {

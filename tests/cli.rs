@@ -381,3 +381,45 @@ fn instance_with_timeloop_design_files() {
     let en = v["energy_pj"].as_f64().unwrap();
     assert!((en - 59_259_828.70).abs() / en < 1e-6, "{en}");
 }
+
+/// A tiny instance (one conv layer on a two-level design) that `map` proves and `search`
+/// enumerates: both must agree on the optimum, and the written mapping evaluates to it.
+#[test]
+fn map_and_search_agree_on_a_tiny_instance() {
+    let d = scratch("map");
+    let arch = write(
+        &d,
+        "arch.yaml",
+        "name: tiny\nlevels:\n  - {name: RF, instances: 2, depth: 16, width: 16, word_bits: 16, energy: {read: 1, write: 1.5}}\n  - {name: DRAM, width: 64, word_bits: 16, block_size: 4, energy: {read: 200, write: 200}}\nmac: {instances: 2, energy: 1}\n",
+    );
+    let inst = write(
+        &d,
+        "inst.yaml",
+        &format!(
+            "architecture: {arch}\nworkload:\n  layer: {{name: l, kind: conv2d, C: 2, M: 4, P: 3, Q: 1, R: 2, S: 1}}\n"
+        ),
+    );
+    let out = d.join("best.yaml").display().to_string();
+    let m = qmap(&["map", &inst, "--json", "--out", &out]);
+    assert!(m.status.success(), "{}", String::from_utf8_lossy(&m.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&m.stdout).unwrap();
+    assert_eq!(v["status"], "optimal");
+    let milp = v["energy_pj"].as_f64().unwrap();
+    assert!(v["bound"].as_f64().unwrap() <= milp * (1.0 + 1e-9));
+    let s = qmap(&["search", &inst, "--method", "exhaustive", "--json"]);
+    assert!(s.status.success(), "{}", String::from_utf8_lossy(&s.stderr));
+    let sv: serde_json::Value = serde_json::from_slice(&s.stdout).unwrap();
+    let ex = sv["value"].as_f64().unwrap();
+    assert!(
+        (milp - ex).abs() <= 1e-6 * ex,
+        "MILP {milp} exhaustive {ex}"
+    );
+    let e = qmap(&["eval", &inst, "--mapping", &out, "--json"]);
+    assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
+    let ev: serde_json::Value = serde_json::from_slice(&e.stdout).unwrap();
+    assert!((ev["energy_pj"].as_f64().unwrap() - milp).abs() <= 1e-9 * milp);
+    // Random search on the same space never beats the exhaustive optimum.
+    let r = qmap(&["search", &inst, "--samples", "200", "--seed", "3", "--json"]);
+    let rv: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert!(rv["value"].as_f64().unwrap() >= ex * (1.0 - 1e-12));
+}
