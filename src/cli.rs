@@ -143,8 +143,14 @@ fn load_space(
     if let Some(f) = &inst.constraints_file {
         cons.add_file(f, &inst.arch)?;
     }
-    if let Some(v) = &inst.constraints {
-        cons.add_value(v, path, "constraints", &inst.arch)?;
+    match &inst.constraints {
+        // A path to a Timeloop-format constraint file, relative to the instance.
+        Some(serde_yaml_ng::Value::String(f)) => {
+            let dir = path.parent().unwrap_or(std::path::Path::new("."));
+            cons.add_file(&dir.join(f), &inst.arch)?;
+        }
+        Some(v) => cons.add_value(v, path, "constraints", &inst.arch)?,
+        None => {}
     }
     let space = crate::mapspace::Mapspace::new(&inst.layer().problem, &inst.arch, &cons)
         .map_err(|e| InputError::new(path, "constraints", e))?;

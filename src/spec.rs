@@ -375,7 +375,7 @@ pub struct InstanceSpec {
     /// `energy` (default), `latency` or `edp`.
     #[serde(default)]
     pub objective: Option<Objective>,
-    /// Mapspace constraints (Timeloop-style), used by the mapper.
+    /// Mapspace constraints in Timeloop's format: inline, or a path to a constraint file.
     #[serde(default)]
     pub constraints: Option<serde_yaml_ng::Value>,
 }
