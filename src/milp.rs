@@ -1301,12 +1301,24 @@ fn solve_pattern(
             (Some(b), None) => Some(b.1.energy_pj),
             (None, i) => i,
         };
+        let t_solve = Instant::now();
         let (status, x, obj_bound) = run_highs(
             &m,
             time_left.map(|t| t - elapsed),
             cutoff.map(|c| c / scale * (1.0 - so.gap / 2.0)),
         )?;
         solves += 1;
+        if std::env::var("QMAP_MILP_PROFILE").is_ok() {
+            eprintln!(
+                "milp: {} cols ({} binary), {} rows, {} terms: {:?} in {:.3} s",
+                m.col_lo.len(),
+                m.col_int.iter().filter(|b| **b).count(),
+                m.rows.len(),
+                m.terms.len(),
+                status,
+                t_solve.elapsed().as_secs_f64()
+            );
+        }
         match status {
             HighsModelStatus::Infeasible => {
                 // Nothing beats the cutoff (or nothing is feasible at all) in this pattern.
