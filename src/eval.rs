@@ -509,20 +509,7 @@ pub fn evaluate(
             tensors,
         });
     }
-    let mac_energy = {
-        let (wb, ab) = match &opts.bits {
-            Some(b) => {
-                let w = problem
-                    .tensor_index("Weights")
-                    .map(|t| b.0[t])
-                    .unwrap_or(16);
-                let a = problem.tensor_index("Inputs").map(|t| b.0[t]).unwrap_or(16);
-                (w, a)
-            }
-            None => (u32::MAX, u32::MAX),
-        };
-        macs as f64 * arch.mac.energy_at(wb, ab)
-    };
+    let mac_energy = macs as f64 * mac_energy_per_op(arch, problem, opts);
     total_energy += mac_energy;
     Evaluation {
         valid: true,
@@ -536,6 +523,22 @@ pub fn evaluate(
         mac_energy_pj: mac_energy,
         compute_cycles,
         levels,
+    }
+}
+
+/// Energy of one MAC at the model's bit-widths (weights × input activations; native widths use
+/// the MAC's default energy).
+pub fn mac_energy_per_op(arch: &Arch, problem: &Problem, opts: &ModelOptions) -> f64 {
+    match &opts.bits {
+        Some(b) => {
+            let w = problem
+                .tensor_index("Weights")
+                .map(|t| b.0[t])
+                .unwrap_or(16);
+            let a = problem.tensor_index("Inputs").map(|t| b.0[t]).unwrap_or(16);
+            arch.mac.energy_at(w, a)
+        }
+        None => arch.mac.energy_at(u32::MAX, u32::MAX),
     }
 }
 

@@ -418,6 +418,68 @@ fn tensor_bits(
     }
 }
 
+/// A one-hot over pairs (a, b) of two one-hot families (continuous: the marginals force it
+/// integral): Σ_b h[a][b] = marg_a(a), Σ_a h[a][b] = marg_b(b). Returns Σ value(a, b)·h[a][b].
+fn pair_onehot<K: Copy>(
+    m: &mut Model,
+    a_keys: &[K],
+    b_keys: &[K],
+    marg_a: impl Fn(K) -> Lin,
+    marg_b: impl Fn(K) -> Lin,
+    value: impl Fn(K, K) -> f64,
+) -> Lin {
+    let h: Vec<Vec<usize>> = a_keys
+        .iter()
+        .map(|_| b_keys.iter().map(|_| m.col(0.0, 1.0, false, 0.0)).collect())
+        .collect();
+    let mut out = Lin::default();
+    for (i, &a) in a_keys.iter().enumerate() {
+        for (j, &b) in b_keys.iter().enumerate() {
+            out.t.push((h[i][j], value(a, b)));
+        }
+    }
+    for (i, &a) in a_keys.iter().enumerate() {
+        let l = Lin {
+            c: 0.0,
+            t: h[i].iter().map(|&c| (c, 1.0)).collect(),
+        }
+        .minus(&marg_a(a));
+        m.eq(&l, 0.0);
+    }
+    for (j, &b) in b_keys.iter().enumerate() {
+        let l = Lin {
+            c: 0.0,
+            t: h.iter().map(|r| (r[j], 1.0)).collect(),
+        }
+        .minus(&marg_b(b));
+        m.eq(&l, 0.0);
+    }
+    out
+}
+
+/// Words one scalar of tensor `t` occupies at a level with `word_bits`-bit words, without the
+/// ceilings the evaluator applies to per-instance totals (the MILP's underestimate of them).
+fn words_per_scalar(
+    opts: &ModelOptions,
+    problem: &crate::model::Problem,
+    t: usize,
+    l: usize,
+    word_bits: u64,
+    inner_psum: bool,
+) -> f64 {
+    let bits = tensor_bits(opts, problem, t, l, word_bits, inner_psum) as f64;
+    let w = word_bits as f64;
+    if word_bits <= 1 || opts.bits.is_none() || bits == w {
+        1.0
+    } else {
+        match opts.packing {
+            PackingMode::Seed if bits > w => (bits / w).ceil(),
+            PackingMode::Seed => 1.0 / operands_per_word(word_bits, bits as u64) as f64,
+            PackingMode::Ideal => bits / w,
+        }
+    }
+}
+
 struct PatternResult {
     best: Option<(Mapping, Evaluation)>,
     bound: f64,
@@ -741,38 +803,14 @@ fn solve_pattern(
                             per_dim(vars, t1.dim, &|c| ln(ext(cum(c, l), v2[0])))
                         }
                     } else {
-                        let mut e = Lin::default();
-                        let mut h = vec![vec![0usize; v2.len()]; v1.len()];
-                        for (i, &a) in v1.iter().enumerate() {
-                            for (k, &b) in v2.iter().enumerate() {
-                                let c = m.col(0.0, 1.0, false, 0.0);
-                                h[i][k] = c;
-                                e.t.push((c, ln(ext(a, b))));
-                            }
-                        }
-                        for (i, &a) in v1.iter().enumerate() {
-                            let mut l2 = Lin {
-                                c: 0.0,
-                                t: h[i].iter().map(|&c| (c, 1.0)).collect(),
-                            };
-                            l2.add(
-                                &per_dim(vars, t1.dim, &|c| (cum(c, l) == a) as u8 as f64),
-                                -1.0,
-                            );
-                            m.eq(&l2, 0.0);
-                        }
-                        for (k, &b) in v2.iter().enumerate() {
-                            let mut l2 = Lin {
-                                c: 0.0,
-                                t: h.iter().map(|r| (r[k], 1.0)).collect(),
-                            };
-                            l2.add(
-                                &per_dim(vars, t2.dim, &|c| (cum(c, l) == b) as u8 as f64),
-                                -1.0,
-                            );
-                            m.eq(&l2, 0.0);
-                        }
-                        e
+                        pair_onehot(
+                            m,
+                            &v1,
+                            &v2,
+                            |a| per_dim(vars, t1.dim, &|c| (cum(c, l) == a) as u8 as f64),
+                            |b| per_dim(vars, t2.dim, &|c| (cum(c, l) == b) as u8 as f64),
+                            |a, b| ln(ext(a, b)),
+                        )
                     }
                 }
                 _ => unreachable!("checked in solve"),
@@ -853,11 +891,13 @@ fn solve_pattern(
                     o
                 };
                 let (k1, k2) = (keys(t1.dim), keys(t2.dim));
-                let mut h = vec![vec![0usize; k2.len()]; k1.len()];
-                for (i, &a) in k1.iter().enumerate() {
-                    for (j, &b) in k2.iter().enumerate() {
-                        let c = m.col(0.0, 1.0, false, 0.0);
-                        h[i][j] = c;
+                let pairs = pair_onehot(
+                    m,
+                    &k1,
+                    &k2,
+                    |a| per_dim(vars, t1.dim, &|c| (key(c) == a) as u8 as f64),
+                    |b| per_dim(vars, t2.dim, &|c| (key(c) == b) as u8 as f64),
+                    |a, b| {
                         let (oa, ob) = (offsets(t1.coef, a), offsets(t2.coef, b));
                         let mut all: Vec<u64> = oa
                             .iter()
@@ -865,31 +905,10 @@ fn solve_pattern(
                             .collect();
                         all.sort_unstable();
                         all.dedup();
-                        e.t.push((c, (all.len() as f64).ln()));
-                    }
-                }
-                for (i, &a) in k1.iter().enumerate() {
-                    let mut l2 = Lin {
-                        c: 0.0,
-                        t: h[i].iter().map(|&c| (c, 1.0)).collect(),
-                    };
-                    l2.add(
-                        &per_dim(vars, t1.dim, &|c| (key(c) == a) as u8 as f64),
-                        -1.0,
-                    );
-                    m.eq(&l2, 0.0);
-                }
-                for (j, &b) in k2.iter().enumerate() {
-                    let mut l2 = Lin {
-                        c: 0.0,
-                        t: h.iter().map(|r| (r[j], 1.0)).collect(),
-                    };
-                    l2.add(
-                        &per_dim(vars, t2.dim, &|c| (key(c) == b) as u8 as f64),
-                        -1.0,
-                    );
-                    m.eq(&l2, 0.0);
-                }
+                        (all.len() as f64).ln()
+                    },
+                );
+                e.add(&pairs, 1.0);
             }
         }
         e
@@ -898,19 +917,9 @@ fn solve_pattern(
     // Energy coefficient per counted scalar at (level l, tensor t) for an action energy.
     let coef = |l: usize, t: usize, energy: f64, outer_keeper: usize| -> f64 {
         let level = &arch.levels[l];
-        let inner_psum = l < outer_keeper;
-        let bits = tensor_bits(opts, problem, t, l, level.word_bits, inner_psum) as f64;
-        let w = level.word_bits as f64;
-        let words_per = if level.word_bits <= 1 || opts.bits.is_none() || bits == w {
-            1.0
-        } else {
-            match opts.packing {
-                PackingMode::Seed if bits > w => (bits / w).ceil(),
-                PackingMode::Seed => 1.0 / operands_per_word(level.word_bits, bits as u64) as f64,
-                PackingMode::Ideal => bits / w,
-            }
-        };
-        energy * words_per / level.block_size as f64 / scale
+        energy * words_per_scalar(opts, problem, t, l, level.word_bits, l < outer_keeper)
+            / level.block_size as f64
+            / scale
     };
     // log of the instances the energy of level l is charged for: instances used, or
     // min(used, clusters) for clustered levels.
@@ -1225,19 +1234,7 @@ fn solve_pattern(
         let mut items = vec![];
         for &t in &kept {
             let (lt, _) = log_tile(&mut m, &vars, t, l);
-            let bits = tensor_bits(opts, problem, t, l, level.word_bits, l < outer_of(t)) as f64;
-            let w = level.word_bits as f64;
-            let words_per = if level.word_bits <= 1 || opts.bits.is_none() || bits == w {
-                1.0
-            } else {
-                match opts.packing {
-                    PackingMode::Seed if bits > w => (bits / w).ceil(),
-                    PackingMode::Seed => {
-                        1.0 / operands_per_word(level.word_bits, bits as u64) as f64
-                    }
-                    PackingMode::Ideal => bits / w,
-                }
-            };
+            let words_per = words_per_scalar(opts, problem, t, l, level.word_bits, l < outer_of(t));
             // each tensor alone must fit
             m.le(&lt, (cap as f64 / words_per).ln() + 1e-9);
             items.push((words_per, lt));
@@ -1261,7 +1258,8 @@ fn solve_pattern(
     for &(i, v) in &linear_cost.t {
         m.col_cost[i] += v;
     }
-    m.cost_const = linear_cost.c + problem.macs() as f64 * mac_energy(arch, opts, problem) / scale;
+    m.cost_const = linear_cost.c
+        + problem.macs() as f64 * crate::eval::mac_energy_per_op(arch, problem, opts) / scale;
 
     // A-priori tangents: at every term's exponent range midpoint grid (coarse).
     let grid = |m: &mut Model, t: &ExpTerm| {
@@ -1406,24 +1404,6 @@ fn solve_pattern(
         solves,
         timed_out,
     })
-}
-
-fn mac_energy(
-    arch: &crate::model::Arch,
-    opts: &ModelOptions,
-    problem: &crate::model::Problem,
-) -> f64 {
-    match &opts.bits {
-        Some(b) => {
-            let w = problem
-                .tensor_index("Weights")
-                .map(|t| b.0[t])
-                .unwrap_or(16);
-            let a = problem.tensor_index("Inputs").map(|t| b.0[t]).unwrap_or(16);
-            arch.mac.energy_at(w, a)
-        }
-        None => arch.mac.energy_at(u32::MAX, u32::MAX),
-    }
 }
 
 /// Range of a linear expression over its columns' bounds.
