@@ -170,7 +170,8 @@ fn milp_matches_exhaustive_on_random_small_instances() {
     let mut done = 0;
     let mut proven = 0;
     while done < n {
-        let case = gen_case(&mut rng, &mut cov);
+        let mut drawn = Coverage::default();
+        let case = gen_case(&mut rng, &mut drawn);
         let Ok(space) = Mapspace::unconstrained(&case.problem, &case.arch) else {
             continue;
         };
@@ -179,6 +180,13 @@ fn milp_matches_exhaustive_on_random_small_instances() {
         }
         done += 1;
         cov.cases += 1;
+        cov.stride2_halo += drawn.stride2_halo;
+        cov.fanout += drawn.fanout;
+        cov.packing_seed += drawn.packing_seed;
+        cov.packing_ideal += drawn.packing_ideal;
+        for (a, b) in cov.levels.iter_mut().zip(drawn.levels) {
+            *a += b;
+        }
         if !space.free_keeps().is_empty() {
             cov.free_bypass += 1;
         }
@@ -234,6 +242,16 @@ fn milp_matches_exhaustive_on_random_small_instances() {
     }
     eprintln!("proved optimal: {proven} of {n}");
     eprintln!("{cov:?}");
+    // The generator must have covered what the mapper has to get right.
+    assert!(
+        cov.stride2_halo > 0 && cov.fanout > 0 && cov.free_bypass > 0,
+        "{cov:?}"
+    );
+    assert!(cov.packing_seed > 0 && cov.packing_ideal > 0, "{cov:?}");
+    assert!(
+        cov.levels[2] > 0 && cov.levels[3] > 0 && cov.levels[4] > 0,
+        "{cov:?}"
+    );
     assert!(
         failures.is_empty(),
         "{} of {n} cases differ:\n{}",
