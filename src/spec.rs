@@ -407,7 +407,7 @@ pub struct WorkloadSpec {
     /// Override the classifier head's number of classes (the seed used 100).
     #[serde(default)]
     pub classes: Option<u64>,
-    /// `true` (default) or `dense`: model depthwise layers as dense C×M convolutions (the seed's
+    /// `grouped` (default: true depthwise layers) or `dense`: model depthwise layers as dense C×M convolutions (the seed's
     /// modelling; inflates their weights).
     #[serde(default)]
     pub depthwise: Option<DepthwiseMode>,
@@ -423,8 +423,8 @@ pub enum LayerSelect {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DepthwiseMode {
-    /// True depthwise layers (G replaces M and C).
-    True,
+    /// True depthwise layers (G replaces M and C); the default.
+    Grouped,
     /// The seed's modelling: a dense conv with C = M = G.
     Dense,
 }

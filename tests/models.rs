@@ -98,3 +98,36 @@ fn seed_rows_match_seed_mode_layers() {
         }
     }
 }
+
+/// The instance-level switches reach the layers: `classes` resizes the head, `depthwise: dense`
+/// turns depthwise layers into dense convolutions; `grouped` (the default) keeps them.
+#[test]
+fn instance_switches_for_the_seed_modelling() {
+    let dir = std::env::temp_dir().join(format!("qmap-models-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let write = |name: &str, depthwise: &str| {
+        let p = dir.join(name);
+        std::fs::write(
+            &p,
+            format!(
+                "architecture: {r}/models/arch/eyeriss.yaml\nworkload:\n  network: {r}/models/nets/mobilenet_v2.yaml\n  classes: 100\n  depthwise: {depthwise}\n",
+                r = root.display()
+            ),
+        )
+        .unwrap();
+        qmap::instance::load(&p).unwrap()
+    };
+    let seed = write("seed.yaml", "dense");
+    assert_eq!(
+        (total_macs(&seed.layers), total_weights(&seed.layers)),
+        (5_547_987_968, 42_863_840)
+    );
+    let grouped = write("grouped.yaml", "grouped");
+    let fc = grouped.layers.last().unwrap();
+    assert_eq!(fc.weights, 1280 * 100);
+    assert_eq!(
+        grouped.layers[1].problem.dims,
+        ["N", "G", "P", "Q", "R", "S"]
+    );
+}
