@@ -921,6 +921,25 @@ fn solve_pattern(
             / level.block_size as f64
             / scale
     };
+    // Per selected dim, its product of spatial factors above level l (the parts of a product
+    // one-hot).
+    let spatial_above_parts = |l: usize, dims: &dyn Fn(usize) -> bool| {
+        let sl: Vec<usize> = slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.level > l && s.kind != SlotKind::Temporal)
+            .map(|(i, _)| i)
+            .collect();
+        (0..nd)
+            .filter(|&d| dims(d))
+            .map(|d| {
+                let sl = sl.clone();
+                let f: Box<dyn Fn(&[u64]) -> u64> =
+                    Box::new(move |c: &[u64]| sl.iter().map(|&s| c[s]).product());
+                (d, f)
+            })
+            .collect::<Vec<_>>()
+    };
     // log of the instances the energy of level l is charged for: instances used, or
     // min(used, clusters) for clustered levels.
     let mut charged_cache: HashMap<usize, Lin> = HashMap::new();
@@ -933,19 +952,7 @@ fn solve_pattern(
             inst_log(vars, l)
         } else {
             let clusters = (level.instances / level.cluster_size).max(1);
-            let mut parts: Vec<(usize, Box<dyn Fn(&[u64]) -> u64 + '_>)> = vec![];
-            for d in 0..nd {
-                let sl: Vec<usize> = slots
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, s)| s.level > l && s.kind != SlotKind::Temporal)
-                    .map(|(i, _)| i)
-                    .collect();
-                parts.push((
-                    d,
-                    Box::new(move |c: &[u64]| sl.iter().map(|&s| c[s]).product()),
-                ));
-            }
+            let parts = spatial_above_parts(l, &|_| true);
             product_onehot(m, vars, &parts, &|v| (v.min(clusters) as f64).ln())
         };
         charged_cache.insert(l, e.clone());
@@ -967,19 +974,7 @@ fn solve_pattern(
         // Outputs: total partition over instances at level l = |O| × Π irrelevant spatial above.
         let part_total = |m: &mut Model, vars: &Vars, l: usize| -> Lin {
             let size = problem.tensor_size(t) as f64;
-            let mut parts: Vec<(usize, Box<dyn Fn(&[u64]) -> u64 + '_>)> = vec![];
-            for d in (0..nd).filter(|&d| !tensor.relevant(d)) {
-                let sl: Vec<usize> = slots
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, s)| s.level > l && s.kind != SlotKind::Temporal)
-                    .map(|(i, _)| i)
-                    .collect();
-                parts.push((
-                    d,
-                    Box::new(move |c: &[u64]| sl.iter().map(|&s| c[s]).product()),
-                ));
-            }
+            let parts = spatial_above_parts(l, &|d| !tensor.relevant(d));
             product_onehot(m, vars, &parts, &|v| size * v as f64)
         };
         // MACs → innermost keeper.
