@@ -373,7 +373,7 @@ fn diagnose(space: &Mapspace, opts: &ModelOptions) -> String {
                 })
                 .collect();
             let pts = tensor.tile_points(&ext);
-            let bits = tensor_bits(opts, problem, t, l, level.word_bits, false) as u64;
+            let bits = tensor_bits(opts, problem, t, level.word_bits, false) as u64;
             need += match (opts.packing, &opts.bits) {
                 (PackingMode::Ideal, Some(_)) => (pts * bits).div_ceil(level.word_bits),
                 _ => pts.div_ceil(operands_per_word(level.word_bits, bits)),
@@ -404,11 +404,9 @@ fn tensor_bits(
     opts: &ModelOptions,
     problem: &crate::model::Problem,
     t: usize,
-    l: usize,
     word_bits: u64,
     inner_psum: bool,
 ) -> u32 {
-    let _ = l;
     match &opts.bits {
         None => word_bits as u32,
         Some(b) => match opts.psum {
@@ -463,11 +461,10 @@ fn words_per_scalar(
     opts: &ModelOptions,
     problem: &crate::model::Problem,
     t: usize,
-    l: usize,
     word_bits: u64,
     inner_psum: bool,
 ) -> f64 {
-    let bits = tensor_bits(opts, problem, t, l, word_bits, inner_psum) as f64;
+    let bits = tensor_bits(opts, problem, t, word_bits, inner_psum) as f64;
     let w = word_bits as f64;
     if word_bits <= 1 || opts.bits.is_none() || bits == w {
         1.0
@@ -917,7 +914,7 @@ fn solve_pattern(
     // Energy coefficient per counted scalar at (level l, tensor t) for an action energy.
     let coef = |l: usize, t: usize, energy: f64, outer_keeper: usize| -> f64 {
         let level = &arch.levels[l];
-        energy * words_per_scalar(opts, problem, t, l, level.word_bits, l < outer_keeper)
+        energy * words_per_scalar(opts, problem, t, level.word_bits, l < outer_keeper)
             / level.block_size as f64
             / scale
     };
@@ -1132,19 +1129,15 @@ fn solve_pattern(
                     }
                 }
             }
-            let mode_cols: Vec<usize> = if modes.len() == 1 {
-                vec![]
-            } else {
-                let y0 = m.bin();
-                modes[0].0 = Some(y0);
-                let mut sum = Lin::default();
-                for (y, _) in &modes {
-                    sum.t.push((y.unwrap(), 1.0));
-                }
+            if modes.len() > 1 {
+                // Exactly one load mode.
+                modes[0].0 = Some(m.bin());
+                let sum = Lin {
+                    c: 0.0,
+                    t: modes.iter().map(|(y, _)| (y.unwrap(), 1.0)).collect(),
+                };
                 m.eq(&sum, 1.0);
-                modes.iter().map(|(y, _)| y.unwrap()).collect()
-            };
-            let _ = mode_cols;
+            }
             // Consumers of the loads.
             let mut distinct = Lin::default();
             for l in c + 1..=p {
@@ -1229,7 +1222,7 @@ fn solve_pattern(
         let mut items = vec![];
         for &t in &kept {
             let (lt, _) = log_tile(&mut m, &vars, t, l);
-            let words_per = words_per_scalar(opts, problem, t, l, level.word_bits, l < outer_of(t));
+            let words_per = words_per_scalar(opts, problem, t, level.word_bits, l < outer_of(t));
             // each tensor alone must fit
             m.le(&lt, (cap as f64 / words_per).ln() + 1e-9);
             items.push((words_per, lt));

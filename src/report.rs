@@ -36,7 +36,7 @@ pub fn energy(pj: f64) -> String {
 pub fn loop_nest(mapping: &Mapping, arch: &Arch, problem: &Problem) -> String {
     let mut out = String::new();
     let mut indent = 0;
-    for (l, (lm, level)) in mapping.levels.iter().zip(&arch.levels).enumerate().rev() {
+    for (lm, level) in mapping.levels.iter().zip(&arch.levels).rev() {
         let kept: Vec<&str> = problem
             .tensors
             .iter()
@@ -71,7 +71,6 @@ pub fn loop_nest(mapping: &Mapping, arch: &Arch, problem: &Problem) -> String {
             let _ = writeln!(out, "{}| {lp}", "  ".repeat(indent));
             indent += 1;
         }
-        let _ = l;
     }
     let _ = writeln!(out, "{}<< Compute >>", "  ".repeat(indent));
     out

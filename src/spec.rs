@@ -4,7 +4,6 @@
 //! unknown keys. The model types built from these live in `model`.
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// An error in an input file: the file, the field path inside it, and what is wrong.
@@ -486,6 +485,3 @@ pub enum Objective {
     Latency,
     Edp,
 }
-
-/// Keys of a map in order of appearance are not needed here; a sorted map keeps output stable.
-pub type NamedCounts = BTreeMap<String, u64>;
