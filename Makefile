@@ -1,5 +1,5 @@
 # qmap build entry points.
-#   make run    - install system deps if missing, build (release), run the default instance
+#   make run    - install system deps if missing, build (release), solve the default instance
 #   make test   - install system deps if missing, run the whole workspace's tests (release)
 #   make bench  - install system deps if missing, run the benchmark binary (release)
 #   make lint   - rustfmt check + clippy with warnings as errors
@@ -42,7 +42,7 @@ build: setup
 	$(CARGO) build --release
 
 run: build
-	$(CARGO) run --release -- eval $(INSTANCE)
+	$(CARGO) run --release -- map $(INSTANCE)
 
 test: setup
 	$(CARGO) test --release --workspace --no-fail-fast

@@ -4,7 +4,7 @@ use crate::eval::{evaluate, Evaluation};
 use crate::instance;
 use crate::model::{Arch, Mapping, ModelOptions, Problem};
 use crate::report;
-use crate::spec::{InputError, PackingMode};
+use crate::spec::{InputError, Objective, PackingMode};
 use crate::timeloop;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -33,10 +33,21 @@ pub enum Command {
 #[derive(clap::Args, Debug)]
 pub struct MapArgs {
     /// Instance file.
-    pub instance: PathBuf,
+    #[arg(required_unless_present = "timeloop")]
+    pub instance: Option<PathBuf>,
     /// With a network workload: the layer (name or 1-based index).
     #[arg(long)]
     pub layer: Option<String>,
+    /// Timeloop-format design instead of an instance: ARCH PROBLEM ERT (bit-widths from the
+    /// problem's `instance.bitwidths`).
+    #[arg(long, num_args = 3, value_names = ["ARCH", "PROBLEM", "ERT"], conflicts_with_all = ["instance", "layer"])]
+    pub timeloop: Option<Vec<PathBuf>>,
+    /// Timeloop-format mapspace constraints (added to the instance's own).
+    #[arg(long)]
+    pub constraints: Option<PathBuf>,
+    /// Objective (default: the instance's, else energy).
+    #[arg(long, value_enum)]
+    pub objective: Option<ObjectiveArg>,
     /// Wall-clock limit in seconds; on expiry the incumbent, the bound and the gap are printed.
     #[arg(long)]
     pub time_limit: Option<f64>,
@@ -49,6 +60,23 @@ pub struct MapArgs {
     /// Print the certificate as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectiveArg {
+    Energy,
+    Latency,
+    Edp,
+}
+
+impl From<ObjectiveArg> for Objective {
+    fn from(o: ObjectiveArg) -> Objective {
+        match o {
+            ObjectiveArg::Energy => Objective::Energy,
+            ObjectiveArg::Latency => Objective::Latency,
+            ObjectiveArg::Edp => Objective::Edp,
+        }
+    }
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,38 +158,146 @@ pub fn run(cli: Cli) -> Result<Outcome, InputError> {
     }
 }
 
-/// Loads an instance, selects the layer and builds its mapspace (constraints applied).
-fn load_space(
-    path: &std::path::Path,
+/// One layer to map or search: its design, mapspace, bit-width choices and objective.
+struct Job {
+    /// "workload / layer on arch".
+    title: String,
+    arch: Arch,
+    problem: Problem,
+    space: crate::mapspace::Mapspace,
+    /// The allowed bit-widths: the (inputs, weights, outputs) triple (None = native or per
+    /// tensor from a Timeloop problem) and the model options it gives.
+    choices: Vec<(Option<instance::BitTriple>, ModelOptions)>,
+    objective: Objective,
+    /// The file the job came from (errors name it).
+    file: PathBuf,
+}
+
+/// Loads a job from an instance (layer selected) or from Timeloop design files, with extra
+/// constraints and an objective override.
+fn load_job(
+    instance: Option<&std::path::Path>,
     layer: &Option<String>,
-) -> Result<(instance::Instance, crate::mapspace::Mapspace), InputError> {
-    let mut inst = instance::load(path)?;
-    if let Some(sel) = layer {
-        inst.selected = select_layer(&inst, sel, path)?;
-    }
-    let mut cons = crate::mapspace::Constraints::new(&inst.arch);
-    if let Some(f) = &inst.constraints_file {
-        cons.add_file(f, &inst.arch)?;
-    }
-    match &inst.constraints {
-        // A path to a Timeloop-format constraint file, relative to the instance.
-        Some(serde_yaml_ng::Value::String(f)) => {
-            let dir = path.parent().unwrap_or(std::path::Path::new("."));
-            cons.add_file(&dir.join(f), &inst.arch)?;
+    tl: Option<&[PathBuf]>,
+    extra_constraints: Option<&std::path::Path>,
+    objective: Option<ObjectiveArg>,
+) -> Result<Job, InputError> {
+    let (title, arch, problem, mut cons, choices, inst_objective, file) = if let Some(tl) = tl {
+        let (arch_f, prob_f, ert_f) = (&tl[0], &tl[1], &tl[2]);
+        let arch = timeloop::load_arch(arch_f, Some(ert_f))?;
+        let (problem, bitwidths) = timeloop::load_problem(prob_f)?;
+        let bits = timeloop_bits(&problem, bitwidths, prob_f)?;
+        let opts = ModelOptions {
+            bits,
+            packing: PackingMode::Seed,
+            ..Default::default()
+        };
+        let cons = crate::mapspace::Constraints::new(&arch);
+        let title = format!("{} on {}", problem.name, arch.name);
+        (
+            title,
+            arch,
+            problem,
+            cons,
+            vec![(None, opts)],
+            Objective::Energy,
+            prob_f.clone(),
+        )
+    } else {
+        let path = instance.expect("clap requires INSTANCE without --timeloop");
+        let mut inst = instance::load(path)?;
+        if let Some(sel) = layer {
+            inst.selected = select_layer(&inst, sel, path)?;
         }
-        Some(v) => cons.add_value(v, path, "constraints", &inst.arch)?,
-        None => {}
+        let mut cons = crate::mapspace::Constraints::new(&inst.arch);
+        if let Some(f) = &inst.constraints_file {
+            cons.add_file(f, &inst.arch)?;
+        }
+        match &inst.constraints {
+            // A path to a Timeloop-format constraint file, relative to the instance.
+            Some(serde_yaml_ng::Value::String(f)) => {
+                let dir = path.parent().unwrap_or(std::path::Path::new("."));
+                cons.add_file(&dir.join(f), &inst.arch)?;
+            }
+            Some(v) => cons.add_value(v, path, "constraints", &inst.arch)?,
+            None => {}
+        }
+        let problem = inst.layer().problem.clone();
+        let choices = if inst.bits.is_native() {
+            vec![(None, inst.options(&problem, None))]
+        } else {
+            let triples = inst.bits.triples(inst.layer().weights);
+            if triples.is_empty() {
+                return Err(InputError::new(
+                    path,
+                    "bits.weight_budget_bytes",
+                    format!(
+                        "no weight bit-width of layer {} fits the budget",
+                        inst.layer().name
+                    ),
+                ));
+            }
+            triples
+                .into_iter()
+                .map(|t| (Some(t), inst.options(&problem, Some(t))))
+                .collect()
+        };
+        let title = format!(
+            "{} / {} on {}",
+            inst.workload_name,
+            inst.layer().name,
+            inst.arch.name
+        );
+        let objective = inst.objective;
+        (
+            title,
+            inst.arch,
+            problem,
+            cons,
+            choices,
+            objective,
+            path.to_path_buf(),
+        )
+    };
+    if let Some(f) = extra_constraints {
+        cons.add_file(f, &arch)?;
     }
-    let space = crate::mapspace::Mapspace::new(&inst.layer().problem, &inst.arch, &cons)
-        .map_err(|e| InputError::new(path, "constraints", e))?;
-    if inst.bits.fixed().is_none() && !inst.bits.is_native() {
-        return Err(InputError::new(
-            path,
-            "bits",
-            "this command needs one bit-width per tensor role (bit-width sets: `qmap front`)",
-        ));
+    let space = crate::mapspace::Mapspace::new(&problem, &arch, &cons)
+        .map_err(|e| InputError::new(extra_constraints.unwrap_or(&file), "constraints", e))?;
+    Ok(Job {
+        title,
+        arch,
+        problem,
+        space,
+        choices,
+        objective: objective.map_or(inst_objective, Objective::from),
+        file,
+    })
+}
+
+/// Per-tensor bits from a Timeloop problem's `instance.bitwidths` (None when it has none).
+fn timeloop_bits(
+    problem: &Problem,
+    bitwidths: Option<std::collections::HashMap<String, u32>>,
+    prob_f: &std::path::Path,
+) -> Result<Option<crate::model::Bits>, InputError> {
+    let Some(bw) = bitwidths else {
+        return Ok(None);
+    };
+    let mut bits = vec![];
+    for t in &problem.tensors {
+        match bw.get(&t.name) {
+            Some(&b) if b > 0 => bits.push(b),
+            _ => {
+                return Err(InputError::new(
+                    prob_f,
+                    "problem.instance.bitwidths",
+                    format!("no bit-width for {}", t.name),
+                ))
+            }
+        }
     }
-    Ok((inst, space))
+    Ok(Some(crate::model::Bits(bits)))
 }
 
 fn select_layer(
@@ -200,59 +336,93 @@ fn write_mapping(
         .map_err(|e| InputError::new(out, "(file)", format!("cannot write: {e}")))
 }
 
+fn status_name(s: crate::milp::Status) -> &'static str {
+    match s {
+        crate::milp::Status::Optimal => "optimal",
+        crate::milp::Status::TimeLimit => "time_limit",
+        crate::milp::Status::Infeasible => "infeasible",
+    }
+}
+
+fn bits_json(t: Option<instance::BitTriple>) -> serde_json::Value {
+    match t {
+        Some((i, w, o)) => serde_json::json!({"inputs": i, "weights": w, "outputs": o}),
+        None => serde_json::Value::Null,
+    }
+}
+
 fn map_cmd(a: MapArgs) -> Result<Outcome, InputError> {
-    let (inst, space) = load_space(&a.instance, &a.layer)?;
-    let problem = inst.layer().problem.clone();
-    let opts = inst.fixed_options(&problem);
+    let job = load_job(
+        a.instance.as_deref(),
+        &a.layer,
+        a.timeloop.as_deref(),
+        a.constraints.as_deref(),
+        a.objective,
+    )?;
     let so = crate::milp::SolveOptions {
         time_limit: a.time_limit,
         gap: a.gap,
         ..Default::default()
     };
-    let cert = crate::milp::solve(&space, &opts, inst.objective, &so)
-        .map_err(|e| InputError::new(&a.instance, "(solver)", e))?;
+    let opts: Vec<ModelOptions> = job.choices.iter().map(|c| c.1.clone()).collect();
+    let (cert, chosen) = crate::milp::solve_choices(&job.space, &opts, job.objective, &so)
+        .map_err(|e| InputError::new(&job.file, "(solver)", e))?;
+    let (bits, opts) = &job.choices[chosen];
+    // The cross-check: the returned mapping, evaluated again, must give the certified value.
+    if let Some(m) = &cert.mapping {
+        let ev = evaluate(&job.problem, &job.arch, m, opts);
+        let v = crate::search::objective_value(&ev, job.objective);
+        if !ev.valid || (v - cert.value).abs() > 1e-9 * v.abs().max(1.0) {
+            return Err(InputError::new(
+                &job.file,
+                "(solver)",
+                format!(
+                    "internal error: the solver reports {} for its mapping, the evaluator {v}",
+                    cert.value
+                ),
+            ));
+        }
+    }
     if let (Some(out), Some(m)) = (&a.out, &cert.mapping) {
-        write_mapping(out, m, &inst.arch, &problem)?;
+        write_mapping(out, m, &job.arch, &job.problem)?;
     }
     if a.json {
         let v = serde_json::json!({
             "status": cert.status,
+            "objective": job.objective,
             "energy_pj": cert.evaluation.as_ref().map(|e| e.energy_pj),
             "cycles": cert.evaluation.as_ref().map(|e| e.cycles),
-            "bound": cert.bound,
-            "gap": cert.gap,
+            "value": cert.value.is_finite().then_some(cert.value),
+            "bound": cert.bound.is_finite().then_some(cert.bound),
+            "gap": cert.gap.is_finite().then_some(cert.gap),
             "rounds": cert.rounds,
             "milp_solves": cert.milp_solves,
             "solve_seconds": cert.seconds,
-            "mapspace_size": space.size_f64(),
+            "mapspace_size": job.space.size_f64(),
+            "bits": bits_json(*bits),
+            "bit_choices": job.choices.len(),
             "reason": cert.reason,
-            "mapping": cert.mapping.as_ref().map(|m| crate::model::mapping_to_spec(m, &inst.arch, &problem)),
+            "mapping": cert.mapping.as_ref().map(|m| crate::model::mapping_to_spec(m, &job.arch, &job.problem)),
             "evaluation": cert.evaluation,
         });
         println!("{}", serde_json::to_string_pretty(&v).expect("json"));
     } else {
-        println!(
-            "qmap map: {} / {} on {}",
-            inst.workload_name,
-            inst.layer().name,
-            inst.arch.name
-        );
-        println!("{}", report::settings_line(&problem, &opts));
-        println!("mapspace: {:.3e} mappings", space.size_f64());
+        println!("qmap map: {}", job.title);
+        println!("{}", report::settings_line(&job.problem, opts));
+        if job.choices.len() > 1 {
+            println!("bit-width choices: {} (best shown)", job.choices.len());
+        }
+        println!("mapspace: {:.3e} mappings", job.space.size_f64());
         if let (Some(m), Some(ev)) = (&cert.mapping, &cert.evaluation) {
             println!();
-            print!("{}", report::loop_nest(m, &inst.arch, &problem));
+            print!("{}", report::loop_nest(m, &job.arch, &job.problem));
             println!();
             print!("{}", report::evaluation_table(ev));
         }
         println!();
-        let status = match cert.status {
-            crate::milp::Status::Optimal => "optimal",
-            crate::milp::Status::TimeLimit => "time_limit",
-            crate::milp::Status::Infeasible => "infeasible",
-        };
         println!(
-            "status: {status}   energy {}   bound {}   gap {:.3e}   rounds {}   MILP solves {}   {:.2} s",
+            "status: {}   energy {}   bound {}   gap {:.3e}   rounds {}   MILP solves {}   {:.2} s",
+            status_name(cert.status),
             report::energy(cert.value),
             report::energy(cert.bound),
             cert.gap,
@@ -271,55 +441,74 @@ fn map_cmd(a: MapArgs) -> Result<Outcome, InputError> {
 }
 
 fn search_cmd(a: SearchArgs) -> Result<Outcome, InputError> {
-    let (inst, space) = load_space(&a.instance, &a.layer)?;
-    let problem = inst.layer().problem.clone();
-    let opts = inst.fixed_options(&problem);
-    let res = match a.method {
-        SearchMethod::Exhaustive => {
-            let limit = if a.force { None } else { Some(a.limit) };
-            crate::search::exhaustive(&space, &opts, inst.objective, limit)
-                .map_err(|e| InputError::new(&a.instance, "--method exhaustive", e))?
+    let job = load_job(Some(&a.instance), &a.layer, None, None, None)?;
+    let mut best: Option<(crate::search::SearchResult, usize)> = None;
+    let (mut evaluated, mut valid) = (0, 0);
+    for (i, (_, opts)) in job.choices.iter().enumerate() {
+        let res = match a.method {
+            SearchMethod::Exhaustive => {
+                let limit = if a.force { None } else { Some(a.limit) };
+                crate::search::exhaustive(&job.space, opts, job.objective, limit)
+                    .map_err(|e| InputError::new(&a.instance, "--method exhaustive", e))?
+            }
+            SearchMethod::Random => crate::search::random(
+                &job.space,
+                opts,
+                job.objective,
+                a.seed,
+                a.samples,
+                a.victory,
+            ),
+        };
+        evaluated += res.evaluated;
+        valid += res.valid;
+        if res.best.is_some() && best.as_ref().is_none_or(|(b, _)| res.value < b.value) {
+            best = Some((res, i));
         }
-        SearchMethod::Random => {
-            crate::search::random(&space, &opts, inst.objective, a.seed, a.samples, a.victory)
+    }
+    let Some((res, chosen)) = best else {
+        if a.json {
+            println!(
+                "{}",
+                serde_json::json!({"method": format!("{:?}", a.method).to_lowercase(), "value": null, "evaluated": evaluated, "valid": valid})
+            );
+        } else {
+            println!("qmap search ({:?}): {}", a.method, job.title);
+            println!("no valid mapping found");
         }
+        return Ok(Outcome::CheckFailed);
     };
     if let (Some(out), Some(m)) = (&a.out, &res.best) {
-        write_mapping(out, m, &inst.arch, &problem)?;
+        write_mapping(out, m, &job.arch, &job.problem)?;
     }
     if a.json {
         let v = serde_json::json!({
             "method": format!("{:?}", a.method).to_lowercase(),
+            "objective": job.objective,
             "value": res.value,
-            "evaluated": res.evaluated,
-            "valid": res.valid,
-            "mapspace_size": space.size_f64(),
-            "mapping": res.best.as_ref().map(|m| crate::model::mapping_to_spec(m, &inst.arch, &problem)),
+            "evaluated": evaluated,
+            "valid": valid,
+            "mapspace_size": job.space.size_f64(),
+            "bits": bits_json(job.choices[chosen].0),
+            "mapping": res.best.as_ref().map(|m| crate::model::mapping_to_spec(m, &job.arch, &job.problem)),
             "evaluation": res.evaluation,
         });
         println!("{}", serde_json::to_string_pretty(&v).expect("json"));
     } else {
+        println!("qmap search ({:?}): {}", a.method, job.title);
         println!(
-            "qmap search ({:?}): {} / {} on {}",
-            a.method,
-            inst.workload_name,
-            inst.layer().name,
-            inst.arch.name
+            "{}",
+            report::settings_line(&job.problem, &job.choices[chosen].1)
         );
         println!(
-            "mapspace: {:.3e} mappings; evaluated {}, valid {}",
-            space.size_f64(),
-            res.evaluated,
-            res.valid
+            "mapspace: {:.3e} mappings; evaluated {evaluated}, valid {valid}",
+            job.space.size_f64(),
         );
         if let (Some(m), Some(ev)) = (&res.best, &res.evaluation) {
             println!();
-            print!("{}", report::loop_nest(m, &inst.arch, &problem));
+            print!("{}", report::loop_nest(m, &job.arch, &job.problem));
             println!();
             print!("{}", report::evaluation_table(ev));
-        } else {
-            println!("no valid mapping found");
-            return Ok(Outcome::CheckFailed);
         }
     }
     Ok(Outcome::Ok)
@@ -340,24 +529,7 @@ fn eval_cmd(a: EvalArgs) -> Result<Outcome, InputError> {
         let arch = timeloop::load_arch(arch_f, Some(ert_f))?;
         let (problem, bitwidths) = timeloop::load_problem(prob_f)?;
         let mapping = timeloop::load_mapping(map_f, &arch, &problem)?;
-        let bits = bitwidths.map(|bw| {
-            crate::model::Bits(
-                problem
-                    .tensors
-                    .iter()
-                    .map(|t| bw.get(&t.name).copied().unwrap_or(0))
-                    .collect(),
-            )
-        });
-        if let Some(b) = &bits {
-            if let Some(i) = b.0.iter().position(|&x| x == 0) {
-                return Err(InputError::new(
-                    prob_f,
-                    "problem.instance.bitwidths",
-                    format!("no bit-width for {}", problem.tensors[i].name),
-                ));
-            }
-        }
+        let bits = timeloop_bits(&problem, bitwidths, prob_f)?;
         let opts = ModelOptions {
             bits,
             packing: PackingMode::Seed,

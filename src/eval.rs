@@ -148,6 +148,35 @@ pub fn operands_per_word(word_bits: u64, bits: u64) -> u64 {
     }
 }
 
+/// What the evaluator does with each (level, tensor)'s bit-width, apart from MAC energy: two
+/// option sets with equal signatures give every mapping the same storage counts, capacities and
+/// storage energy (their energies differ only by MACs × the per-MAC energy difference).
+pub fn packing_signature(arch: &Arch, problem: &Problem, opts: &ModelOptions) -> Vec<(u8, u64)> {
+    let mut sig = vec![];
+    for level in &arch.levels {
+        for t in 0..problem.tensors.len() {
+            let p = Packer {
+                mode: opts.packing,
+                bits: opts
+                    .bits
+                    .as_ref()
+                    .map_or(level.word_bits, |b| b.0[t] as u64),
+                word_bits: level.word_bits,
+            };
+            sig.push(if p.word_bits <= 1 || p.bits == p.word_bits {
+                (0, 0)
+            } else {
+                match p.mode {
+                    PackingMode::Seed if p.bits > p.word_bits => (1, p.bits.div_ceil(p.word_bits)),
+                    PackingMode::Seed => (2, p.k()),
+                    PackingMode::Ideal => (3, p.bits),
+                }
+            });
+        }
+    }
+    sig
+}
+
 /// How one tensor's counts at one level become words.
 #[derive(Debug, Clone, Copy)]
 struct Packer {

@@ -9,12 +9,17 @@ use crate::timeloop;
 use crate::workload::{build_layer, build_network, Layer};
 use std::path::{Path, PathBuf};
 
+/// Bit-widths of the (inputs, weights, outputs) tensor roles.
+pub type BitTriple = (u32, u32, u32);
+
 /// Allowed bit-widths per tensor role; empty = native (each tensor at each level's word size).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BitChoices {
     pub inputs: Vec<u32>,
     pub weights: Vec<u32>,
     pub outputs: Vec<u32>,
+    /// Per-layer weight-storage budget in bytes (weights × weight bits / 8).
+    pub weight_budget_bytes: Option<u64>,
 }
 
 impl BitChoices {
@@ -27,6 +32,23 @@ impl BitChoices {
     }
     pub fn is_native(&self) -> bool {
         self.inputs.is_empty() && self.weights.is_empty() && self.outputs.is_empty()
+    }
+
+    /// Every allowed (inputs, weights, outputs) triple whose weights fit the weight budget for a
+    /// layer with `weights` weights.
+    pub fn triples(&self, weights: u64) -> Vec<(u32, u32, u32)> {
+        let mut out = vec![];
+        for &i in &self.inputs {
+            for &w in &self.weights {
+                for &o in &self.outputs {
+                    let bytes = (weights * w as u64).div_ceil(8);
+                    if self.weight_budget_bytes.is_none_or(|b| bytes <= b) {
+                        out.push((i, w, o));
+                    }
+                }
+            }
+        }
+        out
     }
 }
 
@@ -143,6 +165,10 @@ pub fn load(path: &Path) -> Result<Instance, InputError> {
             }
             *out = vals;
         }
+        bits.weight_budget_bytes = b.weight_budget_bytes;
+        if b.weight_budget_bytes == Some(0) {
+            return Err(err("bits.weight_budget_bytes", "must be > 0".into()));
+        }
         let given = [&bits.inputs, &bits.weights, &bits.outputs]
             .iter()
             .filter(|v| !v.is_empty())
@@ -151,6 +177,12 @@ pub fn load(path: &Path) -> Result<Instance, InputError> {
             return Err(err(
                 "bits",
                 "give inputs, weights and outputs bit-widths (or none for native)".into(),
+            ));
+        }
+        if given == 0 && bits.weight_budget_bytes.is_some() {
+            return Err(err(
+                "bits.weight_budget_bytes",
+                "a weight budget needs weight bit-widths".into(),
             ));
         }
     } else if let Some(tl) = &spec.timeloop {
@@ -165,6 +197,7 @@ pub fn load(path: &Path) -> Result<Instance, InputError> {
                         inputs: vec![i],
                         weights: vec![w],
                         outputs: vec![o],
+                        weight_budget_bytes: None,
                     };
                 }
             }

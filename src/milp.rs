@@ -344,6 +344,100 @@ pub fn solve(
     })
 }
 
+/// The optimum over several bit-width choices (one `ModelOptions` each): choices with the same
+/// packing signature share one MILP solve (their energies differ by MACs × the MAC-energy
+/// difference for every mapping), the others are solved one by one. Returns the certificate of
+/// the best choice and its index; the bound is the minimum over all choices.
+pub fn solve_choices(
+    space: &Mapspace,
+    choices: &[ModelOptions],
+    objective: Objective,
+    so: &SolveOptions,
+) -> Result<(Certificate, usize), String> {
+    if choices.is_empty() {
+        return Err("no bit-width choice is left (check the weight budget)".into());
+    }
+    let start = Instant::now();
+    let (problem, arch) = (space.problem(), space.arch());
+    let mut classes: Vec<(Vec<(u8, u64)>, Vec<usize>)> = vec![];
+    for (i, o) in choices.iter().enumerate() {
+        let sig = crate::eval::packing_signature(arch, problem, o);
+        match classes.iter_mut().find(|(s, _)| *s == sig) {
+            Some((_, members)) => members.push(i),
+            None => classes.push((sig, vec![i])),
+        }
+    }
+    let macs = problem.macs() as f64;
+    let mac_e = |o: &ModelOptions| macs * crate::eval::mac_energy_per_op(arch, problem, o);
+    let mut best: Option<(Certificate, usize)> = None;
+    let (mut bound, mut rounds, mut solves) = (f64::INFINITY, 0, 0);
+    let mut timed_out = false;
+    let mut reasons = vec![];
+    let mut first: Option<Certificate> = None;
+    for (_, members) in &classes {
+        let rep = members[0];
+        let mut class_so = so.clone();
+        if let Some(t) = so.time_limit {
+            class_so.time_limit = Some(t - start.elapsed().as_secs_f64());
+        }
+        let cert = solve(space, &choices[rep], objective, &class_so)?;
+        rounds += cert.rounds;
+        solves += cert.milp_solves;
+        timed_out |= cert.status == Status::TimeLimit;
+        if let Some(r) = &cert.reason {
+            reasons.push(r.clone());
+        }
+        if first.is_none() {
+            first = Some(cert.clone());
+        }
+        for &i in members {
+            let shift = mac_e(&choices[i]) - mac_e(&choices[rep]);
+            bound = bound.min(cert.bound + shift);
+            let Some(m) = &cert.mapping else { continue };
+            let ev = evaluate(problem, arch, m, &choices[i]);
+            if !ev.valid || (ev.energy_pj - (cert.value + shift)).abs() > 1e-9 * ev.energy_pj {
+                return Err(format!(
+                    "internal error: the packing signature promised {} pJ for bit choice {i}, the evaluator gives {} pJ",
+                    cert.value + shift,
+                    ev.energy_pj
+                ));
+            }
+            if best.as_ref().is_none_or(|(b, _)| ev.energy_pj < b.value) {
+                let mut c = cert.clone();
+                c.value = ev.energy_pj;
+                c.evaluation = Some(ev);
+                best = Some((c, i));
+            }
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let Some((mut cert, i)) = best else {
+        let mut c = first.expect("at least one class");
+        c.seconds = seconds;
+        c.milp_solves = solves;
+        c.rounds = rounds;
+        reasons.dedup();
+        c.reason = Some(reasons.join("; "));
+        if timed_out {
+            c.status = Status::TimeLimit;
+            c.reason = None;
+        }
+        return Ok((c, 0));
+    };
+    let bound = bound.min(cert.value);
+    cert.bound = bound;
+    cert.gap = ((cert.value - bound) / cert.value).max(0.0);
+    cert.status = if !timed_out && cert.gap <= so.gap {
+        Status::Optimal
+    } else {
+        Status::TimeLimit
+    };
+    cert.rounds = rounds;
+    cert.milp_solves = solves;
+    cert.seconds = seconds;
+    Ok((cert, i))
+}
+
 /// Names the constraint family that leaves no mapping: a level whose smallest possible tiles do
 /// not fit, or the factor/fanout constraints.
 fn diagnose(space: &Mapspace, opts: &ModelOptions) -> String {

@@ -438,6 +438,10 @@ pub struct BitsSpec {
     pub weights: Option<OneOrMany>,
     #[serde(default)]
     pub outputs: Option<OneOrMany>,
+    /// Per-layer limit on weight storage (weights × weight bits / 8, in bytes); bit choices
+    /// above it are not considered.
+    #[serde(default)]
+    pub weight_budget_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
