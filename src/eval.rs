@@ -148,31 +148,51 @@ pub fn operands_per_word(word_bits: u64, bits: u64) -> u64 {
     }
 }
 
-/// What the evaluator does with each (level, tensor)'s bit-width, apart from MAC energy: two
-/// option sets with equal signatures give every mapping the same storage counts, capacities and
-/// storage energy (their energies differ only by MACs × the per-MAC energy difference).
-pub fn packing_signature(arch: &Arch, problem: &Problem, opts: &ModelOptions) -> Vec<(u8, u64)> {
-    let mut sig = vec![];
+/// What the evaluator does with bit-widths, apart from MAC energy, as comparable data.
+pub type PackingSignature = Vec<(u8, u64)>;
+
+/// What pricing does with tensor `t`'s bit-width at every level: two option sets with equal
+/// signatures for `t` price its transfers identically.
+pub fn tensor_packing_signature(
+    arch: &Arch,
+    problem: &Problem,
+    opts: &ModelOptions,
+    t: usize,
+) -> PackingSignature {
+    let psum = match opts.psum {
+        PsumPolicy::Bits(b) if problem.tensors[t].read_write => b as u64,
+        _ => 0,
+    };
+    let mut sig = vec![(4, psum), (6, capacity_in_bits(opts) as u64)];
     for level in &arch.levels {
-        for t in 0..problem.tensors.len() {
-            let p = Packer {
-                mode: opts.packing,
-                bits: opts
-                    .bits
-                    .as_ref()
-                    .map_or(level.word_bits, |b| b.0[t] as u64),
-                word_bits: level.word_bits,
-            };
-            sig.push(if p.word_bits <= 1 || p.bits == p.word_bits {
-                (0, 0)
-            } else {
-                match p.mode {
-                    PackingMode::Seed if p.bits > p.word_bits => (1, p.bits.div_ceil(p.word_bits)),
-                    PackingMode::Seed => (2, p.k()),
-                    PackingMode::Ideal => (3, p.bits),
-                }
-            });
-        }
+        let p = Packer {
+            mode: opts.packing,
+            bits: opts
+                .bits
+                .as_ref()
+                .map_or(level.word_bits, |b| b.0[t] as u64),
+            word_bits: level.word_bits,
+        };
+        sig.push(if p.word_bits <= 1 || p.bits == p.word_bits {
+            (0, 0)
+        } else {
+            match p.mode {
+                PackingMode::Seed if p.bits > p.word_bits => (1, p.bits.div_ceil(p.word_bits)),
+                PackingMode::Seed => (2, p.k()),
+                PackingMode::Ideal => (3, p.bits),
+            }
+        });
+    }
+    sig
+}
+
+/// What the evaluator does with every tensor's bit-width, apart from MAC energy: two option
+/// sets with equal signatures give every mapping the same storage counts, capacities and
+/// storage energy (their energies differ only by MACs × the per-MAC energy difference).
+pub fn packing_signature(arch: &Arch, problem: &Problem, opts: &ModelOptions) -> PackingSignature {
+    let mut sig = vec![(5, opts.seed_compat as u64)];
+    for t in 0..problem.tensors.len() {
+        sig.extend(tensor_packing_signature(arch, problem, opts, t));
     }
     sig
 }
@@ -207,6 +227,26 @@ impl Packer {
     }
 }
 
+/// The bit-width-independent part of an evaluation: per (level, tensor) scalar counts per
+/// instance, tile extents and spatial use. `price` turns them into words, energy and cycles at
+/// some bit-widths, so one mapping can be priced at many bit-widths for the cost of one count.
+#[derive(Debug, Clone)]
+pub struct Counts {
+    macs: u64,
+    keep: Vec<Vec<bool>>,
+    spatial_above: Vec<u64>,
+    mac_instances_used: u64,
+    compute_cycles: u64,
+    reads: Vec<Vec<u64>>,
+    fills: Vec<Vec<u64>>,
+    updates: Vec<Vec<u64>>,
+    partition: Vec<Vec<u64>>,
+    /// Points of each tensor's tile at each level.
+    tile_points: Vec<Vec<u64>>,
+    /// The outermost level keeping each tensor.
+    outer_keeper: Vec<usize>,
+}
+
 /// Evaluates `mapping` of `problem` on `arch` under `opts`. Invalid mappings come back with
 /// `valid: false` and the reason; malformed inputs (wrong number of levels or tensors) too.
 pub fn evaluate(
@@ -215,12 +255,27 @@ pub fn evaluate(
     mapping: &Mapping,
     opts: &ModelOptions,
 ) -> Evaluation {
+    match counts(problem, arch, mapping, opts) {
+        Ok(c) => price(problem, arch, &c, opts),
+        Err(invalid) => *invalid,
+    }
+}
+
+/// The structural checks (factor products, fanouts, keep rules) and the scalar counts of a
+/// mapping; an invalid mapping comes back as its invalid evaluation. Of `opts` only the number
+/// of bit-widths and `seed_compat` are used.
+pub fn counts(
+    problem: &Problem,
+    arch: &Arch,
+    mapping: &Mapping,
+    opts: &ModelOptions,
+) -> Result<Counts, Box<Evaluation>> {
     let macs = problem.macs();
     let nd = problem.dims.len();
     let nt = problem.tensors.len();
     let nl = arch.levels.len();
     if mapping.levels.len() != nl {
-        return Evaluation::invalid(
+        return Err(Box::new(Evaluation::invalid(
             None,
             format!(
                 "mapping has {} levels, the architecture {}",
@@ -228,15 +283,15 @@ pub fn evaluate(
                 nl
             ),
             macs,
-        );
+        )));
     }
     if let Some(b) = &opts.bits {
         if b.0.len() != nt {
-            return Evaluation::invalid(
+            return Err(Box::new(Evaluation::invalid(
                 None,
                 format!("{} bit-widths for {} tensors", b.0.len(), nt),
                 macs,
-            );
+            )));
         }
     }
     // Factor products.
@@ -247,14 +302,14 @@ pub fn evaluate(
             .map(|lm| lm.temporal_factor(d) * lm.spatial_factor(d))
             .product();
         if prod != problem.bounds[d] {
-            return Evaluation::invalid(
+            return Err(Box::new(Evaluation::invalid(
                 None,
                 format!(
                     "factors of {} multiply to {}, the bound is {}",
                     problem.dims[d], prod, problem.bounds[d]
                 ),
                 macs,
-            );
+            )));
         }
     }
     // Fanout and keep rules.
@@ -262,34 +317,34 @@ pub fn evaluate(
         let (fx, fy) = arch.fanout(l);
         let (sx, sy) = (lm.spatial_x_product(), lm.spatial_y_product());
         if sx > fx || sy > fy {
-            return Evaluation::invalid(
+            return Err(Box::new(Evaluation::invalid(
                 Some(&level.name),
                 format!("spatial factors {sx}x{sy} exceed the fanout {fx}x{fy}"),
                 macs,
-            );
+            )));
         }
         if lm.keep.len() != nt {
-            return Evaluation::invalid(
+            return Err(Box::new(Evaluation::invalid(
                 Some(&level.name),
                 "keep list does not match the tensors".into(),
                 macs,
-            );
+            )));
         }
         for (t, tensor) in problem.tensors.iter().enumerate() {
             match (arch.keep_rule(l, &tensor.name), lm.keep[t]) {
                 (KeepRule::Must, false) => {
-                    return Evaluation::invalid(
+                    return Err(Box::new(Evaluation::invalid(
                         Some(&level.name),
                         format!("must keep {} but the mapping bypasses it", tensor.name),
                         macs,
-                    )
+                    )))
                 }
                 (KeepRule::Never, true) => {
-                    return Evaluation::invalid(
+                    return Err(Box::new(Evaluation::invalid(
                         Some(&level.name),
                         format!("cannot keep {} but the mapping keeps it", tensor.name),
                         macs,
-                    )
+                    )))
                 }
                 _ => {}
             }
@@ -297,7 +352,11 @@ pub fn evaluate(
     }
     for (t, tensor) in problem.tensors.iter().enumerate() {
         if !mapping.levels.iter().any(|lm| lm.keep[t]) {
-            return Evaluation::invalid(None, format!("{} is kept at no level", tensor.name), macs);
+            return Err(Box::new(Evaluation::invalid(
+                None,
+                format!("{} is kept at no level", tensor.name),
+                macs,
+            )));
         }
     }
 
@@ -330,87 +389,6 @@ pub fn evaluate(
         .filter(|l| !l.spatial)
         .map(|l| l.factor)
         .product();
-
-    // Bit-widths per (level, tensor).
-    let outer_keeper: Vec<usize> = (0..nt)
-        .map(|t| (0..nl).rev().find(|&l| mapping.levels[l].keep[t]).unwrap())
-        .collect();
-    let packer = |l: usize, t: usize| -> Packer {
-        let level = &arch.levels[l];
-        let bits = match &opts.bits {
-            None => level.word_bits,
-            Some(b) => {
-                let tb = b.0[t] as u64;
-                match opts.psum {
-                    PsumPolicy::Bits(pb)
-                        if problem.tensors[t].read_write && l < outer_keeper[t] =>
-                    {
-                        pb as u64
-                    }
-                    _ => tb,
-                }
-            }
-        };
-        Packer {
-            mode: opts.packing,
-            bits,
-            word_bits: level.word_bits,
-        }
-    };
-    // Bit-widths above the word size are invalid (except for partial sums, which span words).
-    if let Some(b) = &opts.bits {
-        for (l, level) in arch.levels.iter().enumerate() {
-            for (t, &outer) in outer_keeper.iter().enumerate() {
-                if !mapping.levels[l].keep[t] || level.word_bits <= 1 {
-                    continue;
-                }
-                let p = packer(l, t);
-                let is_psum = matches!(opts.psum, PsumPolicy::Bits(_))
-                    && problem.tensors[t].read_write
-                    && l < outer;
-                if p.bits > level.word_bits && !is_psum {
-                    return Evaluation::invalid(
-                        Some(&level.name),
-                        format!(
-                            "{} at {} bits does not fit a {}-bit word",
-                            problem.tensors[t].name, b.0[t], level.word_bits
-                        ),
-                        macs,
-                    );
-                }
-            }
-        }
-    }
-
-    // Capacity.
-    for (l, level) in arch.levels.iter().enumerate() {
-        if level.dummy {
-            continue;
-        }
-        let Some(cap) = level.capacity_words() else {
-            continue;
-        };
-        let used: u64 = match opts.packing {
-            PackingMode::Ideal if opts.bits.is_some() => {
-                let bits: u64 = (0..nt)
-                    .filter(|&t| mapping.levels[l].keep[t])
-                    .map(|t| problem.tensors[t].tile_points(&ext[l]) * packer(l, t).bits)
-                    .sum();
-                bits.div_ceil(level.word_bits)
-            }
-            _ => (0..nt)
-                .filter(|&t| mapping.levels[l].keep[t])
-                .map(|t| packer(l, t).words(problem.tensors[t].tile_points(&ext[l])))
-                .sum(),
-        };
-        if used > cap {
-            return Evaluation::invalid(
-                Some(&level.name),
-                format!("mapped tile size {used} exceeds buffer capacity {cap}"),
-                macs,
-            );
-        }
-    }
 
     // Per (level, tensor) raw scalar counts per instance.
     let mut reads = vec![vec![0u64; nt]; nl];
@@ -467,92 +445,338 @@ pub fn evaluate(
         }
     }
 
-    // Packing, energy, bandwidth.
-    let mut levels = Vec::with_capacity(nl);
-    let mut total_energy = 0.0;
-    let mut cycles = compute_cycles;
+    Ok(Counts {
+        macs,
+        keep: mapping.levels.iter().map(|lm| lm.keep.clone()).collect(),
+        tile_points: ext
+            .iter()
+            .map(|e| problem.tensors.iter().map(|t| t.tile_points(e)).collect())
+            .collect(),
+        outer_keeper: (0..nt)
+            .map(|t| (0..nl).rev().find(|&l| mapping.levels[l].keep[t]).unwrap())
+            .collect(),
+        spatial_above: (0..nl).map(spatial_above).collect(),
+        mac_instances_used,
+        compute_cycles,
+        reads,
+        fills,
+        updates,
+        partition,
+    })
+}
+
+/// Why pricing rejects counted transfers at some bit-widths.
+enum PriceInvalid {
+    Width { level: usize, tensor: usize },
+    Capacity { level: usize, used: u64, cap: u64 },
+}
+
+/// Words, capacity checks, energy and cycles of counted transfers at the bit-widths of `opts`.
+pub fn price(problem: &Problem, arch: &Arch, c: &Counts, opts: &ModelOptions) -> Evaluation {
+    let macs = c.macs;
+    match price_core(problem, arch, c, opts, true) {
+        Err(PriceInvalid::Width { level, tensor }) => {
+            let (level, bits) = (
+                &arch.levels[level],
+                opts.bits.as_ref().map_or(0, |b| b.0[tensor]),
+            );
+            Evaluation::invalid(
+                Some(&level.name),
+                format!(
+                    "{} at {bits} bits does not fit a {}-bit word",
+                    problem.tensors[tensor].name, level.word_bits
+                ),
+                macs,
+            )
+        }
+        Err(PriceInvalid::Capacity { level, used, cap }) => Evaluation::invalid(
+            Some(&arch.levels[level].name),
+            format!("mapped tile size {used} exceeds buffer capacity {cap}"),
+            macs,
+        ),
+        Ok((energy, cycles, levels)) => {
+            let mac_energy = macs as f64 * mac_energy_per_op(arch, problem, opts);
+            Evaluation {
+                valid: true,
+                invalid: None,
+                energy_pj: energy + mac_energy,
+                cycles,
+                macs,
+                utilization: c.mac_instances_used as f64 / arch.mac.instances as f64
+                    * c.compute_cycles as f64
+                    / cycles as f64,
+                mac_instances_used: c.mac_instances_used,
+                mac_energy_pj: mac_energy,
+                compute_cycles: c.compute_cycles,
+                levels,
+            }
+        }
+    }
+}
+
+/// How tensor `t`'s counts at level `l` become words under `opts` (partial sums below the
+/// outermost Outputs level at `psum_bits` when set).
+fn packer(
+    problem: &Problem,
+    arch: &Arch,
+    c: &Counts,
+    opts: &ModelOptions,
+    l: usize,
+    t: usize,
+) -> Packer {
+    let level = &arch.levels[l];
+    let bits = match &opts.bits {
+        None => level.word_bits,
+        Some(b) => match opts.psum {
+            PsumPolicy::Bits(pb) if problem.tensors[t].read_write && l < c.outer_keeper[t] => {
+                pb as u64
+            }
+            _ => b.0[t] as u64,
+        },
+    };
+    Packer {
+        mode: opts.packing,
+        bits,
+        word_bits: level.word_bits,
+    }
+}
+
+/// One tensor's transfers at one level, priced.
+#[derive(Debug, Clone, Copy, Default)]
+struct LevelPrice {
+    reads: u64,
+    fills: u64,
+    updates: u64,
+    energy: f64,
+    /// What its tile takes of the level: words, or bits under ideal packing.
+    capacity_use: u64,
+}
+
+/// One tensor's transfers priced at one bit-width, per level (zeros where it is not kept).
+/// A mapping's price is the combination of its tensors' prices, so a batch search prices each
+/// tensor at each of its own packing classes and combines them per bit choice.
+#[derive(Debug, Clone)]
+pub struct TensorPrice {
+    levels: Vec<LevelPrice>,
+}
+
+/// Whether capacities are summed in bits (ideal packing of sub-word bit-widths).
+fn capacity_in_bits(opts: &ModelOptions) -> bool {
+    opts.packing == PackingMode::Ideal && opts.bits.is_some()
+}
+
+fn tensor_price_checked(
+    problem: &Problem,
+    arch: &Arch,
+    c: &Counts,
+    t: usize,
+    opts: &ModelOptions,
+) -> Result<TensorPrice, PriceInvalid> {
+    let mut levels = vec![LevelPrice::default(); arch.levels.len()];
     for (l, level) in arch.levels.iter().enumerate() {
-        let inst = spatial_above(l);
-        let mut tensors = Vec::new();
-        let mut energy = 0.0;
-        let mut utilized_words = 0;
-        let (mut rd_words, mut wr_words) = (0u64, 0u64);
+        if !c.keep[l][t] {
+            continue;
+        }
+        let p = packer(problem, arch, c, opts, l, t);
+        // Bit-widths above the word size are invalid (except partial sums, which span words).
+        if opts.bits.is_some() && level.word_bits > 1 && p.bits > level.word_bits {
+            let is_psum = matches!(opts.psum, PsumPolicy::Bits(_))
+                && problem.tensors[t].read_write
+                && l < c.outer_keeper[t];
+            if !is_psum {
+                return Err(PriceInvalid::Width {
+                    level: l,
+                    tensor: t,
+                });
+            }
+        }
+        let (r, f, u) = (
+            p.words(c.reads[l][t]),
+            p.words(c.fills[l][t]),
+            p.words(c.updates[l][t]),
+        );
+        let b = level.block_size;
+        let e_inst = r.div_ceil(b) as f64 * level.read_energy
+            + f.div_ceil(b) as f64 * level.write_energy
+            + u.div_ceil(b) as f64 * level.update_energy;
+        // A cluster of instances shares one physical vector: its energy is spread over the
+        // utilized instances of each utilized cluster (Timeloop's cluster utilisation).
+        let energy = e_inst * utilized_clusters(level, c.spatial_above[l]) as f64;
+        let capacity_use = if capacity_in_bits(opts) {
+            c.tile_points[l][t] * p.bits
+        } else {
+            p.words(c.tile_points[l][t])
+        };
+        levels[l] = LevelPrice {
+            reads: r,
+            fills: f,
+            updates: u,
+            energy,
+            capacity_use,
+        };
+    }
+    Ok(TensorPrice { levels })
+}
+
+/// Tensor `t`'s transfers priced at the bit-widths of `opts`; None when its bit-width does not
+/// fit the words of a level keeping it.
+pub fn tensor_price(
+    problem: &Problem,
+    arch: &Arch,
+    c: &Counts,
+    t: usize,
+    opts: &ModelOptions,
+) -> Option<TensorPrice> {
+    tensor_price_checked(problem, arch, c, t, opts).ok()
+}
+
+/// Capacity checks and storage energy (MACs excluded) of a mapping whose tensors are priced by
+/// `parts` (one per tensor, in tensor order). Energies are summed level by level, tensors
+/// inner, whichever way the parts were computed.
+fn combine(
+    arch: &Arch,
+    c: &Counts,
+    parts: &[&TensorPrice],
+    in_bits: bool,
+) -> Result<f64, PriceInvalid> {
+    let mut total = 0.0;
+    for (l, level) in arch.levels.iter().enumerate() {
+        let (mut energy, mut used) = (0.0, 0u64);
+        for (t, part) in parts.iter().enumerate() {
+            if c.keep[l][t] {
+                energy += part.levels[l].energy;
+                used += part.levels[l].capacity_use;
+            }
+        }
+        if !level.dummy {
+            if let Some(cap) = level.capacity_words() {
+                let used = if in_bits {
+                    used.div_ceil(level.word_bits)
+                } else {
+                    used
+                };
+                if used > cap {
+                    return Err(PriceInvalid::Capacity {
+                        level: l,
+                        used,
+                        cap,
+                    });
+                }
+            }
+        }
+        total += energy;
+    }
+    Ok(total)
+}
+
+/// Read and written words per instance of each level, summed over the tensors it keeps.
+fn level_words(c: &Counts, parts: &[&TensorPrice], l: usize) -> (u64, u64) {
+    let (mut rd, mut wr) = (0, 0);
+    for (t, part) in parts.iter().enumerate() {
+        if c.keep[l][t] {
+            let lp = &part.levels[l];
+            rd += lp.reads;
+            wr += lp.fills + lp.updates;
+        }
+    }
+    (rd, wr)
+}
+
+/// Cycles of a mapping whose tensors are priced by `parts`: the compute cycles stretched by the
+/// slowest level's bandwidth.
+pub fn combined_cycles(arch: &Arch, c: &Counts, parts: &[&TensorPrice]) -> u64 {
+    let mut cycles = c.compute_cycles;
+    for (l, level) in arch.levels.iter().enumerate() {
+        let (rd, wr) = level_words(c, parts, l);
+        cycles = cycles.max(level_cycles(level, c.compute_cycles, rd, wr));
+    }
+    cycles
+}
+
+/// Cycles of a level: compute cycles stretched by its read, write and shared bandwidths.
+fn level_cycles(level: &crate::model::Level, compute_cycles: u64, rd: u64, wr: u64) -> u64 {
+    let need = |words: u64, bw: Option<f64>| -> u64 {
+        bw.map_or(0, |bw| (words as f64 / bw).ceil() as u64)
+    };
+    compute_cycles
+        .max(need(rd, level.read_bandwidth))
+        .max(need(wr, level.write_bandwidth))
+        .max(need(rd + wr, level.shared_bandwidth))
+}
+
+/// Storage energy (pJ, MACs excluded) of a mapping from its tensors' prices at the bit-widths
+/// of `opts` (the parts must be priced at `opts`' classes); None when the tiles do not fit.
+/// Add MACs × [`mac_energy_per_op`] for the mapping's energy, [`combined_cycles`] for cycles.
+pub fn combine_storage(
+    arch: &Arch,
+    c: &Counts,
+    parts: &[&TensorPrice],
+    opts: &ModelOptions,
+) -> Option<f64> {
+    combine(arch, c, parts, capacity_in_bits(opts)).ok()
+}
+
+/// Storage energy (MACs excluded), cycles and, with `detail`, the per-level breakdown.
+fn price_core(
+    problem: &Problem,
+    arch: &Arch,
+    c: &Counts,
+    opts: &ModelOptions,
+    detail: bool,
+) -> Result<(f64, u64, Vec<LevelStats>), PriceInvalid> {
+    let nt = problem.tensors.len();
+    let mut parts = Vec::with_capacity(nt);
+    for t in 0..nt {
+        parts.push(tensor_price_checked(problem, arch, c, t, opts)?);
+    }
+    let refs: Vec<&TensorPrice> = parts.iter().collect();
+    let energy = combine(arch, c, &refs, capacity_in_bits(opts))?;
+    let cycles = combined_cycles(arch, c, &refs);
+    if !detail {
+        return Ok((energy, cycles, vec![]));
+    }
+    let mut levels = Vec::with_capacity(arch.levels.len());
+    for (l, level) in arch.levels.iter().enumerate() {
+        let inst = c.spatial_above[l];
+        let (mut tensors, mut level_energy, mut utilized_words) = (vec![], 0.0, 0);
         for (t, tensor) in problem.tensors.iter().enumerate() {
-            if !mapping.levels[l].keep[t] {
+            if !c.keep[l][t] {
                 continue;
             }
-            let p = packer(l, t);
-            let (r, f, u) = (
-                p.words(reads[l][t]),
-                p.words(fills[l][t]),
-                p.words(updates[l][t]),
-            );
-            let b = level.block_size;
-            let e_inst = r.div_ceil(b) as f64 * level.read_energy
-                + f.div_ceil(b) as f64 * level.write_energy
-                + u.div_ceil(b) as f64 * level.update_energy;
-            // A cluster of instances shares one physical vector: its energy is spread over the
-            // utilized instances of each utilized cluster (Timeloop's cluster utilisation).
-            let e = e_inst * utilized_clusters(level, inst) as f64;
-            energy += e;
-            rd_words += r;
-            wr_words += f + u;
-            let tile_points = tensor.tile_points(&ext[l]);
+            let lp = parts[t].levels[l];
+            let p = packer(problem, arch, c, opts, l, t);
+            let tile_points = c.tile_points[l][t];
             let tile_words = p.words(tile_points);
+            level_energy += lp.energy;
             utilized_words += tile_words;
             tensors.push(TensorStats {
                 name: tensor.name.clone(),
                 tile_points,
                 tile_words,
-                partition_size: partition[l][t],
+                partition_size: c.partition[l][t],
                 packing: p.k(),
                 instances: inst,
-                reads: r * inst,
-                fills: f * inst,
-                updates: u * inst,
-                reads_per_instance: r,
-                fills_per_instance: f,
-                updates_per_instance: u,
-                energy_pj: e,
+                reads: lp.reads * inst,
+                fills: lp.fills * inst,
+                updates: lp.updates * inst,
+                reads_per_instance: lp.reads,
+                fills_per_instance: lp.fills,
+                updates_per_instance: lp.updates,
+                energy_pj: lp.energy,
             });
         }
-        let mut lc = compute_cycles;
-        let need = |words: u64, bw: Option<f64>| -> u64 {
-            match bw {
-                Some(bw) => (words as f64 / bw).ceil() as u64,
-                None => 0,
-            }
-        };
-        lc = lc.max(need(rd_words, level.read_bandwidth));
-        lc = lc.max(need(wr_words, level.write_bandwidth));
-        lc = lc.max(need(rd_words + wr_words, level.shared_bandwidth));
-        cycles = cycles.max(lc);
-        total_energy += energy;
+        let (rd, wr) = level_words(c, &refs, l);
         levels.push(LevelStats {
             name: level.name.clone(),
             instances_used: inst,
-            energy_pj: energy,
-            cycles: lc,
+            energy_pj: level_energy,
+            cycles: level_cycles(level, c.compute_cycles, rd, wr),
             utilized_words,
             capacity_words: level.capacity_words(),
             tensors,
         });
     }
-    let mac_energy = macs as f64 * mac_energy_per_op(arch, problem, opts);
-    total_energy += mac_energy;
-    Evaluation {
-        valid: true,
-        invalid: None,
-        energy_pj: total_energy,
-        cycles,
-        macs,
-        utilization: mac_instances_used as f64 / arch.mac.instances as f64 * compute_cycles as f64
-            / cycles as f64,
-        mac_instances_used,
-        mac_energy_pj: mac_energy,
-        compute_cycles,
-        levels,
-    }
+    Ok((energy, cycles, levels))
 }
 
 /// Energy of one MAC at the model's bit-widths (weights × input activations; native widths use

@@ -10,6 +10,7 @@ pub mod instance;
 pub mod mapspace;
 pub mod milp;
 pub mod model;
+pub mod network;
 pub mod report;
 pub mod search;
 pub mod spec;

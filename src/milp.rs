@@ -77,7 +77,7 @@ impl Default for SolveOptions {
 }
 
 /// How a solve ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Optimal,
@@ -359,7 +359,7 @@ pub fn solve_choices(
     }
     let start = Instant::now();
     let (problem, arch) = (space.problem(), space.arch());
-    let mut classes: Vec<(Vec<(u8, u64)>, Vec<usize>)> = vec![];
+    let mut classes: Vec<(crate::eval::PackingSignature, Vec<usize>)> = vec![];
     for (i, o) in choices.iter().enumerate() {
         let sig = crate::eval::packing_signature(arch, problem, o);
         match classes.iter_mut().find(|(s, _)| *s == sig) {

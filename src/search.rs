@@ -161,6 +161,166 @@ pub fn exhaustive(
     Ok(total.into_result(objective, StopReason::Exhausted))
 }
 
+/// The energy optimum of one bit-width choice found by [`exhaustive_choices`].
+#[derive(Debug, Clone)]
+pub struct ChoiceBest {
+    /// The best valid mapping (None when no mapping fits at these bit-widths).
+    pub mapping: Option<Mapping>,
+    /// Its evaluation at the choice's bit-widths.
+    pub evaluation: Option<Evaluation>,
+}
+
+/// Enumerates `space` once and finds the energy optimum of every bit-width choice: each
+/// mapping is counted once ([`crate::eval::counts`]), each tensor is priced at each of its
+/// packing classes ([`crate::eval::tensor_price`]) and the prices are combined per bit choice
+/// ([`crate::eval::combine_storage`]). Ties go to
+/// lower cycles, then to the first mapping in enumeration order. Every winner is re-evaluated
+/// in full. Refuses spaces above `limit` like [`exhaustive`].
+pub fn exhaustive_choices(
+    space: &Mapspace,
+    choices: &[ModelOptions],
+    limit: Option<u128>,
+) -> Result<Vec<ChoiceBest>, String> {
+    if let Some(limit) = limit {
+        if space.size() > limit {
+            return Err(format!(
+                "the mapspace has {} mappings (~{:.3e}), more than the limit {limit}",
+                space.size(),
+                space.size_f64()
+            ));
+        }
+    }
+    let (problem, arch) = (space.problem(), space.arch());
+    if choices.is_empty() {
+        return Ok(vec![]);
+    }
+    if choices
+        .iter()
+        .any(|o| o.seed_compat != choices[0].seed_compat)
+    {
+        return Err("bit choices must agree on seed_compat (it changes the counts)".into());
+    }
+    // Per tensor, its packing classes (each with a representative choice); per choice, the
+    // tuple of its tensors' classes; the distinct tuples (with a representative) are priced.
+    let nt = problem.tensors.len();
+    let mut tensor_reps: Vec<Vec<(crate::eval::PackingSignature, usize)>> = vec![vec![]; nt];
+    let tuples: Vec<Vec<usize>> = choices
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            (0..nt)
+                .map(|t| {
+                    let sig = crate::eval::tensor_packing_signature(arch, problem, o, t);
+                    let reps = &mut tensor_reps[t];
+                    reps.iter().position(|(s, _)| *s == sig).unwrap_or_else(|| {
+                        reps.push((sig, i));
+                        reps.len() - 1
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    let mut classes: Vec<(Vec<usize>, usize)> = vec![];
+    let class_of: Vec<usize> = tuples
+        .iter()
+        .enumerate()
+        .map(|(i, tu)| {
+            classes
+                .iter()
+                .position(|(c, _)| c == tu)
+                .unwrap_or_else(|| {
+                    classes.push((tu.clone(), i));
+                    classes.len() - 1
+                })
+        })
+        .collect();
+    let mac_energy: Vec<f64> = classes
+        .iter()
+        .map(|(_, rep)| {
+            problem.macs() as f64 * crate::eval::mac_energy_per_op(arch, problem, &choices[*rep])
+        })
+        .collect();
+    type PartBest = Vec<Option<(f64, u64, Mapping)>>;
+    // Merged pairwise in part order (rayon's reduce keeps the order), so ties go to the first
+    // mapping in enumeration order and only a few part results are alive at a time.
+    let merge = |mut a: PartBest, b: PartBest| {
+        for (x, y) in a.iter_mut().zip(b) {
+            if let Some(y) = y {
+                if x.as_ref().is_none_or(|x| (y.0, y.1) < (x.0, x.1)) {
+                    *x = Some(y);
+                }
+            }
+        }
+        a
+    };
+    let best: PartBest = (0..space.num_parts())
+        .into_par_iter()
+        .map(|p| {
+            let mut best: PartBest = vec![None; classes.len()];
+            space.for_each_part(p, |m| {
+                let Ok(c) = crate::eval::counts(problem, arch, m, &choices[0]) else {
+                    return;
+                };
+                let prices: Vec<Vec<Option<crate::eval::TensorPrice>>> = (0..nt)
+                    .map(|t| {
+                        tensor_reps[t]
+                            .iter()
+                            .map(|(_, rep)| {
+                                crate::eval::tensor_price(problem, arch, &c, t, &choices[*rep])
+                            })
+                            .collect()
+                    })
+                    .collect();
+                let mut parts = Vec::with_capacity(nt);
+                for (k, (tuple, rep)) in classes.iter().enumerate() {
+                    parts.clear();
+                    parts.extend((0..nt).map_while(|t| prices[t][tuple[t]].as_ref()));
+                    if parts.len() < nt {
+                        continue;
+                    }
+                    let Some(storage) =
+                        crate::eval::combine_storage(arch, &c, &parts, &choices[*rep])
+                    else {
+                        continue;
+                    };
+                    let e = storage + mac_energy[k];
+                    // Cycles only break energy ties.
+                    if best[k].as_ref().is_some_and(|b| e > b.0) {
+                        continue;
+                    }
+                    let cy = crate::eval::combined_cycles(arch, &c, &parts);
+                    if best[k].as_ref().is_none_or(|b| (e, cy) < (b.0, b.1)) {
+                        best[k] = Some((e, cy, m.clone()));
+                    }
+                }
+            });
+            best
+        })
+        .reduce(|| vec![None; classes.len()], merge);
+    let mut out = vec![];
+    for (i, o) in choices.iter().enumerate() {
+        let Some((_, _, m)) = &best[class_of[i]] else {
+            out.push(ChoiceBest {
+                mapping: None,
+                evaluation: None,
+            });
+            continue;
+        };
+        let ev = evaluate(problem, arch, m, o);
+        if !ev.valid {
+            return Err(format!(
+                "internal error: a mapping priced valid for bit choice {i} is invalid: {:?}",
+                ev.invalid
+            ));
+        }
+        out.push(ChoiceBest {
+            mapping: Some(m.clone()),
+            evaluation: Some(ev),
+        });
+    }
+    Ok(out)
+}
+
 /// Timeloop's random-pruned search: samples mappings of `space` with a ChaCha8 generator
 /// seeded by `seed`, counts only valid samples toward `max_samples`, and stops early after
 /// `victory` valid samples in a row without improvement (or [`MAX_CONSECUTIVE_INVALID`]

@@ -7,7 +7,7 @@ mod common;
 use qmap::eval::evaluate;
 use qmap::mapspace::{Constraints, KeepChoice, LoopKind, Mapspace, SlotKind, SpatialDir};
 use qmap::model::{conv_problem, Arch, Level, Mac, Mapping, ModelOptions, Problem};
-use qmap::search::{exhaustive, objective_value, random, StopReason};
+use qmap::search::{exhaustive, exhaustive_choices, objective_value, random, StopReason};
 use qmap::spec::Objective;
 use rand::rngs::ChaCha8Rng;
 use rand::SeedableRng;
@@ -470,6 +470,51 @@ fn exhaustive_bounds_random_search() {
     // Over the limit: refused, naming the size.
     let err = exhaustive(&space, &opts, Objective::Energy, Some(10)).unwrap_err();
     assert!(err.contains(&space.size().to_string()), "{err}");
+}
+
+/// One enumeration priced at many bit-widths finds, for every choice, the optimum that a
+/// separate exhaustive search at that choice finds (seed and ideal packing, psum bits).
+#[test]
+fn exhaustive_over_bit_choices_matches_one_search_per_choice() {
+    use qmap::model::{Bits, PsumPolicy};
+    use qmap::spec::PackingMode;
+    let a = tiny_arch();
+    let p = tiny_problem();
+    let space = Mapspace::unconstrained(&p, &a).unwrap();
+    let mut choices = vec![];
+    for packing in [PackingMode::Seed, PackingMode::Ideal] {
+        for psum in [PsumPolicy::OutputBits, PsumPolicy::Bits(16)] {
+            for (w, i, o) in [
+                (2, 2, 2),
+                (3, 8, 4),
+                (4, 4, 8),
+                (5, 6, 7),
+                (8, 8, 8),
+                (16, 16, 16),
+            ] {
+                // tensor order of conv_problem: Weights, Inputs, Outputs
+                choices.push(ModelOptions {
+                    bits: Some(Bits(vec![w, i, o])),
+                    packing,
+                    psum,
+                    seed_compat: false,
+                });
+            }
+        }
+    }
+    choices.push(ModelOptions::default());
+    let all = exhaustive_choices(&space, &choices, None).unwrap();
+    let mut distinct = std::collections::BTreeSet::new();
+    for (o, got) in choices.iter().zip(&all) {
+        let ex = exhaustive(&space, o, Objective::Energy, None).unwrap();
+        let e = got.evaluation.as_ref().unwrap();
+        assert_eq!(e.energy_pj, ex.value, "{o:?}");
+        assert_eq!(e.cycles, ex.evaluation.as_ref().unwrap().cycles, "{o:?}");
+        assert!(space.contains(got.mapping.as_ref().unwrap()));
+        distinct.insert((e.energy_pj * 1e6) as u64);
+    }
+    // The choices really differ (the test would be weak if they all had one optimum).
+    assert!(distinct.len() >= 10, "{distinct:?}");
 }
 
 #[test]

@@ -1,0 +1,332 @@
+//! The per-layer optimum table of a network: the best energy of every layer at every allowed
+//! (inputs, weights, outputs) bit triple, deduplicated over identical layer shapes and packing
+//! classes, solved in parallel and cached on disk under a content hash.
+//!
+//! Each table unit is one distinct layer shape: its mapspace is enumerated once and every
+//! mapping is priced at every packing class (`search::exhaustive_choices`), or, above the
+//! enumeration limit, one MILP per packing class proves the optimum (`milp::solve`). Either way
+//! the entry carries its proof: `enumerated` (every mapping of the declared mapspace was
+//! evaluated) or the MILP's status, bound and gap. Every entry's mapping is re-evaluated by the
+//! evaluator before it is stored, and again when it is read from the cache.
+
+use crate::eval::{evaluate, PackingSignature};
+use crate::instance::{BitTriple, Instance};
+use crate::mapspace::{Constraints, Mapspace};
+use crate::milp::{self, SolveOptions, Status};
+use crate::model::{mapping_from_spec, mapping_to_spec, Problem};
+use crate::spec::{MappingSpec, Objective};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Bumped whenever the cost model, the mapspace or the solvers change what a table entry is:
+/// part of every cache key, so a changed model never reuses stale entries.
+pub const MODEL_VERSION: &str = "qmap-table-1";
+
+/// How an entry's optimality is established.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Proof {
+    /// Every mapping of the declared mapspace was evaluated.
+    Enumerated,
+    /// The MILP's certificate.
+    Milp {
+        status: Status,
+        bound: f64,
+        gap: f64,
+    },
+}
+
+impl Proof {
+    /// Whether the entry is a proven optimum.
+    pub fn optimal(&self) -> bool {
+        match self {
+            Proof::Enumerated => true,
+            Proof::Milp { status, .. } => *status == Status::Optimal,
+        }
+    }
+}
+
+/// One table entry: a layer at one bit triple.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Entry {
+    pub bits: BitTriple,
+    /// The optimum's energy (pJ); None when no mapping fits at these bit-widths.
+    pub energy_pj: Option<f64>,
+    pub cycles: Option<u64>,
+    pub mapping: Option<MappingSpec>,
+    pub proof: Proof,
+}
+
+/// Which exact method fills the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// Enumeration up to the limit, the MILP above it.
+    Auto,
+    Milp,
+    Enumerate,
+}
+
+/// Table settings.
+#[derive(Debug, Clone)]
+pub struct TableSettings {
+    pub engine: Engine,
+    /// Largest mapspace `Auto` enumerates.
+    pub enumerate_limit: u128,
+    /// MILP time limit per packing class.
+    pub time_limit: Option<f64>,
+    /// Cache directory; None = no cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Show a progress bar on a terminal.
+    pub progress: bool,
+}
+
+impl Default for TableSettings {
+    fn default() -> Self {
+        TableSettings {
+            engine: Engine::Auto,
+            enumerate_limit: 3_000_000,
+            time_limit: Some(60.0),
+            cache_dir: None,
+            progress: false,
+        }
+    }
+}
+
+/// The table: per layer, one entry per bit triple (in the order asked).
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub layers: Vec<Vec<Entry>>,
+    /// Distinct layer shapes, and how many of them came from the cache.
+    pub units: usize,
+    pub cached_units: usize,
+    pub seconds: f64,
+}
+
+/// A layer's shape without its name (what makes two layers the same table unit).
+fn shape_key(p: &Problem) -> String {
+    let mut p = p.clone();
+    p.name.clear();
+    format!("{p:?}")
+}
+
+/// Builds the table for every layer of `inst` at every triple in `triples`.
+pub fn build(
+    inst: &Instance,
+    cons: &Constraints,
+    triples: &[BitTriple],
+    settings: &TableSettings,
+) -> Result<Table, String> {
+    let start = Instant::now();
+    // Distinct shapes, in first-appearance order.
+    let mut units: Vec<(String, usize)> = vec![];
+    let unit_of: Vec<usize> = inst
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let key = shape_key(&l.problem);
+            match units.iter().position(|(k, _)| *k == key) {
+                Some(u) => u,
+                None => {
+                    units.push((key, i));
+                    units.len() - 1
+                }
+            }
+        })
+        .collect();
+    let bar = if settings.progress {
+        indicatif::ProgressBar::new(units.len() as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "table {bar:30} {pos}/{len} layer shapes  {elapsed_precise}  {msg}",
+        )
+        .expect("static template"),
+    );
+    let results: Vec<Result<(Vec<Entry>, bool), String>> = units
+        .par_iter()
+        .map(|(key, rep)| {
+            let r = unit_entries(inst, cons, *rep, key, triples, settings);
+            bar.inc(1);
+            r
+        })
+        .collect();
+    bar.finish_and_clear();
+    let mut per_unit = vec![];
+    let mut cached_units = 0;
+    for r in results {
+        let (entries, cached) = r?;
+        cached_units += cached as usize;
+        per_unit.push(entries);
+    }
+    let layers = inst
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, _)| per_unit[unit_of[i]].clone())
+        .collect();
+    Ok(Table {
+        layers,
+        units: units.len(),
+        cached_units,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// The entries of one layer shape (layer `rep` of the instance), from the cache when present.
+fn unit_entries(
+    inst: &Instance,
+    cons: &Constraints,
+    rep: usize,
+    shape: &str,
+    triples: &[BitTriple],
+    settings: &TableSettings,
+) -> Result<(Vec<Entry>, bool), String> {
+    let layer = &inst.layers[rep];
+    let problem = &layer.problem;
+    let space = Mapspace::new(problem, &inst.arch, cons)
+        .map_err(|e| format!("layer {}: {e}", layer.name))?;
+    let opts: Vec<_> = triples
+        .iter()
+        .map(|&t| inst.options(problem, Some(t)))
+        .collect();
+    let cache_file = settings.cache_dir.as_ref().map(|dir| {
+        let mut h = Sha256::new();
+        for part in [
+            MODEL_VERSION.to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+            format!("{:?}", inst.arch),
+            format!("{cons:?}"),
+            shape.to_string(),
+            format!("{triples:?}"),
+            format!(
+                "{:?}",
+                opts.first().map(|o| (o.packing, o.psum, o.seed_compat))
+            ),
+            format!(
+                "{:?} {} {:?}",
+                settings.engine, settings.enumerate_limit, settings.time_limit
+            ),
+        ] {
+            h.update(part.as_bytes());
+            h.update([0u8]);
+        }
+        let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        dir.join(format!("{hex}.json"))
+    });
+    if let Some(f) = &cache_file {
+        if let Some(entries) = read_cache(f, &space, &opts) {
+            return Ok((entries, true));
+        }
+    }
+    let enumerate = match settings.engine {
+        Engine::Enumerate => true,
+        Engine::Milp => false,
+        Engine::Auto => space.size() <= settings.enumerate_limit,
+    };
+    let (arch, name) = (&inst.arch, &layer.name);
+    let entries: Vec<Entry> = if enumerate {
+        let best = crate::search::exhaustive_choices(&space, &opts, None)
+            .map_err(|e| format!("layer {name}: {e}"))?;
+        triples
+            .iter()
+            .zip(best)
+            .map(|(&bits, b)| Entry {
+                bits,
+                energy_pj: b.evaluation.as_ref().map(|e| e.energy_pj),
+                cycles: b.evaluation.as_ref().map(|e| e.cycles),
+                mapping: b
+                    .mapping
+                    .as_ref()
+                    .map(|m| mapping_to_spec(m, arch, problem)),
+                proof: Proof::Enumerated,
+            })
+            .collect()
+    } else {
+        let so = SolveOptions {
+            time_limit: settings.time_limit,
+            ..Default::default()
+        };
+        // One MILP per packing class; the members of a class share its optimal mapping.
+        let mut classes: Vec<(PackingSignature, milp::Certificate, usize)> = vec![];
+        let mut entries = vec![];
+        for (i, (&bits, o)) in triples.iter().zip(&opts).enumerate() {
+            let sig = crate::eval::packing_signature(arch, problem, o);
+            if !classes.iter().any(|(s, _, _)| *s == sig) {
+                let cert = milp::solve(&space, o, Objective::Energy, &so)
+                    .map_err(|e| format!("layer {name}: {e}"))?;
+                classes.push((sig.clone(), cert, i));
+            }
+            let (_, cert, _) = classes.iter().find(|(s, _, _)| *s == sig).unwrap();
+            let ev = cert.mapping.as_ref().map(|m| evaluate(problem, arch, m, o));
+            let shift = ev.as_ref().map_or(0.0, |e| e.energy_pj - cert.value);
+            entries.push(Entry {
+                bits,
+                energy_pj: ev.as_ref().map(|e| e.energy_pj),
+                cycles: ev.as_ref().map(|e| e.cycles),
+                mapping: cert
+                    .mapping
+                    .as_ref()
+                    .map(|m| mapping_to_spec(m, arch, problem)),
+                proof: Proof::Milp {
+                    status: cert.status,
+                    bound: cert.bound + shift,
+                    gap: cert.gap,
+                },
+            });
+        }
+        entries
+    };
+    if let Some(f) = &cache_file {
+        write_cache(f, &entries);
+    }
+    Ok((entries, false))
+}
+
+/// Reads a cache file; any entry that does not re-evaluate to its stored energy (or a file
+/// that does not parse) makes the whole unit count as missing.
+fn read_cache(
+    f: &Path,
+    space: &Mapspace,
+    opts: &[crate::model::ModelOptions],
+) -> Option<Vec<Entry>> {
+    let text = std::fs::read_to_string(f).ok()?;
+    let entries: Vec<Entry> = serde_json::from_str(&text).ok()?;
+    if entries.len() != opts.len() {
+        return None;
+    }
+    let (problem, arch) = (space.problem(), space.arch());
+    for (e, o) in entries.iter().zip(opts) {
+        match (&e.mapping, e.energy_pj) {
+            (Some(ms), Some(energy)) => {
+                let m = mapping_from_spec(ms, arch, problem, f).ok()?;
+                let ev = evaluate(problem, arch, &m, o);
+                if !ev.valid || ev.energy_pj != energy || !space.contains(&m) {
+                    return None;
+                }
+            }
+            (None, None) => {}
+            _ => return None,
+        }
+    }
+    Some(entries)
+}
+
+/// Writes a cache file atomically (temporary file, then rename); a failure only costs a
+/// later recomputation, so it is ignored.
+fn write_cache(f: &Path, entries: &[Entry]) {
+    if let Some(dir) = f.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let tmp = f.with_extension(format!("tmp{}", std::process::id()));
+    if let Ok(text) = serde_json::to_string(entries) {
+        if std::fs::write(&tmp, text).is_ok() {
+            let _ = std::fs::rename(&tmp, f);
+        }
+    }
+}
