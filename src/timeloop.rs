@@ -1,5 +1,6 @@
-//! Timeloop importer: flattened architecture, ERT, problem, mapping and constraint files (v0.3
-//! and v0.4 spellings) read into qmap's model types.
+//! Timeloop importer and exporter: flattened architecture, ERT, problem, mapping and constraint
+//! files (v0.3 and v0.4 spellings) read into qmap's model types; mappings and problems written
+//! back as Timeloop files.
 //!
 //! The readers follow Timeloop v3's own parsers (`model/topology.cpp`, `model/buffer.cpp`,
 //! `workload/problem-shape.cpp`, `mapping/parser.cpp`) wherever they define a default:
@@ -27,9 +28,14 @@
 //!   quotient: a mapping whose factors do not multiply to the bounds is an error, as in
 //!   Timeloop. A tensor the mapping says nothing about at a level is kept there (Timeloop's
 //!   default) unless the architecture forbids it.
+//! - Export follows Timeloop's own `FormatAsConstraints`: per level a datatype (`bypass`) entry,
+//!   factors for every dimension, permutations innermost first listing every dimension (the
+//!   mapping's temporal order, then the dimensions it leaves out), spatial X dimensions before
+//!   Y with `split` = their count, and spatial entries only at levels with a fanout (Timeloop
+//!   rejects the others).
 
 use crate::model::{
-    Arch, KeepRule, Level, LevelMapping, Loop, Mac, Mapping, Problem, Tensor, Term,
+    Arch, Bits, KeepRule, Level, LevelMapping, Loop, Mac, Mapping, Problem, Tensor, Term,
 };
 use crate::spec::InputError;
 use serde_yaml_ng::Value;
@@ -1569,6 +1575,255 @@ pub fn load_mapping(path: &Path, arch: &Arch, problem: &Problem) -> Result<Mappi
         }
     }
     Ok(Mapping { levels })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Export: qmap mappings and problems as Timeloop files
+// ---------------------------------------------------------------------------------------------
+
+/// Words a YAML reader may take for a boolean or null when plain (YAML 1.2, and YAML 1.1's
+/// longer spellings; single letters such as `N` stay plain, as in Timeloop's own files).
+const YAML_RESERVED: &[&str] = &["true", "false", "null", "yes", "no", "on", "off"];
+
+/// `s` as a YAML scalar: plain when that reads back as the same string, else single-quoted.
+fn yaml_str(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-= ".contains(c))
+        && s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && !s.ends_with(' ')
+        && !YAML_RESERVED.contains(&s.to_ascii_lowercase().as_str());
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "''"))
+    }
+}
+
+/// A flow list of YAML scalars: `[Weights, Inputs]`.
+fn yaml_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    let items: Vec<String> = items.into_iter().map(yaml_str).collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// A permutation as Timeloop reads it: one character per dimension (`MCRSNPQ`) when every name
+/// is a single character, else the names separated by spaces.
+fn permutation_text(dims: &[usize], problem: &Problem) -> String {
+    let names: Vec<&str> = dims.iter().map(|&d| problem.dims[d].as_str()).collect();
+    if names.iter().all(|n| n.chars().count() == 1) {
+        names.concat()
+    } else {
+        names.join(" ")
+    }
+}
+
+/// Every dimension with its factor, in the problem's order: `C=3 M=2 R=1`.
+fn factors_text(problem: &Problem, factor: impl Fn(usize) -> u64) -> String {
+    (0..problem.dims.len())
+        .map(|d| format!("{}={}", problem.dims[d], factor(d)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Dimensions in order of first appearance, without repeats.
+fn unique_dims(dims: impl IntoIterator<Item = usize>) -> Vec<usize> {
+    let mut out: Vec<usize> = Vec::new();
+    for d in dims {
+        if !out.contains(&d) {
+            out.push(d);
+        }
+    }
+    out
+}
+
+/// `order` without repeats, followed by the dimensions it leaves out, in the problem's order.
+fn full_permutation(order: impl IntoIterator<Item = usize>, nd: usize) -> Vec<usize> {
+    unique_dims(order.into_iter().chain(0..nd))
+}
+
+/// The dimensions of the non-unit loops of `loops`, innermost first, without repeats.
+fn loop_dims(loops: &[Loop]) -> Vec<usize> {
+    unique_dims(loops.iter().filter(|l| l.factor > 1).map(|l| l.dim))
+}
+
+/// Why `mapping` has no exact Timeloop spelling (empty when [`export_mapping`] is exact):
+/// Timeloop gives each dimension one loop per level and direction, reads permutations one
+/// character per dimension and factors as letters followed by digits.
+pub fn timeloop_export_issues(mapping: &Mapping, arch: &Arch, problem: &Problem) -> Vec<String> {
+    let mut issues = Vec::new();
+    for d in &problem.dims {
+        if d.chars().count() != 1 || !d.chars().all(|c| c.is_ascii_alphabetic()) {
+            issues.push(format!(
+                "dimension `{d}`: Timeloop reads dimensions as single letters"
+            ));
+        }
+    }
+    for (l, (lm, level)) in mapping.levels.iter().zip(&arch.levels).enumerate() {
+        let name = &level.name;
+        let repeated = |loops: &[Loop]| {
+            let dims: Vec<usize> = loops
+                .iter()
+                .filter(|x| x.factor > 1)
+                .map(|x| x.dim)
+                .collect();
+            dims.len() != loop_dims(loops).len()
+        };
+        if repeated(&lm.temporal) {
+            issues.push(format!("{name}: a dimension has two temporal loops"));
+        }
+        if repeated(&lm.spatial_x) || repeated(&lm.spatial_y) {
+            issues.push(format!(
+                "{name}: a dimension has two spatial loops in one direction"
+            ));
+        }
+        let x = loop_dims(&lm.spatial_x);
+        if let Some(d) = loop_dims(&lm.spatial_y).iter().find(|d| x.contains(d)) {
+            issues.push(format!(
+                "{name}: dimension {} is split over X and Y (Timeloop has one spatial loop per \
+                 dimension and level; the export puts it all on X)",
+                problem.dims[*d]
+            ));
+        }
+        let (fx, fy) = arch.fanout(l);
+        if fx * fy == 1 && lm.spatial_x_product() * lm.spatial_y_product() > 1 {
+            issues.push(format!("{name}: spatial loops but no spatial fanout"));
+        }
+    }
+    issues
+}
+
+/// Writes a mapping as a Timeloop mapping file (a v0.4 `mapping:` list, which timeloop-model v3
+/// reads too): per level, innermost first, a `bypass` entry (`keep` / `bypass` lists), a
+/// `temporal` entry and, where the level has a spatial fanout, a `spatial` entry with its X/Y
+/// `split`. Factors name every dimension; permutations list every dimension, innermost first.
+pub fn export_mapping(mapping: &Mapping, arch: &Arch, problem: &Problem) -> String {
+    let nd = problem.dims.len();
+    let mut out = String::from("mapping:\n");
+    let tensors = |lm: &LevelMapping, keep: bool| {
+        yaml_list(
+            problem
+                .tensors
+                .iter()
+                .zip(&lm.keep)
+                .filter(|(_, k)| **k == keep)
+                .map(|(t, _)| t.name.as_str()),
+        )
+    };
+    for (l, (lm, level)) in mapping.levels.iter().zip(&arch.levels).enumerate() {
+        let head = |ty: &str| format!("  - target: {}\n    type: {ty}\n", yaml_str(&level.name));
+        out += &head("bypass");
+        out += &format!("    keep: {}\n", tensors(lm, true));
+        out += &format!("    bypass: {}\n", tensors(lm, false));
+        // Temporal: the mapping's own order (factor-1 loops included), the rest appended.
+        let perm = full_permutation(lm.temporal.iter().map(|x| x.dim), nd);
+        out += &head("temporal");
+        out += &format!(
+            "    factors: {}\n",
+            yaml_str(&factors_text(problem, |d| lm.temporal_factor(d)))
+        );
+        out += &format!(
+            "    permutation: {}\n",
+            yaml_str(&permutation_text(&perm, problem))
+        );
+        // Spatial: X loops first (innermost), then Y; `split` = number of X positions.
+        let (fx, fy) = arch.fanout(l);
+        if fx * fy > 1 {
+            let x = loop_dims(&lm.spatial_x);
+            let y: Vec<usize> = loop_dims(&lm.spatial_y)
+                .into_iter()
+                .filter(|d| !x.contains(d))
+                .collect();
+            let perm = full_permutation(x.iter().chain(&y).copied(), nd);
+            out += &head("spatial");
+            out += &format!(
+                "    factors: {}\n",
+                yaml_str(&factors_text(problem, |d| lm.spatial_factor(d)))
+            );
+            out += &format!(
+                "    permutation: {}\n",
+                yaml_str(&permutation_text(&perm, problem))
+            );
+            out += &format!("    split: {}\n", x.len());
+        }
+    }
+    out
+}
+
+/// Writes a problem as a Timeloop problem file (inline shape, the hyphenated keys timeloop-model
+/// v3 reads), with the seed fork's `instance.bitwidths` when `bits` are given.
+pub fn export_problem(problem: &Problem, bits: Option<&Bits>) -> String {
+    let dims = &problem.dims;
+    // Coefficients other than 1 are named after their value (`coef2`), clear of the dims.
+    let coef_name = |c: u64| {
+        let mut name = format!("coef{c}");
+        while dims.contains(&name) {
+            name.insert(0, '_');
+        }
+        name
+    };
+    let mut coefs: Vec<u64> = problem
+        .tensors
+        .iter()
+        .flat_map(|t| t.ranks.iter().flatten())
+        .map(|term| term.coef)
+        .filter(|&c| c != 1)
+        .collect();
+    coefs.sort_unstable();
+    coefs.dedup();
+    let mut out = String::from("problem:\n  version: '0.4'\n  shape:\n");
+    if !problem.name.is_empty() {
+        out += &format!("    name: {}\n", yaml_str(&problem.name));
+    }
+    out += &format!(
+        "    dimensions: {}\n",
+        yaml_list(dims.iter().map(String::as_str))
+    );
+    if !coefs.is_empty() {
+        out += "    coefficients:\n";
+        for c in &coefs {
+            out += &format!("      - {{name: {}, default: {c}}}\n", coef_name(*c));
+        }
+    }
+    out += "    data-spaces:\n";
+    for t in &problem.tensors {
+        let ranks: Vec<String> = t
+            .ranks
+            .iter()
+            .map(|rank| {
+                let terms: Vec<String> = rank
+                    .iter()
+                    .map(|term| {
+                        let d = yaml_str(&dims[term.dim]);
+                        if term.coef == 1 {
+                            format!("[{d}]")
+                        } else {
+                            format!("[{d}, {}]", coef_name(term.coef))
+                        }
+                    })
+                    .collect();
+                format!("[{}]", terms.join(", "))
+            })
+            .collect();
+        out += &format!("      - name: {}\n", yaml_str(&t.name));
+        out += &format!("        projection: [{}]\n", ranks.join(", "));
+        if t.read_write {
+            out += "        read-write: true\n";
+        }
+    }
+    out += "  instance:\n";
+    for (d, b) in dims.iter().zip(&problem.bounds) {
+        out += &format!("    {}: {b}\n", yaml_str(d));
+    }
+    if let Some(Bits(b)) = bits {
+        let pairs: Vec<String> = problem
+            .tensors
+            .iter()
+            .zip(b)
+            .map(|(t, b)| format!("{}: {b}", yaml_str(&t.name)))
+            .collect();
+        out += &format!("    bitwidths: {{{}}}\n", pairs.join(", "));
+    }
+    out
 }
 
 #[cfg(test)]
