@@ -1,5 +1,6 @@
-//! Timeloop importer: flattened architecture, ERT, problem, mapping and constraint files (v0.3
-//! and v0.4 spellings) read into qmap's model types.
+//! Timeloop importer and exporter: flattened architecture, ERT, problem, mapping and constraint
+//! files (v0.3 and v0.4 spellings) and the mappings Timeloop prints, read into qmap's model
+//! types; mappings and problems written back as Timeloop files.
 //!
 //! The readers follow Timeloop v3's own parsers (`model/topology.cpp`, `model/buffer.cpp`,
 //! `workload/problem-shape.cpp`, `mapping/parser.cpp`) wherever they define a default:
@@ -27,9 +28,21 @@
 //!   quotient: a mapping whose factors do not multiply to the bounds is an error, as in
 //!   Timeloop. A tensor the mapping says nothing about at a level is kept there (Timeloop's
 //!   default) unless the architecture forbids it.
+//! - Printed mappings (`map.txt`, and the `Loop nest:` of each level in `stats.txt`): loops
+//!   outermost first, a level's temporal loops before its spatial ones (X inside Y), loops of
+//!   factor 1 not printed. In map.txt the header `NAME [ Tensor:tile (words) ... ]` lists the
+//!   tensors kept, and a level without loops prints its header alone, straight above the next
+//!   one; in stats.txt the kept tensors are the blocks under `STATS`. Timeloop's stats.txt
+//!   leaves `dummy_storage` levels out, and with them their spatial loops: such a nest is
+//!   reported, not guessed.
+//! - Export follows Timeloop's own `FormatAsConstraints`: per level a datatype (`bypass`) entry,
+//!   factors for every dimension, permutations innermost first listing every dimension (the
+//!   mapping's temporal order, then the dimensions it leaves out), spatial X dimensions before
+//!   Y with `split` = their count, and spatial entries only at levels with a fanout (Timeloop
+//!   rejects the others).
 
 use crate::model::{
-    Arch, KeepRule, Level, LevelMapping, Loop, Mac, Mapping, Problem, Tensor, Term,
+    Arch, Bits, KeepRule, Level, LevelMapping, Loop, Mac, Mapping, Problem, Tensor, Term,
 };
 use crate::spec::InputError;
 use serde_yaml_ng::Value;
@@ -1569,6 +1582,793 @@ pub fn load_mapping(path: &Path, arch: &Arch, problem: &Problem) -> Result<Mappi
         }
     }
     Ok(Mapping { levels })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Export: qmap mappings and problems as Timeloop files
+// ---------------------------------------------------------------------------------------------
+
+/// Words a YAML reader may take for a boolean or null when plain (YAML 1.2, and YAML 1.1's
+/// longer spellings; single letters such as `N` stay plain, as in Timeloop's own files).
+const YAML_RESERVED: &[&str] = &["true", "false", "null", "yes", "no", "on", "off"];
+
+/// `s` as a YAML scalar: plain when that reads back as the same string, else single-quoted.
+fn yaml_str(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-= ".contains(c))
+        && s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && !s.ends_with(' ')
+        && !YAML_RESERVED.contains(&s.to_ascii_lowercase().as_str());
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "''"))
+    }
+}
+
+/// A flow list of YAML scalars: `[Weights, Inputs]`.
+fn yaml_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    let items: Vec<String> = items.into_iter().map(yaml_str).collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// A permutation as Timeloop reads it: one character per dimension (`MCRSNPQ`) when every name
+/// is a single character, else the names separated by spaces.
+fn permutation_text(dims: &[usize], problem: &Problem) -> String {
+    let names: Vec<&str> = dims.iter().map(|&d| problem.dims[d].as_str()).collect();
+    if names.iter().all(|n| n.chars().count() == 1) {
+        names.concat()
+    } else {
+        names.join(" ")
+    }
+}
+
+/// Every dimension with its factor, in the problem's order: `C=3 M=2 R=1`.
+fn factors_text(problem: &Problem, factor: impl Fn(usize) -> u64) -> String {
+    (0..problem.dims.len())
+        .map(|d| format!("{}={}", problem.dims[d], factor(d)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Dimensions in order of first appearance, without repeats.
+fn unique_dims(dims: impl IntoIterator<Item = usize>) -> Vec<usize> {
+    let mut out: Vec<usize> = Vec::new();
+    for d in dims {
+        if !out.contains(&d) {
+            out.push(d);
+        }
+    }
+    out
+}
+
+/// `order` without repeats, followed by the dimensions it leaves out, in the problem's order.
+fn full_permutation(order: impl IntoIterator<Item = usize>, nd: usize) -> Vec<usize> {
+    unique_dims(order.into_iter().chain(0..nd))
+}
+
+/// The dimensions of the non-unit loops of `loops`, innermost first, without repeats.
+fn loop_dims(loops: &[Loop]) -> Vec<usize> {
+    unique_dims(loops.iter().filter(|l| l.factor > 1).map(|l| l.dim))
+}
+
+/// Why `mapping` has no exact Timeloop spelling (empty when [`export_mapping`] is exact):
+/// Timeloop gives each dimension one loop per level and direction, reads permutations one
+/// character per dimension and factors as letters followed by digits.
+pub fn timeloop_export_issues(mapping: &Mapping, arch: &Arch, problem: &Problem) -> Vec<String> {
+    let mut issues = Vec::new();
+    for d in &problem.dims {
+        if d.chars().count() != 1 || !d.chars().all(|c| c.is_ascii_alphabetic()) {
+            issues.push(format!(
+                "dimension `{d}`: Timeloop reads dimensions as single letters"
+            ));
+        }
+    }
+    for (l, (lm, level)) in mapping.levels.iter().zip(&arch.levels).enumerate() {
+        let name = &level.name;
+        let repeated = |loops: &[Loop]| {
+            let dims: Vec<usize> = loops
+                .iter()
+                .filter(|x| x.factor > 1)
+                .map(|x| x.dim)
+                .collect();
+            dims.len() != loop_dims(loops).len()
+        };
+        if repeated(&lm.temporal) {
+            issues.push(format!("{name}: a dimension has two temporal loops"));
+        }
+        if repeated(&lm.spatial_x) || repeated(&lm.spatial_y) {
+            issues.push(format!(
+                "{name}: a dimension has two spatial loops in one direction"
+            ));
+        }
+        let x = loop_dims(&lm.spatial_x);
+        if let Some(d) = loop_dims(&lm.spatial_y).iter().find(|d| x.contains(d)) {
+            issues.push(format!(
+                "{name}: dimension {} is split over X and Y (Timeloop has one spatial loop per \
+                 dimension and level; the export puts it all on X)",
+                problem.dims[*d]
+            ));
+        }
+        let (fx, fy) = arch.fanout(l);
+        if fx * fy == 1 && lm.spatial_x_product() * lm.spatial_y_product() > 1 {
+            issues.push(format!("{name}: spatial loops but no spatial fanout"));
+        }
+    }
+    issues
+}
+
+/// Writes a mapping as a Timeloop mapping file (a v0.4 `mapping:` list, which timeloop-model v3
+/// reads too): per level, innermost first, a `bypass` entry (`keep` / `bypass` lists), a
+/// `temporal` entry and, where the level has a spatial fanout, a `spatial` entry with its X/Y
+/// `split`. Factors name every dimension; permutations list every dimension, innermost first.
+pub fn export_mapping(mapping: &Mapping, arch: &Arch, problem: &Problem) -> String {
+    let nd = problem.dims.len();
+    let mut out = String::from("mapping:\n");
+    let tensors = |lm: &LevelMapping, keep: bool| {
+        yaml_list(
+            problem
+                .tensors
+                .iter()
+                .zip(&lm.keep)
+                .filter(|(_, k)| **k == keep)
+                .map(|(t, _)| t.name.as_str()),
+        )
+    };
+    for (l, (lm, level)) in mapping.levels.iter().zip(&arch.levels).enumerate() {
+        let head = |ty: &str| format!("  - target: {}\n    type: {ty}\n", yaml_str(&level.name));
+        out += &head("bypass");
+        out += &format!("    keep: {}\n", tensors(lm, true));
+        out += &format!("    bypass: {}\n", tensors(lm, false));
+        // Temporal: the mapping's own order (factor-1 loops included), the rest appended.
+        let perm = full_permutation(lm.temporal.iter().map(|x| x.dim), nd);
+        out += &head("temporal");
+        out += &format!(
+            "    factors: {}\n",
+            yaml_str(&factors_text(problem, |d| lm.temporal_factor(d)))
+        );
+        out += &format!(
+            "    permutation: {}\n",
+            yaml_str(&permutation_text(&perm, problem))
+        );
+        // Spatial: X loops first (innermost), then Y; `split` = number of X positions.
+        let (fx, fy) = arch.fanout(l);
+        if fx * fy > 1 {
+            let x = loop_dims(&lm.spatial_x);
+            let y: Vec<usize> = loop_dims(&lm.spatial_y)
+                .into_iter()
+                .filter(|d| !x.contains(d))
+                .collect();
+            let perm = full_permutation(x.iter().chain(&y).copied(), nd);
+            out += &head("spatial");
+            out += &format!(
+                "    factors: {}\n",
+                yaml_str(&factors_text(problem, |d| lm.spatial_factor(d)))
+            );
+            out += &format!(
+                "    permutation: {}\n",
+                yaml_str(&permutation_text(&perm, problem))
+            );
+            out += &format!("    split: {}\n", x.len());
+        }
+    }
+    out
+}
+
+/// Writes a problem as a Timeloop problem file (inline shape, the hyphenated keys timeloop-model
+/// v3 reads), with the seed fork's `instance.bitwidths` when `bits` are given.
+pub fn export_problem(problem: &Problem, bits: Option<&Bits>) -> String {
+    let dims = &problem.dims;
+    // Coefficients other than 1 are named after their value (`coef2`), clear of the dims.
+    let coef_name = |c: u64| {
+        let mut name = format!("coef{c}");
+        while dims.contains(&name) {
+            name.insert(0, '_');
+        }
+        name
+    };
+    let mut coefs: Vec<u64> = problem
+        .tensors
+        .iter()
+        .flat_map(|t| t.ranks.iter().flatten())
+        .map(|term| term.coef)
+        .filter(|&c| c != 1)
+        .collect();
+    coefs.sort_unstable();
+    coefs.dedup();
+    let mut out = String::from("problem:\n  version: '0.4'\n  shape:\n");
+    if !problem.name.is_empty() {
+        out += &format!("    name: {}\n", yaml_str(&problem.name));
+    }
+    out += &format!(
+        "    dimensions: {}\n",
+        yaml_list(dims.iter().map(String::as_str))
+    );
+    if !coefs.is_empty() {
+        out += "    coefficients:\n";
+        for c in &coefs {
+            out += &format!("      - {{name: {}, default: {c}}}\n", coef_name(*c));
+        }
+    }
+    out += "    data-spaces:\n";
+    for t in &problem.tensors {
+        let ranks: Vec<String> = t
+            .ranks
+            .iter()
+            .map(|rank| {
+                let terms: Vec<String> = rank
+                    .iter()
+                    .map(|term| {
+                        let d = yaml_str(&dims[term.dim]);
+                        if term.coef == 1 {
+                            format!("[{d}]")
+                        } else {
+                            format!("[{d}, {}]", coef_name(term.coef))
+                        }
+                    })
+                    .collect();
+                format!("[{}]", terms.join(", "))
+            })
+            .collect();
+        out += &format!("      - name: {}\n", yaml_str(&t.name));
+        out += &format!("        projection: [{}]\n", ranks.join(", "));
+        if t.read_write {
+            out += "        read-write: true\n";
+        }
+    }
+    out += "  instance:\n";
+    for (d, b) in dims.iter().zip(&problem.bounds) {
+        out += &format!("    {}: {b}\n", yaml_str(d));
+    }
+    if let Some(Bits(b)) = bits {
+        let pairs: Vec<String> = problem
+            .tensors
+            .iter()
+            .zip(b)
+            .map(|(t, b)| format!("{}: {b}", yaml_str(&t.name)))
+            .collect();
+        out += &format!("    bitwidths: {{{}}}\n", pairs.join(", "));
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Printed loop nests: Timeloop's map.txt and the loop nests of stats.txt
+// ---------------------------------------------------------------------------------------------
+
+/// Where a printed loop runs: in time, or across the fanout along X or Y.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LoopKind {
+    Temporal,
+    SpatialX,
+    SpatialY,
+}
+
+/// One printed loop and the line it was printed on.
+#[derive(Debug, Clone, Copy)]
+struct PrintedLoop {
+    dim: usize,
+    factor: u64,
+    kind: LoopKind,
+    line: usize,
+}
+
+/// One printed storage level: its loops (outermost first, as printed) and the tensors it keeps.
+#[derive(Debug, Clone)]
+struct PrintedLevel {
+    level: usize,
+    loops: Vec<PrintedLoop>,
+    keep: Vec<bool>,
+}
+
+fn line_err(file: &Path, line: usize, message: impl Into<String>) -> InputError {
+    InputError::new(file, format!("line {line}"), message)
+}
+
+fn level_names(arch: &Arch) -> String {
+    arch.levels
+        .iter()
+        .map(|l| l.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn tensor_names(problem: &Problem) -> String {
+    problem
+        .tensors
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Parses one printed loop, `for C in [0:3)` with an optional `(Spatial-X)` / `(Spatial-Y)`.
+fn parse_printed_loop(text: &str, line: usize, problem: &Problem) -> Result<PrintedLoop, String> {
+    let shape = "expected a loop `for DIM in [0:N)`, optionally followed by `(Spatial-X)` or \
+                 `(Spatial-Y)`";
+    let rest = text
+        .strip_prefix("for ")
+        .ok_or_else(|| format!("`{text}`: {shape}"))?;
+    let (name, rest) = rest
+        .split_once(" in ")
+        .ok_or_else(|| format!("`{text}`: {shape}"))?;
+    let name = name.trim();
+    let dim = problem.dim_index(name).ok_or_else(|| {
+        format!(
+            "`{text}`: unknown dimension `{name}` (dims: {})",
+            problem.dims.join(" ")
+        )
+    })?;
+    let (range, tail) = rest
+        .trim_start()
+        .strip_prefix('[')
+        .and_then(|r| r.split_once(')'))
+        .ok_or_else(|| format!("`{text}`: {shape}"))?;
+    let (start, end) = range
+        .split_once(':')
+        .ok_or_else(|| format!("`{text}`: {shape}"))?;
+    if start.trim() != "0" {
+        return Err(format!("`{text}`: loops must start at 0"));
+    }
+    let (end, residual) = match end.split_once(',') {
+        Some((e, r)) => (e.trim(), Some(r.trim())),
+        None => (end.trim(), None),
+    };
+    let factor: u64 = match end.parse() {
+        Ok(f) if f > 0 => f,
+        _ => return Err(format!("`{text}`: `{end}` is not a positive loop bound")),
+    };
+    if residual.is_some_and(|r| r != end) {
+        return Err(format!(
+            "`{text}`: residual loop bounds (imperfect factorization) are not supported"
+        ));
+    }
+    let kind = match tail.trim() {
+        "" => LoopKind::Temporal,
+        "(Spatial-X)" => LoopKind::SpatialX,
+        "(Spatial-Y)" => LoopKind::SpatialY,
+        other => {
+            return Err(format!(
+                "`{text}`: `{other}`: expected nothing, `(Spatial-X)` or `(Spatial-Y)` after the \
+                 range"
+            ))
+        }
+    };
+    Ok(PrintedLoop {
+        dim,
+        factor,
+        kind,
+        line,
+    })
+}
+
+/// Reads a map.txt loop nest: level headers `NAME [ Tensor:tile (words) ... ]` (outermost
+/// first; the tensors listed are the ones kept), `---` underlines, loops `| for C in [0:3)`
+/// and `<< Compute >>`. Loops belong to the header printed last: a level without loops prints
+/// its header alone, straight before the next one.
+fn parse_map_txt(
+    text: &str,
+    file: &Path,
+    arch: &Arch,
+    problem: &Problem,
+) -> Result<Vec<PrintedLevel>, InputError> {
+    let mut levels: Vec<PrintedLevel> = Vec::new();
+    let mut compute_line: Option<usize> = None;
+    for (i, raw) in text.lines().enumerate() {
+        let n = i + 1;
+        let t = raw.trim();
+        if t.is_empty() || t.chars().all(|c| c == '-') {
+            continue;
+        }
+        if let Some(c) = compute_line {
+            return Err(line_err(
+                file,
+                n,
+                format!("`{t}`: text after `<< Compute >>` (line {c}), the innermost point"),
+            ));
+        }
+        let body = t.trim_start_matches('|').trim();
+        if body == "<< Compute >>" {
+            compute_line = Some(n);
+        } else if body.starts_with("for ") {
+            let lp = parse_printed_loop(body, n, problem).map_err(|m| line_err(file, n, m))?;
+            let Some(level) = levels.last_mut() else {
+                return Err(line_err(file, n, "a loop before the first level header"));
+            };
+            level.loops.push(lp);
+        } else if let Some((name, inner)) = t
+            .strip_suffix(']')
+            .and_then(|h| h.split_once('['))
+            .filter(|_| !t.starts_with('|'))
+        {
+            let name = name.trim();
+            let l = arch.level_index(name).ok_or_else(|| {
+                line_err(
+                    file,
+                    n,
+                    format!("unknown level `{name}` (levels: {})", level_names(arch)),
+                )
+            })?;
+            if let Some(prev) = levels.last().filter(|p| p.level <= l) {
+                return Err(line_err(
+                    file,
+                    n,
+                    format!(
+                        "level `{name}` printed after `{}`: map.txt lists levels outermost \
+                         first, each once",
+                        arch.levels[prev.level].name
+                    ),
+                ));
+            }
+            let mut keep = vec![false; problem.tensors.len()];
+            for tok in inner.split_whitespace().filter(|t| !t.starts_with('(')) {
+                let (tname, size) = tok.split_once(':').ok_or_else(|| {
+                    line_err(
+                        file,
+                        n,
+                        format!("`{tok}`: expected a kept tensor as `Name:tile (words)`"),
+                    )
+                })?;
+                let ti = problem.tensor_index(tname).ok_or_else(|| {
+                    line_err(
+                        file,
+                        n,
+                        format!(
+                            "unknown data space `{tname}` (data spaces: {})",
+                            tensor_names(problem)
+                        ),
+                    )
+                })?;
+                if size.parse::<u64>().is_err() {
+                    return Err(line_err(
+                        file,
+                        n,
+                        format!("`{tok}`: `{size}` is not a tile size"),
+                    ));
+                }
+                keep[ti] = true;
+            }
+            levels.push(PrintedLevel {
+                level: l,
+                loops: Vec::new(),
+                keep,
+            });
+        } else {
+            return Err(line_err(
+                file,
+                n,
+                format!(
+                    "`{t}`: expected a level header `NAME [ Tensor:tile (words) ... ]`, a loop \
+                     `| for DIM in [0:N)` or `<< Compute >>`"
+                ),
+            ));
+        }
+    }
+    Ok(levels)
+}
+
+/// Reads the loop nests of a stats.txt: per level (`Level k`, `=== NAME ===`, innermost first,
+/// level 0 the arithmetic) the loops under `Loop nest:` (outermost first) and, under `STATS`,
+/// one block (`Weights:`) per tensor the level keeps. Reading stops at `Networks`.
+fn parse_stats_txt(
+    text: &str,
+    file: &Path,
+    arch: &Arch,
+    problem: &Problem,
+) -> Result<Vec<PrintedLevel>, InputError> {
+    #[derive(PartialEq)]
+    enum Part {
+        Other,
+        Loops,
+        Stats,
+    }
+    let mut levels: Vec<PrintedLevel> = Vec::new();
+    let mut level_number: Option<u64> = None;
+    // Whether the current section is a storage level (the last of `levels`).
+    let mut in_level = false;
+    let mut part = Part::Other;
+    for (i, raw) in text.lines().enumerate() {
+        let n = i + 1;
+        let t = raw.trim();
+        if t == "Networks" || t.starts_with("Operational Intensity") || t == "Summary Stats" {
+            break;
+        }
+        if let Some(k) = t.strip_prefix("Level ").and_then(|k| k.parse().ok()) {
+            level_number = Some(k);
+            continue;
+        }
+        if let Some(name) = t.strip_prefix("=== ").and_then(|s| s.strip_suffix(" ===")) {
+            part = Part::Other;
+            let name = name.trim();
+            in_level =
+                !(level_number == Some(0) || (level_number.is_none() && name == arch.mac.name));
+            level_number = None;
+            if !in_level {
+                continue;
+            }
+            let l = arch.level_index(name).ok_or_else(|| {
+                line_err(
+                    file,
+                    n,
+                    format!("unknown level `{name}` (levels: {})", level_names(arch)),
+                )
+            })?;
+            if let Some(prev) = levels.last().filter(|p| p.level >= l) {
+                return Err(line_err(
+                    file,
+                    n,
+                    format!(
+                        "level `{name}` printed after `{}`: stats.txt lists levels innermost \
+                         first, each once",
+                        arch.levels[prev.level].name
+                    ),
+                ));
+            }
+            levels.push(PrintedLevel {
+                level: l,
+                loops: Vec::new(),
+                keep: vec![false; problem.tensors.len()],
+            });
+            continue;
+        }
+        let Some(level) = levels.last_mut().filter(|_| in_level) else {
+            continue;
+        };
+        match t {
+            "Loop nest:" => part = Part::Loops,
+            "STATS" => part = Part::Stats,
+            "SPECS" | "MAPPING" => part = Part::Other,
+            _ if part == Part::Loops => {
+                if t.is_empty() {
+                    part = Part::Other;
+                } else {
+                    let lp = parse_printed_loop(t.trim_start_matches('|').trim(), n, problem)
+                        .map_err(|m| line_err(file, n, m))?;
+                    level.loops.push(lp);
+                }
+            }
+            _ if part == Part::Stats && t.ends_with(':') && !t.contains(char::is_whitespace) => {
+                let tname = t.trim_end_matches(':');
+                let ti = problem.tensor_index(tname).ok_or_else(|| {
+                    line_err(
+                        file,
+                        n,
+                        format!(
+                            "unknown data space `{tname}` (data spaces: {})",
+                            tensor_names(problem)
+                        ),
+                    )
+                })?;
+                level.keep[ti] = true;
+            }
+            _ => {}
+        }
+    }
+    Ok(levels)
+}
+
+/// Builds the mapping from printed levels: loops reversed to innermost first, spatial loops
+/// split into X and Y. Levels not printed must be dummy levels (they hold nothing).
+fn mapping_from_printed(
+    printed: Vec<PrintedLevel>,
+    file: &Path,
+    arch: &Arch,
+    problem: &Problem,
+) -> Result<Mapping, InputError> {
+    if printed.is_empty() {
+        return Err(InputError::new(
+            file,
+            "(document)",
+            "no loop nest: expected Timeloop's map.txt (`NAME [ ... ]` headers and `| for` \
+             loops) or a stats.txt (`=== NAME ===` sections with `Loop nest:`)",
+        ));
+    }
+    let nt = problem.tensors.len();
+    let mut levels: Vec<LevelMapping> = (0..arch.levels.len())
+        .map(|_| LevelMapping {
+            keep: vec![false; nt],
+            ..Default::default()
+        })
+        .collect();
+    let mut seen = vec![false; arch.levels.len()];
+    for p in printed {
+        seen[p.level] = true;
+        let (fx, fy) = arch.fanout(p.level);
+        let lm = &mut levels[p.level];
+        lm.keep = p.keep;
+        for lp in p.loops.iter().rev() {
+            let lo = Loop {
+                dim: lp.dim,
+                factor: lp.factor,
+            };
+            let spatial = lp.kind != LoopKind::Temporal;
+            if p.loops.iter().any(|o| {
+                o.line < lp.line && o.dim == lp.dim && (o.kind != LoopKind::Temporal) == spatial
+            }) {
+                return Err(line_err(
+                    file,
+                    lp.line,
+                    format!(
+                        "a second {} loop over {} at {} (Timeloop has one per dimension and \
+                         level)",
+                        if spatial { "spatial" } else { "temporal" },
+                        problem.dims[lp.dim],
+                        arch.levels[p.level].name
+                    ),
+                ));
+            }
+            if spatial && fx * fy == 1 && lp.factor > 1 {
+                return Err(line_err(
+                    file,
+                    lp.line,
+                    format!(
+                        "spatial loop at {}, which has no spatial fanout to the level below it",
+                        arch.levels[p.level].name
+                    ),
+                ));
+            }
+            match lp.kind {
+                LoopKind::Temporal => lm.temporal.push(lo),
+                LoopKind::SpatialX if lp.factor > 1 => lm.spatial_x.push(lo),
+                LoopKind::SpatialY if lp.factor > 1 => lm.spatial_y.push(lo),
+                _ => {}
+            }
+        }
+    }
+    // Timeloop prints no factor-1 loops; like `load_mapping`, list every dim's temporal loop,
+    // the unprinted ones outermost in the problem's order.
+    for lm in &mut levels {
+        for dim in 0..problem.dims.len() {
+            if !lm.temporal.iter().any(|l| l.dim == dim) {
+                lm.temporal.push(Loop { dim, factor: 1 });
+            }
+        }
+    }
+    let unprinted: Vec<&str> = arch
+        .levels
+        .iter()
+        .zip(&seen)
+        .filter(|(_, s)| !**s)
+        .map(|(l, _)| l.name.as_str())
+        .collect();
+    if let Some((level, _)) = arch
+        .levels
+        .iter()
+        .zip(&seen)
+        .find(|(l, s)| !**s && !l.dummy)
+    {
+        return Err(InputError::new(
+            file,
+            "(document)",
+            format!(
+                "level `{}` is not in the loop nest (only dummy levels may be left out)",
+                level.name
+            ),
+        ));
+    }
+    for d in 0..problem.dims.len() {
+        let prod = levels
+            .iter()
+            .flat_map(|lm| lm.temporal.iter().chain(&lm.spatial_x).chain(&lm.spatial_y))
+            .filter(|l| l.dim == d)
+            .fold(1u64, |acc, l| acc.saturating_mul(l.factor));
+        if prod != problem.bounds[d] {
+            let mut msg = format!(
+                "the loops over {} multiply to {prod}, not to its bound {}",
+                problem.dims[d], problem.bounds[d]
+            );
+            if !unprinted.is_empty() {
+                msg += &format!(
+                    "; the loop nest leaves out {} (Timeloop's stats.txt omits dummy levels, \
+                     and their spatial loops with them): import the map.txt printed next to it",
+                    unprinted.join(", ")
+                );
+            }
+            return Err(InputError::new(file, "(document)", msg));
+        }
+    }
+    Ok(Mapping { levels })
+}
+
+/// Whether `text` is a printed loop nest (map.txt / stats.txt) rather than YAML.
+fn is_loop_nest_text(text: &str) -> bool {
+    text.lines().any(|l| {
+        let t = l.trim().trim_start_matches('|').trim();
+        t == "<< Compute >>"
+            || t == "Loop nest:"
+            || (t.starts_with("for ") && t.contains(" in ["))
+            || (t.starts_with("=== ") && t.ends_with(" ==="))
+    })
+}
+
+/// Loads the mapping Timeloop prints, from a map.txt (`timeloop-mapper.map.txt`) or from the
+/// loop nests of a stats.txt, for `arch` and `problem`.
+pub fn load_loop_nest_text(
+    path: &Path,
+    arch: &Arch,
+    problem: &Problem,
+) -> Result<Mapping, InputError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| InputError::new(path, "(file)", format!("cannot read: {e}")))?;
+    let is_stats = text.lines().any(|l| {
+        let t = l.trim();
+        t == "Loop nest:" || (t.starts_with("=== ") && t.ends_with(" ==="))
+    });
+    let printed = if is_stats {
+        parse_stats_txt(&text, path, arch, problem)?
+    } else {
+        parse_map_txt(&text, path, arch, problem)?
+    };
+    mapping_from_printed(printed, path, arch, problem)
+}
+
+/// Loads a mapping from a Timeloop map.yaml, a printed loop nest (map.txt / stats.txt), or a
+/// Timeloop output directory (its `*.map.yaml`, else `*.map.txt`, else `*.stats.txt`).
+pub fn load_mapping_any(
+    path: &Path,
+    arch: &Arch,
+    problem: &Problem,
+) -> Result<Mapping, InputError> {
+    if path.is_dir() {
+        let entries = std::fs::read_dir(path)
+            .map_err(|e| InputError::new(path, "(directory)", format!("cannot read: {e}")))?;
+        let mut files: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_file())
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .collect();
+        files.sort();
+        for suffix in [".map.yaml", ".map.txt", ".stats.txt"] {
+            let found: Vec<&String> = files.iter().filter(|f| f.ends_with(suffix)).collect();
+            let chosen = match found.as_slice() {
+                [] => continue,
+                [one] => *one,
+                many => match ["timeloop-mapper", "timeloop-model"]
+                    .iter()
+                    .find_map(|p| many.iter().find(|f| **f == &format!("{p}{suffix}")))
+                {
+                    Some(f) => *f,
+                    None => {
+                        return Err(InputError::new(
+                            path,
+                            "(directory)",
+                            format!(
+                                "several *{suffix} files ({}): name the one to load",
+                                many.iter()
+                                    .map(|f| f.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        ))
+                    }
+                },
+            };
+            return load_mapping_any(&path.join(chosen), arch, problem);
+        }
+        return Err(InputError::new(
+            path,
+            "(directory)",
+            "no *.map.yaml, *.map.txt or *.stats.txt file",
+        ));
+    }
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("yaml" | "yml") => load_mapping(path, arch, problem),
+        Some("txt") => load_loop_nest_text(path, arch, problem),
+        _ => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| InputError::new(path, "(file)", format!("cannot read: {e}")))?;
+            if is_loop_nest_text(&text) {
+                load_loop_nest_text(path, arch, problem)
+            } else {
+                load_mapping(path, arch, problem)
+            }
+        }
+    }
 }
 
 #[cfg(test)]
