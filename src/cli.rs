@@ -28,6 +28,114 @@ pub enum Command {
     Map(MapArgs),
     /// Baseline mappers on the same mapspace: exhaustive enumeration or random-pruned search.
     Search(SearchArgs),
+    /// Write a mapping (any format qmap reads) as a Timeloop mapping + problem file.
+    Export(ExportArgs),
+    /// Proven-optimal mappings of every layer (and bit choice): qmap and Timeloop formats,
+    /// certificates and a summary.csv.
+    Baseline(BaselineArgs),
+    /// Gap of a heuristic mapper's mappings to the proven optimum, layer by layer (for CI).
+    Gap(GapArgs),
+}
+
+/// How per-layer optima are proved.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineArg {
+    /// Enumerate spaces up to --enumerate-limit mappings, MILP above.
+    Auto,
+    Milp,
+    Enumerate,
+}
+
+/// Options shared by the commands that need per-layer optima.
+#[derive(clap::Args, Debug, Clone)]
+pub struct OptimumArgs {
+    #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
+    pub engine: EngineArg,
+    /// Largest mapspace the auto engine enumerates.
+    #[arg(long, default_value_t = 3_000_000)]
+    pub enumerate_limit: u128,
+    /// MILP time limit per layer and packing class (seconds).
+    #[arg(long, default_value_t = 120.0)]
+    pub time_limit: f64,
+    /// Cache of per-layer optima (content-hashed; `none` disables it).
+    #[arg(long, default_value = ".qmap-cache")]
+    pub cache: PathBuf,
+}
+
+impl OptimumArgs {
+    fn settings(&self, progress: bool) -> crate::network::TableSettings {
+        crate::network::TableSettings {
+            engine: match self.engine {
+                EngineArg::Auto => crate::network::Engine::Auto,
+                EngineArg::Milp => crate::network::Engine::Milp,
+                EngineArg::Enumerate => crate::network::Engine::Enumerate,
+            },
+            enumerate_limit: self.enumerate_limit,
+            time_limit: Some(self.time_limit),
+            cache_dir: (self.cache != std::path::Path::new("none")).then(|| self.cache.clone()),
+            progress,
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExportArgs {
+    /// Instance file (architecture, workload, bits).
+    pub instance: PathBuf,
+    #[arg(long)]
+    pub layer: Option<String>,
+    /// The mapping: qmap YAML, Timeloop map.yaml / map.txt / stats.txt, or a mapper output dir
+    /// (default: the instance's own mapping).
+    #[arg(long)]
+    pub mapping: Option<PathBuf>,
+    /// Output file (Timeloop v0.4 `problem:` + `mapping:`).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BaselineArgs {
+    /// Instance file (a network or a layer).
+    pub instance: PathBuf,
+    /// Output directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Only these layers (names or 1-based indices, comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub layers: Vec<String>,
+    #[command(flatten)]
+    pub optimum: OptimumArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct GapArgs {
+    /// Instance file (a network or a layer).
+    #[arg(required_unless_present = "timeloop")]
+    pub instance: Option<PathBuf>,
+    /// Timeloop-format design instead of an instance: ARCH PROBLEM ERT.
+    #[arg(long, num_args = 3, value_names = ["ARCH", "PROBLEM", "ERT"], conflicts_with_all = ["instance", "layer"])]
+    pub timeloop: Option<Vec<PathBuf>>,
+    /// With a single mapping file and a network workload: its layer (name or 1-based index).
+    #[arg(long)]
+    pub layer: Option<String>,
+    /// Timeloop-format mapspace constraints (added to the instance's own).
+    #[arg(long)]
+    pub constraints: Option<PathBuf>,
+    /// The heuristic's mappings: one file (single layer), or a directory holding per layer
+    /// `LAYER.yaml` (qmap), `LAYER.map.yaml` / `LAYER.map.txt` (Timeloop) or `LAYER/` (a
+    /// timeloop-mapper output directory).
+    #[arg(long)]
+    pub mappings: PathBuf,
+    /// Largest acceptable gap, as a fraction (0.05) or a percentage (5%).
+    #[arg(long, default_value = "5%")]
+    pub max_gap: String,
+    #[arg(long)]
+    pub json: bool,
+    /// Write a JUnit XML report (one test case per layer).
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    #[command(flatten)]
+    pub optimum: OptimumArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -57,6 +165,9 @@ pub struct MapArgs {
     /// Write the mapping (qmap format) to this file.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Write the mapping and problem in Timeloop's v0.4 format to this file.
+    #[arg(long)]
+    pub timeloop_out: Option<PathBuf>,
     /// Print the certificate as JSON.
     #[arg(long)]
     pub json: bool,
@@ -106,8 +217,12 @@ pub struct SearchArgs {
     pub limit: u128,
     #[arg(long)]
     pub force: bool,
+    /// Write the best mapping (qmap format) to this file.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Write the best mapping and problem in Timeloop's v0.4 format to this file.
+    #[arg(long)]
+    pub timeloop_out: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
 }
@@ -155,6 +270,9 @@ pub fn run(cli: Cli) -> Result<Outcome, InputError> {
         Command::Eval(a) => eval_cmd(a),
         Command::Map(a) => map_cmd(a),
         Command::Search(a) => search_cmd(a),
+        Command::Export(a) => export_cmd(a),
+        Command::Baseline(a) => baseline_cmd(a),
+        Command::Gap(a) => gap_cmd(a),
     }
 }
 
@@ -209,19 +327,7 @@ fn load_job(
         if let Some(sel) = layer {
             inst.selected = select_layer(&inst, sel, path)?;
         }
-        let mut cons = crate::mapspace::Constraints::new(&inst.arch);
-        if let Some(f) = &inst.constraints_file {
-            cons.add_file(f, &inst.arch)?;
-        }
-        match &inst.constraints {
-            // A path to a Timeloop-format constraint file, relative to the instance.
-            Some(serde_yaml_ng::Value::String(f)) => {
-                let dir = path.parent().unwrap_or(std::path::Path::new("."));
-                cons.add_file(&dir.join(f), &inst.arch)?;
-            }
-            Some(v) => cons.add_value(v, path, "constraints", &inst.arch)?,
-            None => {}
-        }
+        let cons = instance_constraints(&inst)?;
         let problem = inst.layer().problem.clone();
         let choices = if inst.bits.is_native() {
             vec![(None, inst.options(&problem, None))]
@@ -275,6 +381,27 @@ fn load_job(
     })
 }
 
+/// The mapspace constraints an instance declares (its `timeloop.constraints` file and its
+/// `constraints` field: inline, or a Timeloop-format file relative to the instance).
+fn instance_constraints(
+    inst: &instance::Instance,
+) -> Result<crate::mapspace::Constraints, InputError> {
+    let path = &inst.file;
+    let mut cons = crate::mapspace::Constraints::new(&inst.arch);
+    if let Some(f) = &inst.constraints_file {
+        cons.add_file(f, &inst.arch)?;
+    }
+    match &inst.constraints {
+        Some(serde_yaml_ng::Value::String(f)) => {
+            let dir = path.parent().unwrap_or(std::path::Path::new("."));
+            cons.add_file(&dir.join(f), &inst.arch)?;
+        }
+        Some(v) => cons.add_value(v, path, "constraints", &inst.arch)?,
+        None => {}
+    }
+    Ok(cons)
+}
+
 /// Per-tensor bits from a Timeloop problem's `instance.bitwidths` (None when it has none).
 fn timeloop_bits(
     problem: &Problem,
@@ -321,19 +448,55 @@ fn select_layer(
     }
 }
 
+/// Writes `text` to `out` through a temporary file, so that nothing is half-written.
+fn write_atomic(out: &std::path::Path, text: &str) -> Result<(), InputError> {
+    let mut tmp = out.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::rename(&tmp, out))
+        .map_err(|e| InputError::new(out, "(file)", format!("cannot write: {e}")))
+}
+
+fn mapping_yaml(m: &Mapping, arch: &Arch, problem: &Problem) -> String {
+    let spec = crate::model::mapping_to_spec(m, arch, problem);
+    serde_yaml_ng::to_string(&spec).expect("mapping serialises")
+}
+
 fn write_mapping(
     out: &std::path::Path,
     m: &Mapping,
     arch: &Arch,
     problem: &Problem,
 ) -> Result<(), InputError> {
-    let spec = crate::model::mapping_to_spec(m, arch, problem);
-    let text = serde_yaml_ng::to_string(&spec).expect("mapping serialises");
-    // Write to a temporary file first so that nothing is half-written.
-    let tmp = out.with_extension("yaml.tmp");
-    std::fs::write(&tmp, text)
-        .and_then(|_| std::fs::rename(&tmp, out))
-        .map_err(|e| InputError::new(out, "(file)", format!("cannot write: {e}")))
+    write_atomic(out, &mapping_yaml(m, arch, problem))
+}
+
+/// The Timeloop v0.4 text of a mapping with its problem (and bit-widths); an error when
+/// Timeloop's format cannot express the mapping exactly.
+fn timeloop_text(
+    out: &std::path::Path,
+    m: &Mapping,
+    arch: &Arch,
+    problem: &Problem,
+    opts: &ModelOptions,
+) -> Result<String, InputError> {
+    let issues = timeloop::timeloop_export_issues(m, arch, problem);
+    if !issues.is_empty() {
+        return Err(InputError::new(
+            out,
+            "(export)",
+            format!(
+                "Timeloop's format cannot express this mapping exactly: {}",
+                issues.join("; ")
+            ),
+        ));
+    }
+    Ok(format!(
+        "{}{}",
+        timeloop::export_problem(problem, opts.bits.as_ref()),
+        timeloop::export_mapping(m, arch, problem)
+    ))
 }
 
 fn status_name(s: crate::milp::Status) -> &'static str {
@@ -385,6 +548,9 @@ fn map_cmd(a: MapArgs) -> Result<Outcome, InputError> {
     }
     if let (Some(out), Some(m)) = (&a.out, &cert.mapping) {
         write_mapping(out, m, &job.arch, &job.problem)?;
+    }
+    if let (Some(out), Some(m)) = (&a.timeloop_out, &cert.mapping) {
+        write_atomic(out, &timeloop_text(out, m, &job.arch, &job.problem, opts)?)?;
     }
     if a.json {
         let v = serde_json::json!({
@@ -481,6 +647,10 @@ fn search_cmd(a: SearchArgs) -> Result<Outcome, InputError> {
     if let (Some(out), Some(m)) = (&a.out, &res.best) {
         write_mapping(out, m, &job.arch, &job.problem)?;
     }
+    if let (Some(out), Some(m)) = (&a.timeloop_out, &res.best) {
+        let opts = &job.choices[chosen].1;
+        write_atomic(out, &timeloop_text(out, m, &job.arch, &job.problem, opts)?)?;
+    }
     if a.json {
         let v = serde_json::json!({
             "method": format!("{:?}", a.method).to_lowercase(),
@@ -512,6 +682,540 @@ fn search_cmd(a: SearchArgs) -> Result<Outcome, InputError> {
         }
     }
     Ok(Outcome::Ok)
+}
+
+fn export_cmd(a: ExportArgs) -> Result<Outcome, InputError> {
+    let job = load_job(Some(&a.instance), &a.layer, None, None, None)?;
+    if job.choices.len() != 1 {
+        return Err(InputError::new(
+            &a.instance,
+            "bits",
+            "export needs one bit-width per tensor role (the instance lists choices)",
+        ));
+    }
+    let opts = &job.choices[0].1;
+    let (m, mapping_file) = match &a.mapping {
+        Some(f) => (
+            instance::load_mapping_file(f, &job.arch, &job.problem)?,
+            f.clone(),
+        ),
+        None => instance::load(&a.instance)?
+            .mapping
+            .filter(|_| a.layer.is_none())
+            .ok_or_else(|| {
+                InputError::new(
+                    &a.instance,
+                    "mapping",
+                    "no mapping for this layer in the instance; pass --mapping FILE",
+                )
+            })?,
+    };
+    let ev = evaluate(&job.problem, &job.arch, &m, opts);
+    if let Some(inv) = &ev.invalid {
+        let field = inv
+            .level
+            .as_ref()
+            .map_or("mapping".to_string(), |l| format!("mapping.{l}"));
+        return Err(InputError::new(&mapping_file, field, inv.reason.clone()));
+    }
+    write_atomic(
+        &a.out,
+        &timeloop_text(&a.out, &m, &job.arch, &job.problem, opts)?,
+    )?;
+    println!(
+        "wrote {} ({}: {}, {} cycles)",
+        a.out.display(),
+        job.title,
+        report::energy(ev.energy_pj),
+        ev.cycles
+    );
+    Ok(Outcome::Ok)
+}
+
+/// A file-name-safe form of a layer name.
+fn file_stem(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The instance with only `layers` (in that order) in its workload.
+fn sub_instance(inst: &instance::Instance, layers: &[usize]) -> instance::Instance {
+    let mut sub = inst.clone();
+    sub.layers = layers.iter().map(|&i| inst.layers[i].clone()).collect();
+    sub.selected = 0;
+    sub
+}
+
+/// Content hash of what an instance asks for: its file, architecture, constraints, layers.
+fn instance_hash(inst: &instance::Instance, cons: &crate::mapspace::Constraints) -> String {
+    let text = std::fs::read_to_string(&inst.file).unwrap_or_default();
+    crate::network::content_hash(&[
+        text,
+        format!("{:?}", inst.arch),
+        format!("{cons:?}"),
+        format!(
+            "{:?}",
+            inst.layers.iter().map(|l| &l.problem).collect::<Vec<_>>()
+        ),
+    ])
+}
+
+fn baseline_cmd(a: BaselineArgs) -> Result<Outcome, InputError> {
+    let inst = instance::load(&a.instance)?;
+    let cons = instance_constraints(&inst)?;
+    let layers: Vec<usize> = if a.layers.is_empty() {
+        (0..inst.layers.len()).collect()
+    } else {
+        a.layers
+            .iter()
+            .map(|l| select_layer(&inst, l, &a.instance))
+            .collect::<Result<_, _>>()?
+    };
+    let sub = sub_instance(&inst, &layers);
+    let all: Vec<Option<instance::BitTriple>> = if inst.bits.is_native() {
+        vec![None]
+    } else {
+        let mut unbudgeted = inst.bits.clone();
+        unbudgeted.weight_budget_bytes = None;
+        unbudgeted.triples(0).into_iter().map(Some).collect()
+    };
+    let table = crate::network::build(&sub, &cons, &all, &a.optimum.settings(true))
+        .map_err(|e| InputError::new(&a.instance, "(solver)", e))?;
+    std::fs::create_dir_all(&a.out)
+        .map_err(|e| InputError::new(&a.out, "(directory)", format!("cannot create: {e}")))?;
+    let hash = instance_hash(&sub, &cons);
+    let mut csv = String::from(
+        "layer,input_bits,weight_bits,output_bits,energy_pj,cycles,status,bound_pj,gap,proof,mapping,timeloop_mapping,certificate\n",
+    );
+    let mut unproven = 0;
+    for (layer, entries) in sub.layers.iter().zip(&table.layers) {
+        let allowed = if inst.bits.is_native() {
+            vec![None]
+        } else {
+            inst.bits
+                .triples(layer.weights)
+                .into_iter()
+                .map(Some)
+                .collect()
+        };
+        for e in entries.iter().filter(|e| allowed.contains(&e.bits)) {
+            let mut stem = file_stem(&layer.name);
+            if let (Some((i, w, o)), true) = (e.bits, all.len() > 1) {
+                stem = format!("{stem}__i{i}w{w}o{o}");
+            }
+            let opts = sub.options(&layer.problem, e.bits);
+            let (status, bound, gap) = match e.proof {
+                crate::network::Proof::Enumerated => {
+                    ("optimal", e.energy_pj.unwrap_or(f64::INFINITY), 0.0)
+                }
+                crate::network::Proof::Milp { status, bound, gap } => {
+                    (status_name(status), bound, gap)
+                }
+            };
+            unproven += (!e.proof.optimal()) as usize;
+            let (mut qfile, mut tfile) = (String::new(), String::new());
+            if let Some(ms) = &e.mapping {
+                let m = crate::model::mapping_from_spec(ms, &sub.arch, &layer.problem, &a.out)?;
+                qfile = format!("{stem}.yaml");
+                write_mapping(&a.out.join(&qfile), &m, &sub.arch, &layer.problem)?;
+                let tpath = a.out.join(format!("{stem}.map.yaml"));
+                if let Ok(text) = timeloop_text(&tpath, &m, &sub.arch, &layer.problem, &opts) {
+                    write_atomic(&tpath, &text)?;
+                    tfile = format!("{stem}.map.yaml");
+                }
+            }
+            let cfile = format!("{stem}.cert.json");
+            let cert = serde_json::json!({
+                "layer": layer.name,
+                "bits": bits_json(e.bits),
+                "objective": "energy",
+                "energy_pj": e.energy_pj,
+                "cycles": e.cycles,
+                "status": if e.energy_pj.is_none() { "infeasible" } else { status },
+                "bound_pj": bound.is_finite().then_some(bound),
+                "gap": gap,
+                "proof": e.proof,
+                "model_version": crate::network::MODEL_VERSION,
+                "qmap_version": env!("CARGO_PKG_VERSION"),
+                "instance": a.instance.display().to_string(),
+                "instance_sha256": hash,
+                "mapping": qfile,
+                "timeloop_mapping": tfile,
+            });
+            write_atomic(
+                &a.out.join(&cfile),
+                &serde_json::to_string_pretty(&cert).expect("json"),
+            )?;
+            let (i, w, o) = e.bits.map_or(
+                (String::new(), String::new(), String::new()),
+                |(i, w, o)| (i.to_string(), w.to_string(), o.to_string()),
+            );
+            csv.push_str(&format!(
+                "{},{i},{w},{o},{},{},{},{},{},{},{qfile},{tfile},{cfile}\n",
+                layer.name,
+                e.energy_pj.map_or(String::new(), |v| format!("{v:.4}")),
+                e.cycles.map_or(String::new(), |v| v.to_string()),
+                if e.energy_pj.is_none() {
+                    "infeasible"
+                } else {
+                    status
+                },
+                if bound.is_finite() {
+                    format!("{bound:.4}")
+                } else {
+                    String::new()
+                },
+                gap,
+                match e.proof {
+                    crate::network::Proof::Enumerated => "enumerated",
+                    crate::network::Proof::Milp { .. } => "milp",
+                },
+            ));
+        }
+    }
+    write_atomic(&a.out.join("summary.csv"), &csv)?;
+    println!(
+        "qmap baseline: {} layers ({} distinct shapes, {} from the cache) in {:.1} s -> {}",
+        sub.layers.len(),
+        table.units,
+        table.cached_units,
+        table.seconds,
+        a.out.display()
+    );
+    if unproven > 0 {
+        println!("{unproven} entries are not proven optimal (time limit): see summary.csv");
+        return Ok(Outcome::CheckFailed);
+    }
+    Ok(Outcome::Ok)
+}
+
+/// Parses `5%` or `0.05`.
+fn parse_gap(text: &str) -> Option<f64> {
+    let t = text.trim();
+    let v = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().ok()? / 100.0,
+        None => t.parse::<f64>().ok()?,
+    };
+    (v.is_finite() && v >= 0.0).then_some(v)
+}
+
+/// The heuristic's mapping file of a layer in a directory, if there is one.
+fn layer_mapping_path(dir: &std::path::Path, name: &str) -> Option<PathBuf> {
+    let stem = file_stem(name);
+    [
+        format!("{stem}.yaml"),
+        format!("{stem}.map.yaml"),
+        format!("{stem}.map.txt"),
+        format!("{stem}.stats.txt"),
+        stem.clone(),
+    ]
+    .into_iter()
+    .map(|f| dir.join(f))
+    .find(|p| p.exists())
+}
+
+/// One layer's verdict in `qmap gap`.
+#[derive(serde::Serialize)]
+struct GapRow {
+    name: String,
+    heuristic_pj: Option<f64>,
+    optimum_pj: Option<f64>,
+    gap: Option<f64>,
+    valid: bool,
+    reason: Option<String>,
+    /// Whether the heuristic's mapping lies in the declared mapspace (the optimum's domain).
+    in_mapspace: bool,
+    optimum_status: String,
+    pass: bool,
+    mapping_file: String,
+}
+
+fn gap_cmd(a: GapArgs) -> Result<Outcome, InputError> {
+    let max_gap = parse_gap(&a.max_gap).ok_or_else(|| {
+        InputError::new(
+            std::path::Path::new("(command line)"),
+            "--max-gap",
+            format!("`{}` is not a gap (write 0.05 or 5%)", a.max_gap),
+        )
+    })?;
+    let settings = a.optimum.settings(!a.json);
+    // (name, arch, problem, space, opts, mapping file, optimum)
+    struct Item {
+        name: String,
+        problem: Problem,
+        space: crate::mapspace::Mapspace,
+        opts: ModelOptions,
+        file: PathBuf,
+        optimum: Option<crate::network::Optimum>,
+    }
+    let mut items: Vec<Item> = vec![];
+    let arch: Arch;
+    let suite: String;
+    if let Some(tl) = &a.timeloop {
+        let job = load_job(None, &None, Some(tl), a.constraints.as_deref(), None)?;
+        let opt = crate::network::solve_unit(&job.space, &[job.choices[0].1.clone()], &settings)
+            .map_err(|e| InputError::new(&job.file, "(solver)", e))?;
+        suite = job.title.clone();
+        arch = job.arch;
+        items.push(Item {
+            name: job.problem.name.clone(),
+            problem: job.problem,
+            space: job.space,
+            opts: job.choices[0].1.clone(),
+            file: a.mappings.clone(),
+            optimum: opt.into_iter().next(),
+        });
+    } else {
+        let path = a
+            .instance
+            .as_ref()
+            .expect("clap requires INSTANCE without --timeloop");
+        let mut inst = instance::load(path)?;
+        if let Some(sel) = &a.layer {
+            inst.selected = select_layer(&inst, sel, path)?;
+        }
+        let mut cons = instance_constraints(&inst)?;
+        if let Some(f) = &a.constraints {
+            cons.add_file(f, &inst.arch)?;
+        }
+        let bits = match (inst.bits.is_native(), inst.bits.fixed()) {
+            (true, _) => None,
+            (false, Some(t)) => Some(t),
+            (false, None) => {
+                return Err(InputError::new(
+                    path,
+                    "bits",
+                    "gap needs one bit-width per tensor role (the instance lists choices)",
+                ))
+            }
+        };
+        let mut chosen: Vec<(usize, PathBuf)> = vec![];
+        if a.mappings.is_dir() && a.layer.is_none() {
+            for (i, l) in inst.layers.iter().enumerate() {
+                if let Some(p) = layer_mapping_path(&a.mappings, &l.name) {
+                    chosen.push((i, p));
+                }
+            }
+        }
+        if chosen.is_empty() {
+            // One mapping (a file, or a mapper's output directory) for the selected layer.
+            chosen.push((inst.selected, a.mappings.clone()));
+        }
+        let idx: Vec<usize> = chosen.iter().map(|c| c.0).collect();
+        let sub = sub_instance(&inst, &idx);
+        let table = crate::network::build(&sub, &cons, &[bits], &settings)
+            .map_err(|e| InputError::new(path, "(solver)", e))?;
+        suite = format!("{} on {}", inst.workload_name, inst.arch.name);
+        for ((layer, entries), (_, file)) in sub.layers.iter().zip(&table.layers).zip(chosen) {
+            let e = &entries[0];
+            let space = crate::mapspace::Mapspace::new(&layer.problem, &sub.arch, &cons)
+                .map_err(|err| InputError::new(path, "constraints", err))?;
+            let opts = sub.options(&layer.problem, bits);
+            let mapping = match &e.mapping {
+                Some(ms) => Some(crate::model::mapping_from_spec(
+                    ms,
+                    &sub.arch,
+                    &layer.problem,
+                    path,
+                )?),
+                None => None,
+            };
+            let evaluation = mapping
+                .as_ref()
+                .map(|m| evaluate(&layer.problem, &sub.arch, m, &opts));
+            items.push(Item {
+                name: layer.name.clone(),
+                problem: layer.problem.clone(),
+                space,
+                opts,
+                file,
+                optimum: Some(crate::network::Optimum {
+                    mapping,
+                    evaluation,
+                    proof: e.proof,
+                }),
+            });
+        }
+        arch = sub.arch;
+    }
+    let mut rows = vec![];
+    for it in &items {
+        let m = instance::load_mapping_file(&it.file, &arch, &it.problem)?;
+        let ev = evaluate(&it.problem, &arch, &m, &it.opts);
+        let opt = it
+            .optimum
+            .as_ref()
+            .and_then(|o| o.evaluation.as_ref().map(|e| e.energy_pj));
+        let proof = it.optimum.as_ref().map(|o| o.proof);
+        let optimum_status = match proof {
+            Some(crate::network::Proof::Enumerated) => "optimal".to_string(),
+            Some(crate::network::Proof::Milp { status, .. }) => status_name(status).to_string(),
+            None => "infeasible".to_string(),
+        };
+        let in_mapspace = it.space.contains(&m);
+        let (gap, reason) = match (&ev.invalid, opt) {
+            (Some(inv), _) => (
+                None,
+                Some(match &inv.level {
+                    Some(l) => format!("{l}: {}", inv.reason),
+                    None => inv.reason.clone(),
+                }),
+            ),
+            (None, Some(o)) => {
+                let g = (ev.energy_pj - o) / o;
+                let note = (!in_mapspace).then(|| {
+                    format!(
+                        "outside the declared mapspace ({}); the optimum covers the mapspace only",
+                        it.space.check(&m).err().unwrap_or_default()
+                    )
+                });
+                (Some(g), note)
+            }
+            (None, None) => (None, Some("no mapping of the mapspace fits".into())),
+        };
+        let pass = ev.valid && gap.is_some_and(|g| g <= max_gap);
+        rows.push(GapRow {
+            name: it.name.clone(),
+            heuristic_pj: ev.valid.then_some(ev.energy_pj),
+            optimum_pj: opt,
+            gap,
+            valid: ev.valid,
+            reason,
+            in_mapspace,
+            optimum_status,
+            pass,
+            mapping_file: it.file.display().to_string(),
+        });
+    }
+    let all_pass = rows.iter().all(|r| r.pass);
+    if let Some(j) = &a.junit {
+        write_atomic(j, &junit_xml(&suite, &rows, max_gap))?;
+    }
+    if a.json {
+        let v = serde_json::json!({
+            "max_gap": max_gap,
+            "pass": all_pass,
+            "layers": rows,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+    } else {
+        println!("qmap gap: {suite}  (max gap {:.2}%)", max_gap * 100.0);
+        println!(
+            "{:<16} {:>14} {:>14} {:>9}  {:<8} note",
+            "layer", "heuristic", "optimum", "gap", "verdict"
+        );
+        for r in &rows {
+            println!(
+                "{:<16} {:>14} {:>14} {:>9}  {:<8} {}",
+                r.name,
+                r.heuristic_pj.map_or("-".into(), report::energy),
+                r.optimum_pj.map_or("-".into(), report::energy),
+                r.gap.map_or("-".into(), |g| format!("{:.2}%", g * 100.0)),
+                if !r.valid {
+                    "INVALID"
+                } else if r.pass {
+                    "ok"
+                } else {
+                    "FAIL"
+                },
+                [
+                    r.reason.clone(),
+                    (r.optimum_status != "optimal")
+                        .then(|| format!("optimum {}", r.optimum_status)),
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("; ")
+            );
+        }
+        let failed = rows.iter().filter(|r| !r.pass).count();
+        println!(
+            "{} of {} layers within the gap{}",
+            rows.len() - failed,
+            rows.len(),
+            if failed > 0 {
+                format!(", {failed} failed")
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(if all_pass {
+        Outcome::Ok
+    } else {
+        Outcome::CheckFailed
+    })
+}
+
+/// A JUnit XML report: one test suite, one test case per layer, a failure per layer above the
+/// gap or invalid.
+fn junit_xml(suite: &str, rows: &[GapRow], max_gap: f64) -> String {
+    use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
+    let mut w = quick_xml::Writer::new_with_indent(Vec::new(), b' ', 2);
+    let failures = rows.iter().filter(|r| !r.pass).count();
+    let mut ev = |e: Event| w.write_event(e).expect("writing to memory");
+    ev(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)));
+    let (n, f) = (rows.len().to_string(), failures.to_string());
+    ev(Event::Start(BytesStart::new("testsuites").with_attributes(
+        [
+            ("name", "qmap gap"),
+            ("tests", n.as_str()),
+            ("failures", f.as_str()),
+        ],
+    )));
+    ev(Event::Start(BytesStart::new("testsuite").with_attributes(
+        [
+            ("name", suite),
+            ("tests", n.as_str()),
+            ("failures", f.as_str()),
+        ],
+    )));
+    for r in rows {
+        let case = BytesStart::new("testcase")
+            .with_attributes([("name", r.name.as_str()), ("classname", suite)]);
+        if r.pass {
+            ev(Event::Empty(case));
+            continue;
+        }
+        ev(Event::Start(case));
+        let message = if !r.valid {
+            format!("invalid mapping: {}", r.reason.clone().unwrap_or_default())
+        } else {
+            match r.gap {
+                Some(g) => format!(
+                    "gap {:.2}% exceeds {:.2}% (heuristic {:.4} pJ, optimum {:.4} pJ)",
+                    g * 100.0,
+                    max_gap * 100.0,
+                    r.heuristic_pj.unwrap_or(f64::NAN),
+                    r.optimum_pj.unwrap_or(f64::NAN)
+                ),
+                None => r.reason.clone().unwrap_or_default(),
+            }
+        };
+        ev(Event::Start(BytesStart::new("failure").with_attributes([
+            ("message", message.as_str()),
+            ("type", if r.valid { "gap" } else { "invalid" }),
+        ])));
+        ev(Event::Text(BytesText::new(&format!(
+            "mapping: {}",
+            r.mapping_file
+        ))));
+        ev(Event::End(BytesEnd::new("failure")));
+        ev(Event::End(BytesEnd::new("testcase")));
+    }
+    ev(Event::End(BytesEnd::new("testsuite")));
+    ev(Event::End(BytesEnd::new("testsuites")));
+    let mut text = String::from_utf8(w.into_inner()).expect("utf-8");
+    text.push('\n');
+    text
 }
 
 struct Evaluated {

@@ -371,3 +371,30 @@ fn load_workload(spec: &InstanceSpec, dir: &Path, path: &Path) -> Result<Workloa
         }
     }
 }
+
+/// Loads a mapping for `problem` on `arch` from any format qmap reads: qmap's mapping YAML
+/// (entries with `level:`), a Timeloop `map.yaml` (entries with `target:`), a Timeloop
+/// `map.txt` / `stats.txt` loop nest, or a `timeloop-mapper` output directory.
+pub fn load_mapping_file(
+    path: &Path,
+    arch: &Arch,
+    problem: &Problem,
+) -> Result<Mapping, InputError> {
+    let is_yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
+    if is_yaml && path.is_file() {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| InputError::new(path, "(file)", format!("cannot read: {e}")))?;
+        let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)
+            .map_err(|e| InputError::new(path, "(document)", e.to_string()))?;
+        let qmap_format = value
+            .get("mapping")
+            .and_then(|m| m.as_sequence())
+            .and_then(|s| s.first())
+            .is_some_and(|e| e.get("level").is_some());
+        if qmap_format {
+            let ms: spec::MappingSpec = spec::load_yaml(path)?;
+            return model::mapping_from_spec(&ms, arch, problem, path);
+        }
+    }
+    timeloop::load_mapping_any(path, arch, problem)
+}

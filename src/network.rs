@@ -9,11 +9,12 @@
 //! evaluated) or the MILP's status, bound and gap. Every entry's mapping is re-evaluated by the
 //! evaluator before it is stored, and again when it is read from the cache.
 
+use crate::eval::Evaluation;
 use crate::eval::{evaluate, PackingSignature};
 use crate::instance::{BitTriple, Instance};
 use crate::mapspace::{Constraints, Mapspace};
 use crate::milp::{self, SolveOptions, Status};
-use crate::model::{mapping_from_spec, mapping_to_spec, Problem};
+use crate::model::{mapping_from_spec, mapping_to_spec, Mapping, ModelOptions, Problem};
 use crate::spec::{MappingSpec, Objective};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -52,7 +53,8 @@ impl Proof {
 /// One table entry: a layer at one bit triple.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Entry {
-    pub bits: BitTriple,
+    /// The bit triple; None = native word widths.
+    pub bits: Option<BitTriple>,
     /// The optimum's energy (pJ); None when no mapping fits at these bit-widths.
     pub energy_pj: Option<f64>,
     pub cycles: Option<u64>,
@@ -105,6 +107,16 @@ pub struct Table {
     pub seconds: f64,
 }
 
+/// SHA-256 (hex) of the parts, each terminated by a zero byte.
+pub fn content_hash(parts: &[String]) -> String {
+    let mut h = Sha256::new();
+    for part in parts {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A layer's shape without its name (what makes two layers the same table unit).
 fn shape_key(p: &Problem) -> String {
     let mut p = p.clone();
@@ -112,11 +124,11 @@ fn shape_key(p: &Problem) -> String {
     format!("{p:?}")
 }
 
-/// Builds the table for every layer of `inst` at every triple in `triples`.
+/// Builds the table for every layer of `inst` at every bit choice in `triples` (None = native).
 pub fn build(
     inst: &Instance,
     cons: &Constraints,
-    triples: &[BitTriple],
+    triples: &[Option<BitTriple>],
     settings: &TableSettings,
 ) -> Result<Table, String> {
     let start = Instant::now();
@@ -184,20 +196,16 @@ fn unit_entries(
     cons: &Constraints,
     rep: usize,
     shape: &str,
-    triples: &[BitTriple],
+    triples: &[Option<BitTriple>],
     settings: &TableSettings,
 ) -> Result<(Vec<Entry>, bool), String> {
     let layer = &inst.layers[rep];
     let problem = &layer.problem;
     let space = Mapspace::new(problem, &inst.arch, cons)
         .map_err(|e| format!("layer {}: {e}", layer.name))?;
-    let opts: Vec<_> = triples
-        .iter()
-        .map(|&t| inst.options(problem, Some(t)))
-        .collect();
+    let opts: Vec<_> = triples.iter().map(|&t| inst.options(problem, t)).collect();
     let cache_file = settings.cache_dir.as_ref().map(|dir| {
-        let mut h = Sha256::new();
-        for part in [
+        let hex = content_hash(&[
             MODEL_VERSION.to_string(),
             env!("CARGO_PKG_VERSION").to_string(),
             format!("{:?}", inst.arch),
@@ -212,11 +220,7 @@ fn unit_entries(
                 "{:?} {} {:?}",
                 settings.engine, settings.enumerate_limit, settings.time_limit
             ),
-        ] {
-            h.update(part.as_bytes());
-            h.update([0u8]);
-        }
-        let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        ]);
         dir.join(format!("{hex}.json"))
     });
     if let Some(f) = &cache_file {
@@ -224,68 +228,90 @@ fn unit_entries(
             return Ok((entries, true));
         }
     }
+    let (arch, name) = (&inst.arch, &layer.name);
+    let entries: Vec<Entry> = solve_unit(&space, &opts, settings)
+        .map_err(|e| format!("layer {name}: {e}"))?
+        .into_iter()
+        .zip(triples)
+        .map(|(o, &bits)| Entry {
+            bits,
+            energy_pj: o.evaluation.as_ref().map(|e| e.energy_pj),
+            cycles: o.evaluation.as_ref().map(|e| e.cycles),
+            mapping: o
+                .mapping
+                .as_ref()
+                .map(|m| mapping_to_spec(m, arch, problem)),
+            proof: o.proof,
+        })
+        .collect();
+    if let Some(f) = &cache_file {
+        write_cache(f, &entries);
+    }
+    Ok((entries, false))
+}
+
+/// A proven (or, on a time limit, bounded) energy optimum at one bit choice.
+#[derive(Debug, Clone)]
+pub struct Optimum {
+    pub mapping: Option<Mapping>,
+    pub evaluation: Option<Evaluation>,
+    pub proof: Proof,
+}
+
+/// The energy optimum of `space` at every bit choice in `opts`: one enumeration priced at
+/// every packing class when the engine (or `Auto` under its limit) enumerates, else one MILP
+/// per packing class whose members share its mapping. Every mapping is re-evaluated.
+pub fn solve_unit(
+    space: &Mapspace,
+    opts: &[ModelOptions],
+    settings: &TableSettings,
+) -> Result<Vec<Optimum>, String> {
+    let (problem, arch) = (space.problem(), space.arch());
     let enumerate = match settings.engine {
         Engine::Enumerate => true,
         Engine::Milp => false,
         Engine::Auto => space.size() <= settings.enumerate_limit,
     };
-    let (arch, name) = (&inst.arch, &layer.name);
-    let entries: Vec<Entry> = if enumerate {
-        let best = crate::search::exhaustive_choices(&space, &opts, None)
-            .map_err(|e| format!("layer {name}: {e}"))?;
-        triples
-            .iter()
-            .zip(best)
-            .map(|(&bits, b)| Entry {
-                bits,
-                energy_pj: b.evaluation.as_ref().map(|e| e.energy_pj),
-                cycles: b.evaluation.as_ref().map(|e| e.cycles),
-                mapping: b
-                    .mapping
-                    .as_ref()
-                    .map(|m| mapping_to_spec(m, arch, problem)),
+    if enumerate {
+        let best = crate::search::exhaustive_choices(space, opts, None)?;
+        return Ok(best
+            .into_iter()
+            .map(|b| Optimum {
+                mapping: b.mapping,
+                evaluation: b.evaluation,
                 proof: Proof::Enumerated,
             })
-            .collect()
-    } else {
-        let so = SolveOptions {
-            time_limit: settings.time_limit,
-            ..Default::default()
-        };
-        // One MILP per packing class; the members of a class share its optimal mapping.
-        let mut classes: Vec<(PackingSignature, milp::Certificate, usize)> = vec![];
-        let mut entries = vec![];
-        for (i, (&bits, o)) in triples.iter().zip(&opts).enumerate() {
-            let sig = crate::eval::packing_signature(arch, problem, o);
-            if !classes.iter().any(|(s, _, _)| *s == sig) {
-                let cert = milp::solve(&space, o, Objective::Energy, &so)
-                    .map_err(|e| format!("layer {name}: {e}"))?;
-                classes.push((sig.clone(), cert, i));
-            }
-            let (_, cert, _) = classes.iter().find(|(s, _, _)| *s == sig).unwrap();
-            let ev = cert.mapping.as_ref().map(|m| evaluate(problem, arch, m, o));
-            let shift = ev.as_ref().map_or(0.0, |e| e.energy_pj - cert.value);
-            entries.push(Entry {
-                bits,
-                energy_pj: ev.as_ref().map(|e| e.energy_pj),
-                cycles: ev.as_ref().map(|e| e.cycles),
-                mapping: cert
-                    .mapping
-                    .as_ref()
-                    .map(|m| mapping_to_spec(m, arch, problem)),
-                proof: Proof::Milp {
-                    status: cert.status,
-                    bound: cert.bound + shift,
-                    gap: cert.gap,
-                },
-            });
-        }
-        entries
-    };
-    if let Some(f) = &cache_file {
-        write_cache(f, &entries);
+            .collect());
     }
-    Ok((entries, false))
+    let so = SolveOptions {
+        time_limit: settings.time_limit,
+        ..Default::default()
+    };
+    let mut classes: Vec<(PackingSignature, milp::Certificate)> = vec![];
+    let mut out = vec![];
+    for o in opts {
+        let sig = crate::eval::packing_signature(arch, problem, o);
+        let k = match classes.iter().position(|(s, _)| *s == sig) {
+            Some(k) => k,
+            None => {
+                classes.push((sig, milp::solve(space, o, Objective::Energy, &so)?));
+                classes.len() - 1
+            }
+        };
+        let cert = &classes[k].1;
+        let ev = cert.mapping.as_ref().map(|m| evaluate(problem, arch, m, o));
+        let shift = ev.as_ref().map_or(0.0, |e| e.energy_pj - cert.value);
+        out.push(Optimum {
+            mapping: cert.mapping.clone(),
+            evaluation: ev,
+            proof: Proof::Milp {
+                status: cert.status,
+                bound: cert.bound + shift,
+                gap: cert.gap,
+            },
+        });
+    }
+    Ok(out)
 }
 
 /// Reads a cache file; any entry that does not re-evaluate to its stored energy (or a file
