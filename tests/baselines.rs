@@ -329,3 +329,46 @@ fn baseline_writes_mappings_certificates_and_summary() {
         assert!((e - cert["energy_pj"].as_f64().unwrap()).abs() < 1e-3);
     }
 }
+
+/// The README's CI example, extracted and run as written (with `qmap` on the PATH, in a scratch
+/// directory that sees the project's `instances/` and `models/`).
+#[test]
+fn readme_ci_example_runs_as_written() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let after = readme
+        .split("<!-- ci-example -->")
+        .nth(1)
+        .expect("the README marks its CI example");
+    let block = after
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a sh block follows the marker");
+    let dir = scratch("readme");
+    for d in ["instances", "models"] {
+        std::os::unix::fs::symlink(root().join(d), dir.join(d)).unwrap();
+    }
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_qmap"));
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("sh")
+        .args(["-e", "-c", block])
+        .current_dir(&dir)
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = stdout(&out);
+    assert!(text.contains("3 of 3 layers within the gap"), "{text}");
+    let (cases, failures, _) = junit_counts(&std::fs::read_to_string(dir.join("gap.xml")).unwrap());
+    assert_eq!((cases, failures), (3, 0));
+}
