@@ -262,11 +262,9 @@ pub fn solve(
     let free = space.free_keeps().to_vec();
     let nt = problem.tensors.len();
     let nl = space.arch().levels.len();
-    let mut best: Option<(Mapping, Evaluation)> = None;
-    let mut bound = f64::INFINITY;
-    let mut rounds = 0;
-    let mut solves = 0;
-    let mut timed_out = false;
+    // One model per bypass pattern; best-first: always refine the open pattern with the lowest
+    // bound, so patterns that cannot beat the incumbent are closed by one infeasible solve.
+    let mut patterns: Vec<Pattern> = vec![];
     for pattern in 0u64..(1u64 << free.len()) {
         let mut keep = vec![vec![false; nt]; nl];
         for (l, row) in keep.iter_mut().enumerate() {
@@ -283,26 +281,48 @@ pub fn solve(
         if (0..nt).any(|t| !(0..nl).any(|l| keep[l][t])) {
             continue;
         }
-        let remaining = so.time_limit.map(|t| t - start.elapsed().as_secs_f64());
-        if remaining.is_some_and(|r| r <= 0.0) {
-            timed_out = true;
-            bound = bound.min(f64::NEG_INFINITY);
-            break;
-        }
-        let incumbent = best.as_ref().map(|b| b.1.energy_pj);
-        let r = solve_pattern(space, opts, &keep, so, remaining, incumbent)?;
-        rounds += r.rounds;
-        solves += r.solves;
-        if let Some((m, e)) = r.best {
-            if best.as_ref().is_none_or(|b| e.energy_pj < b.1.energy_pj) {
-                best = Some((m, e));
-            }
-        }
-        bound = bound.min(r.bound);
-        if r.timed_out {
-            timed_out = true;
+        if let Some(p) = build_pattern(space, opts, &keep)? {
+            patterns.push(p);
         }
     }
+    let mut timed_out = false;
+    loop {
+        let incumbent = patterns
+            .iter()
+            .filter_map(|p| p.best.as_ref().map(|b| b.1.energy_pj))
+            .fold(f64::INFINITY, f64::min);
+        let open = patterns
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| !p.done)
+            .min_by(|a, b| a.1.bound.total_cmp(&b.1.bound))
+            .map(|(i, _)| i);
+        let Some(i) = open else { break };
+        if incumbent.is_finite() && patterns[i].bound >= incumbent * (1.0 - so.gap) {
+            break; // every open pattern's bound is within the gap of the incumbent
+        }
+        let remaining = so.time_limit.map(|t| t - start.elapsed().as_secs_f64());
+        let rounds: usize = patterns.iter().map(|p| p.rounds).sum();
+        if remaining.is_some_and(|r| r <= 0.0) || rounds >= so.max_rounds {
+            timed_out = true;
+            break;
+        }
+        let cutoff = incumbent.is_finite().then_some(incumbent);
+        if !patterns[i].step(space, opts, so, remaining, cutoff)? {
+            timed_out = true;
+            break;
+        }
+    }
+    let rounds = patterns.iter().map(|p| p.rounds).sum();
+    let solves = patterns.iter().map(|p| p.solves).sum();
+    let bound = patterns
+        .iter()
+        .map(|p| p.bound)
+        .fold(f64::INFINITY, f64::min);
+    let best = patterns
+        .into_iter()
+        .filter_map(|p| p.best)
+        .min_by(|a, b| a.1.energy_pj.total_cmp(&b.1.energy_pj));
     let seconds = start.elapsed().as_secs_f64();
     let value = best.as_ref().map_or(f64::INFINITY, |b| b.1.energy_pj);
     if best.is_none() && !timed_out {
@@ -571,12 +591,21 @@ fn words_per_scalar(
     }
 }
 
-struct PatternResult {
+/// The outer-approximation state of one bypass pattern: its model with the cuts so far, its
+/// best mapping and its proven lower bound. `step` runs one MILP solve and adds its cuts.
+struct Pattern {
+    m: Model,
+    vars: Vars,
+    keep: Vec<Vec<bool>>,
+    scale: f64,
+    seen: std::collections::HashSet<Vec<u8>>,
     best: Option<(Mapping, Evaluation)>,
+    /// Proven lower bound of the pattern's mapspace.
     bound: f64,
+    /// The bound meets the best value (or the cutoff): nothing left to do.
+    done: bool,
     rounds: usize,
     solves: usize,
-    timed_out: bool,
 }
 
 /// Everything the model builder knows about the one-hots.
@@ -587,15 +616,12 @@ struct Vars {
     delta: Vec<Vec<Option<usize>>>,
 }
 
-fn solve_pattern(
+/// Builds the model of one bypass pattern (None when a dim has no allowed factorisation).
+fn build_pattern(
     space: &Mapspace,
     opts: &ModelOptions,
     keep: &[Vec<bool>],
-    so: &SolveOptions,
-    time_left: Option<f64>,
-    incumbent: Option<f64>,
-) -> Result<PatternResult, String> {
-    let start = Instant::now();
+) -> Result<Option<Pattern>, String> {
     let problem = space.problem();
     let arch = space.arch();
     let nd = problem.dims.len();
@@ -616,13 +642,7 @@ fn solve_pattern(
     // ---- per-dim choice one-hots
     let choices: Vec<&[Vec<u64>]> = (0..nd).map(|d| space.dim_choices(d)).collect();
     if choices.iter().any(|c| c.is_empty()) {
-        return Ok(PatternResult {
-            best: None,
-            bound: f64::INFINITY,
-            rounds: 0,
-            solves: 0,
-            timed_out: false,
-        });
+        return Ok(None);
     }
     let mut vars = Vars {
         x: vec![],
@@ -1363,31 +1383,47 @@ fn solve_pattern(
         grid(&mut m, &t);
     }
 
-    // ---- the candidate loop
-    let mut best: Option<(Mapping, Evaluation)> = None;
-    let mut bound = f64::NEG_INFINITY;
-    let mut rounds = 0;
-    let mut solves = 0;
-    let mut timed_out = false;
-    let mut seen: std::collections::HashSet<Vec<u8>> = Default::default();
-    loop {
-        let elapsed = start.elapsed().as_secs_f64();
-        if time_left.is_some_and(|t| elapsed >= t) || rounds >= so.max_rounds {
-            timed_out = true;
-            break;
-        }
-        let cutoff = match (&best, incumbent) {
-            (Some(b), Some(i)) => Some(b.1.energy_pj.min(i)),
+    Ok(Some(Pattern {
+        m,
+        vars,
+        keep: keep.to_vec(),
+        scale,
+        seen: Default::default(),
+        best: None,
+        bound: f64::NEG_INFINITY,
+        done: false,
+        rounds: 0,
+        solves: 0,
+    }))
+}
+
+impl Pattern {
+    /// One candidate round: solves the MILP (only mappings cheaper than `cutoff` when given),
+    /// raises the bound, evaluates the candidate and adds its tangents (and a no-good cut when
+    /// the model undervalues it). Returns false when the time limit stopped the solve.
+    fn step(
+        &mut self,
+        space: &Mapspace,
+        opts: &ModelOptions,
+        so: &SolveOptions,
+        time_left: Option<f64>,
+        cutoff: Option<f64>,
+    ) -> Result<bool, String> {
+        let (problem, arch) = (space.problem(), space.arch());
+        let scale = self.scale;
+        let m = &mut self.m;
+        let cutoff = match (&self.best, cutoff) {
+            (Some(b), Some(c)) => Some(b.1.energy_pj.min(c)),
             (Some(b), None) => Some(b.1.energy_pj),
-            (None, i) => i,
+            (None, c) => c,
         };
         let t_solve = Instant::now();
         let (status, x, obj_bound) = run_highs(
-            &m,
-            time_left.map(|t| t - elapsed),
+            m,
+            time_left,
             cutoff.map(|c| c / scale * (1.0 - so.gap / 2.0)),
         )?;
-        solves += 1;
+        self.solves += 1;
         if std::env::var("QMAP_MILP_PROFILE").is_ok() {
             eprintln!(
                 "milp: {} cols ({} binary), {} rows, {} terms: {:?} in {:.3} s",
@@ -1402,14 +1438,14 @@ fn solve_pattern(
         match status {
             HighsModelStatus::Infeasible => {
                 // Nothing beats the cutoff (or nothing is feasible at all) in this pattern.
-                bound = cutoff.map_or(f64::INFINITY, |c| c * (1.0 - so.gap / 2.0));
-                break;
+                self.bound = cutoff.map_or(f64::INFINITY, |c| c * (1.0 - so.gap / 2.0));
+                self.done = true;
+                return Ok(true);
             }
             HighsModelStatus::Optimal => {}
             HighsModelStatus::ReachedTimeLimit => {
-                timed_out = true;
-                bound = bound.max(obj_bound * scale);
-                break;
+                self.bound = self.bound.max(obj_bound * scale);
+                return Ok(false);
             }
             other => return Err(format!("HiGHS ended with status {other:?}")),
         }
@@ -1417,11 +1453,11 @@ fn solve_pattern(
             return Err("HiGHS returned no solution".into());
         };
         let lb = obj_bound * scale;
-        bound = bound.max(lb);
-        rounds += 1;
-        let mapping = candidate(space, &vars, keep, &x);
+        self.bound = self.bound.max(lb);
+        self.rounds += 1;
+        let mapping = candidate(space, &self.vars, &self.keep, &x);
         let ev = evaluate(problem, arch, &mapping, opts);
-        let model_value = model_value(&m, &x) * scale;
+        let model_value = model_value(m, &x) * scale;
         if ev.valid {
             if lb > ev.energy_pj * (1.0 + 1e-7) {
                 return Err(format!(
@@ -1429,17 +1465,23 @@ fn solve_pattern(
                     ev.energy_pj
                 ));
             }
-            if best.as_ref().is_none_or(|b| ev.energy_pj < b.1.energy_pj) {
-                best = Some((mapping.clone(), ev.clone()));
+            if self
+                .best
+                .as_ref()
+                .is_none_or(|b| ev.energy_pj < b.1.energy_pj)
+            {
+                self.best = Some((mapping.clone(), ev.clone()));
             }
         }
-        let ub = best
+        let ub = self
+            .best
             .as_ref()
             .map_or(f64::INFINITY, |b| b.1.energy_pj)
-            .min(incumbent.unwrap_or(f64::INFINITY));
+            .min(cutoff.unwrap_or(f64::INFINITY));
         if ub.is_finite() && (ub - lb) <= so.gap * ub {
-            bound = lb;
-            break;
+            self.bound = lb;
+            self.done = true;
+            return Ok(true);
         }
         // Tangents at the candidate for every term (as if each mode were active).
         let terms = m.terms.clone();
@@ -1465,7 +1507,7 @@ fn solve_pattern(
         // offsets) or it may be invalid: exclude it.
         let key: Vec<u8> = m.identity.iter().map(|&i| (x[i] > 0.5) as u8).collect();
         let exact_now = ev.valid && model_value >= ev.energy_pj * (1.0 - so.gap * 0.5);
-        if !ev.valid || !exact_now || !seen.insert(key.clone()) {
+        if !ev.valid || !exact_now || !self.seen.insert(key.clone()) {
             let mut l = Lin::default();
             let mut ones = 0.0;
             for (&i, &b) in m.identity.iter().zip(&key) {
@@ -1478,14 +1520,8 @@ fn solve_pattern(
             }
             m.le(&l, ones - 1.0);
         }
+        Ok(true)
     }
-    Ok(PatternResult {
-        best,
-        bound,
-        rounds,
-        solves,
-        timed_out,
-    })
 }
 
 /// Range of a linear expression over its columns' bounds.
