@@ -558,6 +558,16 @@ struct LevelPrice {
 #[derive(Debug, Clone)]
 pub struct TensorPrice {
     levels: Vec<LevelPrice>,
+    /// Storage energy over all levels (the sum of `levels[..].energy`).
+    energy: f64,
+}
+
+impl TensorPrice {
+    /// The tensor's storage energy over all levels (pJ). The sum over tensors equals the
+    /// mapping's storage energy up to rounding (the evaluator sums level by level).
+    pub fn energy(&self) -> f64 {
+        self.energy
+    }
 }
 
 /// Whether capacities are summed in bits (ideal packing of sub-word bit-widths).
@@ -615,7 +625,8 @@ fn tensor_price_checked(
             capacity_use,
         };
     }
-    Ok(TensorPrice { levels })
+    let energy = levels.iter().map(|lp| lp.energy).sum();
+    Ok(TensorPrice { levels, energy })
 }
 
 /// Tensor `t`'s transfers priced at the bit-widths of `opts`; None when its bit-width does not

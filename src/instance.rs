@@ -71,6 +71,16 @@ pub struct Instance {
     /// Constraint file for the mapper (Timeloop format), if named.
     pub constraints_file: Option<PathBuf>,
     pub constraints: Option<serde_yaml_ng::Value>,
+    /// `qmap front` settings, the accuracy file resolved against the instance.
+    pub front: Option<FrontSettings>,
+}
+
+/// `qmap front` settings of an instance.
+#[derive(Debug, Clone)]
+pub struct FrontSettings {
+    pub accuracy_file: PathBuf,
+    pub first_input_bits: u32,
+    pub last_output_bits: u32,
 }
 
 impl Instance {
@@ -226,7 +236,20 @@ pub fn load(path: &Path) -> Result<Instance, InputError> {
             .as_ref()
             .and_then(|t| t.constraints.as_ref().map(|c| dir.join(c))),
         constraints: spec.constraints.clone(),
+        front: None,
     };
+    if let Some(f) = &spec.front {
+        let bits = |field: &str, v: Option<u32>| match v {
+            None => Ok(8),
+            Some(b) if (1..=64).contains(&b) => Ok(b),
+            Some(b) => Err(err(field, format!("{b} is not a bit-width in 1..=64"))),
+        };
+        inst.front = Some(FrontSettings {
+            accuracy_file: dir.join(&f.accuracy),
+            first_input_bits: bits("front.first_input_bits", f.first_input_bits)?,
+            last_output_bits: bits("front.last_output_bits", f.last_output_bits)?,
+        });
+    }
     if let Some(m) = &spec.mapping {
         let (ms, file) = spec::resolve(m, dir, path)?;
         let mapping = model::mapping_from_spec(&ms, &inst.arch, &inst.layer().problem, &file)?;

@@ -278,6 +278,15 @@ pub fn exhaustive_choices(
                     if parts.len() < nt {
                         continue;
                     }
+                    // Cheap pre-check (sum of per-tensor energies; equal to the mapping's
+                    // storage energy up to rounding): skip what cannot beat or tie the best.
+                    if let Some(b) = &best[k] {
+                        let approx: f64 =
+                            parts.iter().map(|p| p.energy()).sum::<f64>() + mac_energy[k];
+                        if approx > b.0 * (1.0 + 1e-9) {
+                            continue;
+                        }
+                    }
                     let Some(storage) =
                         crate::eval::combine_storage(arch, &c, &parts, &choices[*rep])
                     else {

@@ -377,6 +377,24 @@ pub struct InstanceSpec {
     /// Mapspace constraints in Timeloop's format: inline, or a path to a constraint file.
     #[serde(default)]
     pub constraints: Option<serde_yaml_ng::Value>,
+    /// Network co-design settings (`qmap front`).
+    #[serde(default)]
+    pub front: Option<FrontSpec>,
+}
+
+/// Settings of `qmap front`: the accuracy model and the fixed bit-widths at the network's ends.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrontSpec {
+    /// Accuracy model file (a measured table or a proxy; see `models/accuracy/`), relative to
+    /// the instance.
+    pub accuracy: PathBuf,
+    /// Bits of the network's input activations (default 8).
+    #[serde(default)]
+    pub first_input_bits: Option<u32>,
+    /// Bits of the network's output activations (default 8).
+    #[serde(default)]
+    pub last_output_bits: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -1,108 +1,227 @@
-//! `make bench`: per-layer MILP solve time, the exhaustive/MILP time ratio where enumeration is
-//! feasible, and the energy ratio MILP / random search (10,000 valid samples), on the full
-//! declared mapspace of the shipped constrained instances (sizes printed, never shrunk).
+//! `make bench`: the figures the issues ask for, on this machine, on the full declared mapspace
+//! of the shipped instances (sizes printed, never shrunk).
 //!
-//! Usage: `qmap-bench [LAYER...]` (1-based MobileNetV2 layer indices; default a representative
-//! set). Environment: `QMAP_BENCH_TIME_LIMIT` (seconds per MILP solve, default 60).
+//! * `layers`: per layer of MobileNetV1/V2 on Eyeriss and Simba at 8 bits, under the seed's
+//!   mapspace constraints: mapspace size, MILP time and status, exhaustive time, the
+//!   exhaustive/MILP time ratio, and MILP / random-search (10,000 valid samples) energy;
+//!   median and max MILP time per (network, architecture).
+//! * `table`: the per-layer optimum table of MobileNetV2 on Eyeriss at bits 2..8, cold (empty
+//!   cache) and warm (cached).
+//!
+//! Usage: `qmap-bench [layers] [table] [--all] [--time-limit S]` (default: both parts; `layers`
+//! runs a representative subset of layer shapes unless `--all`).
 
-use qmap::mapspace::{Constraints, Mapspace};
+use qmap::mapspace::Mapspace;
 use qmap::milp::{solve, SolveOptions, Status};
 use qmap::search::{exhaustive, random};
 use qmap::spec::Objective;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-fn main() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let layers: Vec<usize> = {
-        let v: Vec<usize> = std::env::args()
-            .skip(1)
-            .filter_map(|a| a.parse().ok())
-            .collect();
-        if v.is_empty() {
-            vec![1, 2, 5, 6, 7, 52, 53]
-        } else {
-            v
-        }
-    };
-    let limit: f64 = std::env::var("QMAP_BENCH_TIME_LIMIT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(60.0);
-    println!("qmap bench — MobileNetV2 layers {layers:?}, 8-bit, seed constraints, MILP time limit {limit} s");
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The mapspace constraints an instance declares (its `constraints` path).
+fn constraints(inst: &qmap::instance::Instance, file: &Path) -> qmap::mapspace::Constraints {
+    let mut cons = qmap::mapspace::Constraints::new(&inst.arch);
+    if let Some(serde_yaml_ng::Value::String(f)) = &inst.constraints {
+        cons.add_file(&file.parent().unwrap().join(f), &inst.arch)
+            .expect("shipped constraints load");
+    }
+    cons
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v[v.len() / 2]
+    }
+}
+
+fn layers(all: bool, limit: f64) {
+    println!("== per-layer MILP (8-bit, seed constraints, MILP time limit {limit} s) ==");
     println!(
-        "{:<8} {:<10} {:>11} {:>10} {:>9} {:>12} {:>10} {:>12} {:>9}",
+        "{:<8} {:<6} {:<9} {:>10} {:>8} {:>10} {:>9} {:>8} {:>9} {:>12} {:>9}",
         "arch",
+        "net",
         "layer",
         "mapspace",
         "MILP s",
         "status",
-        "MILP uJ",
+        "gap",
         "exh. s",
-        "random uJ",
+        "exh/MILP",
+        "MILP uJ",
         "MILP/rnd"
     );
-    for arch in ["eyeriss", "simba"] {
-        let inst_path = root.join(format!("instances/{arch}_mbv2_l7.yaml"));
-        let mut inst = qmap::instance::load(&inst_path).expect("shipped instance loads");
-        let mut times = vec![];
-        for &l in &layers {
-            inst.selected = l - 1;
-            let problem = inst.layer().problem.clone();
-            let mut cons = Constraints::new(&inst.arch);
-            cons.add_file(
-                &root.join(format!("models/arch/{arch}_constraints.yaml")),
-                &inst.arch,
-            )
-            .expect("shipped constraints load");
-            let space = Mapspace::new(&problem, &inst.arch, &cons).expect("mapspace");
-            let opts = inst.fixed_options(&problem);
-            let t0 = Instant::now();
-            let so = SolveOptions {
-                time_limit: Some(limit),
-                ..Default::default()
-            };
-            let cert = solve(&space, &opts, Objective::Energy, &so);
-            let milp_s = t0.elapsed().as_secs_f64();
-            times.push(milp_s);
-            let (status, milp_uj) = match &cert {
-                Ok(c) => (
-                    match c.status {
-                        Status::Optimal => "optimal",
-                        Status::TimeLimit => "limit",
-                        Status::Infeasible => "infeasible",
-                    },
-                    c.value / 1e6,
-                ),
-                Err(_) => ("error", f64::NAN),
-            };
-            let exh = if space.size() <= 5_000_000 {
-                let t = Instant::now();
-                let _ = exhaustive(&space, &opts, Objective::Energy, None);
-                format!("{:.2}", t.elapsed().as_secs_f64())
-            } else {
-                "-".into()
-            };
-            let rnd = random(&space, &opts, Objective::Energy, 1, 10_000, None);
+    for net in ["v1", "v2"] {
+        for arch in ["eyeriss", "simba"] {
+            let file = root().join(format!("instances/front_mbv{}_{arch}.yaml", &net[1..]));
+            let mut inst = qmap::instance::load(&file).expect("shipped instance loads");
+            let cons = constraints(&inst, &file);
+            // Distinct layer shapes (identical shapes have identical optima).
+            let mut seen = vec![];
+            let mut picked = vec![];
+            for (i, l) in inst.layers.iter().enumerate() {
+                let mut p = l.problem.clone();
+                p.name.clear();
+                let key = format!("{p:?}");
+                if !seen.contains(&key) {
+                    seen.push(key);
+                    picked.push(i);
+                }
+            }
+            if !all {
+                // A representative subset: first, second, a middle expansion and the last two.
+                let n = picked.len();
+                let mut sub = vec![
+                    picked[0],
+                    picked[1],
+                    picked[n / 2],
+                    picked[n - 2],
+                    picked[n - 1],
+                ];
+                sub.dedup();
+                picked = sub;
+            }
+            let mut times = vec![];
+            for &i in &picked {
+                inst.selected = i;
+                let problem = inst.layer().problem.clone();
+                let space = Mapspace::new(&problem, &inst.arch, &cons).expect("mapspace");
+                let opts = inst.options(&problem, Some((8, 8, 8)));
+                let t0 = Instant::now();
+                let so = SolveOptions {
+                    time_limit: Some(limit),
+                    ..Default::default()
+                };
+                let cert = solve(&space, &opts, Objective::Energy, &so);
+                let milp_s = t0.elapsed().as_secs_f64();
+                times.push(milp_s);
+                let (status, gap, milp_uj) = match &cert {
+                    Ok(c) => (
+                        match c.status {
+                            Status::Optimal => "optimal",
+                            Status::TimeLimit => "limit",
+                            Status::Infeasible => "infeasible",
+                        },
+                        c.gap,
+                        c.value / 1e6,
+                    ),
+                    Err(_) => ("error", f64::NAN, f64::NAN),
+                };
+                let (exh, ratio) = if space.size() <= 3_000_000 {
+                    let t = Instant::now();
+                    let ex =
+                        exhaustive(&space, &opts, Objective::Energy, None).expect("enumerates");
+                    let s = t.elapsed().as_secs_f64();
+                    if let Ok(c) = &cert {
+                        if c.status == Status::Optimal {
+                            assert!(
+                                (c.value - ex.value).abs() <= 1e-6 * ex.value,
+                                "MILP {} vs exhaustive {}",
+                                c.value,
+                                ex.value
+                            );
+                        }
+                    }
+                    (format!("{s:.2}"), format!("{:.2}", s / milp_s))
+                } else {
+                    ("-".into(), "-".into())
+                };
+                let rnd = random(&space, &opts, Objective::Energy, 1, 10_000, None);
+                println!(
+                    "{:<8} {:<6} {:<9} {:>10.3e} {:>8.2} {:>10} {:>9.1e} {:>8} {:>9} {:>12.3} {:>9.4}",
+                    arch,
+                    format!("mbv{}", &net[1..]),
+                    inst.layer().name,
+                    space.size_f64(),
+                    milp_s,
+                    status,
+                    gap,
+                    exh,
+                    ratio,
+                    milp_uj,
+                    milp_uj / (rnd.value / 1e6)
+                );
+            }
+            let max = times.iter().cloned().fold(0.0, f64::max);
             println!(
-                "{:<8} {:<10} {:>11.3e} {:>10.2} {:>9} {:>12.3} {:>10} {:>12.3} {:>9.4}",
-                arch,
-                inst.layer().name,
-                space.size_f64(),
-                milp_s,
-                status,
-                milp_uj,
-                exh,
-                rnd.value / 1e6,
-                milp_uj / (rnd.value / 1e6)
+                "{arch} mbv{}: MILP time median {:.2} s, max {:.2} s over {} layer shapes (target: median <= 0.5 s, max <= 5 s)",
+                &net[1..],
+                median(&mut times),
+                max,
+                times.len()
             );
         }
-        times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    }
+}
+
+fn table() {
+    println!("== per-layer optimum table: MobileNetV2 on Eyeriss, bits 2..8 (343 triples) ==");
+    let file = root().join("instances/front_mbv2_eyeriss.yaml");
+    let inst = qmap::instance::load(&file).expect("shipped instance loads");
+    let cons = constraints(&inst, &file);
+    let triples: Vec<_> = inst.bits.triples(0).into_iter().map(Some).collect();
+    let cache = std::env::temp_dir().join(format!("qmap-bench-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+    let settings = qmap::network::TableSettings {
+        cache_dir: Some(cache.clone()),
+        progress: true,
+        ..Default::default()
+    };
+    for run in ["cold", "warm"] {
+        let t = qmap::network::build(&inst, &cons, &triples, &settings).expect("table builds");
+        let proven = t
+            .layers
+            .iter()
+            .flatten()
+            .filter(|e| e.proof.optimal())
+            .count();
         println!(
-            "{arch}: MILP time median {:.2} s, max {:.2} s over {} layers",
-            times[times.len() / 2],
-            times.last().unwrap(),
-            times.len()
+            "{run}: {:.2} s for {} layers, {} distinct shapes ({} from the cache), {} triples each; {} of {} entries proven optimal",
+            t.seconds,
+            inst.layers.len(),
+            t.units,
+            t.cached_units,
+            triples.len(),
+            proven,
+            t.layers.iter().map(|l| l.len()).sum::<usize>()
         );
+    }
+    let _ = std::fs::remove_dir_all(&cache);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let all = args.iter().any(|a| a == "--all");
+    let limit = args
+        .iter()
+        .position(|a| a == "--time-limit")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20.0);
+    let parts: Vec<&str> = args
+        .iter()
+        .map(|s| s.as_str())
+        .filter(|a| ["layers", "table"].contains(a))
+        .collect();
+    let parts = if parts.is_empty() {
+        vec!["table", "layers"]
+    } else {
+        parts
+    };
+    for p in parts {
+        match p {
+            "layers" => layers(all, limit),
+            "table" => table(),
+            _ => unreachable!(),
+        }
     }
 }
