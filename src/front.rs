@@ -1082,7 +1082,7 @@ fn kelley_master(cuts: &[(f64, [f64; 4])], cons: &[usize]) -> Option<(f64, [f64;
 
 /// Candidates per layer up to which a MILP is solved directly; beyond, a restricted MILP over
 /// the candidates of smallest reduced cost comes first.
-const RESTRICTED_PER_LAYER: usize = 8;
+const RESTRICTED_PER_LAYER: usize = 3;
 
 /// The Lagrangian bound of one solve (see [`Milp::reduce`]).
 struct Reduction {
@@ -2335,6 +2335,7 @@ impl FrontPlot<'_> {
     /// Writes the plot as an SVG file.
     pub fn write_svg(&self, path: &Path) -> Result<(), FrontError> {
         use plotters::prelude::*;
+        use plotters::style::text_anchor::{HPos, Pos, VPos};
         let err = |e: String| FrontError::Plot {
             file: path.display().to_string(),
             message: e,
@@ -2394,6 +2395,7 @@ impl FrontPlot<'_> {
             .map_err(|e| err(e.to_string()))?;
         chart
             .configure_mesh()
+            .light_line_style(WHITE)
             .x_desc(x_desc)
             .y_desc("energy [µJ]")
             .draw()
@@ -2413,24 +2415,24 @@ impl FrontPlot<'_> {
                 .label(name)
                 .legend(|(x, y)| Cross::new((x + 10, y), 4, RED.stroke_width(2)));
         }
-        for &(x, y, label) in &marks {
-            chart
-                .draw_series(std::iter::once(TriangleMarker::new(
-                    (x, y),
-                    7,
-                    BLACK.filled(),
-                )))
-                .map_err(|e| err(e.to_string()))?;
-            chart
-                .draw_series(std::iter::once(Text::new(
-                    label.to_string(),
-                    (x, y),
-                    ("sans-serif", 14).into_font(),
-                )))
-                .map_err(|e| err(e.to_string()))?;
-        }
+        // Marks (uniform designs sit at the high-accuracy, high-memory end): the label left of
+        // the triangle.
+        let label_style = ("sans-serif", 14)
+            .into_font()
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Right, VPos::Center));
+        chart
+            .draw_series(marks.iter().map(|&(x, y, label)| {
+                EmptyElement::at((x, y))
+                    + TriangleMarker::new((0, 0), 7, BLACK.filled())
+                    + Text::new(label.to_string(), (-10, 0), label_style.clone())
+            }))
+            .map_err(|e| err(e.to_string()))?
+            .label("uniform designs")
+            .legend(|(x, y)| TriangleMarker::new((x + 10, y), 6, BLACK.filled()));
         chart
             .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()
