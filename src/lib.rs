@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod eval;
+pub mod front;
 pub mod instance;
 pub mod mapspace;
 pub mod milp;
