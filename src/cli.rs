@@ -35,6 +35,66 @@ pub enum Command {
     Baseline(BaselineArgs),
     /// Gap of a heuristic mapper's mappings to the proven optimum, layer by layer (for CI).
     Gap(GapArgs),
+    /// Network co-design: the exact Pareto front of energy × accuracy × memory over per-layer
+    /// bit-widths, each layer mapped optimally.
+    Front(FrontArgs),
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrontKindArg {
+    /// Energy × accuracy.
+    Accuracy,
+    /// Energy × weight memory.
+    Memory,
+    /// Energy × accuracy × weight memory.
+    Both,
+    /// Energy × cycles (network latency), with the minimum-EDP point.
+    Cycles,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrontMethod {
+    /// The exact front (epsilon-constraint over the selection MILP).
+    Exact,
+    /// The seed's NSGA-II over the same table, compared with the exact front (hypervolume).
+    Nsga2,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct FrontArgs {
+    /// Instance with a network workload, bit-width lists and a `front:` section.
+    pub instance: PathBuf,
+    #[arg(long, value_enum, default_value_t = FrontKindArg::Accuracy)]
+    pub front: FrontKindArg,
+    #[arg(long, value_enum, default_value_t = FrontMethod::Exact)]
+    pub method: FrontMethod,
+    /// Stop after this many front points.
+    #[arg(long, default_value_t = 200)]
+    pub points: usize,
+    /// Only points with at least this accuracy (the accuracy model's unit, % top-1). Default:
+    /// uniform 8-bit's accuracy minus 2 points (the front below is long and rarely wanted);
+    /// `--min-accuracy 0` traces all of it.
+    #[arg(long)]
+    pub min_accuracy: Option<f64>,
+    /// Accuracies closer than this count as equal (percentage points).
+    #[arg(long, default_value_t = 1e-6)]
+    pub accuracy_resolution: f64,
+    /// Only points with at most this weight memory (bytes).
+    #[arg(long)]
+    pub max_memory: Option<f64>,
+    /// NSGA-II seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[arg(long)]
+    pub json: bool,
+    /// Write the points as CSV.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Write an SVG plot of the front (uniform 8- and 16-bit designs marked).
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
+    #[command(flatten)]
+    pub optimum: OptimumArgs,
 }
 
 /// How per-layer optima are proved.
@@ -273,6 +333,7 @@ pub fn run(cli: Cli) -> Result<Outcome, InputError> {
         Command::Export(a) => export_cmd(a),
         Command::Baseline(a) => baseline_cmd(a),
         Command::Gap(a) => gap_cmd(a),
+        Command::Front(a) => front_cmd(a),
     }
 }
 
@@ -1216,6 +1277,422 @@ fn junit_xml(suite: &str, rows: &[GapRow], max_gap: f64) -> String {
     let mut text = String::from_utf8(w.into_inner()).expect("utf-8");
     text.push('\n');
     text
+}
+
+/// The uniform-bits energy of a network when each layer is mapped by random search (the seed
+/// paper's mapper: 10,000 valid samples per layer, seeded), in pJ; None when a layer finds no
+/// valid mapping.
+fn uniform_random_energy(
+    inst: &instance::Instance,
+    cons: &crate::mapspace::Constraints,
+    bits: instance::BitTriple,
+    seed: u64,
+) -> Option<f64> {
+    use rayon::prelude::*;
+    inst.layers
+        .par_iter()
+        .map(|l| {
+            let space = crate::mapspace::Mapspace::new(&l.problem, &inst.arch, cons).ok()?;
+            let opts = inst.options(&l.problem, Some(bits));
+            let r = crate::search::random(&space, &opts, Objective::Energy, seed, 10_000, None);
+            r.value.is_finite().then_some(r.value)
+        })
+        .sum::<Option<f64>>()
+}
+
+fn front_cmd(a: FrontArgs) -> Result<Outcome, InputError> {
+    use crate::front::{self as fr, BitConfig};
+    let inst = instance::load(&a.instance)?;
+    let fs = inst.front.clone().ok_or_else(|| {
+        InputError::new(
+            &a.instance,
+            "front",
+            "missing: `qmap front` needs a `front:` section with the accuracy model",
+        )
+    })?;
+    if inst.bits.is_native() {
+        return Err(InputError::new(
+            &a.instance,
+            "bits",
+            "`qmap front` needs bit-width lists (inputs/outputs: activation bits, weights)",
+        ));
+    }
+    let cons = instance_constraints(&inst)?;
+    let accuracy = fr::AccuracyModel::load(&fs.accuracy_file)?;
+    let mut activations: Vec<u32> = inst
+        .bits
+        .inputs
+        .iter()
+        .chain(&inst.bits.outputs)
+        .copied()
+        .collect();
+    activations.sort_unstable();
+    activations.dedup();
+    let bitsets = fr::BitSets {
+        weights: inst.bits.weights.clone(),
+        activations,
+        first_input: fs.first_input_bits,
+        last_output: fs.last_output_bits,
+    };
+    // Every configuration some layer may take, plus uniform 16 bits for the plot's mark.
+    let n = inst.layers.len();
+    let mut triples: Vec<Option<instance::BitTriple>> = vec![];
+    for (i, l) in inst.layers.iter().enumerate() {
+        for c in bitsets.layer_configs(l.producer, i + 1 == n) {
+            let t = Some((c.input_bits, c.weight_bits, c.output_bits));
+            if !triples.contains(&t) {
+                triples.push(t);
+            }
+        }
+    }
+    let settings = a.optimum.settings(!a.json);
+    let table = crate::network::build(&inst, &cons, &triples, &settings)
+        .map_err(|e| InputError::new(&a.instance, "(solver)", e))?;
+    let unproven = table
+        .layers
+        .iter()
+        .flatten()
+        .filter(|e| !e.proof.optimal())
+        .count();
+    let mut energy_table = fr::EnergyTable::for_layers(&inst.layers);
+    for (lt, entries) in energy_table.layers.iter_mut().zip(&table.layers) {
+        for e in entries {
+            if let (Some((i, w, o)), Some(energy_pj), Some(cycles)) =
+                (e.bits, e.energy_pj, e.cycles)
+            {
+                // Budgets per layer (weight_budget_bytes) apply here too.
+                if !inst.bits.triples(lt.weights).contains(&(i, w, o))
+                    && inst.bits.weight_budget_bytes.is_some()
+                {
+                    continue;
+                }
+                lt.entries.push(fr::TableEntry {
+                    bits: BitConfig {
+                        input_bits: i,
+                        weight_bits: w,
+                        output_bits: o,
+                    },
+                    energy_pj,
+                    cycles,
+                });
+            }
+        }
+    }
+    let front_err = |e: fr::FrontError| InputError::new(&a.instance, "front", e.to_string());
+    let problem =
+        fr::SelectionProblem::new(&energy_table, &accuracy, &bitsets).map_err(front_err)?;
+    let kind = match a.front {
+        FrontKindArg::Accuracy => fr::FrontKind::EnergyAccuracy,
+        FrontKindArg::Memory => fr::FrontKind::EnergyMemory,
+        FrontKindArg::Both => fr::FrontKind::EnergyAccuracyMemory,
+        FrontKindArg::Cycles => fr::FrontKind::EnergyCycles,
+    };
+    let uniform8 = problem.uniform(8);
+    let min_accuracy = a
+        .min_accuracy
+        .or(uniform8.as_ref().map(|u| u.accuracy - 2.0));
+    let opts = fr::FrontOptions {
+        max_points: a.points,
+        accuracy_resolution: a.accuracy_resolution,
+        budgets: fr::Budgets {
+            min_accuracy,
+            max_memory_bytes: a.max_memory,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let front = fr::trace_front(&problem, kind, &opts).map_err(front_err)?;
+    let front_seconds = front.seconds;
+    // The uniform 16-bit design (mark only): its own table at 16 bits.
+    let uniform16 = {
+        let t16 = crate::network::build(&inst, &cons, &[Some((16, 16, 16))], &settings).ok();
+        t16.and_then(|t16| {
+            let mut et = fr::EnergyTable::for_layers(&inst.layers);
+            for (lt, entries) in et.layers.iter_mut().zip(&t16.layers) {
+                for e in entries {
+                    if let (Some(energy_pj), Some(cycles)) = (e.energy_pj, e.cycles) {
+                        lt.entries.push(fr::TableEntry {
+                            bits: BitConfig {
+                                input_bits: 16,
+                                weight_bits: 16,
+                                output_bits: 16,
+                            },
+                            energy_pj,
+                            cycles,
+                        });
+                    }
+                }
+            }
+            let b16 = fr::BitSets {
+                weights: vec![16],
+                activations: vec![16],
+                first_input: 16,
+                last_output: 16,
+            };
+            fr::SelectionProblem::new(&et, &accuracy, &b16)
+                .ok()?
+                .uniform(16)
+        })
+    };
+    let random8 = uniform_random_energy(&inst, &cons, (8, 8, 8), a.seed);
+    // The seed's comparison: the least-energy design at least as accurate as uniform 8-bit (a
+    // point of the energy × accuracy front; solved directly, whatever front was asked for).
+    let best_vs_8 = match &uniform8 {
+        Some(u) => fr::select(
+            &problem,
+            fr::Goal::Energy,
+            &fr::Budgets {
+                min_accuracy: Some(u.accuracy),
+                ..Default::default()
+            },
+            None,
+        )
+        .map_err(front_err)?,
+        None => None,
+    };
+    let best_vs_8 = best_vs_8.as_ref();
+    let nsga = (a.method == FrontMethod::Nsga2).then(|| {
+        fr::nsga2(
+            &problem,
+            &fr::Nsga2Options {
+                seed: a.seed,
+                ..Default::default()
+            },
+        )
+    });
+    let criteria = kind.criteria();
+    let hv = nsga.as_ref().map(|r| {
+        // Reference: 1% beyond the worst value of either point set in each criterion.
+        let all: Vec<Vec<f64>> = front
+            .points
+            .iter()
+            .chain(&r.front)
+            .map(|p| p.costs(criteria))
+            .collect();
+        let reference: Vec<f64> = (0..criteria.len())
+            .map(|c| {
+                let (lo, hi) = all
+                    .iter()
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                        (lo.min(v[c]), hi.max(v[c]))
+                    });
+                hi + 0.01 * (hi - lo).max(hi.abs() * 1e-6)
+            })
+            .collect();
+        (
+            fr::front_hypervolume(&front.points, criteria, &reference),
+            fr::front_hypervolume(&r.front, criteria, &reference),
+        )
+    });
+    let acc_label = accuracy.label();
+    // A layer's optimal mapping at a bit configuration (from the table).
+    let mapping_of = |l: usize, b: &BitConfig| {
+        table.layers[l]
+            .iter()
+            .find(|e| e.bits == Some((b.input_bits, b.weight_bits, b.output_bits)))
+            .and_then(|e| e.mapping.clone())
+    };
+    let point_json = |p: &fr::FrontPoint| {
+        serde_json::json!({
+            "energy_pj": p.energy_pj,
+            "accuracy": p.accuracy,
+            "memory_bytes": p.memory_bytes,
+            "cycles": p.cycles,
+            "status": p.status,
+            "layers": p.layers.iter().enumerate().map(|(i, l)| serde_json::json!({
+                "name": l.name,
+                "input_bits": l.bits.input_bits,
+                "weight_bits": l.bits.weight_bits,
+                "output_bits": l.bits.output_bits,
+                "energy_pj": l.energy_pj,
+                "mapping": mapping_of(i, &l.bits),
+            })).collect::<Vec<_>>(),
+        })
+    };
+    let saving = |base: f64, p: &fr::FrontPoint| 1.0 - p.energy_pj / base;
+    let comparison = match (&uniform8, best_vs_8) {
+        (Some(u), Some(b)) => format!(
+            "best point at least as accurate as uniform 8-bit: {} ({:.4} {acc_label}); saves {:.1}% vs uniform 8-bit mapped optimally ({}), {} vs uniform 8-bit mapped by random search ({})",
+            report::energy(b.energy_pj),
+            b.accuracy,
+            saving(u.energy_pj, b) * 100.0,
+            report::energy(u.energy_pj),
+            random8.map_or("-".into(), |r| format!("{:.1}%", saving(r, b) * 100.0)),
+            random8.map_or("no valid mapping".into(), report::energy),
+        ),
+        _ => "no uniform 8-bit design in the table".into(),
+    };
+    if let Some(csv) = &a.csv {
+        let mut text = String::from("point,energy_pj,accuracy,memory_bytes,cycles,status,layer,input_bits,weight_bits,output_bits,layer_energy_pj\n");
+        for (i, p) in front.points.iter().enumerate() {
+            for l in &p.layers {
+                text.push_str(&format!(
+                    "{i},{},{},{},{},{},{},{},{},{},{}\n",
+                    p.energy_pj,
+                    p.accuracy,
+                    p.memory_bytes,
+                    p.cycles,
+                    serde_json::to_value(p.status)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                    l.name,
+                    l.bits.input_bits,
+                    l.bits.weight_bits,
+                    l.bits.output_bits,
+                    l.energy_pj
+                ));
+            }
+        }
+        write_atomic(csv, &text)?;
+    }
+    if let Some(svg) = &a.svg {
+        let mut marks = vec![];
+        if let Some(u) = &uniform8 {
+            marks.push(fr::PlotMark::from_point("uniform 8-bit", u));
+        }
+        if let Some(u) = &uniform16 {
+            marks.push(fr::PlotMark::from_point("uniform 16-bit", u));
+        }
+        let title = format!("{} on {}", inst.workload_name, inst.arch.name);
+        let plot = fr::FrontPlot {
+            title: &title,
+            x_axis: if a.front == FrontKindArg::Memory {
+                fr::PlotAxis::Memory
+            } else {
+                fr::PlotAxis::Accuracy
+            },
+            accuracy_label: acc_label,
+            front: &front.points,
+            baseline: nsga.as_ref().map(|r| ("NSGA-II", r.front.as_slice())),
+            marks: &marks,
+        };
+        plot.write_svg(svg)
+            .map_err(|e| InputError::new(svg, "(file)", e.to_string()))?;
+    }
+    if a.json {
+        let v = serde_json::json!({
+            "workload": inst.workload_name,
+            "architecture": inst.arch.name,
+            "front": format!("{:?}", kind),
+            "accuracy_model": acc_label,
+            "complete": front.complete,
+            "points": front.points.iter().map(point_json).collect::<Vec<_>>(),
+            "uniform_8bit": uniform8.as_ref().map(point_json),
+            "uniform_16bit": uniform16.as_ref().map(point_json),
+            "uniform_8bit_random_search_pj": random8,
+            "min_edp": (kind == fr::FrontKind::EnergyCycles).then(|| fr::min_edp(&front).map(point_json)).flatten(),
+            "nsga2": nsga.as_ref().map(|r| r.front.iter().map(point_json).collect::<Vec<_>>()),
+            "hypervolume": hv.map(|(e, n)| serde_json::json!({"exact": e, "nsga2": n})),
+            "comparison": comparison,
+            "min_accuracy": min_accuracy,
+            "best_vs_uniform_8bit": best_vs_8.map(point_json),
+            "table_entries_not_proven": unproven,
+            "table_seconds": table.seconds,
+            "front_seconds": front_seconds,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+    } else {
+        println!(
+            "qmap front: {} on {} ({:?})",
+            inst.workload_name, inst.arch.name, kind
+        );
+        println!(
+            "table: {} layers, {} distinct shapes ({} cached), {} bit configurations, {:.1} s{}",
+            n,
+            table.units,
+            table.cached_units,
+            triples.len(),
+            table.seconds,
+            if unproven > 0 {
+                format!("; {unproven} entries NOT proven optimal (time limit)")
+            } else {
+                String::new()
+            }
+        );
+        if let Some(m) = min_accuracy {
+            println!(
+                "accuracy >= {m:.4}{}",
+                if a.min_accuracy.is_none() {
+                    " (default window: uniform 8-bit - 2 points; --min-accuracy 0 for the whole front)"
+                } else {
+                    ""
+                }
+            );
+        }
+        println!(
+            "front: {} points{} in {:.2} s ({} MILP solves)",
+            front.points.len(),
+            if front.complete {
+                ""
+            } else {
+                " (incomplete: --points or a time limit)"
+            },
+            front_seconds,
+            front.solves
+        );
+        println!();
+        println!(
+            "{:>4} {:>14} {:>12} {:>12} {:>14} {:<9} weight bits / output bits per layer",
+            "#", "energy", acc_label, "memory KiB", "cycles", "status"
+        );
+        for (i, p) in front.points.iter().enumerate() {
+            let bits: Vec<String> = p
+                .layers
+                .iter()
+                .map(|l| format!("{}/{}", l.bits.weight_bits, l.bits.output_bits))
+                .collect();
+            println!(
+                "{:>4} {:>14} {:>12.4} {:>12.1} {:>14} {:<9} {}",
+                i,
+                report::energy(p.energy_pj),
+                p.accuracy,
+                p.memory_bytes / 1024.0,
+                report::thousands(p.cycles),
+                serde_json::to_value(p.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                bits.join(" ")
+            );
+        }
+        if kind == fr::FrontKind::EnergyCycles {
+            if let Some(p) = fr::min_edp(&front) {
+                println!(
+                    "min EDP: {} x {} cycles = {:.4e} pJ*cycles",
+                    report::energy(p.energy_pj),
+                    report::thousands(p.cycles),
+                    p.edp()
+                );
+            }
+        }
+        for (label, u) in [("uniform 8-bit", &uniform8), ("uniform 16-bit", &uniform16)] {
+            if let Some(u) = u {
+                println!(
+                    "{label}: {}, {:.4} {acc_label}, {:.1} KiB",
+                    report::energy(u.energy_pj),
+                    u.accuracy,
+                    u.memory_bytes / 1024.0
+                );
+            }
+        }
+        println!("{comparison}");
+        if let (Some(r), Some((e, h))) = (&nsga, hv) {
+            println!(
+                "NSGA-II ({} evaluations): {} points; hypervolume {:.6e} vs exact {:.6e} ({:.2}%)",
+                r.evaluations,
+                r.front.len(),
+                h,
+                e,
+                100.0 * h / e
+            );
+        }
+    }
+    Ok(if unproven > 0 {
+        Outcome::CheckFailed
+    } else {
+        Outcome::Ok
+    })
 }
 
 struct Evaluated {
