@@ -1463,7 +1463,15 @@ impl<'a> Milp<'a> {
                 let all = survivors.unwrap_or_else(|| self.kept.clone());
                 return self.milp(objective, bounds, &all);
             }
-            let restricted = self.within(&red, sorted[k - 1]);
+            let mut restricted = self.within(&red, sorted[k - 1]);
+            if let Some((_, sel)) = inc {
+                // The incumbent keeps the restricted MILP feasible.
+                for (l, &c) in sel.iter().enumerate() {
+                    if !restricted[l].contains(&c) {
+                        restricted[l].push(c);
+                    }
+                }
+            }
             match self.milp(objective, bounds, &restricted)? {
                 Solve::Found(sel, PointStatus::Optimal) => {
                     let mut u = (self.pb.costs_of(&sel)[objective.index()]
@@ -1572,6 +1580,9 @@ impl<'a> Milp<'a> {
         model.set_option("mip_abs_gap", 0.0);
         model.set_option("primal_feasibility_tolerance", HIGHS_TOLERANCE);
         model.set_option("mip_feasibility_tolerance", HIGHS_TOLERANCE);
+        // Sub-MIP heuristics cost more than they save on these small reduced models.
+        model.set_option("mip_heuristic_run_rins", false);
+        model.set_option("mip_heuristic_run_rens", false);
         if let Some(t) = self.time_limit {
             model.set_option("time_limit", t.max(0.01));
         }
