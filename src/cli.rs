@@ -68,8 +68,8 @@ pub struct FrontArgs {
     pub front: FrontKindArg,
     #[arg(long, value_enum, default_value_t = FrontMethod::Exact)]
     pub method: FrontMethod,
-    /// Stop after this many front points.
-    #[arg(long, default_value_t = 200)]
+    /// Stop after this many front points (lowest energy first).
+    #[arg(long, default_value_t = 50)]
     pub points: usize,
     /// Only points with at least this accuracy (the accuracy model's unit, % top-1). Default:
     /// uniform 8-bit's accuracy minus 2 points (the front below is long and rarely wanted);

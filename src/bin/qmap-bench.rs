@@ -7,9 +7,12 @@
 //!   median and max MILP time per (network, architecture).
 //! * `table`: the per-layer optimum table of MobileNetV2 on Eyeriss at bits 2..8, cold (empty
 //!   cache) and warm (cached).
+//! * `front`: `qmap front --method nsga2` (20 points) on the four shipped front instances, cold
+//!   and warm: table and front times, the seed's comparison line, NSGA-II's hypervolume against
+//!   the exact front's.
 //!
-//! Usage: `qmap-bench [layers] [table] [--all] [--time-limit S]` (default: both parts; `layers`
-//! runs a representative subset of layer shapes unless `--all`).
+//! Usage: `qmap-bench [layers] [table] [front] [--all] [--time-limit S]` (default: all parts;
+//! `layers` runs a representative subset of layer shapes unless `--all`).
 
 use qmap::mapspace::Mapspace;
 use qmap::milp::{solve, SolveOptions, Status};
@@ -198,6 +201,62 @@ fn table() {
     let _ = std::fs::remove_dir_all(&cache);
 }
 
+fn front() {
+    println!("== qmap front (20 points, NSGA-II compared), cold and warm ==");
+    let qmap = std::env::current_exe()
+        .expect("own path")
+        .parent()
+        .expect("bin dir")
+        .join("qmap");
+    for net in ["v1", "v2"] {
+        for arch in ["eyeriss", "simba"] {
+            let file = root().join(format!("instances/front_mbv{}_{arch}.yaml", &net[1..]));
+            let cache =
+                std::env::temp_dir().join(format!("qmap-bench-front-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&cache);
+            for run in ["cold", "warm"] {
+                let t = Instant::now();
+                let out = std::process::Command::new(&qmap)
+                    .args([
+                        "front",
+                        file.to_str().unwrap(),
+                        "--points",
+                        "20",
+                        "--method",
+                        "nsga2",
+                        "--json",
+                        "--cache",
+                    ])
+                    .arg(&cache)
+                    .output()
+                    .expect("qmap runs");
+                let wall = t.elapsed().as_secs_f64();
+                let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
+                    println!(
+                        "mbv{} {arch} {run}: failed: {}",
+                        &net[1..],
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    continue;
+                };
+                println!(
+                    "mbv{} {arch:<8} {run}: wall {wall:.1} s, table {:.1} s, front {:.2} s ({} points), hypervolume NSGA-II / exact = {:.4}",
+                    &net[1..],
+                    v["table_seconds"].as_f64().unwrap_or(f64::NAN),
+                    v["front_seconds"].as_f64().unwrap_or(f64::NAN),
+                    v["points"].as_array().map_or(0, |p| p.len()),
+                    v["hypervolume"]["nsga2"].as_f64().unwrap_or(f64::NAN)
+                        / v["hypervolume"]["exact"].as_f64().unwrap_or(f64::NAN),
+                );
+                if run == "warm" {
+                    println!("  {}", v["comparison"].as_str().unwrap_or(""));
+                }
+            }
+            let _ = std::fs::remove_dir_all(&cache);
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let all = args.iter().any(|a| a == "--all");
@@ -210,10 +269,10 @@ fn main() {
     let parts: Vec<&str> = args
         .iter()
         .map(|s| s.as_str())
-        .filter(|a| ["layers", "table"].contains(a))
+        .filter(|a| ["layers", "table", "front"].contains(a))
         .collect();
     let parts = if parts.is_empty() {
-        vec!["table", "layers"]
+        vec!["table", "front", "layers"]
     } else {
         parts
     };
@@ -221,6 +280,7 @@ fn main() {
         match p {
             "layers" => layers(all, limit),
             "table" => table(),
+            "front" => front(),
             _ => unreachable!(),
         }
     }

@@ -1,0 +1,203 @@
+//! `qmap front` end to end on a small network: every front point's per-layer mappings
+//! re-evaluate to the reported per-layer energies and sum to the point's energy, activation
+//! bits chain, the front is non-dominated, the table is served from the cache on a second run,
+//! NSGA-II's hypervolume never exceeds the exact front's, and the CSV and SVG files are written.
+
+use qmap::eval::evaluate;
+use qmap::instance;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("qmap-front-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn qmap_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_qmap"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    })
+}
+
+/// A four-layer network on the shipped Eyeriss with its constraints, bits {4, 8}, a proxy.
+fn small_instance(dir: &Path) -> PathBuf {
+    let r = root();
+    std::fs::write(
+        dir.join("acc.yaml"),
+        "kind: proxy\nnetwork: tiny\nfull_precision_accuracy: 70.0\nsource: test proxy\nlayers:\n\
+         \x20 - {name: l1, weight_sensitivity: 40, activation_sensitivity: 40}\n\
+         \x20 - {name: l2, weight_sensitivity: 80, activation_sensitivity: 20}\n\
+         \x20 - {name: l3, weight_sensitivity: 10, activation_sensitivity: 60}\n\
+         \x20 - {name: l4, weight_sensitivity: 30, activation_sensitivity: 30}\n",
+    )
+    .unwrap();
+    let inst = dir.join("inst.yaml");
+    std::fs::write(
+        &inst,
+        format!(
+            "architecture: {r}/models/arch/eyeriss.yaml\n\
+             constraints: {r}/models/arch/eyeriss_constraints.yaml\n\
+             workload:\n  network:\n    name: tiny\n    input: {{channels: 8, height: 14, width: 14}}\n    layers:\n\
+             \x20     - {{name: l1, kind: conv2d, C: 8, M: 16, P: 14, Q: 14, R: 1, S: 1}}\n\
+             \x20     - {{name: l2, kind: depthwise, G: 16, P: 14, Q: 14, R: 3, S: 3, pad: 1}}\n\
+             \x20     - {{name: l3, kind: conv2d, C: 16, M: 8, P: 14, Q: 14, R: 1, S: 1}}\n\
+             \x20     - {{name: l4, kind: fc, C: 1568, M: 10}}\n\
+             bits: {{inputs: [4, 8], weights: [4, 8], outputs: [4, 8]}}\n\
+             front: {{accuracy: acc.yaml}}\n",
+            r = r.display()
+        ),
+    )
+    .unwrap();
+    inst
+}
+
+#[test]
+fn front_points_reevaluate_and_chain() {
+    let dir = scratch("small");
+    let inst_path = small_instance(&dir);
+    let inst = instance::load(&inst_path).unwrap();
+    let cache = dir.join("cache");
+    let (csv_path, svg_path) = (dir.join("front.csv"), dir.join("front.svg"));
+    let args = [
+        "front",
+        inst_path.to_str().unwrap(),
+        "--front",
+        "both",
+        "--min-accuracy",
+        "0",
+        "--json",
+        "--cache",
+        cache.to_str().unwrap(),
+        "--csv",
+        csv_path.to_str().unwrap(),
+        "--svg",
+        svg_path.to_str().unwrap(),
+    ];
+    let out = qmap_in(&dir, &args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    let points = v["points"].as_array().unwrap();
+    assert!(points.len() >= 3, "{v}");
+    assert_eq!(v["complete"], true);
+    assert!(v["table_seconds"].as_f64().is_some() && v["front_seconds"].as_f64().is_some());
+    let mut costs = vec![];
+    for p in points {
+        assert_eq!(p["status"], "optimal");
+        let layers = p["layers"].as_array().unwrap();
+        assert_eq!(layers.len(), 4);
+        let mut sum = 0.0;
+        let mut prev_out = 8; // the network input
+        for (i, l) in layers.iter().enumerate() {
+            let (ib, wb, ob) = (
+                l["input_bits"].as_u64().unwrap() as u32,
+                l["weight_bits"].as_u64().unwrap() as u32,
+                l["output_bits"].as_u64().unwrap() as u32,
+            );
+            assert_eq!(ib, prev_out, "activation bits chain");
+            prev_out = ob;
+            let layer = &inst.layers[i];
+            let ms: qmap::spec::MappingSpec =
+                serde_json::from_value(l["mapping"].clone()).expect("a mapping per layer");
+            let m = qmap::model::mapping_from_spec(&ms, &inst.arch, &layer.problem, &inst_path)
+                .unwrap();
+            let ev = evaluate(
+                &layer.problem,
+                &inst.arch,
+                &m,
+                &inst.options(&layer.problem, Some((ib, wb, ob))),
+            );
+            assert!(ev.valid);
+            assert_eq!(ev.energy_pj, l["energy_pj"].as_f64().unwrap());
+            sum += ev.energy_pj;
+        }
+        assert_eq!(prev_out, 8, "the last output is 8 bits");
+        let e = p["energy_pj"].as_f64().unwrap();
+        assert!((sum - e).abs() <= 1e-9 * e, "{sum} vs {e}");
+        costs.push([
+            e,
+            -p["accuracy"].as_f64().unwrap(),
+            p["memory_bytes"].as_f64().unwrap(),
+        ]);
+    }
+    // Non-dominated, each objective vector once.
+    for (i, a) in costs.iter().enumerate() {
+        for (j, b) in costs.iter().enumerate() {
+            if i != j {
+                let dominates = a.iter().zip(b).all(|(x, y)| x <= y) && a != b;
+                assert!(!dominates, "point {i} dominates point {j}");
+                assert_ne!(a, b);
+            }
+        }
+    }
+    // Uniform 8-bit lies on or behind the 3-D front.
+    let u8p = &v["uniform_8bit"];
+    let u = [
+        u8p["energy_pj"].as_f64().unwrap(),
+        -u8p["accuracy"].as_f64().unwrap(),
+        u8p["memory_bytes"].as_f64().unwrap(),
+    ];
+    assert!(costs.iter().any(|c| c
+        .iter()
+        .zip(&u)
+        .all(|(x, y)| *x <= *y + 1e-9 * y.abs().max(1.0))));
+    let csv = std::fs::read_to_string(dir.join("front.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 4 * points.len());
+    let svg = std::fs::read_to_string(dir.join("front.svg")).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("uniform 8-bit"));
+    // Second run: the whole table comes from the cache, same points.
+    let again = json(&qmap_in(&dir, &args));
+    assert_eq!(again["points"], v["points"]);
+    // NSGA-II over the same table: never above the exact front's hypervolume.
+    let n = json(&qmap_in(
+        &dir,
+        &[
+            "front",
+            inst_path.to_str().unwrap(),
+            "--front",
+            "both",
+            "--min-accuracy",
+            "0",
+            "--method",
+            "nsga2",
+            "--json",
+            "--cache",
+            cache.to_str().unwrap(),
+        ],
+    ));
+    let hv = &n["hypervolume"];
+    assert!(hv["nsga2"].as_f64().unwrap() <= hv["exact"].as_f64().unwrap() * (1.0 + 1e-12));
+    assert!(hv["nsga2"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn front_needs_a_front_section_and_bit_lists() {
+    let dir = scratch("errors");
+    let inst = root().join("instances/eyeriss_mbv2_l7.yaml");
+    let out = qmap_in(&dir, &["front", inst.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("eyeriss_mbv2_l7.yaml: front"), "{err}");
+}
