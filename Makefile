@@ -48,6 +48,7 @@ test: setup
 	$(CARGO) test --release --workspace --no-fail-fast
 
 bench: setup
+	$(CARGO) build --release --bins
 	$(CARGO) run --release --bin qmap-bench
 
 lint: setup
