@@ -1606,6 +1606,7 @@ fn run_highs(
     model.set_option("mip_rel_gap", 0.0);
     model.set_option("mip_abs_gap", 0.0);
     model.set_option("mip_allow_restart", false);
+    model.set_option("presolve", "off");
     model.set_option("mip_heuristic_run_rins", false);
     model.set_option("mip_heuristic_run_rens", false);
     model.set_option("mip_heuristic_run_root_reduced_cost", false);

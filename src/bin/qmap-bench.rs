@@ -104,6 +104,7 @@ fn layers(all: bool, limit: f64) {
                     time_limit: Some(limit),
                     ..Default::default()
                 };
+                eprintln!("  [{} {}: MILP]", arch, inst.layer().name);
                 let cert = solve(&space, &opts, Objective::Energy, &so);
                 let milp_s = t0.elapsed().as_secs_f64();
                 times.push(milp_s);
@@ -119,6 +120,7 @@ fn layers(all: bool, limit: f64) {
                     ),
                     Err(_) => ("error", f64::NAN, f64::NAN),
                 };
+                eprintln!("  [exhaustive, random]");
                 let (exh, ratio) = if space.size() <= 3_000_000 {
                     let t = Instant::now();
                     let ex =
