@@ -388,7 +388,7 @@ fn load_job(
         if let Some(sel) = layer {
             inst.selected = select_layer(&inst, sel, path)?;
         }
-        let cons = instance_constraints(&inst)?;
+        let cons = inst.constraints()?;
         let problem = inst.layer().problem.clone();
         let choices = if inst.bits.is_native() {
             vec![(None, inst.options(&problem, None))]
@@ -440,27 +440,6 @@ fn load_job(
         objective: objective.map_or(inst_objective, Objective::from),
         file,
     })
-}
-
-/// The mapspace constraints an instance declares (its `timeloop.constraints` file and its
-/// `constraints` field: inline, or a Timeloop-format file relative to the instance).
-fn instance_constraints(
-    inst: &instance::Instance,
-) -> Result<crate::mapspace::Constraints, InputError> {
-    let path = &inst.file;
-    let mut cons = crate::mapspace::Constraints::new(&inst.arch);
-    if let Some(f) = &inst.constraints_file {
-        cons.add_file(f, &inst.arch)?;
-    }
-    match &inst.constraints {
-        Some(serde_yaml_ng::Value::String(f)) => {
-            let dir = path.parent().unwrap_or(std::path::Path::new("."));
-            cons.add_file(&dir.join(f), &inst.arch)?;
-        }
-        Some(v) => cons.add_value(v, path, "constraints", &inst.arch)?,
-        None => {}
-    }
-    Ok(cons)
 }
 
 /// Per-tensor bits from a Timeloop problem's `instance.bitwidths` (None when it has none).
@@ -830,7 +809,7 @@ fn instance_hash(inst: &instance::Instance, cons: &crate::mapspace::Constraints)
 
 fn baseline_cmd(a: BaselineArgs) -> Result<Outcome, InputError> {
     let inst = instance::load(&a.instance)?;
-    let cons = instance_constraints(&inst)?;
+    let cons = inst.constraints()?;
     let layers: Vec<usize> = if a.layers.is_empty() {
         (0..inst.layers.len()).collect()
     } else {
@@ -1042,7 +1021,7 @@ fn gap_cmd(a: GapArgs) -> Result<Outcome, InputError> {
         if let Some(sel) = &a.layer {
             inst.selected = select_layer(&inst, sel, path)?;
         }
-        let mut cons = instance_constraints(&inst)?;
+        let mut cons = inst.constraints()?;
         if let Some(f) = &a.constraints {
             cons.add_file(f, &inst.arch)?;
         }
@@ -1300,6 +1279,36 @@ fn uniform_random_energy(
         .sum::<Option<f64>>()
 }
 
+/// The selection problem's table from the per-layer optima: the entries with a mapping whose
+/// (layer weights, bits) `keep` accepts.
+fn front_table(
+    inst: &instance::Instance,
+    table: &crate::network::Table,
+    keep: impl Fn(u64, instance::BitTriple) -> bool,
+) -> crate::front::EnergyTable {
+    let mut et = crate::front::EnergyTable::for_layers(&inst.layers);
+    for (lt, entries) in et.layers.iter_mut().zip(&table.layers) {
+        for e in entries {
+            if let (Some((i, w, o)), Some(energy_pj), Some(cycles)) =
+                (e.bits, e.energy_pj, e.cycles)
+            {
+                if keep(lt.weights, (i, w, o)) {
+                    lt.entries.push(crate::front::TableEntry {
+                        bits: crate::front::BitConfig {
+                            input_bits: i,
+                            weight_bits: w,
+                            output_bits: o,
+                        },
+                        energy_pj,
+                        cycles,
+                    });
+                }
+            }
+        }
+    }
+    et
+}
+
 fn front_cmd(a: FrontArgs) -> Result<Outcome, InputError> {
     use crate::front::{self as fr, BitConfig};
     let inst = instance::load(&a.instance)?;
@@ -1317,7 +1326,7 @@ fn front_cmd(a: FrontArgs) -> Result<Outcome, InputError> {
             "`qmap front` needs bit-width lists (inputs/outputs: activation bits, weights)",
         ));
     }
-    let cons = instance_constraints(&inst)?;
+    let cons = inst.constraints()?;
     let accuracy = fr::AccuracyModel::load(&fs.accuracy_file)?;
     let mut activations: Vec<u32> = inst
         .bits
@@ -1354,30 +1363,10 @@ fn front_cmd(a: FrontArgs) -> Result<Outcome, InputError> {
         .flatten()
         .filter(|e| !e.proof.optimal())
         .count();
-    let mut energy_table = fr::EnergyTable::for_layers(&inst.layers);
-    for (lt, entries) in energy_table.layers.iter_mut().zip(&table.layers) {
-        for e in entries {
-            if let (Some((i, w, o)), Some(energy_pj), Some(cycles)) =
-                (e.bits, e.energy_pj, e.cycles)
-            {
-                // Budgets per layer (weight_budget_bytes) apply here too.
-                if !inst.bits.triples(lt.weights).contains(&(i, w, o))
-                    && inst.bits.weight_budget_bytes.is_some()
-                {
-                    continue;
-                }
-                lt.entries.push(fr::TableEntry {
-                    bits: BitConfig {
-                        input_bits: i,
-                        weight_bits: w,
-                        output_bits: o,
-                    },
-                    energy_pj,
-                    cycles,
-                });
-            }
-        }
-    }
+    // Per-layer weight budgets (weight_budget_bytes) apply to the selection too.
+    let energy_table = front_table(&inst, &table, |weights, t| {
+        inst.bits.weight_budget_bytes.is_none() || inst.bits.triples(weights).contains(&t)
+    });
     let front_err = |e: fr::FrontError| InputError::new(&a.instance, "front", e.to_string());
     let problem =
         fr::SelectionProblem::new(&energy_table, &accuracy, &bitsets).map_err(front_err)?;
@@ -1407,22 +1396,7 @@ fn front_cmd(a: FrontArgs) -> Result<Outcome, InputError> {
     let uniform16 = {
         let t16 = crate::network::build(&inst, &cons, &[Some((16, 16, 16))], &settings).ok();
         t16.and_then(|t16| {
-            let mut et = fr::EnergyTable::for_layers(&inst.layers);
-            for (lt, entries) in et.layers.iter_mut().zip(&t16.layers) {
-                for e in entries {
-                    if let (Some(energy_pj), Some(cycles)) = (e.energy_pj, e.cycles) {
-                        lt.entries.push(fr::TableEntry {
-                            bits: BitConfig {
-                                input_bits: 16,
-                                weight_bits: 16,
-                                output_bits: 16,
-                            },
-                            energy_pj,
-                            cycles,
-                        });
-                    }
-                }
-            }
+            let et = front_table(&inst, &t16, |_, _| true);
             let b16 = fr::BitSets {
                 weights: vec![16],
                 activations: vec![16],
@@ -1756,20 +1730,7 @@ fn eval_cmd(a: EvalArgs) -> Result<Outcome, InputError> {
             .expect("clap requires INSTANCE without --timeloop");
         let mut inst = instance::load(path)?;
         if let Some(sel) = &a.layer {
-            inst.selected = match sel.parse::<usize>() {
-                Ok(i) if i >= 1 && i <= inst.layers.len() => i - 1,
-                _ => inst
-                    .layers
-                    .iter()
-                    .position(|l| &l.name == sel)
-                    .ok_or_else(|| {
-                        InputError::new(
-                            path,
-                            "--layer",
-                            format!("no layer `{sel}` in {}", inst.workload_name),
-                        )
-                    })?,
-            };
+            inst.selected = select_layer(&inst, sel, path)?;
         }
         let problem = inst.layer().problem.clone();
         let (mapping, mapping_file) = match &a.mapping {

@@ -98,6 +98,24 @@ impl Instance {
         }
     }
 
+    /// The mapspace constraints the instance declares: its `timeloop.constraints` file and its
+    /// `constraints` field (inline, or a Timeloop-format file relative to the instance).
+    pub fn constraints(&self) -> Result<crate::mapspace::Constraints, InputError> {
+        let mut cons = crate::mapspace::Constraints::new(&self.arch);
+        if let Some(f) = &self.constraints_file {
+            cons.add_file(f, &self.arch)?;
+        }
+        match &self.constraints {
+            Some(serde_yaml_ng::Value::String(f)) => {
+                let dir = self.file.parent().unwrap_or(Path::new("."));
+                cons.add_file(&dir.join(f), &self.arch)?;
+            }
+            Some(v) => cons.add_value(v, &self.file, "constraints", &self.arch)?,
+            None => {}
+        }
+        Ok(cons)
+    }
+
     /// Model options at the instance's fixed bit-widths (native when none are given).
     pub fn fixed_options(&self, problem: &Problem) -> ModelOptions {
         self.options(problem, self.bits.fixed())

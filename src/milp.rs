@@ -364,10 +364,67 @@ pub fn solve(
     })
 }
 
-/// The optimum over several bit-width choices (one `ModelOptions` each): choices with the same
+/// The optimum of every bit-width choice (one `ModelOptions` each): choices with the same
 /// packing signature share one MILP solve (their energies differ by MACs × the MAC-energy
-/// difference for every mapping), the others are solved one by one. Returns the certificate of
-/// the best choice and its index; the bound is the minimum over all choices.
+/// difference for every mapping), so each member's certificate is its class's, with the
+/// mapping re-evaluated at the member's bit-widths and the bound shifted by the MAC energy.
+/// The solve counts are on the certificate of each class's first member only (so they add up).
+/// `so.time_limit` is for all classes together, or for each class with `per_class_limit`.
+pub fn solve_each(
+    space: &Mapspace,
+    choices: &[ModelOptions],
+    objective: Objective,
+    so: &SolveOptions,
+    per_class_limit: bool,
+) -> Result<Vec<Certificate>, String> {
+    let start = Instant::now();
+    let (problem, arch) = (space.problem(), space.arch());
+    let macs = problem.macs() as f64;
+    let mac_e = |o: &ModelOptions| macs * crate::eval::mac_energy_per_op(arch, problem, o);
+    let mut classes: Vec<(crate::eval::PackingSignature, usize, Certificate)> = vec![];
+    let mut out = vec![];
+    for (i, o) in choices.iter().enumerate() {
+        let sig = crate::eval::packing_signature(arch, problem, o);
+        let k = match classes.iter().position(|(s, _, _)| *s == sig) {
+            Some(k) => k,
+            None => {
+                let mut class_so = so.clone();
+                if let (Some(t), false) = (so.time_limit, per_class_limit) {
+                    class_so.time_limit = Some(t - start.elapsed().as_secs_f64());
+                }
+                let cert = solve(space, o, objective, &class_so)?;
+                classes.push((sig, i, cert));
+                classes.len() - 1
+            }
+        };
+        let (_, rep, class) = &classes[k];
+        let mut cert = class.clone();
+        if *rep != i {
+            cert.rounds = 0;
+            cert.milp_solves = 0;
+        }
+        let shift = mac_e(o) - mac_e(&choices[*rep]);
+        cert.bound += shift;
+        if let Some(m) = &cert.mapping {
+            let ev = evaluate(problem, arch, m, o);
+            if !ev.valid || (ev.energy_pj - (class.value + shift)).abs() > 1e-9 * ev.energy_pj {
+                return Err(format!(
+                    "internal error: the packing signature promised {} pJ for bit choice {i}, the evaluator gives {} pJ",
+                    class.value + shift,
+                    ev.energy_pj
+                ));
+            }
+            cert.value = ev.energy_pj;
+            cert.gap = ((cert.value - cert.bound) / cert.value).max(0.0);
+            cert.evaluation = Some(ev);
+        }
+        out.push(cert);
+    }
+    Ok(out)
+}
+
+/// The optimum over several bit-width choices ([`solve_each`], one time limit for all):
+/// the certificate of the best choice and its index; the bound is the minimum over all choices.
 pub fn solve_choices(
     space: &Mapspace,
     choices: &[ModelOptions],
@@ -378,65 +435,29 @@ pub fn solve_choices(
         return Err("no bit-width choice is left (check the weight budget)".into());
     }
     let start = Instant::now();
-    let (problem, arch) = (space.problem(), space.arch());
-    let mut classes: Vec<(crate::eval::PackingSignature, Vec<usize>)> = vec![];
-    for (i, o) in choices.iter().enumerate() {
-        let sig = crate::eval::packing_signature(arch, problem, o);
-        match classes.iter_mut().find(|(s, _)| *s == sig) {
-            Some((_, members)) => members.push(i),
-            None => classes.push((sig, vec![i])),
-        }
-    }
-    let macs = problem.macs() as f64;
-    let mac_e = |o: &ModelOptions| macs * crate::eval::mac_energy_per_op(arch, problem, o);
-    let mut best: Option<(Certificate, usize)> = None;
-    let (mut bound, mut rounds, mut solves) = (f64::INFINITY, 0, 0);
-    let mut timed_out = false;
-    let mut reasons = vec![];
-    let mut first: Option<Certificate> = None;
-    for (_, members) in &classes {
-        let rep = members[0];
-        let mut class_so = so.clone();
-        if let Some(t) = so.time_limit {
-            class_so.time_limit = Some(t - start.elapsed().as_secs_f64());
-        }
-        let cert = solve(space, &choices[rep], objective, &class_so)?;
-        rounds += cert.rounds;
-        solves += cert.milp_solves;
-        timed_out |= cert.status == Status::TimeLimit;
-        if let Some(r) = &cert.reason {
-            reasons.push(r.clone());
-        }
-        if first.is_none() {
-            first = Some(cert.clone());
-        }
-        for &i in members {
-            let shift = mac_e(&choices[i]) - mac_e(&choices[rep]);
-            bound = bound.min(cert.bound + shift);
-            let Some(m) = &cert.mapping else { continue };
-            let ev = evaluate(problem, arch, m, &choices[i]);
-            if !ev.valid || (ev.energy_pj - (cert.value + shift)).abs() > 1e-9 * ev.energy_pj {
-                return Err(format!(
-                    "internal error: the packing signature promised {} pJ for bit choice {i}, the evaluator gives {} pJ",
-                    cert.value + shift,
-                    ev.energy_pj
-                ));
-            }
-            if best.as_ref().is_none_or(|(b, _)| ev.energy_pj < b.value) {
-                let mut c = cert.clone();
-                c.value = ev.energy_pj;
-                c.evaluation = Some(ev);
-                best = Some((c, i));
-            }
-        }
-    }
+    let certs = solve_each(space, choices, objective, so, false)?;
     let seconds = start.elapsed().as_secs_f64();
-    let Some((mut cert, i)) = best else {
-        let mut c = first.expect("at least one class");
+    let rounds = certs.iter().map(|c| c.rounds).sum();
+    let solves = certs.iter().map(|c| c.milp_solves).sum();
+    let timed_out = certs.iter().any(|c| c.status == Status::TimeLimit);
+    let bound = certs.iter().map(|c| c.bound).fold(f64::INFINITY, f64::min);
+    let best = certs
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.mapping.is_some())
+        .min_by(|a, b| a.1.value.total_cmp(&b.1.value))
+        .map(|(i, _)| i);
+    let Some(i) = best else {
+        let mut reasons: Vec<String> = vec![];
+        for r in certs.iter().filter_map(|c| c.reason.clone()) {
+            if !reasons.contains(&r) {
+                reasons.push(r);
+            }
+        }
+        let mut c = certs.into_iter().next().expect("at least one choice");
         c.seconds = seconds;
         c.milp_solves = solves;
         c.rounds = rounds;
-        reasons.dedup();
         c.reason = Some(reasons.join("; "));
         if timed_out {
             c.status = Status::TimeLimit;
@@ -444,9 +465,9 @@ pub fn solve_choices(
         }
         return Ok((c, 0));
     };
-    let bound = bound.min(cert.value);
-    cert.bound = bound;
-    cert.gap = ((cert.value - bound) / cert.value).max(0.0);
+    let mut cert = certs[i].clone();
+    cert.bound = bound.min(cert.value);
+    cert.gap = ((cert.value - cert.bound) / cert.value).max(0.0);
     cert.status = if !timed_out && cert.gap <= so.gap {
         Status::Optimal
     } else {

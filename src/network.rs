@@ -9,8 +9,8 @@
 //! evaluated) or the MILP's status, bound and gap. Every entry's mapping is re-evaluated by the
 //! evaluator before it is stored, and again when it is read from the cache.
 
+use crate::eval::evaluate;
 use crate::eval::Evaluation;
-use crate::eval::{evaluate, PackingSignature};
 use crate::instance::{BitTriple, Instance};
 use crate::mapspace::{Constraints, Mapspace};
 use crate::milp::{self, SolveOptions, Status};
@@ -118,7 +118,7 @@ pub fn content_hash(parts: &[String]) -> String {
 }
 
 /// A layer's shape without its name (what makes two layers the same table unit).
-fn shape_key(p: &Problem) -> String {
+pub fn shape_key(p: &Problem) -> String {
     let mut p = p.clone();
     p.name.clear();
     format!("{p:?}")
@@ -266,7 +266,6 @@ pub fn solve_unit(
     opts: &[ModelOptions],
     settings: &TableSettings,
 ) -> Result<Vec<Optimum>, String> {
-    let (problem, arch) = (space.problem(), space.arch());
     let enumerate = match settings.engine {
         Engine::Enumerate => true,
         Engine::Milp => false,
@@ -287,31 +286,18 @@ pub fn solve_unit(
         time_limit: settings.time_limit,
         ..Default::default()
     };
-    let mut classes: Vec<(PackingSignature, milp::Certificate)> = vec![];
-    let mut out = vec![];
-    for o in opts {
-        let sig = crate::eval::packing_signature(arch, problem, o);
-        let k = match classes.iter().position(|(s, _)| *s == sig) {
-            Some(k) => k,
-            None => {
-                classes.push((sig, milp::solve(space, o, Objective::Energy, &so)?));
-                classes.len() - 1
-            }
-        };
-        let cert = &classes[k].1;
-        let ev = cert.mapping.as_ref().map(|m| evaluate(problem, arch, m, o));
-        let shift = ev.as_ref().map_or(0.0, |e| e.energy_pj - cert.value);
-        out.push(Optimum {
-            mapping: cert.mapping.clone(),
-            evaluation: ev,
+    Ok(milp::solve_each(space, opts, Objective::Energy, &so, true)?
+        .into_iter()
+        .map(|cert| Optimum {
+            mapping: cert.mapping,
+            evaluation: cert.evaluation,
             proof: Proof::Milp {
                 status: cert.status,
-                bound: cert.bound + shift,
+                bound: cert.bound,
                 gap: cert.gap,
             },
-        });
-    }
-    Ok(out)
+        })
+        .collect())
 }
 
 /// Reads a cache file; any entry that does not re-evaluate to its stored energy (or a file

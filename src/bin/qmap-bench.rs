@@ -18,7 +18,7 @@ use qmap::mapspace::Mapspace;
 use qmap::milp::{solve, SolveOptions, Status};
 use qmap::search::{exhaustive, random};
 use qmap::spec::Objective;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 #[global_allocator]
@@ -26,16 +26,6 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The mapspace constraints an instance declares (its `constraints` path).
-fn constraints(inst: &qmap::instance::Instance, file: &Path) -> qmap::mapspace::Constraints {
-    let mut cons = qmap::mapspace::Constraints::new(&inst.arch);
-    if let Some(serde_yaml_ng::Value::String(f)) = &inst.constraints {
-        cons.add_file(&file.parent().unwrap().join(f), &inst.arch)
-            .expect("shipped constraints load");
-    }
-    cons
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -67,14 +57,12 @@ fn layers(all: bool, limit: f64) {
         for arch in ["eyeriss", "simba"] {
             let file = root().join(format!("instances/front_mbv{}_{arch}.yaml", &net[1..]));
             let mut inst = qmap::instance::load(&file).expect("shipped instance loads");
-            let cons = constraints(&inst, &file);
+            let cons = inst.constraints().expect("shipped constraints load");
             // Distinct layer shapes (identical shapes have identical optima).
             let mut seen = vec![];
             let mut picked = vec![];
             for (i, l) in inst.layers.iter().enumerate() {
-                let mut p = l.problem.clone();
-                p.name.clear();
-                let key = format!("{p:?}");
+                let key = qmap::network::shape_key(&l.problem);
                 if !seen.contains(&key) {
                     seen.push(key);
                     picked.push(i);
@@ -172,7 +160,7 @@ fn table() {
     println!("== per-layer optimum table: MobileNetV2 on Eyeriss, bits 2..8 (343 triples) ==");
     let file = root().join("instances/front_mbv2_eyeriss.yaml");
     let inst = qmap::instance::load(&file).expect("shipped instance loads");
-    let cons = constraints(&inst, &file);
+    let cons = inst.constraints().expect("shipped constraints load");
     let triples: Vec<_> = inst.bits.triples(0).into_iter().map(Some).collect();
     let cache = std::env::temp_dir().join(format!("qmap-bench-cache-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&cache);
