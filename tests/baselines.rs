@@ -3,36 +3,11 @@
 //! on a Timeloop-format design, `qmap export` → `qmap gap` agreeing with `qmap eval`, `qmap
 //! baseline` files and certificates, and the README's CI example run as written.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn qmap_in(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_qmap"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("qmap-baselines-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(o), String::from_utf8_lossy(&o.stderr)))
-}
+use common::{json, qmap_in, root, scratch, stdout};
+use std::path::PathBuf;
+use std::process::Command;
 
 /// Checks that `text` is well-formed XML and returns (test cases, failures) it lists.
 fn junit_counts(text: &str) -> (usize, usize, Vec<String>) {

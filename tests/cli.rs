@@ -3,12 +3,11 @@
 //! wrong factor products, tensors kept nowhere, bit-widths above the word size, buffer overflow —
 //! giving a message that names the file and the field, exit code 2 and no panic.
 
+mod common;
+
+use common::{root, scratch};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn qmap(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_qmap"))
@@ -16,13 +15,6 @@ fn qmap(args: &[&str]) -> Output {
         .current_dir(root())
         .output()
         .unwrap()
-}
-
-/// A scratch directory for one test's files.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("qmap-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {

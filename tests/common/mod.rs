@@ -1,9 +1,46 @@
 //! Helpers shared by the integration tests: locating `../shared/reference` (skipping with a
-//! message when it is absent) and comparing evaluator results with Timeloop's numbers.
+//! message when it is absent), comparing evaluator results with Timeloop's numbers, and running
+//! the `qmap` binary in scratch directories.
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+pub mod timeloop_stats;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The project root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fresh, empty scratch directory for one test's files (unique per test process).
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("qmap-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs the `qmap` binary with `args` in `dir`.
+pub fn qmap_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_qmap"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+/// A command's standard output as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A command's standard output parsed as JSON (panics with both streams when it is not).
+pub fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(o), String::from_utf8_lossy(&o.stderr)))
+}
 
 /// `../shared/reference` next to the project, or None (with a message) when it is absent.
 pub fn reference_dir() -> Option<PathBuf> {
