@@ -363,14 +363,7 @@ fn load_job(
 ) -> Result<Job, InputError> {
     let (title, arch, problem, mut cons, choices, inst_objective, file) = if let Some(tl) = tl {
         let (arch_f, prob_f, ert_f) = (&tl[0], &tl[1], &tl[2]);
-        let arch = timeloop::load_arch(arch_f, Some(ert_f))?;
-        let (problem, bitwidths) = timeloop::load_problem(prob_f)?;
-        let bits = timeloop_bits(&problem, bitwidths, prob_f)?;
-        let opts = ModelOptions {
-            bits,
-            packing: PackingMode::Seed,
-            ..Default::default()
-        };
+        let (arch, problem, opts) = timeloop_design(arch_f, prob_f, ert_f)?;
         let cons = crate::mapspace::Constraints::new(&arch);
         let title = format!("{} on {}", problem.name, arch.name);
         (
@@ -440,6 +433,24 @@ fn load_job(
         objective: objective.map_or(inst_objective, Objective::from),
         file,
     })
+}
+
+/// A Timeloop-format design: the architecture with its ERT, the problem, and the model options
+/// at the problem's `instance.bitwidths` (seed packing; native without bit-widths).
+fn timeloop_design(
+    arch_f: &std::path::Path,
+    prob_f: &std::path::Path,
+    ert_f: &std::path::Path,
+) -> Result<(Arch, Problem, ModelOptions), InputError> {
+    let arch = timeloop::load_arch(arch_f, Some(ert_f))?;
+    let (problem, bitwidths) = timeloop::load_problem(prob_f)?;
+    let bits = timeloop_bits(&problem, bitwidths, prob_f)?;
+    let opts = ModelOptions {
+        bits,
+        packing: PackingMode::Seed,
+        ..Default::default()
+    };
+    Ok((arch, problem, opts))
 }
 
 /// Per-tensor bits from a Timeloop problem's `instance.bitwidths` (None when it has none).
@@ -1706,15 +1717,8 @@ struct Evaluated {
 fn eval_cmd(a: EvalArgs) -> Result<Outcome, InputError> {
     let e = if let Some(tl) = &a.timeloop {
         let (arch_f, prob_f, map_f, ert_f) = (&tl[0], &tl[1], &tl[2], &tl[3]);
-        let arch = timeloop::load_arch(arch_f, Some(ert_f))?;
-        let (problem, bitwidths) = timeloop::load_problem(prob_f)?;
+        let (arch, problem, opts) = timeloop_design(arch_f, prob_f, ert_f)?;
         let mapping = timeloop::load_mapping(map_f, &arch, &problem)?;
-        let bits = timeloop_bits(&problem, bitwidths, prob_f)?;
-        let opts = ModelOptions {
-            bits,
-            packing: PackingMode::Seed,
-            ..Default::default()
-        };
         Evaluated {
             title: format!("{} on {}", problem.name, arch.name),
             arch,
