@@ -24,7 +24,7 @@ pub struct Cli {
 pub enum Command {
     /// Evaluate a mapping with Timeloop's cost model (plus mixed-precision packing).
     Eval(EvalArgs),
-    /// Find the optimal mapping of the instance's layer and prove it (MILP).
+    /// Find the optimal mapping of the instance's layer and prove it (enumeration or MILP).
     Map(MapArgs),
     /// Baseline mappers on the same mapspace: exhaustive enumeration or random-pruned search.
     Search(SearchArgs),
@@ -122,14 +122,20 @@ pub struct OptimumArgs {
     pub cache: PathBuf,
 }
 
+impl From<EngineArg> for crate::network::Engine {
+    fn from(e: EngineArg) -> crate::network::Engine {
+        match e {
+            EngineArg::Auto => crate::network::Engine::Auto,
+            EngineArg::Milp => crate::network::Engine::Milp,
+            EngineArg::Enumerate => crate::network::Engine::Enumerate,
+        }
+    }
+}
+
 impl OptimumArgs {
     fn settings(&self, progress: bool) -> crate::network::TableSettings {
         crate::network::TableSettings {
-            engine: match self.engine {
-                EngineArg::Auto => crate::network::Engine::Auto,
-                EngineArg::Milp => crate::network::Engine::Milp,
-                EngineArg::Enumerate => crate::network::Engine::Enumerate,
-            },
+            engine: self.engine.into(),
             enumerate_limit: self.enumerate_limit,
             time_limit: Some(self.time_limit),
             cache_dir: (self.cache != std::path::Path::new("none")).then(|| self.cache.clone()),
@@ -222,6 +228,14 @@ pub struct MapArgs {
     /// Relative gap at which the answer counts as optimal.
     #[arg(long, default_value_t = 1e-6)]
     pub gap: f64,
+    /// How the optimum is proved: `auto` enumerates mapspaces up to --enumerate-limit mappings
+    /// (every mapping evaluated: bound = value) and runs the MILP above; latency and EDP are
+    /// proved by enumeration only.
+    #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
+    pub engine: EngineArg,
+    /// Largest mapspace the auto engine enumerates.
+    #[arg(long, default_value_t = 3_000_000)]
+    pub enumerate_limit: u128,
     /// Write the mapping (qmap format) to this file.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -277,6 +291,9 @@ pub struct SearchArgs {
     pub limit: u128,
     #[arg(long)]
     pub force: bool,
+    /// Objective (default: the instance's, else energy).
+    #[arg(long, value_enum)]
+    pub objective: Option<ObjectiveArg>,
     /// Write the best mapping (qmap format) to this file.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -550,6 +567,14 @@ fn timeloop_text(
     ))
 }
 
+fn objective_name(o: Objective) -> &'static str {
+    match o {
+        Objective::Energy => "energy",
+        Objective::Latency => "latency",
+        Objective::Edp => "EDP",
+    }
+}
+
 fn status_name(s: crate::milp::Status) -> &'static str {
     match s {
         crate::milp::Status::Optimal => "optimal",
@@ -579,8 +604,15 @@ fn map_cmd(a: MapArgs) -> Result<Outcome, InputError> {
         ..Default::default()
     };
     let opts: Vec<ModelOptions> = job.choices.iter().map(|c| c.1.clone()).collect();
-    let (cert, chosen) = crate::milp::solve_choices(&job.space, &opts, job.objective, &so)
-        .map_err(|e| InputError::new(&job.file, "(solver)", e))?;
+    let (cert, chosen, proof) = crate::network::prove_best(
+        &job.space,
+        &opts,
+        job.objective,
+        a.engine.into(),
+        a.enumerate_limit,
+        &so,
+    )
+    .map_err(|e| InputError::new(&job.file, "(solver)", e))?;
     let (bits, opts) = &job.choices[chosen];
     // The cross-check: the returned mapping, evaluated again, must give the certified value.
     if let Some(m) = &cert.mapping {
@@ -612,6 +644,7 @@ fn map_cmd(a: MapArgs) -> Result<Outcome, InputError> {
             "value": cert.value.is_finite().then_some(cert.value),
             "bound": cert.bound.is_finite().then_some(cert.bound),
             "gap": cert.gap.is_finite().then_some(cert.gap),
+            "proof": proof,
             "rounds": cert.rounds,
             "milp_solves": cert.milp_solves,
             "solve_seconds": cert.seconds,
@@ -637,14 +670,27 @@ fn map_cmd(a: MapArgs) -> Result<Outcome, InputError> {
             print!("{}", report::evaluation_table(ev));
         }
         println!();
+        let value = |v: f64| match job.objective {
+            Objective::Energy => report::energy(v),
+            Objective::Latency => format!("{v:.0} cycles"),
+            Objective::Edp => format!("{v:.4e} pJ*cycles"),
+        };
+        let how = match proof {
+            crate::network::ProofKind::Enumerated => {
+                format!("proof: enumerated ({:.3e} mappings)", job.space.size_f64())
+            }
+            crate::network::ProofKind::Milp => format!(
+                "proof: MILP, rounds {}   MILP solves {}",
+                cert.rounds, cert.milp_solves
+            ),
+        };
         println!(
-            "status: {}   energy {}   bound {}   gap {:.3e}   rounds {}   MILP solves {}   {:.2} s",
+            "status: {}   {} {}   bound {}   gap {:.3e}   {how}   {:.2} s",
             status_name(cert.status),
-            report::energy(cert.value),
-            report::energy(cert.bound),
+            objective_name(job.objective),
+            value(cert.value),
+            value(cert.bound),
             cert.gap,
-            cert.rounds,
-            cert.milp_solves,
             cert.seconds
         );
         if let Some(r) = &cert.reason {
@@ -658,7 +704,7 @@ fn map_cmd(a: MapArgs) -> Result<Outcome, InputError> {
 }
 
 fn search_cmd(a: SearchArgs) -> Result<Outcome, InputError> {
-    let job = load_job(Some(&a.instance), &a.layer, None, None, None)?;
+    let job = load_job(Some(&a.instance), &a.layer, None, None, a.objective)?;
     let mut best: Option<(crate::search::SearchResult, usize)> = None;
     let (mut evaluated, mut valid) = (0, 0);
     for (i, (_, opts)) in job.choices.iter().enumerate() {

@@ -481,7 +481,7 @@ pub fn solve_choices(
 
 /// Names the constraint family that leaves no mapping: a level whose smallest possible tiles do
 /// not fit, or the factor/fanout constraints.
-fn diagnose(space: &Mapspace, opts: &ModelOptions) -> String {
+pub fn diagnose(space: &Mapspace, opts: &ModelOptions) -> String {
     let problem = space.problem();
     let arch = space.arch();
     for (l, level) in arch.levels.iter().enumerate() {

@@ -1,6 +1,7 @@
-//! The per-layer optimum table of a network: the best energy of every layer at every allowed
-//! (inputs, weights, outputs) bit triple, deduplicated over identical layer shapes and packing
-//! classes, solved in parallel and cached on disk under a content hash.
+//! Proven per-layer optima: the engine choice between enumeration and the MILP (shared by
+//! `qmap map`), and the per-layer optimum table of a network: the best energy of every layer at
+//! every allowed (inputs, weights, outputs) bit triple, deduplicated over identical layer shapes
+//! and packing classes, solved in parallel and cached on disk under a content hash.
 //!
 //! Each table unit is one distinct layer shape: its mapspace is enumerated once and every
 //! mapping is priced at every packing class (`search::exhaustive_choices`), or, above the
@@ -298,6 +299,97 @@ pub fn solve_unit(
             },
         })
         .collect())
+}
+
+/// How `qmap map`'s answer was proved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProofKind {
+    /// Every mapping of the declared mapspace was evaluated (bound = value, gap 0).
+    Enumerated,
+    /// The MILP's certificate (bound and gap from the MILP).
+    Milp,
+}
+
+/// The optimum of `space` over the bit choices for `objective`, proved by enumeration (the
+/// engine says so, or `Auto` with the mapspace within `enumerate_limit`) or by the MILP (energy
+/// only): the certificate of the best choice, its index, and how it was proved. Ties go to the
+/// first choice. An enumerated answer's certificate has bound = value and gap 0; with no valid
+/// mapping at any choice it is `infeasible` with the MILP's diagnosis of why nothing fits.
+pub fn prove_best(
+    space: &Mapspace,
+    choices: &[ModelOptions],
+    objective: Objective,
+    engine: Engine,
+    enumerate_limit: u128,
+    so: &SolveOptions,
+) -> Result<(milp::Certificate, usize, ProofKind), String> {
+    if choices.is_empty() {
+        return Err("no bit-width choice is left (check the weight budget)".into());
+    }
+    let enumerate = match engine {
+        Engine::Enumerate => true,
+        Engine::Milp => false,
+        Engine::Auto => space.size() <= enumerate_limit,
+    };
+    if !enumerate {
+        if objective != Objective::Energy {
+            return Err(format!(
+                "latency and EDP optima are proved by enumeration only (the MILP proves energy); \
+                 this mapspace has {:.3e} mappings, above the enumeration limit {enumerate_limit}: \
+                 raise --enumerate-limit, use --engine enumerate, or constrain the mapspace",
+                space.size_f64()
+            ));
+        }
+        let (cert, i) = milp::solve_choices(space, choices, objective, so)?;
+        return Ok((cert, i, ProofKind::Milp));
+    }
+    let start = Instant::now();
+    let results: Vec<(Option<Mapping>, Option<Evaluation>)> = if objective == Objective::Energy {
+        crate::search::exhaustive_choices(space, choices, None)?
+            .into_iter()
+            .map(|b| (b.mapping, b.evaluation))
+            .collect()
+    } else {
+        choices
+            .iter()
+            .map(|o| {
+                crate::search::exhaustive(space, o, objective, None).map(|r| (r.best, r.evaluation))
+            })
+            .collect::<Result<_, _>>()?
+    };
+    let value = |e: &Option<Evaluation>| {
+        e.as_ref().map_or(f64::INFINITY, |e| {
+            crate::search::objective_value(e, objective)
+        })
+    };
+    let mut best = 0;
+    for i in 1..results.len() {
+        if value(&results[i].1) < value(&results[best].1) {
+            best = i;
+        }
+    }
+    let (mapping, evaluation) = results[best].clone();
+    let v = value(&evaluation);
+    let cert = milp::Certificate {
+        status: if mapping.is_some() {
+            Status::Optimal
+        } else {
+            Status::Infeasible
+        },
+        reason: mapping
+            .is_none()
+            .then(|| milp::diagnose(space, &choices[0])),
+        mapping,
+        evaluation,
+        value: v,
+        bound: v,
+        gap: 0.0,
+        rounds: 0,
+        milp_solves: 0,
+        seconds: start.elapsed().as_secs_f64(),
+    };
+    Ok((cert, best, ProofKind::Enumerated))
 }
 
 /// Reads a cache file; any entry that does not re-evaluate to its stored energy (or a file

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{root, scratch};
+use common::{json, root, scratch};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -392,10 +392,11 @@ fn map_and_search_agree_on_a_tiny_instance() {
         ),
     );
     let out = d.join("best.yaml").display().to_string();
-    let m = qmap(&["map", &inst, "--json", "--out", &out]);
+    let m = qmap(&["map", &inst, "--engine", "milp", "--json", "--out", &out]);
     assert!(m.status.success(), "{}", String::from_utf8_lossy(&m.stderr));
     let v: serde_json::Value = serde_json::from_slice(&m.stdout).unwrap();
     assert_eq!(v["status"], "optimal");
+    assert_eq!(v["proof"], "milp");
     let milp = v["energy_pj"].as_f64().unwrap();
     assert!(v["bound"].as_f64().unwrap() <= milp * (1.0 + 1e-9));
     let s = qmap(&["search", &inst, "--method", "exhaustive", "--json"]);
@@ -414,4 +415,50 @@ fn map_and_search_agree_on_a_tiny_instance() {
     let r = qmap(&["search", &inst, "--samples", "200", "--seed", "3", "--json"]);
     let rv: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
     assert!(rv["value"].as_f64().unwrap() >= ex * (1.0 - 1e-12));
+    // The default engine enumerates a space this small: same optimum, bound = value.
+    let a = json(&qmap(&["map", &inst, "--json"]));
+    assert_eq!(a["proof"], "enumerated");
+    assert_eq!(a["status"], "optimal");
+    assert_eq!(a["energy_pj"].as_f64().unwrap(), ex);
+    assert_eq!(a["bound"], a["value"]);
+    // Latency and EDP are proved by enumeration: equal to the exhaustive search's optimum.
+    for obj in ["latency", "edp"] {
+        let mv = json(&qmap(&["map", &inst, "--objective", obj, "--json"]));
+        let sv = json(&qmap(&[
+            "search",
+            &inst,
+            "--method",
+            "exhaustive",
+            "--objective",
+            obj,
+            "--json",
+        ]));
+        assert_eq!(mv["status"], "optimal", "{obj}");
+        assert_eq!(mv["proof"], "enumerated", "{obj}");
+        assert_eq!(mv["value"], sv["value"], "{obj}");
+        let (e, c) = (
+            mv["energy_pj"].as_f64().unwrap(),
+            mv["cycles"].as_f64().unwrap(),
+        );
+        let want = if obj == "latency" { c } else { e * c };
+        assert!(
+            (mv["value"].as_f64().unwrap() - want).abs() <= 1e-9 * want,
+            "{obj}"
+        );
+    }
+    // Above the enumeration limit the MILP proves energy only: a clear error, exit 2.
+    let too_big = qmap(&[
+        "map",
+        &inst,
+        "--objective",
+        "latency",
+        "--enumerate-limit",
+        "1",
+    ]);
+    assert_eq!(too_big.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&too_big.stderr);
+    assert!(
+        err.contains("inst.yaml") && err.contains("enumeration only"),
+        "{err}"
+    );
 }
