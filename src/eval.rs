@@ -133,14 +133,13 @@ pub fn tensor_packing_signature(
     };
     let mut sig = vec![(4, psum), (6, capacity_in_bits(opts) as u64)];
     for level in &arch.levels {
-        let p = Packer {
-            mode: opts.packing,
-            bits: opts
-                .bits
+        let p = Packer::new(
+            opts.packing,
+            opts.bits
                 .as_ref()
                 .map_or(level.word_bits, |b| b.0[t] as u64),
-            word_bits: level.word_bits,
-        };
+            level.word_bits,
+        );
         sig.push(if p.word_bits <= 1 || p.bits == p.word_bits {
             (0, 0)
         } else {
@@ -171,11 +170,21 @@ struct Packer {
     mode: PackingMode,
     bits: u64,
     word_bits: u64,
+    /// Operands per word ([`operands_per_word`]).
+    k: u64,
 }
 
 impl Packer {
+    fn new(mode: PackingMode, bits: u64, word_bits: u64) -> Packer {
+        Packer {
+            mode,
+            bits,
+            word_bits,
+            k: operands_per_word(word_bits, bits),
+        }
+    }
     fn k(&self) -> u64 {
-        operands_per_word(self.word_bits, self.bits)
+        self.k
     }
     /// Words for `n` scalars.
     fn words(&self, n: u64) -> u64 {
@@ -187,11 +196,21 @@ impl Packer {
                 if self.bits > self.word_bits {
                     n * self.bits.div_ceil(self.word_bits)
                 } else {
-                    n.div_ceil(self.k())
+                    div_ceil(n, self.k)
                 }
             }
-            PackingMode::Ideal => (n * self.bits).div_ceil(self.word_bits),
+            PackingMode::Ideal => div_ceil(n * self.bits, self.word_bits),
         }
+    }
+}
+
+/// `n.div_ceil(d)`, by a shift when `d` is a power of two (word and block sizes usually are).
+fn div_ceil(n: u64, d: u64) -> u64 {
+    if d.is_power_of_two() {
+        let s = d.trailing_zeros();
+        (n >> s) + (n & (d - 1) != 0) as u64
+    } else {
+        n.div_ceil(d)
     }
 }
 
@@ -230,20 +249,22 @@ impl Counts {
 struct NestLoop {
     dim: usize,
     factor: u64,
-    spatial: bool,
     /// Product of the factors of the same dim on all loops inside this one.
     stride: u64,
 }
 
 /// The loop nest of one mapping flattened innermost first (per level, its spatial loops, the
-/// fanout below it, then its temporal loops), and what the counting rules read from it. Loops
-/// of factor 1 are left out of `loops`: they change no count.
+/// fanout below it, then its temporal loops), and what the counting rules read from it: its
+/// spatial and its temporal loops, each innermost first. Loops of factor 1 are left out of
+/// them: they change no count.
 #[derive(Debug, Clone, Default)]
 struct Nest {
     nd: usize,
-    loops: Vec<NestLoop>,
-    /// Index in `loops` of each level's first loop, plus the end (levels + 1 entries).
-    level_start: Vec<usize>,
+    spatial_loops: Vec<NestLoop>,
+    temporal_loops: Vec<NestLoop>,
+    /// Index of each level's first loop in `spatial_loops` and in `temporal_loops`, plus the
+    /// ends (levels + 1 entries).
+    level_start: Vec<(usize, usize)>,
     /// Per level, the products of its X and of its Y spatial factors.
     spatial_xy: Vec<(u64, u64)>,
     /// Per level and dim (`level * dims + dim`), the product of its spatial factors.
@@ -258,7 +279,8 @@ impl Nest {
     fn build(&mut self, mapping: &Mapping, nd: usize) {
         let nl = mapping.levels.len();
         self.nd = nd;
-        self.loops.clear();
+        self.spatial_loops.clear();
+        self.temporal_loops.clear();
         self.level_start.clear();
         self.spatial_xy.clear();
         self.spatial.clear();
@@ -267,33 +289,44 @@ impl Nest {
         self.ext.resize(nl * nd, 1);
         self.temporal_product = 1;
         for (level, lm) in mapping.levels.iter().enumerate() {
-            self.level_start.push(self.loops.len());
+            self.level_start
+                .push((self.spatial_loops.len(), self.temporal_loops.len()));
             let base = level * nd;
             if level > 0 {
                 self.ext.copy_within(base - nd..base, base);
             }
-            let spatial = lm.spatial_x.iter().chain(&lm.spatial_y).map(|l| (l, true));
-            for (l, sp) in spatial.chain(lm.temporal.iter().map(|l| (l, false))) {
-                if sp {
-                    self.spatial[base..base + nd][l.dim] *= l.factor;
-                } else {
-                    self.temporal_product *= l.factor;
+            let ext = &mut self.ext[base..base + nd];
+            let spatial = &mut self.spatial[base..base + nd];
+            let mut xy = [1u64; 2];
+            for (axis, loops) in [&lm.spatial_x, &lm.spatial_y].into_iter().enumerate() {
+                for l in loops.iter().filter(|l| l.factor != 1) {
+                    xy[axis] *= l.factor;
+                    spatial[l.dim] *= l.factor;
+                    if l.factor > 1 {
+                        self.spatial_loops.push(NestLoop {
+                            dim: l.dim,
+                            factor: l.factor,
+                            stride: ext[l.dim],
+                        });
+                    }
+                    ext[l.dim] *= l.factor;
                 }
-                let acc = &mut self.ext[base..base + nd][l.dim];
+            }
+            for l in lm.temporal.iter().filter(|l| l.factor != 1) {
+                self.temporal_product *= l.factor;
                 if l.factor > 1 {
-                    self.loops.push(NestLoop {
+                    self.temporal_loops.push(NestLoop {
                         dim: l.dim,
                         factor: l.factor,
-                        spatial: sp,
-                        stride: *acc,
+                        stride: ext[l.dim],
                     });
                 }
-                *acc *= l.factor;
+                ext[l.dim] *= l.factor;
             }
-            self.spatial_xy
-                .push((lm.spatial_x_product(), lm.spatial_y_product()));
+            self.spatial_xy.push((xy[0], xy[1]));
         }
-        self.level_start.push(self.loops.len());
+        self.level_start
+            .push((self.spatial_loops.len(), self.temporal_loops.len()));
     }
 
     /// Tile extents of level `l` (per dim).
@@ -301,9 +334,14 @@ impl Nest {
         &self.ext[l * self.nd..(l + 1) * self.nd]
     }
 
-    /// The loops of level `l` (its spatial loops first).
-    fn level_loops(&self, l: usize) -> &[NestLoop] {
-        &self.loops[self.level_start[l]..self.level_start[l + 1]]
+    /// The spatial loops of level `l` (its fanout to the level below).
+    fn fanout_loops(&self, l: usize) -> &[NestLoop] {
+        &self.spatial_loops[self.level_start[l].0..self.level_start[l + 1].0]
+    }
+
+    /// The temporal loops of level `l` and above.
+    fn temporal_from(&self, l: usize) -> &[NestLoop] {
+        &self.temporal_loops[self.level_start[l].1..]
     }
 }
 
@@ -319,6 +357,8 @@ pub struct Evaluator<'a> {
     fanouts: Vec<(u64, u64)>,
     /// Whether each tensor uses each dim (`tensor * dims + dim`).
     relevant: Vec<bool>,
+    /// Per tensor, its ranks' terms in one list ([`RankTerm`]).
+    terms: Vec<Vec<RankTerm>>,
     nest: Nest,
     /// Distinct tiles among the children of each level's fanout, per tensor
     /// (`level * tensors + tensor`).
@@ -360,6 +400,7 @@ impl<'a> Evaluator<'a> {
                 .iter()
                 .flat_map(|t| (0..nd).map(|d| t.relevant(d)))
                 .collect(),
+            terms: problem.tensors.iter().map(rank_terms).collect(),
             nest: Nest::default(),
             distinct: Vec::new(),
             offsets: (Vec::new(), Vec::new()),
@@ -520,10 +561,16 @@ impl<'a> Evaluator<'a> {
         c.outer_keeper.resize(nt, 0);
         self.distinct.resize(nl * nt, 1);
         for (t, tensor) in problem.tensors.iter().enumerate() {
+            let terms = &self.terms[t][..];
             for l in 0..nl {
-                c.tile_points[l * nt + t] = box_points(tensor, nest.ext(l));
-                let fanout = nest.level_loops(l).iter().filter(|l| l.spatial);
-                self.distinct[l * nt + t] = distinct_offsets(tensor, fanout, &mut self.offsets);
+                let ext = nest.ext(l);
+                c.tile_points[l * nt + t] = box_points(terms, |d| ext[d]);
+                let fanout = nest.fanout_loops(l);
+                self.distinct[l * nt + t] = if fanout.is_empty() {
+                    1
+                } else {
+                    distinct_offsets(terms, fanout, &mut self.offsets)
+                };
             }
             // Partition: the points one instance is responsible for over the whole run. From
             // the whole tensor at the outermost level down, each spatial fanout divides it by
@@ -533,16 +580,12 @@ impl<'a> Evaluator<'a> {
             c.partition[(nl - 1) * nt + t] = c.tile_points[(nl - 1) * nt + t];
             for l in (0..nl - 1).rev() {
                 let (ext, fanout) = (nest.ext(l), &nest.spatial[(l + 1) * nd..(l + 2) * nd]);
-                let siblings = tensor
-                    .ranks
-                    .iter()
-                    .map(|r| {
-                        r.iter()
-                            .map(|t| t.coef * (ext[t.dim] * fanout[t.dim] - 1))
-                            .sum::<u64>()
-                            + 1
-                    })
-                    .product::<u64>();
+                let siblings = if nest.spatial_xy[l + 1] == (1, 1) {
+                    // No fanout: the siblings' box is the child's tile.
+                    c.tile_points[l * nt + t]
+                } else {
+                    box_points(terms, |d| ext[d] * fanout[d])
+                };
                 c.partition[l * nt + t] =
                     c.partition[(l + 1) * nt + t] * c.tile_points[l * nt + t] / siblings;
             }
@@ -552,7 +595,7 @@ impl<'a> Evaluator<'a> {
             let mut child: Option<usize> = None;
             for parent in (0..nl).filter(|&l| c.keep[l * nt + t]) {
                 let tile = child.map_or(1, |ch| c.tile_points[ch * nt + t]);
-                let transfer = transfers(tensor, nest, relevant, distinct, tile, child, parent);
+                let transfer = transfers(terms, nest, relevant, distinct, tile, child, parent);
                 match child {
                     None => {
                         // The MACs: every compute step needs its operand.
@@ -590,14 +633,41 @@ impl<'a> Evaluator<'a> {
     }
 }
 
-/// Points of `tensor`'s bounding box for per-dim extents `ext` (its tile size); the same as
-/// [`crate::model::Tensor::tile_points`], without building the rank extents.
-fn box_points(tensor: &crate::model::Tensor, ext: &[u64]) -> u64 {
-    tensor
-        .ranks
-        .iter()
-        .map(|r| r.iter().map(|t| t.coef * (ext[t.dim] - 1)).sum::<u64>() + 1)
-        .product()
+/// One term `coef · dim` of a tensor rank's index expression, flagged when it is its rank's
+/// last: a tensor's ranks as one list.
+#[derive(Debug, Clone, Copy)]
+struct RankTerm {
+    coef: u64,
+    dim: usize,
+    last: bool,
+}
+
+fn rank_terms(tensor: &crate::model::Tensor) -> Vec<RankTerm> {
+    let mut out = Vec::new();
+    for rank in &tensor.ranks {
+        for (i, t) in rank.iter().enumerate() {
+            out.push(RankTerm {
+                coef: t.coef,
+                dim: t.dim,
+                last: i + 1 == rank.len(),
+            });
+        }
+    }
+    out
+}
+
+/// Points of a tensor's bounding box (its tile size) for per-dim extents `ext(d)`, the tensor
+/// given by its [`rank_terms`]; the same as [`crate::model::Tensor::tile_points`].
+fn box_points(terms: &[RankTerm], ext: impl Fn(usize) -> u64) -> u64 {
+    let (mut points, mut span) = (1u64, 0u64);
+    for t in terms {
+        span += t.coef * (ext(t.dim) - 1);
+        if t.last {
+            points *= span + 1;
+            span = 0;
+        }
+    }
+    points
 }
 
 /// Why pricing rejects counted transfers at some bit-widths.
@@ -681,11 +751,7 @@ fn packer(
             _ => b.0[t] as u64,
         },
     };
-    Packer {
-        mode: opts.packing,
-        bits,
-        word_bits: level.word_bits,
-    }
+    Packer::new(opts.packing, bits, level.word_bits)
 }
 
 /// One tensor's transfers at one level, priced.
@@ -757,9 +823,9 @@ fn tensor_price_checked(
             p.words(c.updates[i]),
         );
         let b = level.block_size;
-        let e_inst = r.div_ceil(b) as f64 * level.read_energy
-            + f.div_ceil(b) as f64 * level.write_energy
-            + u.div_ceil(b) as f64 * level.update_energy;
+        let e_inst = div_ceil(r, b) as f64 * level.read_energy
+            + div_ceil(f, b) as f64 * level.write_energy
+            + div_ceil(u, b) as f64 * level.update_energy;
         // A cluster of instances shares one physical vector: its energy is spread over the
         // utilized instances of each utilized cluster (Timeloop's cluster utilisation).
         let energy = e_inst * utilized_clusters(level, c.spatial_above[l]) as f64;
@@ -815,7 +881,7 @@ fn combine<'p>(
         if !level.dummy {
             if let Some(cap) = level.capacity_words() {
                 let used = if in_bits {
-                    used.div_ceil(level.word_bits)
+                    div_ceil(used, level.word_bits)
                 } else {
                     used
                 };
@@ -990,7 +1056,7 @@ struct Transfer {
 /// `relevant[d]`: whether the tensor uses dim d; `distinct(l)`: the distinct tiles among the
 /// children of level l's fanout; `tile`: the points of the child's tile (1 for the MACs).
 fn transfers(
-    tensor: &crate::model::Tensor,
+    terms: &[RankTerm],
     nest: &Nest,
     relevant: &[bool],
     distinct: impl Fn(usize) -> u64,
@@ -1012,10 +1078,7 @@ fn transfers(
     let (mut steps, mut outside) = (1u64, 1u64);
     let mut first: Option<&NestLoop> = None;
     let mut resident = true;
-    for l in nest.loops[nest.level_start[first_level]..]
-        .iter()
-        .filter(|l| !l.spatial)
-    {
+    for l in nest.temporal_from(first_level) {
         steps *= l.factor;
         first.get_or_insert(l);
         resident = resident && !relevant[l.dim];
@@ -1038,24 +1101,20 @@ fn transfers(
     // relevant, its advances load the difference and each wrap-around reloads the tile.
     let child_loads = match first {
         Some(l1) if relevant[l1.dim] => {
+            // Points of the tile kept across one step of that loop: per rank, its extent less
+            // the shift of the step.
             let child_ext = nest.ext(first_level - 1);
-            let kept: u64 = tensor
-                .ranks
-                .iter()
-                .map(|rank| {
-                    let e = rank
-                        .iter()
-                        .map(|t| t.coef * (child_ext[t.dim] - 1))
-                        .sum::<u64>()
-                        + 1;
-                    let shift: u64 = rank
-                        .iter()
-                        .filter(|t| t.dim == l1.dim)
-                        .map(|t| t.coef * l1.stride)
-                        .sum();
-                    e.saturating_sub(shift)
-                })
-                .product();
+            let (mut kept, mut span, mut shift) = (1u64, 0u64, 0u64);
+            for t in terms {
+                span += t.coef * (child_ext[t.dim] - 1);
+                if t.dim == l1.dim {
+                    shift += t.coef * l1.stride;
+                }
+                if t.last {
+                    kept *= (span + 1).saturating_sub(shift);
+                    (span, shift) = (0, 0);
+                }
+            }
             let wraps = outside / l1.factor;
             wraps * tile + (outside - wraps) * (tile - kept)
         }
@@ -1070,24 +1129,33 @@ fn transfers(
 /// Number of distinct tiles among the children of one spatial fanout with `loops`: per rank,
 /// the distinct offsets the loops over its dims produce; loops over dims the tensor does not
 /// use produce none. `scratch` holds the offsets.
-fn distinct_offsets<'l>(
-    tensor: &crate::model::Tensor,
-    loops: impl Iterator<Item = &'l NestLoop> + Clone,
+fn distinct_offsets(
+    terms: &[RankTerm],
+    loops: &[NestLoop],
     scratch: &mut (Vec<u64>, Vec<u64>),
 ) -> u64 {
     let mut n = 1;
-    for rank in &tensor.ranks {
+    for rank in terms.split_inclusive(|t| t.last) {
         // The (step, factor) pairs of the rank's terms over the loops' dims.
-        let pairs = loops.clone().flat_map(|l| {
+        let pairs = loops.iter().flat_map(|l| {
             rank.iter()
                 .filter(move |t| t.dim == l.dim)
                 .map(move |t| (t.coef * l.stride, l.factor))
         });
-        let mut it = pairs.clone();
-        n *= match (it.next(), it.next()) {
-            (None, _) => 1,
+        let (mut count, mut first) = (0, (0, 1));
+        for l in loops {
+            for t in rank.iter().filter(|t| t.dim == l.dim) {
+                if count == 0 {
+                    first = (t.coef * l.stride, l.factor);
+                }
+                count += 1;
+            }
+        }
+        n *= match count {
+            0 => 1,
             // One loop over one term: its offsets are distinct unless the step is 0.
-            (Some((step, factor)), None) => {
+            1 => {
+                let (step, factor) = first;
                 if step == 0 {
                     1
                 } else {
