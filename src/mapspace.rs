@@ -1549,6 +1549,7 @@ impl Mapspace {
     ) {
         let nd = self.problem.dims.len();
         let nl = self.level_slots.len();
+        // The chosen factor of dim d in slot s.
         let f = |d: usize, s: usize| self.choices[d][chosen[d] as usize][s];
         m.levels.resize_with(nl, Default::default);
         free.resize_with(nl, Default::default);
@@ -1557,23 +1558,20 @@ impl Mapspace {
             lm.spatial_x.clear();
             lm.spatial_y.clear();
             lm.temporal.clear();
-            for d in 0..nd {
-                if let Some(s) = ls.x.filter(|&s| f(d, s) > 1) {
-                    lm.spatial_x.push(Loop {
-                        dim: d,
-                        factor: f(d, s),
-                    });
-                }
-                if let Some(s) = ls.y.filter(|&s| f(d, s) > 1) {
-                    lm.spatial_y.push(Loop {
-                        dim: d,
-                        factor: f(d, s),
-                    });
-                }
-            }
             let t = ls.temporal;
-            for d in (0..nd).filter(|&d| f(d, t) == 1) {
-                lm.temporal.push(Loop { dim: d, factor: 1 });
+            for (d, (choices, &k)) in self.choices.iter().zip(chosen).enumerate() {
+                let c = &choices[k as usize];
+                for (slot, loops) in [(ls.x, &mut lm.spatial_x), (ls.y, &mut lm.spatial_y)] {
+                    if let Some(s) = slot.filter(|&s| c[s] > 1) {
+                        loops.push(Loop {
+                            dim: d,
+                            factor: c[s],
+                        });
+                    }
+                }
+                if c[t] == 1 {
+                    lm.temporal.push(Loop { dim: d, factor: 1 });
+                }
             }
             for &d in self.prefix[l].iter().filter(|&&d| f(d, t) > 1) {
                 lm.temporal.push(Loop {
@@ -1584,12 +1582,12 @@ impl Mapspace {
             let (start, rest) = &mut free[l];
             *start = lm.temporal.len();
             rest.clear();
-            rest.extend((0..nd).filter(|&d| f(d, t) > 1 && !self.prefix[l].contains(&d)));
-            for &d in rest.iter() {
-                lm.temporal.push(Loop {
-                    dim: d,
-                    factor: f(d, t),
-                });
+            for d in 0..nd {
+                let factor = f(d, t);
+                if factor > 1 && !self.prefix[l].contains(&d) {
+                    rest.push(d);
+                    lm.temporal.push(Loop { dim: d, factor });
+                }
             }
             if !(self.enumerate_orders[l] && rest.len() > 1) {
                 rest.clear();
