@@ -110,7 +110,7 @@ impl Evaluation {
 /// of one bit are placeholders and never pack.
 pub fn operands_per_word(word_bits: u64, bits: u64) -> u64 {
     if word_bits > 1 && bits < word_bits {
-        word_bits / bits
+        div_floor(word_bits, bits)
     } else {
         1
     }
@@ -201,6 +201,15 @@ impl Packer {
             }
             PackingMode::Ideal => div_ceil(n * self.bits, self.word_bits),
         }
+    }
+}
+
+/// `n / d`, by a shift when `d` is a power of two.
+fn div_floor(n: u64, d: u64) -> u64 {
+    if d.is_power_of_two() {
+        n >> d.trailing_zeros()
+    } else {
+        n / d
     }
 }
 
@@ -329,6 +338,18 @@ impl Nest {
             .push((self.spatial_loops.len(), self.temporal_loops.len()));
     }
 
+    /// What the tiles, partitions and distinct tiles per fanout are computed from: the tile
+    /// extents, the spatial factors per dim and the spatial loops of every level.
+    fn tiles_key(&self, key: &mut Vec<u64>) {
+        key.clear();
+        key.extend_from_slice(&self.ext);
+        key.extend_from_slice(&self.spatial);
+        key.extend(self.level_start.iter().map(|s| s.0 as u64));
+        for l in &self.spatial_loops {
+            key.extend([l.dim as u64, l.factor]);
+        }
+    }
+
     /// Tile extents of level `l` (per dim).
     fn ext(&self, l: usize) -> &[u64] {
         &self.ext[l * self.nd..(l + 1) * self.nd]
@@ -365,6 +386,9 @@ pub struct Evaluator<'a> {
     distinct: Vec<u64>,
     /// Scratch offsets for [`distinct_offsets`].
     offsets: (Vec<u64>, Vec<u64>),
+    /// What the tiles in `counts` and `distinct` were counted for ([`Nest::tiles_key`]), and
+    /// scratch for the current mapping's.
+    key: (Vec<u64>, Vec<u64>),
     counts: Counts,
     prices: Vec<TensorPrice>,
 }
@@ -404,6 +428,7 @@ impl<'a> Evaluator<'a> {
             nest: Nest::default(),
             distinct: Vec::new(),
             offsets: (Vec::new(), Vec::new()),
+            key: (Vec::new(), Vec::new()),
             counts: Counts::default(),
             prices: Vec::new(),
         }
@@ -556,39 +581,17 @@ impl<'a> Evaluator<'a> {
             v.clear();
             v.resize(nl * nt, 0);
         }
-        c.partition.resize(nl * nt, 0);
-        c.tile_points.resize(nl * nt, 0);
         c.outer_keeper.resize(nt, 0);
-        self.distinct.resize(nl * nt, 1);
+        // Tiles, partitions and distinct tiles per fanout depend only on the tile extents and
+        // the spatial loops, often the same as the previous mapping's (another loop order).
+        nest.tiles_key(&mut self.key.1);
+        if self.key.1 != self.key.0 {
+            std::mem::swap(&mut self.key.0, &mut self.key.1);
+            self.count_tiles();
+        }
+        let (nest, c) = (&self.nest, &mut self.counts);
         for (t, tensor) in problem.tensors.iter().enumerate() {
             let terms = &self.terms[t][..];
-            for l in 0..nl {
-                let ext = nest.ext(l);
-                c.tile_points[l * nt + t] = box_points(terms, |d| ext[d]);
-                let fanout = nest.fanout_loops(l);
-                self.distinct[l * nt + t] = if fanout.is_empty() {
-                    1
-                } else {
-                    distinct_offsets(terms, fanout, &mut self.offsets)
-                };
-            }
-            // Partition: the points one instance is responsible for over the whole run. From
-            // the whole tensor at the outermost level down, each spatial fanout divides it by
-            // the ratio of a child's tile to the bounding box of all its siblings' tiles
-            // (Timeloop's rule; with halos the ratio is not the fanout, and the division
-            // truncates).
-            c.partition[(nl - 1) * nt + t] = c.tile_points[(nl - 1) * nt + t];
-            for l in (0..nl - 1).rev() {
-                let (ext, fanout) = (nest.ext(l), &nest.spatial[(l + 1) * nd..(l + 2) * nd]);
-                let siblings = if nest.spatial_xy[l + 1] == (1, 1) {
-                    // No fanout: the siblings' box is the child's tile.
-                    c.tile_points[l * nt + t]
-                } else {
-                    box_points(terms, |d| ext[d] * fanout[d])
-                };
-                c.partition[l * nt + t] =
-                    c.partition[(l + 1) * nt + t] * c.tile_points[l * nt + t] / siblings;
-            }
             let relevant = &self.relevant[t * nd..(t + 1) * nd];
             let distinct = |l: usize| self.distinct[l * nt + t];
             // Child = None stands for the MACs.
@@ -630,6 +633,48 @@ impl<'a> Evaluator<'a> {
             }
         }
         Ok(&self.counts)
+    }
+
+    /// Tile points, partitions and distinct tiles per fanout of every (level, tensor), from
+    /// the nest's extents and spatial loops.
+    fn count_tiles(&mut self) {
+        let (nest, c) = (&self.nest, &mut self.counts);
+        let (nd, nt, nl) = (nest.nd, c.nt, nest.spatial_xy.len());
+        c.partition.resize(nl * nt, 0);
+        c.tile_points.resize(nl * nt, 0);
+        self.distinct.resize(nl * nt, 1);
+        for t in 0..nt {
+            let terms = &self.terms[t][..];
+            for l in 0..nl {
+                let ext = nest.ext(l);
+                c.tile_points[l * nt + t] = box_points(terms, |d| ext[d]);
+                let fanout = nest.fanout_loops(l);
+                self.distinct[l * nt + t] = if fanout.is_empty() {
+                    1
+                } else {
+                    distinct_offsets(terms, fanout, &mut self.offsets)
+                };
+            }
+            // Partition: the points one instance is responsible for over the whole run. From
+            // the whole tensor at the outermost level down, each spatial fanout divides it by
+            // the ratio of a child's tile to the bounding box of all its siblings' tiles
+            // (Timeloop's rule; with halos the ratio is not the fanout, and the division
+            // truncates).
+            c.partition[(nl - 1) * nt + t] = c.tile_points[(nl - 1) * nt + t];
+            for l in (0..nl - 1).rev() {
+                let (above, tile) = (c.partition[(l + 1) * nt + t], c.tile_points[l * nt + t]);
+                c.partition[l * nt + t] = if nest.spatial_xy[l + 1] == (1, 1)
+                    && tile != 0
+                    && above.checked_mul(tile).is_some()
+                {
+                    // No fanout: the siblings' box is the child's tile, the ratio 1.
+                    above
+                } else {
+                    let (ext, fanout) = (nest.ext(l), &nest.spatial[(l + 1) * nd..(l + 2) * nd]);
+                    above * tile / box_points(terms, |d| ext[d] * fanout[d])
+                };
+            }
+        }
     }
 }
 
