@@ -106,43 +106,11 @@ impl Evaluation {
     }
 }
 
-/// One loop of the flattened nest (innermost first).
-#[derive(Debug, Clone, Copy)]
-struct NestLoop {
-    level: usize,
-    dim: usize,
-    factor: u64,
-    spatial: bool,
-    /// Product of the factors of the same dim on all loops inside this one.
-    stride: u64,
-}
-
-/// The loop nest flattened innermost first: per level, its spatial loops (the fanout below it),
-/// then its temporal loops.
-fn flatten(mapping: &Mapping, ndims: usize) -> Vec<NestLoop> {
-    let mut acc = vec![1u64; ndims];
-    let mut out = Vec::new();
-    for (level, lm) in mapping.levels.iter().enumerate() {
-        let spatial = lm.spatial_x.iter().chain(&lm.spatial_y).map(|l| (l, true));
-        for (l, sp) in spatial.chain(lm.temporal.iter().map(|l| (l, false))) {
-            out.push(NestLoop {
-                level,
-                dim: l.dim,
-                factor: l.factor,
-                spatial: sp,
-                stride: acc[l.dim],
-            });
-            acc[l.dim] *= l.factor;
-        }
-    }
-    out
-}
-
 /// Operands per word of a `bits`-wide value in `word_bits`-wide words (the seed's rule): words
 /// of one bit are placeholders and never pack.
 pub fn operands_per_word(word_bits: u64, bits: u64) -> u64 {
     if word_bits > 1 && bits < word_bits {
-        word_bits / bits
+        div_floor(word_bits, bits)
     } else {
         1
     }
@@ -165,14 +133,13 @@ pub fn tensor_packing_signature(
     };
     let mut sig = vec![(4, psum), (6, capacity_in_bits(opts) as u64)];
     for level in &arch.levels {
-        let p = Packer {
-            mode: opts.packing,
-            bits: opts
-                .bits
+        let p = Packer::new(
+            opts.packing,
+            opts.bits
                 .as_ref()
                 .map_or(level.word_bits, |b| b.0[t] as u64),
-            word_bits: level.word_bits,
-        };
+            level.word_bits,
+        );
         sig.push(if p.word_bits <= 1 || p.bits == p.word_bits {
             (0, 0)
         } else {
@@ -203,11 +170,21 @@ struct Packer {
     mode: PackingMode,
     bits: u64,
     word_bits: u64,
+    /// Operands per word ([`operands_per_word`]).
+    k: u64,
 }
 
 impl Packer {
+    fn new(mode: PackingMode, bits: u64, word_bits: u64) -> Packer {
+        Packer {
+            mode,
+            bits,
+            word_bits,
+            k: operands_per_word(word_bits, bits),
+        }
+    }
     fn k(&self) -> u64 {
-        operands_per_word(self.word_bits, self.bits)
+        self.k
     }
     /// Words for `n` scalars.
     fn words(&self, n: u64) -> u64 {
@@ -219,32 +196,201 @@ impl Packer {
                 if self.bits > self.word_bits {
                     n * self.bits.div_ceil(self.word_bits)
                 } else {
-                    n.div_ceil(self.k())
+                    div_ceil(n, self.k)
                 }
             }
-            PackingMode::Ideal => (n * self.bits).div_ceil(self.word_bits),
+            PackingMode::Ideal => div_ceil(n * self.bits, self.word_bits),
         }
     }
 }
 
+/// `n / d`, by a shift when `d` is a power of two.
+fn div_floor(n: u64, d: u64) -> u64 {
+    if d.is_power_of_two() {
+        n >> d.trailing_zeros()
+    } else {
+        n / d
+    }
+}
+
+/// `n.div_ceil(d)`, by a shift when `d` is a power of two (word and block sizes usually are).
+fn div_ceil(n: u64, d: u64) -> u64 {
+    if d.is_power_of_two() {
+        let s = d.trailing_zeros();
+        (n >> s) + (n & (d - 1) != 0) as u64
+    } else {
+        n.div_ceil(d)
+    }
+}
+
 /// The bit-width-independent part of an evaluation: per (level, tensor) scalar counts per
-/// instance, tile extents and spatial use. `price` turns them into words, energy and cycles at
+/// instance, tile extents and spatial use. Pricing turns them into words, energy and cycles at
 /// some bit-widths, so one mapping can be priced at many bit-widths for the cost of one count.
-#[derive(Debug, Clone)]
+/// Per (level, tensor) tables are flat, indexed `level * tensors + tensor`.
+#[derive(Debug, Clone, Default)]
 pub struct Counts {
+    /// Number of tensors (the row length of the per (level, tensor) tables).
+    nt: usize,
     macs: u64,
-    keep: Vec<Vec<bool>>,
+    keep: Vec<bool>,
     spatial_above: Vec<u64>,
     mac_instances_used: u64,
     compute_cycles: u64,
-    reads: Vec<Vec<u64>>,
-    fills: Vec<Vec<u64>>,
-    updates: Vec<Vec<u64>>,
-    partition: Vec<Vec<u64>>,
+    reads: Vec<u64>,
+    fills: Vec<u64>,
+    updates: Vec<u64>,
+    partition: Vec<u64>,
     /// Points of each tensor's tile at each level.
-    tile_points: Vec<Vec<u64>>,
+    tile_points: Vec<u64>,
     /// The outermost level keeping each tensor.
     outer_keeper: Vec<usize>,
+}
+
+impl Counts {
+    /// Index of (level `l`, tensor `t`) in the per (level, tensor) tables.
+    fn at(&self, l: usize, t: usize) -> usize {
+        l * self.nt + t
+    }
+}
+
+/// One loop of the flattened nest (innermost first).
+#[derive(Debug, Clone, Copy)]
+struct NestLoop {
+    dim: usize,
+    factor: u64,
+    /// Product of the factors of the same dim on all loops inside this one.
+    stride: u64,
+}
+
+/// The loop nest of one mapping flattened innermost first (per level, its spatial loops, the
+/// fanout below it, then its temporal loops), and what the counting rules read from it: its
+/// spatial and its temporal loops, each innermost first. Loops of factor 1 are left out of
+/// them: they change no count.
+#[derive(Debug, Clone, Default)]
+struct Nest {
+    nd: usize,
+    spatial_loops: Vec<NestLoop>,
+    temporal_loops: Vec<NestLoop>,
+    /// Index of each level's first loop in `spatial_loops` and in `temporal_loops`, plus the
+    /// ends (levels + 1 entries).
+    level_start: Vec<(usize, usize)>,
+    /// Per level, the products of its X and of its Y spatial factors.
+    spatial_xy: Vec<(u64, u64)>,
+    /// Per level and dim (`level * dims + dim`), the product of its spatial factors.
+    spatial: Vec<u64>,
+    /// Per level and dim, the tile extent: cumulative factors of the level and below.
+    ext: Vec<u64>,
+    /// The product of all temporal factors (the compute cycles).
+    temporal_product: u64,
+}
+
+impl Nest {
+    fn build(&mut self, mapping: &Mapping, nd: usize) {
+        let nl = mapping.levels.len();
+        self.nd = nd;
+        self.spatial_loops.clear();
+        self.temporal_loops.clear();
+        self.level_start.clear();
+        self.spatial_xy.clear();
+        self.spatial.clear();
+        self.spatial.resize(nl * nd, 1);
+        self.ext.clear();
+        self.ext.resize(nl * nd, 1);
+        self.temporal_product = 1;
+        for (level, lm) in mapping.levels.iter().enumerate() {
+            self.level_start
+                .push((self.spatial_loops.len(), self.temporal_loops.len()));
+            let base = level * nd;
+            if level > 0 {
+                self.ext.copy_within(base - nd..base, base);
+            }
+            let ext = &mut self.ext[base..base + nd];
+            let spatial = &mut self.spatial[base..base + nd];
+            let mut xy = [1u64; 2];
+            for (axis, loops) in [&lm.spatial_x, &lm.spatial_y].into_iter().enumerate() {
+                for l in loops.iter().filter(|l| l.factor != 1) {
+                    xy[axis] *= l.factor;
+                    spatial[l.dim] *= l.factor;
+                    if l.factor > 1 {
+                        self.spatial_loops.push(NestLoop {
+                            dim: l.dim,
+                            factor: l.factor,
+                            stride: ext[l.dim],
+                        });
+                    }
+                    ext[l.dim] *= l.factor;
+                }
+            }
+            for l in lm.temporal.iter().filter(|l| l.factor != 1) {
+                self.temporal_product *= l.factor;
+                if l.factor > 1 {
+                    self.temporal_loops.push(NestLoop {
+                        dim: l.dim,
+                        factor: l.factor,
+                        stride: ext[l.dim],
+                    });
+                }
+                ext[l.dim] *= l.factor;
+            }
+            self.spatial_xy.push((xy[0], xy[1]));
+        }
+        self.level_start
+            .push((self.spatial_loops.len(), self.temporal_loops.len()));
+    }
+
+    /// What the tiles, partitions and distinct tiles per fanout are computed from: the tile
+    /// extents, the spatial factors per dim and the spatial loops of every level.
+    fn tiles_key(&self, key: &mut Vec<u64>) {
+        key.clear();
+        key.extend_from_slice(&self.ext);
+        key.extend_from_slice(&self.spatial);
+        key.extend(self.level_start.iter().map(|s| s.0 as u64));
+        for l in &self.spatial_loops {
+            key.extend([l.dim as u64, l.factor]);
+        }
+    }
+
+    /// Tile extents of level `l` (per dim).
+    fn ext(&self, l: usize) -> &[u64] {
+        &self.ext[l * self.nd..(l + 1) * self.nd]
+    }
+
+    /// The spatial loops of level `l` (its fanout to the level below).
+    fn fanout_loops(&self, l: usize) -> &[NestLoop] {
+        &self.spatial_loops[self.level_start[l].0..self.level_start[l + 1].0]
+    }
+
+    /// The temporal loops of level `l` and above.
+    fn temporal_from(&self, l: usize) -> &[NestLoop] {
+        &self.temporal_loops[self.level_start[l].1..]
+    }
+}
+
+/// Per (problem, architecture) tables of the evaluator and the buffers it counts and prices
+/// one mapping in: evaluating many mappings of one problem on one architecture through one
+/// `Evaluator` allocates nothing per mapping. [`evaluate`] is an `Evaluator` used once.
+#[derive(Debug, Clone)]
+pub struct Evaluator<'a> {
+    problem: &'a Problem,
+    arch: &'a Arch,
+    /// Keep rule of each tensor at each level (`level * tensors + tensor`).
+    keep_rules: Vec<KeepRule>,
+    fanouts: Vec<(u64, u64)>,
+    /// Whether each tensor uses each dim (`tensor * dims + dim`).
+    relevant: Vec<bool>,
+    /// Per tensor, its ranks' terms in one list ([`RankTerm`]).
+    terms: Vec<Vec<RankTerm>>,
+    nest: Nest,
+    /// Distinct tiles among the children of each level's fanout, per tensor
+    /// (`level * tensors + tensor`).
+    distinct: Vec<u64>,
+    /// Scratch offsets for [`distinct_offsets`].
+    offsets: (Vec<u64>, Vec<u64>),
+    /// What the tiles in `counts` and `distinct` were counted for ([`Nest::tiles_key`]), and
+    /// scratch for the current mapping's.
+    key: (Vec<u64>, Vec<u64>),
+    counts: Counts,
+    prices: Vec<TensorPrice>,
 }
 
 /// Evaluates `mapping` of `problem` on `arch` under `opts`. Invalid mappings come back with
@@ -255,214 +401,318 @@ pub fn evaluate(
     mapping: &Mapping,
     opts: &ModelOptions,
 ) -> Evaluation {
-    match counts(problem, arch, mapping, opts) {
-        Ok(c) => price(problem, arch, &c, opts),
-        Err(invalid) => *invalid,
-    }
+    Evaluator::new(problem, arch).evaluate(mapping, opts)
 }
 
-/// The structural checks (factor products, fanouts, keep rules) and the scalar counts of a
-/// mapping; an invalid mapping comes back as its invalid evaluation. Of `opts` only the number
-/// of bit-widths and `seed_compat` are used.
-pub fn counts(
-    problem: &Problem,
-    arch: &Arch,
-    mapping: &Mapping,
-    opts: &ModelOptions,
-) -> Result<Counts, Box<Evaluation>> {
-    let macs = problem.macs();
-    let nd = problem.dims.len();
-    let nt = problem.tensors.len();
-    let nl = arch.levels.len();
-    if mapping.levels.len() != nl {
-        return Err(Box::new(Evaluation::invalid(
-            None,
-            format!(
-                "mapping has {} levels, the architecture {}",
-                mapping.levels.len(),
-                nl
-            ),
-            macs,
-        )));
-    }
-    if let Some(b) = &opts.bits {
-        if b.0.len() != nt {
-            return Err(Box::new(Evaluation::invalid(
-                None,
-                format!("{} bit-widths for {} tensors", b.0.len(), nt),
-                macs,
-            )));
+impl<'a> Evaluator<'a> {
+    pub fn new(problem: &'a Problem, arch: &'a Arch) -> Evaluator<'a> {
+        let nd = problem.dims.len();
+        Evaluator {
+            problem,
+            arch,
+            keep_rules: (0..arch.levels.len())
+                .flat_map(|l| {
+                    problem
+                        .tensors
+                        .iter()
+                        .map(move |t| arch.keep_rule(l, &t.name))
+                })
+                .collect(),
+            fanouts: (0..arch.levels.len()).map(|l| arch.fanout(l)).collect(),
+            relevant: problem
+                .tensors
+                .iter()
+                .flat_map(|t| (0..nd).map(|d| t.relevant(d)))
+                .collect(),
+            terms: problem.tensors.iter().map(rank_terms).collect(),
+            nest: Nest::default(),
+            distinct: Vec::new(),
+            offsets: (Vec::new(), Vec::new()),
+            key: (Vec::new(), Vec::new()),
+            counts: Counts::default(),
+            prices: Vec::new(),
         }
     }
-    // Factor products.
-    for d in 0..nd {
-        let prod: u64 = mapping
-            .levels
-            .iter()
-            .map(|lm| lm.temporal_factor(d) * lm.spatial_factor(d))
-            .product();
-        if prod != problem.bounds[d] {
+
+    /// Evaluates `mapping` under `opts`, like [`evaluate`].
+    pub fn evaluate(&mut self, mapping: &Mapping, opts: &ModelOptions) -> Evaluation {
+        if let Err(invalid) = self.count(mapping, opts) {
+            return *invalid;
+        }
+        price(
+            self.problem,
+            self.arch,
+            &self.counts,
+            &mut self.prices,
+            opts,
+        )
+    }
+
+    /// The energy (pJ, MACs included) and cycles [`Evaluator::evaluate`] gives `mapping`, None
+    /// when it is invalid; the same computation without the per-level breakdown.
+    pub fn score(&mut self, mapping: &Mapping, opts: &ModelOptions) -> Option<(f64, u64)> {
+        self.count(mapping, opts).ok()?;
+        let c = &self.counts;
+        let (storage, cycles, _) =
+            price_core(self.problem, self.arch, c, &mut self.prices, opts, false).ok()?;
+        Some((
+            storage + mac_energy(self.problem, self.arch, c, opts),
+            cycles,
+        ))
+    }
+
+    /// The structural checks (factor products, fanouts, keep rules) and the scalar counts of a
+    /// mapping; an invalid mapping comes back as its invalid evaluation. Of `opts` only the
+    /// number of bit-widths and `seed_compat` are used.
+    pub fn count(
+        &mut self,
+        mapping: &Mapping,
+        opts: &ModelOptions,
+    ) -> Result<&Counts, Box<Evaluation>> {
+        let (problem, arch) = (self.problem, self.arch);
+        let macs = problem.macs();
+        let nd = problem.dims.len();
+        let nt = problem.tensors.len();
+        let nl = arch.levels.len();
+        if mapping.levels.len() != nl {
             return Err(Box::new(Evaluation::invalid(
                 None,
                 format!(
-                    "factors of {} multiply to {}, the bound is {}",
-                    problem.dims[d], prod, problem.bounds[d]
+                    "mapping has {} levels, the architecture {}",
+                    mapping.levels.len(),
+                    nl
                 ),
                 macs,
             )));
         }
-    }
-    // Fanout and keep rules.
-    for (l, (lm, level)) in mapping.levels.iter().zip(&arch.levels).enumerate() {
-        let (fx, fy) = arch.fanout(l);
-        let (sx, sy) = (lm.spatial_x_product(), lm.spatial_y_product());
-        if sx > fx || sy > fy {
-            return Err(Box::new(Evaluation::invalid(
-                Some(&level.name),
-                format!("spatial factors {sx}x{sy} exceed the fanout {fx}x{fy}"),
-                macs,
-            )));
+        if let Some(b) = &opts.bits {
+            if b.0.len() != nt {
+                return Err(Box::new(Evaluation::invalid(
+                    None,
+                    format!("{} bit-widths for {} tensors", b.0.len(), nt),
+                    macs,
+                )));
+            }
         }
-        if lm.keep.len() != nt {
-            return Err(Box::new(Evaluation::invalid(
-                Some(&level.name),
-                "keep list does not match the tensors".into(),
-                macs,
-            )));
+        let nest = &mut self.nest;
+        nest.build(mapping, nd);
+        // Factor products.
+        for d in 0..nd {
+            let prod = nest.ext(nl - 1)[d];
+            if prod != problem.bounds[d] {
+                return Err(Box::new(Evaluation::invalid(
+                    None,
+                    format!(
+                        "factors of {} multiply to {}, the bound is {}",
+                        problem.dims[d], prod, problem.bounds[d]
+                    ),
+                    macs,
+                )));
+            }
+        }
+        // Fanout and keep rules.
+        for (l, (lm, level)) in mapping.levels.iter().zip(&arch.levels).enumerate() {
+            let (fx, fy) = self.fanouts[l];
+            let (sx, sy) = nest.spatial_xy[l];
+            if sx > fx || sy > fy {
+                return Err(Box::new(Evaluation::invalid(
+                    Some(&level.name),
+                    format!("spatial factors {sx}x{sy} exceed the fanout {fx}x{fy}"),
+                    macs,
+                )));
+            }
+            if lm.keep.len() != nt {
+                return Err(Box::new(Evaluation::invalid(
+                    Some(&level.name),
+                    "keep list does not match the tensors".into(),
+                    macs,
+                )));
+            }
+            for (t, tensor) in problem.tensors.iter().enumerate() {
+                match (self.keep_rules[l * nt + t], lm.keep[t]) {
+                    (KeepRule::Must, false) => {
+                        return Err(Box::new(Evaluation::invalid(
+                            Some(&level.name),
+                            format!("must keep {} but the mapping bypasses it", tensor.name),
+                            macs,
+                        )))
+                    }
+                    (KeepRule::Never, true) => {
+                        return Err(Box::new(Evaluation::invalid(
+                            Some(&level.name),
+                            format!("cannot keep {} but the mapping keeps it", tensor.name),
+                            macs,
+                        )))
+                    }
+                    _ => {}
+                }
+            }
         }
         for (t, tensor) in problem.tensors.iter().enumerate() {
-            match (arch.keep_rule(l, &tensor.name), lm.keep[t]) {
-                (KeepRule::Must, false) => {
-                    return Err(Box::new(Evaluation::invalid(
-                        Some(&level.name),
-                        format!("must keep {} but the mapping bypasses it", tensor.name),
-                        macs,
-                    )))
-                }
-                (KeepRule::Never, true) => {
-                    return Err(Box::new(Evaluation::invalid(
-                        Some(&level.name),
-                        format!("cannot keep {} but the mapping keeps it", tensor.name),
-                        macs,
-                    )))
-                }
-                _ => {}
+            if !mapping.levels.iter().any(|lm| lm.keep[t]) {
+                return Err(Box::new(Evaluation::invalid(
+                    None,
+                    format!("{} is kept at no level", tensor.name),
+                    macs,
+                )));
             }
         }
-    }
-    for (t, tensor) in problem.tensors.iter().enumerate() {
-        if !mapping.levels.iter().any(|lm| lm.keep[t]) {
-            return Err(Box::new(Evaluation::invalid(
-                None,
-                format!("{} is kept at no level", tensor.name),
-                macs,
-            )));
+
+        let nest = &self.nest;
+        let c = &mut self.counts;
+        c.nt = nt;
+        c.macs = macs;
+        c.keep.clear();
+        for lm in &mapping.levels {
+            c.keep.extend_from_slice(&lm.keep);
         }
-    }
-
-    let nest = flatten(mapping, nd);
-    // Tile extents per level: cumulative factors of all loops at the level and below.
-    let mut ext = vec![vec![1u64; nd]; nl];
-    {
-        let mut acc = vec![1u64; nd];
-        for (l, lm) in mapping.levels.iter().enumerate() {
-            for (d, a) in acc.iter_mut().enumerate() {
-                *a *= lm.temporal_factor(d) * lm.spatial_factor(d);
-            }
-            ext[l] = acc.clone();
-        }
-    }
-    // Instances used: product of the spatial factors above a level.
-    let spatial_above = |l: usize| -> u64 {
-        mapping.levels[l + 1..]
-            .iter()
-            .map(|lm| lm.spatial_x_product() * lm.spatial_y_product())
-            .product()
-    };
-    let mac_instances_used: u64 = mapping
-        .levels
-        .iter()
-        .map(|lm| lm.spatial_x_product() * lm.spatial_y_product())
-        .product();
-    let compute_cycles: u64 = nest
-        .iter()
-        .filter(|l| !l.spatial)
-        .map(|l| l.factor)
-        .product();
-
-    // Per (level, tensor) raw scalar counts per instance.
-    let mut reads = vec![vec![0u64; nt]; nl];
-    let mut fills = vec![vec![0u64; nt]; nl];
-    let mut updates = vec![vec![0u64; nt]; nl];
-    let mut partition = vec![vec![0u64; nt]; nl];
-
-    for (t, tensor) in problem.tensors.iter().enumerate() {
-        // Partition: the points one instance is responsible for over the whole run. From the
-        // whole tensor at the outermost level down, each spatial fanout divides it by the ratio
-        // of a child's tile to the bounding box of all its siblings' tiles (Timeloop's rule;
-        // with halos the ratio is not the fanout, and the division truncates).
-        partition[nl - 1][t] = tensor.tile_points(&ext[nl - 1]);
+        // Instances used: product of the spatial factors above a level.
+        c.spatial_above.clear();
+        c.spatial_above.resize(nl, 1);
         for l in (0..nl - 1).rev() {
-            let lm = &mapping.levels[l + 1];
-            let siblings: Vec<u64> = (0..nd).map(|d| ext[l][d] * lm.spatial_factor(d)).collect();
-            partition[l][t] =
-                partition[l + 1][t] * tensor.tile_points(&ext[l]) / tensor.tile_points(&siblings);
+            let (sx, sy) = nest.spatial_xy[l + 1];
+            c.spatial_above[l] = c.spatial_above[l + 1] * (sx * sy);
         }
-        let keepers: Vec<usize> = (0..nl).filter(|&l| mapping.levels[l].keep[t]).collect();
-        // Child = None stands for the MACs.
-        let mut child: Option<usize> = None;
-        for &parent in &keepers {
-            let transfer = transfers(tensor, &nest, &ext, child, parent, nd);
-            match child {
-                None => {
-                    // The MACs: every compute step needs its operand.
-                    if tensor.read_write {
-                        updates[parent][t] += transfer.parent_accesses;
-                    } else {
-                        reads[parent][t] += transfer.parent_accesses;
+        c.mac_instances_used = nest.spatial_xy.iter().map(|(x, y)| x * y).product();
+        c.compute_cycles = nest.temporal_product;
+
+        // Per (level, tensor) raw scalar counts per instance.
+        for v in [&mut c.reads, &mut c.fills, &mut c.updates] {
+            v.clear();
+            v.resize(nl * nt, 0);
+        }
+        c.outer_keeper.resize(nt, 0);
+        // Tiles, partitions and distinct tiles per fanout depend only on the tile extents and
+        // the spatial loops, often the same as the previous mapping's (another loop order).
+        nest.tiles_key(&mut self.key.1);
+        if self.key.1 != self.key.0 {
+            std::mem::swap(&mut self.key.0, &mut self.key.1);
+            self.count_tiles();
+        }
+        let (nest, c) = (&self.nest, &mut self.counts);
+        for (t, tensor) in problem.tensors.iter().enumerate() {
+            let terms = &self.terms[t][..];
+            let relevant = &self.relevant[t * nd..(t + 1) * nd];
+            let distinct = |l: usize| self.distinct[l * nt + t];
+            // Child = None stands for the MACs.
+            let mut child: Option<usize> = None;
+            for parent in (0..nl).filter(|&l| c.keep[l * nt + t]) {
+                let tile = child.map_or(1, |ch| c.tile_points[ch * nt + t]);
+                let transfer = transfers(terms, nest, relevant, distinct, tile, child, parent);
+                match child {
+                    None => {
+                        // The MACs: every compute step needs its operand.
+                        if tensor.read_write {
+                            c.updates[parent * nt + t] += transfer.parent_accesses;
+                        } else {
+                            c.reads[parent * nt + t] += transfer.parent_accesses;
+                        }
+                    }
+                    Some(ch) => {
+                        let i = ch * nt + t;
+                        if tensor.read_write {
+                            let mut f = transfer.child_loads - c.partition[i];
+                            if opts.seed_compat {
+                                f += c.partition[i];
+                            }
+                            c.fills[i] += f;
+                            c.updates[parent * nt + t] += transfer.parent_accesses;
+                        } else {
+                            c.fills[i] += transfer.child_loads;
+                            c.reads[parent * nt + t] += transfer.parent_accesses;
+                        }
                     }
                 }
-                Some(c) => {
-                    if tensor.read_write {
-                        let mut f = transfer.child_loads - partition[c][t];
-                        if opts.seed_compat {
-                            f += partition[c][t];
-                        }
-                        fills[c][t] += f;
-                        updates[parent][t] += transfer.parent_accesses;
-                    } else {
-                        fills[c][t] += transfer.child_loads;
-                        reads[parent][t] += transfer.parent_accesses;
-                    }
+                child = Some(parent);
+            }
+            c.outer_keeper[t] = child.expect("every tensor is kept somewhere");
+            if tensor.read_write {
+                for i in (0..nl).map(|l| l * nt + t).filter(|&i| c.keep[i]) {
+                    c.reads[i] += c.updates[i] - c.partition[i].min(c.updates[i]);
                 }
             }
-            child = Some(parent);
         }
-        if tensor.read_write {
-            for &l in &keepers {
-                reads[l][t] += updates[l][t] - partition[l][t].min(updates[l][t]);
+        Ok(&self.counts)
+    }
+
+    /// Tile points, partitions and distinct tiles per fanout of every (level, tensor), from
+    /// the nest's extents and spatial loops.
+    fn count_tiles(&mut self) {
+        let (nest, c) = (&self.nest, &mut self.counts);
+        let (nd, nt, nl) = (nest.nd, c.nt, nest.spatial_xy.len());
+        c.partition.resize(nl * nt, 0);
+        c.tile_points.resize(nl * nt, 0);
+        self.distinct.resize(nl * nt, 1);
+        for t in 0..nt {
+            let terms = &self.terms[t][..];
+            for l in 0..nl {
+                let ext = nest.ext(l);
+                c.tile_points[l * nt + t] = box_points(terms, |d| ext[d]);
+                let fanout = nest.fanout_loops(l);
+                self.distinct[l * nt + t] = if fanout.is_empty() {
+                    1
+                } else {
+                    distinct_offsets(terms, fanout, &mut self.offsets)
+                };
+            }
+            // Partition: the points one instance is responsible for over the whole run. From
+            // the whole tensor at the outermost level down, each spatial fanout divides it by
+            // the ratio of a child's tile to the bounding box of all its siblings' tiles
+            // (Timeloop's rule; with halos the ratio is not the fanout, and the division
+            // truncates).
+            c.partition[(nl - 1) * nt + t] = c.tile_points[(nl - 1) * nt + t];
+            for l in (0..nl - 1).rev() {
+                let (above, tile) = (c.partition[(l + 1) * nt + t], c.tile_points[l * nt + t]);
+                c.partition[l * nt + t] = if nest.spatial_xy[l + 1] == (1, 1)
+                    && tile != 0
+                    && above.checked_mul(tile).is_some()
+                {
+                    // No fanout: the siblings' box is the child's tile, the ratio 1.
+                    above
+                } else {
+                    let (ext, fanout) = (nest.ext(l), &nest.spatial[(l + 1) * nd..(l + 2) * nd]);
+                    above * tile / box_points(terms, |d| ext[d] * fanout[d])
+                };
             }
         }
     }
+}
 
-    Ok(Counts {
-        macs,
-        keep: mapping.levels.iter().map(|lm| lm.keep.clone()).collect(),
-        tile_points: ext
-            .iter()
-            .map(|e| problem.tensors.iter().map(|t| t.tile_points(e)).collect())
-            .collect(),
-        outer_keeper: (0..nt)
-            .map(|t| (0..nl).rev().find(|&l| mapping.levels[l].keep[t]).unwrap())
-            .collect(),
-        spatial_above: (0..nl).map(spatial_above).collect(),
-        mac_instances_used,
-        compute_cycles,
-        reads,
-        fills,
-        updates,
-        partition,
-    })
+/// One term `coef · dim` of a tensor rank's index expression, flagged when it is its rank's
+/// last: a tensor's ranks as one list.
+#[derive(Debug, Clone, Copy)]
+struct RankTerm {
+    coef: u64,
+    dim: usize,
+    last: bool,
+}
+
+fn rank_terms(tensor: &crate::model::Tensor) -> Vec<RankTerm> {
+    let mut out = Vec::new();
+    for rank in &tensor.ranks {
+        for (i, t) in rank.iter().enumerate() {
+            out.push(RankTerm {
+                coef: t.coef,
+                dim: t.dim,
+                last: i + 1 == rank.len(),
+            });
+        }
+    }
+    out
+}
+
+/// Points of a tensor's bounding box (its tile size) for per-dim extents `ext(d)`, the tensor
+/// given by its [`rank_terms`]; the same as [`crate::model::Tensor::tile_points`].
+fn box_points(terms: &[RankTerm], ext: impl Fn(usize) -> u64) -> u64 {
+    let (mut points, mut span) = (1u64, 0u64);
+    for t in terms {
+        span += t.coef * (ext(t.dim) - 1);
+        if t.last {
+            points *= span + 1;
+            span = 0;
+        }
+    }
+    points
 }
 
 /// Why pricing rejects counted transfers at some bit-widths.
@@ -471,10 +721,22 @@ enum PriceInvalid {
     Capacity { level: usize, used: u64, cap: u64 },
 }
 
-/// Words, capacity checks, energy and cycles of counted transfers at the bit-widths of `opts`.
-pub fn price(problem: &Problem, arch: &Arch, c: &Counts, opts: &ModelOptions) -> Evaluation {
+/// Energy of the mapping's MACs at the bit-widths of `opts` (pJ).
+fn mac_energy(problem: &Problem, arch: &Arch, c: &Counts, opts: &ModelOptions) -> f64 {
+    c.macs as f64 * mac_energy_per_op(arch, problem, opts)
+}
+
+/// Words, capacity checks, energy and cycles of counted transfers at the bit-widths of `opts`
+/// (`prices` is scratch).
+fn price(
+    problem: &Problem,
+    arch: &Arch,
+    c: &Counts,
+    prices: &mut Vec<TensorPrice>,
+    opts: &ModelOptions,
+) -> Evaluation {
     let macs = c.macs;
-    match price_core(problem, arch, c, opts, true) {
+    match price_core(problem, arch, c, prices, opts, true) {
         Err(PriceInvalid::Width { level, tensor }) => {
             let (level, bits) = (
                 &arch.levels[level],
@@ -495,7 +757,7 @@ pub fn price(problem: &Problem, arch: &Arch, c: &Counts, opts: &ModelOptions) ->
             macs,
         ),
         Ok((energy, cycles, levels)) => {
-            let mac_energy = macs as f64 * mac_energy_per_op(arch, problem, opts);
+            let mac_energy = mac_energy(problem, arch, c, opts);
             Evaluation {
                 valid: true,
                 invalid: None,
@@ -534,11 +796,7 @@ fn packer(
             _ => b.0[t] as u64,
         },
     };
-    Packer {
-        mode: opts.packing,
-        bits,
-        word_bits: level.word_bits,
-    }
+    Packer::new(opts.packing, bits, level.word_bits)
 }
 
 /// One tensor's transfers at one level, priced.
@@ -555,7 +813,7 @@ struct LevelPrice {
 /// One tensor's transfers priced at one bit-width, per level (zeros where it is not kept).
 /// A mapping's price is the combination of its tensors' prices, so a batch search prices each
 /// tensor at each of its own packing classes and combines them per bit choice.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct TensorPrice {
     levels: Vec<LevelPrice>,
     /// Storage energy over all levels (the sum of `levels[..].energy`).
@@ -575,16 +833,20 @@ fn capacity_in_bits(opts: &ModelOptions) -> bool {
     opts.packing == PackingMode::Ideal && opts.bits.is_some()
 }
 
+/// Prices tensor `t`'s counted transfers at the bit-widths of `opts` into `out`.
 fn tensor_price_checked(
     problem: &Problem,
     arch: &Arch,
     c: &Counts,
     t: usize,
     opts: &ModelOptions,
-) -> Result<TensorPrice, PriceInvalid> {
-    let mut levels = vec![LevelPrice::default(); arch.levels.len()];
+    out: &mut TensorPrice,
+) -> Result<(), PriceInvalid> {
+    out.levels.clear();
+    out.levels.resize(arch.levels.len(), LevelPrice::default());
     for (l, level) in arch.levels.iter().enumerate() {
-        if !c.keep[l][t] {
+        let i = c.at(l, t);
+        if !c.keep[i] {
             continue;
         }
         let p = packer(problem, arch, c, opts, l, t);
@@ -601,23 +863,23 @@ fn tensor_price_checked(
             }
         }
         let (r, f, u) = (
-            p.words(c.reads[l][t]),
-            p.words(c.fills[l][t]),
-            p.words(c.updates[l][t]),
+            p.words(c.reads[i]),
+            p.words(c.fills[i]),
+            p.words(c.updates[i]),
         );
         let b = level.block_size;
-        let e_inst = r.div_ceil(b) as f64 * level.read_energy
-            + f.div_ceil(b) as f64 * level.write_energy
-            + u.div_ceil(b) as f64 * level.update_energy;
+        let e_inst = div_ceil(r, b) as f64 * level.read_energy
+            + div_ceil(f, b) as f64 * level.write_energy
+            + div_ceil(u, b) as f64 * level.update_energy;
         // A cluster of instances shares one physical vector: its energy is spread over the
         // utilized instances of each utilized cluster (Timeloop's cluster utilisation).
         let energy = e_inst * utilized_clusters(level, c.spatial_above[l]) as f64;
         let capacity_use = if capacity_in_bits(opts) {
-            c.tile_points[l][t] * p.bits
+            c.tile_points[i] * p.bits
         } else {
-            p.words(c.tile_points[l][t])
+            p.words(c.tile_points[i])
         };
-        levels[l] = LevelPrice {
+        out.levels[l] = LevelPrice {
             reads: r,
             fills: f,
             updates: u,
@@ -625,44 +887,46 @@ fn tensor_price_checked(
             capacity_use,
         };
     }
-    let energy = levels.iter().map(|lp| lp.energy).sum();
-    Ok(TensorPrice { levels, energy })
+    out.energy = out.levels.iter().map(|lp| lp.energy).sum();
+    Ok(())
 }
 
-/// Tensor `t`'s transfers priced at the bit-widths of `opts`; None when its bit-width does not
-/// fit the words of a level keeping it.
+/// Prices tensor `t`'s transfers at the bit-widths of `opts` into `out` (whose buffers are
+/// reused); false when its bit-width does not fit the words of a level keeping it.
 pub fn tensor_price(
     problem: &Problem,
     arch: &Arch,
     c: &Counts,
     t: usize,
     opts: &ModelOptions,
-) -> Option<TensorPrice> {
-    tensor_price_checked(problem, arch, c, t, opts).ok()
+    out: &mut TensorPrice,
+) -> bool {
+    tensor_price_checked(problem, arch, c, t, opts, out).is_ok()
 }
 
 /// Capacity checks and storage energy (MACs excluded) of a mapping whose tensors are priced by
-/// `parts` (one per tensor, in tensor order). Energies are summed level by level, tensors
-/// inner, whichever way the parts were computed.
-fn combine(
+/// `part(t)` (for each tensor index t). Energies are summed level by level, tensors inner,
+/// whichever way the parts were computed.
+fn combine<'p>(
     arch: &Arch,
     c: &Counts,
-    parts: &[&TensorPrice],
+    part: impl Fn(usize) -> &'p TensorPrice,
     in_bits: bool,
 ) -> Result<f64, PriceInvalid> {
     let mut total = 0.0;
     for (l, level) in arch.levels.iter().enumerate() {
         let (mut energy, mut used) = (0.0, 0u64);
-        for (t, part) in parts.iter().enumerate() {
-            if c.keep[l][t] {
-                energy += part.levels[l].energy;
-                used += part.levels[l].capacity_use;
+        for t in 0..c.nt {
+            if c.keep[c.at(l, t)] {
+                let lp = &part(t).levels[l];
+                energy += lp.energy;
+                used += lp.capacity_use;
             }
         }
         if !level.dummy {
             if let Some(cap) = level.capacity_words() {
                 let used = if in_bits {
-                    used.div_ceil(level.word_bits)
+                    div_ceil(used, level.word_bits)
                 } else {
                     used
                 };
@@ -680,12 +944,12 @@ fn combine(
     Ok(total)
 }
 
-/// Read and written words per instance of each level, summed over the tensors it keeps.
-fn level_words(c: &Counts, parts: &[&TensorPrice], l: usize) -> (u64, u64) {
+/// Read and written words per instance of level `l`, summed over the tensors it keeps.
+fn level_words<'p>(c: &Counts, part: impl Fn(usize) -> &'p TensorPrice, l: usize) -> (u64, u64) {
     let (mut rd, mut wr) = (0, 0);
-    for (t, part) in parts.iter().enumerate() {
-        if c.keep[l][t] {
-            let lp = &part.levels[l];
+    for t in 0..c.nt {
+        if c.keep[c.at(l, t)] {
+            let lp = &part(t).levels[l];
             rd += lp.reads;
             wr += lp.fills + lp.updates;
         }
@@ -693,12 +957,16 @@ fn level_words(c: &Counts, parts: &[&TensorPrice], l: usize) -> (u64, u64) {
     (rd, wr)
 }
 
-/// Cycles of a mapping whose tensors are priced by `parts`: the compute cycles stretched by the
-/// slowest level's bandwidth.
-pub fn combined_cycles(arch: &Arch, c: &Counts, parts: &[&TensorPrice]) -> u64 {
+/// Cycles of a mapping whose tensors are priced by `part(t)`: the compute cycles stretched by
+/// the slowest level's bandwidth.
+pub fn combined_cycles<'p>(
+    arch: &Arch,
+    c: &Counts,
+    part: impl Fn(usize) -> &'p TensorPrice + Copy,
+) -> u64 {
     let mut cycles = c.compute_cycles;
     for (l, level) in arch.levels.iter().enumerate() {
-        let (rd, wr) = level_words(c, parts, l);
+        let (rd, wr) = level_words(c, part, l);
         cycles = cycles.max(level_cycles(level, c.compute_cycles, rd, wr));
     }
     cycles
@@ -715,34 +983,38 @@ fn level_cycles(level: &crate::model::Level, compute_cycles: u64, rd: u64, wr: u
         .max(need(rd + wr, level.shared_bandwidth))
 }
 
-/// Storage energy (pJ, MACs excluded) of a mapping from its tensors' prices at the bit-widths
-/// of `opts` (the parts must be priced at `opts`' classes); None when the tiles do not fit.
-/// Add MACs × [`mac_energy_per_op`] for the mapping's energy, [`combined_cycles`] for cycles.
-pub fn combine_storage(
+/// Storage energy (pJ, MACs excluded) of a mapping from its tensors' prices `part(t)` at the
+/// bit-widths of `opts` (the parts must be priced at `opts`' classes); None when the tiles do
+/// not fit. Add MACs × [`mac_energy_per_op`] for the mapping's energy, [`combined_cycles`] for
+/// cycles.
+pub fn combine_storage<'p>(
     arch: &Arch,
     c: &Counts,
-    parts: &[&TensorPrice],
+    part: impl Fn(usize) -> &'p TensorPrice,
     opts: &ModelOptions,
 ) -> Option<f64> {
-    combine(arch, c, parts, capacity_in_bits(opts)).ok()
+    combine(arch, c, part, capacity_in_bits(opts)).ok()
 }
 
-/// Storage energy (MACs excluded), cycles and, with `detail`, the per-level breakdown.
+/// Storage energy (MACs excluded), cycles and, with `detail`, the per-level breakdown
+/// (`prices` is scratch).
 fn price_core(
     problem: &Problem,
     arch: &Arch,
     c: &Counts,
+    prices: &mut Vec<TensorPrice>,
     opts: &ModelOptions,
     detail: bool,
 ) -> Result<(f64, u64, Vec<LevelStats>), PriceInvalid> {
     let nt = problem.tensors.len();
-    let mut parts = Vec::with_capacity(nt);
-    for t in 0..nt {
-        parts.push(tensor_price_checked(problem, arch, c, t, opts)?);
+    prices.resize_with(nt, TensorPrice::default);
+    for (t, out) in prices.iter_mut().enumerate() {
+        tensor_price_checked(problem, arch, c, t, opts, out)?;
     }
-    let refs: Vec<&TensorPrice> = parts.iter().collect();
-    let energy = combine(arch, c, &refs, capacity_in_bits(opts))?;
-    let cycles = combined_cycles(arch, c, &refs);
+    let parts = &*prices;
+    let part = |t: usize| &parts[t];
+    let energy = combine(arch, c, part, capacity_in_bits(opts))?;
+    let cycles = combined_cycles(arch, c, part);
     if !detail {
         return Ok((energy, cycles, vec![]));
     }
@@ -751,12 +1023,13 @@ fn price_core(
         let inst = c.spatial_above[l];
         let (mut tensors, mut level_energy, mut utilized_words) = (vec![], 0.0, 0);
         for (t, tensor) in problem.tensors.iter().enumerate() {
-            if !c.keep[l][t] {
+            let i = c.at(l, t);
+            if !c.keep[i] {
                 continue;
             }
             let lp = parts[t].levels[l];
             let p = packer(problem, arch, c, opts, l, t);
-            let tile_points = c.tile_points[l][t];
+            let tile_points = c.tile_points[i];
             let tile_words = p.words(tile_points);
             level_energy += lp.energy;
             utilized_words += tile_words;
@@ -764,7 +1037,7 @@ fn price_core(
                 name: tensor.name.clone(),
                 tile_points,
                 tile_words,
-                partition_size: c.partition[l][t],
+                partition_size: c.partition[i],
                 packing: p.k(),
                 instances: inst,
                 reads: lp.reads * inst,
@@ -776,7 +1049,7 @@ fn price_core(
                 energy_pj: lp.energy,
             });
         }
-        let (rd, wr) = level_words(c, &refs, l);
+        let (rd, wr) = level_words(c, part, l);
         levels.push(LevelStats {
             name: level.name.clone(),
             instances_used: inst,
@@ -825,30 +1098,17 @@ struct Transfer {
     parent_accesses: u64,
 }
 
+/// `relevant[d]`: whether the tensor uses dim d; `distinct(l)`: the distinct tiles among the
+/// children of level l's fanout; `tile`: the points of the child's tile (1 for the MACs).
 fn transfers(
-    tensor: &crate::model::Tensor,
-    nest: &[NestLoop],
-    ext: &[Vec<u64>],
+    terms: &[RankTerm],
+    nest: &Nest,
+    relevant: &[bool],
+    distinct: impl Fn(usize) -> u64,
+    tile: u64,
     child: Option<usize>,
     parent: usize,
-    nd: usize,
 ) -> Transfer {
-    // Loops above the child: for the MACs, every loop; for a level, loops of higher levels.
-    let above = |l: &NestLoop| match child {
-        None => true,
-        Some(c) => l.level > c,
-    };
-    let temporal: Vec<&NestLoop> = nest
-        .iter()
-        .filter(|l| above(l) && !l.spatial && l.factor > 1)
-        .collect();
-    let child_ext: Vec<u64> = match child {
-        None => vec![1; nd],
-        Some(c) => ext[c].clone(),
-    };
-    let rank_ext = tensor.rank_extents(&child_ext);
-    let tile: u64 = rank_ext.iter().product();
-
     // One parent access serves every child with an identical tile (multicast; for Outputs,
     // spatial reduction). Identity is judged per level's fanout, as Timeloop groups the
     // children of each spatial fanout by identical tiles: children that differ only in loops
@@ -856,16 +1116,21 @@ fn transfers(
     // coincide (e.g. spatial R and P with stride 2). Overlapping halos of neighbouring
     // tiles are not merged.
     let first_level = child.map_or(0, |c| c + 1);
-    let distinct: u64 = (first_level..=parent)
-        .map(|level| {
-            let loops: Vec<&NestLoop> = nest
-                .iter()
-                .filter(|l| l.level == level && l.spatial && l.factor > 1)
-                .collect();
-            distinct_offsets(tensor, &loops)
-        })
-        .product();
-    let steps: u64 = temporal.iter().map(|l| l.factor).product();
+    let distinct: u64 = (first_level..=parent).map(distinct).product();
+    // The temporal loops above the child (for the MACs, every loop), innermost first: their
+    // product, the first one, and the product from the first loop over a dim the tensor uses
+    // on (the loops inside it, irrelevant to the tensor, keep the tile resident).
+    let (mut steps, mut outside) = (1u64, 1u64);
+    let mut first: Option<&NestLoop> = None;
+    let mut resident = true;
+    for l in nest.temporal_from(first_level) {
+        steps *= l.factor;
+        first.get_or_insert(l);
+        resident = resident && !relevant[l.dim];
+        if !resident {
+            outside *= l.factor;
+        }
+    }
     if child.is_none() {
         // Operands are fetched for every compute step.
         return Transfer {
@@ -879,30 +1144,26 @@ fn transfers(
     // extrapolation of Timeloop's nest analysis this amounts to: the leading run of loops
     // irrelevant to the tensor keeps the tile resident; when the innermost non-unit loop is
     // relevant, its advances load the difference and each wrap-around reloads the tile.
-    let run = temporal
-        .iter()
-        .take_while(|l| !tensor.relevant(l.dim))
-        .count();
-    let outside: u64 = temporal[run..].iter().map(|l| l.factor).product();
-    let child_loads = if run == 0 && !temporal.is_empty() {
-        let l1 = temporal[0];
-        let kept: u64 = tensor
-            .ranks
-            .iter()
-            .zip(&rank_ext)
-            .map(|(rank, &e)| {
-                let shift: u64 = rank
-                    .iter()
-                    .filter(|t| t.dim == l1.dim)
-                    .map(|t| t.coef * l1.stride)
-                    .sum();
-                e.saturating_sub(shift)
-            })
-            .product();
-        let wraps = outside / l1.factor;
-        wraps * tile + (outside - wraps) * (tile - kept)
-    } else {
-        outside * tile
+    let child_loads = match first {
+        Some(l1) if relevant[l1.dim] => {
+            // Points of the tile kept across one step of that loop: per rank, its extent less
+            // the shift of the step.
+            let child_ext = nest.ext(first_level - 1);
+            let (mut kept, mut span, mut shift) = (1u64, 0u64, 0u64);
+            for t in terms {
+                span += t.coef * (child_ext[t.dim] - 1);
+                if t.dim == l1.dim {
+                    shift += t.coef * l1.stride;
+                }
+                if t.last {
+                    kept *= (span + 1).saturating_sub(shift);
+                    (span, shift) = (0, 0);
+                }
+            }
+            let wraps = outside / l1.factor;
+            wraps * tile + (outside - wraps) * (tile - kept)
+        }
+        _ => outside * tile,
     };
     Transfer {
         child_loads,
@@ -912,27 +1173,60 @@ fn transfers(
 
 /// Number of distinct tiles among the children of one spatial fanout with `loops`: per rank,
 /// the distinct offsets the loops over its dims produce; loops over dims the tensor does not
-/// use produce none.
-fn distinct_offsets(tensor: &crate::model::Tensor, loops: &[&NestLoop]) -> u64 {
-    tensor
-        .ranks
-        .iter()
-        .map(|rank| {
-            let mut offsets = vec![0u64];
-            for l in loops {
-                for term in rank.iter().filter(|t| t.dim == l.dim) {
-                    let step = term.coef * l.stride;
-                    offsets = offsets
-                        .iter()
-                        .flat_map(|&o| (0..l.factor).map(move |i| o + i * step))
-                        .collect();
-                    offsets.sort_unstable();
-                    offsets.dedup();
+/// use produce none. `scratch` holds the offsets.
+fn distinct_offsets(
+    terms: &[RankTerm],
+    loops: &[NestLoop],
+    scratch: &mut (Vec<u64>, Vec<u64>),
+) -> u64 {
+    let mut n = 1;
+    for rank in terms.split_inclusive(|t| t.last) {
+        // The (step, factor) pairs of the rank's terms over the loops' dims.
+        let pairs = loops.iter().flat_map(|l| {
+            rank.iter()
+                .filter(move |t| t.dim == l.dim)
+                .map(move |t| (t.coef * l.stride, l.factor))
+        });
+        let (mut count, mut first) = (0, (0, 1));
+        for l in loops {
+            for t in rank.iter().filter(|t| t.dim == l.dim) {
+                if count == 0 {
+                    first = (t.coef * l.stride, l.factor);
+                }
+                count += 1;
+            }
+        }
+        n *= match count {
+            0 => 1,
+            // One loop over one term: its offsets are distinct unless the step is 0.
+            1 => {
+                let (step, factor) = first;
+                if step == 0 {
+                    1
+                } else {
+                    factor
                 }
             }
-            offsets.len() as u64
-        })
-        .product()
+            _ => {
+                let (offsets, next) = scratch;
+                offsets.clear();
+                offsets.push(0);
+                for (step, factor) in pairs {
+                    next.clear();
+                    next.extend(
+                        offsets
+                            .iter()
+                            .flat_map(|&o| (0..factor).map(move |i| o + i * step)),
+                    );
+                    next.sort_unstable();
+                    next.dedup();
+                    std::mem::swap(offsets, next);
+                }
+                offsets.len() as u64
+            }
+        };
+    }
+    n
 }
 
 #[cfg(test)]

@@ -826,6 +826,18 @@ impl Step {
     }
 }
 
+/// Reusable buffers of the enumeration (one per part being enumerated).
+#[derive(Debug, Default)]
+struct Emit {
+    mapping: Mapping,
+    /// Per level, where its free dims start in the temporal loops, and the free dims.
+    free: Vec<(usize, Vec<usize>)>,
+    /// perms[k]: the permutations of 0..k in lexicographic order (filled on demand).
+    perms: Vec<Vec<Vec<usize>>>,
+    /// Per level, the index of its current order in `perms`.
+    idx: Vec<usize>,
+}
+
 /// The set of mappings of one problem on one architecture under constraints.
 #[derive(Debug, Clone)]
 pub struct Mapspace {
@@ -1477,7 +1489,8 @@ impl Mapspace {
         for (i, &c) in prefix.iter().enumerate() {
             chosen[self.dim_order[i]] = c;
         }
-        self.dfs(prefix.len(), *state, &mut chosen, &mut f);
+        let mut scratch = Emit::default();
+        self.dfs(prefix.len(), *state, &mut chosen, &mut scratch, &mut f);
     }
 
     /// Splits the DAG into parts: the paths through its first layers, in DFS order.
@@ -1500,14 +1513,21 @@ impl Mapspace {
         parts
     }
 
-    fn dfs(&self, i: usize, state: u32, chosen: &mut [u32], f: &mut impl FnMut(&Mapping)) {
+    fn dfs(
+        &self,
+        i: usize,
+        state: u32,
+        chosen: &mut [u32],
+        scratch: &mut Emit,
+        f: &mut impl FnMut(&Mapping),
+    ) {
         if i == self.dim_order.len() {
-            self.emit(chosen, f);
+            self.emit(chosen, scratch, f);
             return;
         }
         for t in &self.steps[i].trans[state as usize] {
             chosen[self.dim_order[i]] = t.choice;
-            self.dfs(i + 1, t.next, chosen, f);
+            self.dfs(i + 1, t.next, chosen, scratch, f);
         }
     }
 
@@ -1515,29 +1535,43 @@ impl Mapspace {
     /// pattern (free keeps off), plus, per level, the dims whose order is free and where they
     /// start in the temporal list.
     fn base_mapping(&self, chosen: &[u32]) -> (Mapping, Vec<(usize, Vec<usize>)>) {
+        let (mut m, mut free) = (Mapping::default(), Vec::new());
+        self.fill_base_mapping(chosen, &mut m, &mut free);
+        (m, free)
+    }
+
+    /// [`Mapspace::base_mapping`] into `m` and `free`, reusing their buffers.
+    fn fill_base_mapping(
+        &self,
+        chosen: &[u32],
+        m: &mut Mapping,
+        free: &mut Vec<(usize, Vec<usize>)>,
+    ) {
         let nd = self.problem.dims.len();
+        let nl = self.level_slots.len();
+        // The chosen factor of dim d in slot s.
         let f = |d: usize, s: usize| self.choices[d][chosen[d] as usize][s];
-        let mut levels = Vec::new();
-        let mut free = Vec::new();
+        m.levels.resize_with(nl, Default::default);
+        free.resize_with(nl, Default::default);
         for (l, ls) in self.level_slots.iter().enumerate() {
-            let mut lm = crate::model::LevelMapping::default();
-            for d in 0..nd {
-                if let Some(s) = ls.x.filter(|&s| f(d, s) > 1) {
-                    lm.spatial_x.push(Loop {
-                        dim: d,
-                        factor: f(d, s),
-                    });
-                }
-                if let Some(s) = ls.y.filter(|&s| f(d, s) > 1) {
-                    lm.spatial_y.push(Loop {
-                        dim: d,
-                        factor: f(d, s),
-                    });
-                }
-            }
+            let lm = &mut m.levels[l];
+            lm.spatial_x.clear();
+            lm.spatial_y.clear();
+            lm.temporal.clear();
             let t = ls.temporal;
-            for d in (0..nd).filter(|&d| f(d, t) == 1) {
-                lm.temporal.push(Loop { dim: d, factor: 1 });
+            for (d, (choices, &k)) in self.choices.iter().zip(chosen).enumerate() {
+                let c = &choices[k as usize];
+                for (slot, loops) in [(ls.x, &mut lm.spatial_x), (ls.y, &mut lm.spatial_y)] {
+                    if let Some(s) = slot.filter(|&s| c[s] > 1) {
+                        loops.push(Loop {
+                            dim: d,
+                            factor: c[s],
+                        });
+                    }
+                }
+                if c[t] == 1 {
+                    lm.temporal.push(Loop { dim: d, factor: 1 });
+                }
             }
             for &d in self.prefix[l].iter().filter(|&&d| f(d, t) > 1) {
                 lm.temporal.push(Loop {
@@ -1545,66 +1579,75 @@ impl Mapspace {
                     factor: f(d, t),
                 });
             }
-            let start = lm.temporal.len();
-            let rest: Vec<usize> = (0..nd)
-                .filter(|&d| f(d, t) > 1 && !self.prefix[l].contains(&d))
-                .collect();
-            for &d in &rest {
-                lm.temporal.push(Loop {
-                    dim: d,
-                    factor: f(d, t),
-                });
+            let (start, rest) = &mut free[l];
+            *start = lm.temporal.len();
+            rest.clear();
+            for d in 0..nd {
+                let factor = f(d, t);
+                if factor > 1 && !self.prefix[l].contains(&d) {
+                    rest.push(d);
+                    lm.temporal.push(Loop { dim: d, factor });
+                }
             }
-            if self.enumerate_orders[l] && rest.len() > 1 {
-                free.push((start, rest));
-            } else {
-                free.push((start, Vec::new()));
+            if !(self.enumerate_orders[l] && rest.len() > 1) {
+                rest.clear();
             }
-            lm.keep = self.keep[l]
-                .iter()
-                .map(|k| *k == KeepChoice::Fixed(true))
-                .collect();
-            levels.push(lm);
+            lm.keep.clear();
+            lm.keep
+                .extend(self.keep[l].iter().map(|k| *k == KeepChoice::Fixed(true)));
         }
-        (Mapping { levels }, free)
     }
 
-    fn emit(&self, chosen: &[u32], f: &mut impl FnMut(&Mapping)) {
-        let (mut m, free) = self.base_mapping(chosen);
-        let perms: Vec<Vec<Vec<usize>>> = free
-            .iter()
-            .map(|(_, dims)| {
-                if dims.len() < 2 {
-                    vec![dims.clone()]
-                } else {
-                    dims.iter().copied().permutations(dims.len()).collect()
-                }
-            })
-            .collect();
-        let nl = free.len();
-        let mut idx = vec![0usize; nl];
-        loop {
-            for l in 0..nl {
-                let (start, _) = free[l];
-                for (k, &d) in perms[l][idx[l]].iter().enumerate() {
-                    let lm = &mut m.levels[l];
-                    let factor = self.choices[d][chosen[d] as usize][self.level_slots[l].temporal];
-                    lm.temporal[start + k] = Loop { dim: d, factor };
-                }
+    fn emit(&self, chosen: &[u32], s: &mut Emit, f: &mut impl FnMut(&Mapping)) {
+        self.fill_base_mapping(chosen, &mut s.mapping, &mut s.free);
+        let (m, free) = (&mut s.mapping, &s.free);
+        // Per level, its free dims' orders: the permutations of their positions, in
+        // lexicographic order (the first one keeps the base order).
+        for (_, dims) in free {
+            let k = dims.len();
+            if s.perms.len() <= k {
+                s.perms.resize_with(k + 1, Vec::new);
             }
-            self.emit_keeps(&mut m, f);
-            // Odometer over the levels' orders.
+            if k > 1 && s.perms[k].is_empty() {
+                s.perms[k] = (0..k).permutations(k).collect();
+            }
+        }
+        let nl = free.len();
+        let orders = |l: usize| {
+            let k = free[l].1.len();
+            if k < 2 {
+                1
+            } else {
+                s.perms[k].len()
+            }
+        };
+        s.idx.clear();
+        s.idx.resize(nl, 0);
+        loop {
+            self.emit_keeps(m, f);
+            // Odometer over the levels' orders; levels 0..=l change.
             let mut l = 0;
             while l < nl {
-                idx[l] += 1;
-                if idx[l] < perms[l].len() {
+                s.idx[l] += 1;
+                if s.idx[l] < orders(l) {
                     break;
                 }
-                idx[l] = 0;
+                s.idx[l] = 0;
                 l += 1;
             }
             if l == nl {
                 break;
+            }
+            for (l, (start, dims)) in free.iter().enumerate().take(l + 1) {
+                if dims.len() < 2 {
+                    continue;
+                }
+                let lm = &mut m.levels[l];
+                for (k, &i) in s.perms[dims.len()][s.idx[l]].iter().enumerate() {
+                    let d = dims[i];
+                    let factor = self.choices[d][chosen[d] as usize][self.level_slots[l].temporal];
+                    lm.temporal[start + k] = Loop { dim: d, factor };
+                }
             }
         }
     }

@@ -5,7 +5,9 @@
 //! energy, then lower cycles, then the first found (in enumeration order for the exhaustive
 //! search, whatever the number of threads; in sampling order for random search).
 
-use crate::eval::{evaluate, Evaluation};
+use crate::eval::{
+    combine_storage, combined_cycles, evaluate, tensor_price, Evaluation, Evaluator, TensorPrice,
+};
 use crate::mapspace::Mapspace;
 use crate::model::{Mapping, ModelOptions};
 use crate::spec::Objective;
@@ -48,24 +50,37 @@ pub struct SearchResult {
 
 /// The objective value of an evaluation: energy (pJ), cycles or energy × cycles.
 pub fn objective_value(e: &Evaluation, objective: Objective) -> f64 {
+    score_value(e.energy_pj, e.cycles, objective)
+}
+
+/// The objective value of a mapping of energy `energy_pj` and `cycles` cycles.
+fn score_value(energy_pj: f64, cycles: u64, objective: Objective) -> f64 {
     match objective {
-        Objective::Energy => e.energy_pj,
-        Objective::Latency => e.cycles as f64,
-        Objective::Edp => e.edp(),
+        Objective::Energy => energy_pj,
+        Objective::Latency => cycles as f64,
+        Objective::Edp => energy_pj * cycles as f64,
     }
 }
 
-/// Whether valid evaluation `a` is strictly better than `b`: objective, then energy, then
-/// cycles.
-fn better(a: &Evaluation, b: &Evaluation, objective: Objective) -> bool {
-    let ka = (objective_value(a, objective), a.energy_pj, a.cycles as f64);
-    let kb = (objective_value(b, objective), b.energy_pj, b.cycles as f64);
-    ka.partial_cmp(&kb) == Some(std::cmp::Ordering::Less)
+/// What valid mappings are ranked by: objective, then energy, then cycles (lower is better).
+type Rank = (f64, f64, f64);
+
+fn rank(energy_pj: f64, cycles: u64, objective: Objective) -> Rank {
+    (
+        score_value(energy_pj, cycles, objective),
+        energy_pj,
+        cycles as f64,
+    )
+}
+
+/// Whether rank `a` is strictly better than `b`.
+fn better(a: &Rank, b: &Rank) -> bool {
+    a.partial_cmp(b) == Some(std::cmp::Ordering::Less)
 }
 
 /// The best of one part of a search.
 struct Best {
-    best: Option<(Mapping, Evaluation)>,
+    best: Option<(Rank, Mapping)>,
     evaluated: u64,
     valid: u64,
 }
@@ -78,25 +93,36 @@ impl Best {
             valid: 0,
         }
     }
-    /// Records an evaluation; returns whether it is the new best.
-    fn offer(&mut self, m: &Mapping, e: Evaluation, objective: Objective) -> bool {
+    /// Records a mapping's score (None = invalid); returns whether it is the new best.
+    fn offer(&mut self, m: &Mapping, score: Option<(f64, u64)>, objective: Objective) -> bool {
         self.evaluated += 1;
-        if !e.valid {
+        let Some((energy, cycles)) = score else {
             return false;
-        }
+        };
         self.valid += 1;
+        let r = rank(energy, cycles, objective);
         let improves = match &self.best {
             None => true,
-            Some((_, b)) => better(&e, b, objective),
+            Some((b, _)) => better(&r, b),
         };
         if improves {
-            self.best = Some((m.clone(), e));
+            self.best = Some((r, m.clone()));
         }
         improves
     }
-    fn into_result(self, objective: Objective, stop: StopReason) -> SearchResult {
+    /// The result, the best mapping evaluated in full.
+    fn into_result(
+        self,
+        space: &Mapspace,
+        opts: &ModelOptions,
+        objective: Objective,
+        stop: StopReason,
+    ) -> SearchResult {
         let (best, evaluation) = match self.best {
-            Some((m, e)) => (Some(m), Some(e)),
+            Some((_, m)) => {
+                let e = evaluate(space.problem(), space.arch(), &m, opts);
+                (Some(m), Some(e))
+            }
             None => (None, None),
         };
         SearchResult {
@@ -136,9 +162,9 @@ pub fn exhaustive(
         .into_par_iter()
         .map(|p| {
             let mut b = Best::new();
+            let mut ev = Evaluator::new(problem, arch);
             space.for_each_part(p, |m| {
-                let e = evaluate(problem, arch, m, opts);
-                b.offer(m, e, objective);
+                b.offer(m, ev.score(m, opts), objective);
             });
             b
         })
@@ -148,17 +174,17 @@ pub fn exhaustive(
     for p in parts {
         total.evaluated += p.evaluated;
         total.valid += p.valid;
-        if let Some((m, e)) = p.best {
+        if let Some((r, m)) = p.best {
             let improves = match &total.best {
                 None => true,
-                Some((_, b)) => better(&e, b, objective),
+                Some((b, _)) => better(&r, b),
             };
             if improves {
-                total.best = Some((m, e));
+                total.best = Some((r, m));
             }
         }
     }
-    Ok(total.into_result(objective, StopReason::Exhausted))
+    Ok(total.into_result(space, opts, objective, StopReason::Exhausted))
 }
 
 /// The energy optimum of one bit-width choice found by [`exhaustive_choices`].
@@ -171,9 +197,9 @@ pub struct ChoiceBest {
 }
 
 /// Enumerates `space` once and finds the energy optimum of every bit-width choice: each
-/// mapping is counted once ([`crate::eval::counts`]), each tensor is priced at each of its
-/// packing classes ([`crate::eval::tensor_price`]) and the prices are combined per bit choice
-/// ([`crate::eval::combine_storage`]). Ties go to
+/// mapping is counted once ([`Evaluator::count`]), each tensor is priced at each of its
+/// packing classes ([`tensor_price`]) and the prices are combined per bit choice
+/// ([`combine_storage`]). Ties go to
 /// lower cycles, then to the first mapping in enumeration order. Every winner is re-evaluated
 /// in full. Refuses spaces above `limit` like [`exhaustive`].
 pub fn exhaustive_choices(
@@ -257,39 +283,36 @@ pub fn exhaustive_choices(
         .into_par_iter()
         .map(|p| {
             let mut best: PartBest = vec![None; classes.len()];
+            let mut ev = Evaluator::new(problem, arch);
+            // Per tensor and packing class, its price and whether its bit-width fits.
+            let mut prices: Vec<Vec<(TensorPrice, bool)>> = tensor_reps
+                .iter()
+                .map(|reps| vec![(TensorPrice::default(), false); reps.len()])
+                .collect();
             space.for_each_part(p, |m| {
-                let Ok(c) = crate::eval::counts(problem, arch, m, &choices[0]) else {
+                let Ok(c) = ev.count(m, &choices[0]) else {
                     return;
                 };
-                let prices: Vec<Vec<Option<crate::eval::TensorPrice>>> = (0..nt)
-                    .map(|t| {
-                        tensor_reps[t]
-                            .iter()
-                            .map(|(_, rep)| {
-                                crate::eval::tensor_price(problem, arch, &c, t, &choices[*rep])
-                            })
-                            .collect()
-                    })
-                    .collect();
-                let mut parts = Vec::with_capacity(nt);
+                for (t, reps) in tensor_reps.iter().enumerate() {
+                    for ((_, rep), (price, ok)) in reps.iter().zip(&mut prices[t]) {
+                        *ok = tensor_price(problem, arch, c, t, &choices[*rep], price);
+                    }
+                }
                 for (k, (tuple, rep)) in classes.iter().enumerate() {
-                    parts.clear();
-                    parts.extend((0..nt).map_while(|t| prices[t][tuple[t]].as_ref()));
-                    if parts.len() < nt {
+                    if (0..nt).any(|t| !prices[t][tuple[t]].1) {
                         continue;
                     }
+                    let part = |t: usize| &prices[t][tuple[t]].0;
                     // Cheap pre-check (sum of per-tensor energies; equal to the mapping's
                     // storage energy up to rounding): skip what cannot beat or tie the best.
                     if let Some(b) = &best[k] {
                         let approx: f64 =
-                            parts.iter().map(|p| p.energy()).sum::<f64>() + mac_energy[k];
+                            (0..nt).map(|t| part(t).energy()).sum::<f64>() + mac_energy[k];
                         if approx > b.0 * (1.0 + 1e-9) {
                             continue;
                         }
                     }
-                    let Some(storage) =
-                        crate::eval::combine_storage(arch, &c, &parts, &choices[*rep])
-                    else {
+                    let Some(storage) = combine_storage(arch, c, part, &choices[*rep]) else {
                         continue;
                     };
                     let e = storage + mac_energy[k];
@@ -297,7 +320,7 @@ pub fn exhaustive_choices(
                     if best[k].as_ref().is_some_and(|b| e > b.0) {
                         continue;
                     }
-                    let cy = crate::eval::combined_cycles(arch, &c, &parts);
+                    let cy = combined_cycles(arch, c, part);
                     if best[k].as_ref().is_none_or(|b| (e, cy) < (b.0, b.1)) {
                         best[k] = Some((e, cy, m.clone()));
                     }
@@ -343,7 +366,7 @@ pub fn random(
     victory: Option<u64>,
 ) -> SearchResult {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let (problem, arch) = (space.problem(), space.arch());
+    let mut ev = Evaluator::new(space.problem(), space.arch());
     let mut b = Best::new();
     let mut since_improvement = 0u64;
     let mut invalid_streak = 0u64;
@@ -352,9 +375,9 @@ pub fn random(
             break StopReason::MaxSamples;
         }
         let m = space.sample(&mut rng);
-        let e = evaluate(problem, arch, &m, opts);
-        let valid = e.valid;
-        let improved = b.offer(&m, e, objective);
+        let score = ev.score(&m, opts);
+        let valid = score.is_some();
+        let improved = b.offer(&m, score, objective);
         if !valid {
             invalid_streak += 1;
             if invalid_streak >= MAX_CONSECUTIVE_INVALID {
@@ -372,5 +395,5 @@ pub fn random(
             }
         }
     };
-    b.into_result(objective, stop)
+    b.into_result(space, opts, objective, stop)
 }
