@@ -1668,7 +1668,7 @@ fn front_cmd(a: FrontArgs) -> Result<Outcome, InputError> {
             );
         }
         println!(
-            "front: {} points{} in {:.2} s ({} MILP solves)",
+            "front: {} points{} in {:.2} s ({} stage solves)",
             front.points.len(),
             if front.complete {
                 ""

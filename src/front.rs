@@ -24,33 +24,46 @@
 //! Producers come from the network file (`Layer::producer`): MobileNetV2's residual adds are not
 //! layers, the layer after an add reads the sum, which keeps its producer's bits.
 //! Totals are sums over layers: energy (pJ), cycles (layers run one after another), accuracy
-//! deltas, weight memory Σ_l weights_l · weight_bits_l / 8 bytes. Objectives are minimised with
-//! HiGHS (threads 1, mip_rel_gap 0, mip_abs_gap 0, feasibility tolerances 1e-9), each criterion's
-//! coefficients scaled to at most 1 in magnitude. Network EDP = (ΣE)(Σcycles) is not additive: it is
+//! deltas, weight memory Σ_l weights_l · weight_bits_l / 8 bytes. Objectives are minimised
+//! exactly, by the search below or, as a fallback, by HiGHS (threads 1, mip_rel_gap 0,
+//! mip_abs_gap 0, feasibility tolerances 1e-9), each criterion's coefficients scaled to at most 1
+//! in magnitude. Network EDP = (ΣE)(Σcycles) is not additive: it is
 //! read off the exact (energy, cycles) front ([`min_edp`]).
 //!
-//! Before building the MILP, within every (layer, input bits, output bits) the entries dominated
+//! Before solving, within every (layer, input bits, output bits) the entries dominated
 //! in the criteria that matter (the front's criteria and the budgeted ones: energy, accuracy delta,
 //! weight memory, cycles) are pruned: chaining only sees input and output bits, so replacing an
 //! entry by one that dominates it never makes a network worse. The pruning is exact: fronts are
 //! unchanged (tests compare with brute force on the unpruned table).
 //!
-//! Each stage is then solved exactly but fast (MobileNetV2, bits 2..8: 18k binaries before the
-//! reduction, tens to a few hundred after): the producer links form a forest, so a dynamic program
-//! over it minimises any weighted sum of the criteria over chained selections in linear time. With
-//! multipliers λ ≥ 0 on the stage's bounds (the Lagrangian dual, maximised by Kelley's cutting
-//! planes, each cut one dynamic-program solution and each master a tiny HiGHS LP), the dynamic
-//! program also gives, for every entry, a lower bound on any feasible selection through it.
-//! Entries whose bound exceeds the best feasible selection met are dropped, and HiGHS solves the
-//! MILP over the rest (first over the entries of smallest reduced cost; that optimum is accepted
-//! only if no dropped entry could beat it). A bound that no selection can meet alone is reported
-//! infeasible without a MILP.
+//! Each stage is then solved exactly but fast (MobileNetV2, bits 2..8: 18k entries): the
+//! producer links form a forest, so a dynamic program over it minimises any weighted sum of the
+//! criteria over chained selections in linear time. With multipliers λ ≥ 0 on the stage's bounds
+//! (the Lagrangian dual, maximised by Kelley's cutting planes, each cut one dynamic-program
+//! solution and each master a tiny HiGHS LP), the dynamic program bounds any feasible selection
+//! from below. A bound that no selection can meet alone is reported infeasible at once. Otherwise
+//! a label-setting search over the layers in order ([`Milp::label_search`]) finds the optimum: a
+//! label is a partial selection of the first layers (its sums, added in the order
+//! [`SelectionProblem::costs_of`] adds them, and the output bits of the layers still awaiting a
+//! consumer); a label is dropped when a bounded sum cannot be met by the best completion, when its
+//! Lagrangian bound (for λ and a few multiples of λ) exceeds a target, or when a label of the same
+//! state is at least as good in every criterion the stage and the later stages look at. Every
+//! selection within the target survives (or one as good in all those criteria), so the best
+//! complete feasible label is optimal once it meets the target; the target starts just above the
+//! Lagrangian bound, at the gap the previous point needed, and doubles its distance to the bound
+//! (capped by the best feasible selection met) until it does. The complete labels of the first
+//! stage are all the feasible selections up to the target: when the first stage's optimum plus its
+//! tolerance is within the target, the later lexicographic stages are read off them without a
+//! search. Should the labels outgrow a limit, the stage falls back to HiGHS: the MILP over the
+//! entries whose Lagrangian bound does not exceed the best feasible selection met (first over the
+//! entries of smallest reduced cost; that optimum is accepted only if no dropped entry could beat
+//! it).
 //!
 //! # Fronts
 //! [`trace_front`] traces, exactly, every non-dominated point of energy × accuracy, energy ×
 //! memory, energy × accuracy × memory or energy × cycles, each objective vector once, no weakly
 //! dominated point. Each point is a lexicographic solve (minimise energy; then, at that energy,
-//! the second criterion; for 3-D, then memory), one MILP per stage, under ε bounds:
+//! the second criterion; for 3-D, then memory), one solve per stage, under ε bounds:
 //! - 2-D: ε on the second criterion, starting unbounded and tightened to just beyond the last
 //!   point found (accuracy > last + `accuracy_resolution`, memory < last, cycles < last), until
 //!   infeasible. Points come out in increasing energy.
@@ -1091,6 +1104,182 @@ struct Reduction {
     reduced: Vec<Vec<f64>>,
     /// The best feasible selection met and its scaled objective.
     incumbent: Option<(f64, Vec<usize>)>,
+    /// The multipliers of `bound` and Σ λ·rhs (scaled units).
+    lam: [f64; 4],
+    lam_rhs: f64,
+    /// The dynamic program at weights λ + objective (its `down` bounds completions).
+    lagrangian: Dp,
+    /// Per bounded criterion: the dynamic program minimising it alone.
+    single: [Option<Dp>; 4],
+}
+
+/// Labels per layer beyond which [`Milp::label_search`] gives up.
+const MAX_LABELS: usize = 1 << 20;
+
+/// A partial selection of [`Milp::label_search`].
+#[derive(Debug, Clone, Copy)]
+struct Label {
+    /// Σ energy, Σ delta, Σ memory (in layer order) and the cycles as f64.
+    sums: [f64; 4],
+    cycles: u64,
+    /// Output bit index of each open layer, 8 bits per slot.
+    key: u128,
+    /// Index of the label it extends (previous layer) and the kept candidate it adds.
+    parent: u32,
+    cand: u32,
+}
+
+impl Label {
+    /// The sum of criterion `i` in minimisation sense (accuracy: −Σ delta).
+    fn cost(&self, i: usize) -> f64 {
+        if i == 1 {
+            -self.sums[1]
+        } else {
+            self.sums[i]
+        }
+    }
+}
+
+/// The labels not weakly dominated, within their state, in the criteria `dims` (of two equal
+/// ones, one is kept). Sorted lexicographically, a label can only be dominated by an earlier
+/// one: with two criteria, by the least second criterion so far; with three, by the staircase of
+/// the (second, third) pairs so far; beyond, by any label kept so far.
+fn dominance_filter(mut labels: Vec<Label>, dims: &[usize]) -> Vec<Label> {
+    labels.sort_unstable_by(|a, b| {
+        a.key.cmp(&b.key).then_with(|| {
+            dims.iter()
+                .map(|&i| a.cost(i).total_cmp(&b.cost(i)))
+                .find(|o| *o != Ordering::Equal)
+                .unwrap_or(Ordering::Equal)
+        })
+    });
+    let mut out: Vec<Label> = Vec::with_capacity(labels.len());
+    let mut group = 0;
+    // Three criteria: second → third, the second increasing and the third decreasing.
+    let mut stairs: BTreeMap<OrdF64, f64> = BTreeMap::new();
+    for lab in labels {
+        if out.get(group).is_none_or(|g| g.key != lab.key) {
+            group = out.len();
+            stairs.clear();
+        } else {
+            let dominated = match dims.len() {
+                1 => true,
+                2 => lab.cost(dims[1]) >= out[out.len() - 1].cost(dims[1]),
+                3 => stairs
+                    .range(..=OrdF64(lab.cost(dims[1])))
+                    .next_back()
+                    .is_some_and(|(_, &z)| z <= lab.cost(dims[2])),
+                _ => out[group..]
+                    .iter()
+                    .any(|k| dims.iter().all(|&i| k.cost(i) <= lab.cost(i))),
+            };
+            if dominated {
+                continue;
+            }
+        }
+        if dims.len() == 3 {
+            let (y, z) = (lab.cost(dims[1]), lab.cost(dims[2]));
+            // Steps at or after y with a third criterion ≥ z are now dominated.
+            let gone: Vec<OrdF64> = stairs
+                .range(OrdF64(y)..)
+                .take_while(|(_, &w)| w >= z)
+                .map(|(k, _)| *k)
+                .collect();
+            for k in gone {
+                stairs.remove(&k);
+            }
+            stairs.insert(OrdF64(y), z);
+        }
+        out.push(lab);
+    }
+    out
+}
+
+/// An f64 ordered by [`f64::total_cmp`].
+#[derive(Debug, Clone, Copy)]
+struct OrdF64(f64);
+
+impl PartialEq for OrdF64 {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.total_cmp(&other.0) == Ordering::Equal
+    }
+}
+
+impl Eq for OrdF64 {}
+
+impl PartialOrd for OrdF64 {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for OrdF64 {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// Multiples of the Lagrangian multipliers whose bounds [`Milp::label_search`] also applies.
+const LABEL_MULTIPLIER_FACTORS: [f64; 5] = [1.0, 0.0, 0.5, 2.0, 4.0];
+
+/// One layer of [`Milp::label_search`]: where its producer's output bits sit in the previous
+/// state (None: it reads the network input), where each slot of the new state comes from (None:
+/// this layer's output bits), per slot the consumers not chosen yet (whose subtrees complete the
+/// selection with the roots not reached yet).
+struct Step {
+    input_slot: Option<usize>,
+    from: Vec<Option<usize>>,
+    pending: Vec<Vec<usize>>,
+    roots_after: Vec<usize>,
+}
+
+/// The best completion of a label after a step by one dynamic program: a constant (the roots not
+/// reached yet) plus, per slot of the state, a value per output bit index.
+struct Completion {
+    base: f64,
+    per_slot: Vec<Vec<f64>>,
+}
+
+impl Completion {
+    fn new(dp: &Dp, st: &Step, scale: f64) -> Completion {
+        let base = st
+            .roots_after
+            .iter()
+            .map(|&r| dp.down[r].iter().map(|d| d.0).fold(f64::INFINITY, f64::min))
+            .sum::<f64>()
+            * scale;
+        let per_slot = st
+            .pending
+            .iter()
+            .map(|cs| {
+                (0..dp.down.first().map_or(0, Vec::len))
+                    .map(|b| cs.iter().map(|&c| dp.down[c][b].0).sum::<f64>() * scale)
+                    .collect()
+            })
+            .collect();
+        Completion { base, per_slot }
+    }
+
+    fn at(&self, key: u128) -> f64 {
+        let mut v = self.base;
+        for (s, t) in self.per_slot.iter().enumerate() {
+            v += t[key_slot(key, s)];
+        }
+        v
+    }
+}
+
+fn key_slot(key: u128, s: usize) -> usize {
+    ((key >> (8 * s)) & 0xff) as usize
+}
+
+/// The complete feasible selections of a label search (costs, selection) and the objective
+/// value up to which they are all there (up to dominance): later lexicographic stages whose
+/// bound on that objective is within it are answered from the pool.
+struct Pool {
+    objective: Criterion,
+    covered: f64,
+    selections: Vec<([f64; 4], Vec<usize>)>,
 }
 
 /// Outcome of one solve.
@@ -1121,6 +1310,11 @@ struct Milp<'a> {
     cache_hits: usize,
     /// Lexicographic solves proved optimal (or infeasible).
     cache: Vec<CacheEntry>,
+    /// Per objective: the gap between the Lagrangian bound and the optimum in the last label
+    /// search (where the next search starts its target).
+    label_gap: [Option<f64>; 4],
+    /// The pool of the last stage's label search.
+    pool: Option<Pool>,
 }
 
 /// A solved lexicographic problem: its upper bounds per criterion, its order, its outcome
@@ -1132,6 +1326,7 @@ struct CacheEntry {
 }
 
 /// The inside pass of the tree dynamic program over one cost per kept candidate.
+#[derive(Clone)]
 struct Dp {
     /// Cost of a candidate plus the best of its consumers' subtrees.
     inside: Vec<Vec<f64>>,
@@ -1209,6 +1404,8 @@ impl<'a> Milp<'a> {
             solves: 0,
             cache_hits: 0,
             cache: Vec::new(),
+            label_gap: [None; 4],
+            pool: None,
         }
     }
 
@@ -1336,12 +1533,15 @@ impl<'a> Milp<'a> {
             rhs[i] = rhs[i].min((v - self.offset(c)) / self.scale[i]);
         }
         let cons: Vec<usize> = (0..4).filter(|&i| rhs[i].is_finite()).collect();
+        let mut single: [Option<Dp>; 4] = [None, None, None, None];
         for &i in &cons {
             let mut w = [0.0; 4];
             w[i] = 1.0;
-            if self.dp(&w).total > rhs[i] + 1e-9 * rhs[i].abs().max(1.0) {
+            let dp = self.dp(&w);
+            if dp.total > rhs[i] + 1e-9 * rhs[i].abs().max(1.0) {
                 return None;
             }
+            single[i] = Some(dp);
         }
         let o = objective.index();
         let feasible = |sel: &[usize]| {
@@ -1398,8 +1598,10 @@ impl<'a> Milp<'a> {
         let lam = best_bound.1;
         let mut w = lam;
         w[o] += 1.0;
-        let through = self.dp_through(&self.dp(&w));
-        let shift: f64 = cons.iter().map(|&i| lam[i] * rhs[i]).sum::<f64>() + best_bound.0;
+        let lagrangian = self.dp(&w);
+        let through = self.dp_through(&lagrangian);
+        let lam_rhs: f64 = cons.iter().map(|&i| lam[i] * rhs[i]).sum();
+        let shift = lam_rhs + best_bound.0;
         let reduced = through
             .iter()
             .map(|t| t.iter().map(|v| v - shift).collect())
@@ -1408,6 +1610,10 @@ impl<'a> Milp<'a> {
             bound: best_bound.0,
             reduced,
             incumbent: best,
+            lam,
+            lam_rhs,
+            lagrangian,
+            single,
         })
     }
 
@@ -1426,17 +1632,297 @@ impl<'a> Milp<'a> {
             .collect()
     }
 
-    /// One lexicographic stage: minimise `objective` subject to `bounds` (point costs ≤ value).
-    /// Candidates that cannot be optimal by the Lagrangian bound are left out; when that leaves
-    /// many, the MILP is first solved over the candidates of smallest reduced cost, and its
-    /// optimum is kept only if no left-out candidate could beat it (else the MILP over every
-    /// candidate that could is solved). Exact either way.
+    /// Exact search for one stage: a label-setting dynamic program over the layers in order. A
+    /// label is a partial selection of layers 0..=l: its sums (energy, Σ delta, memory, cycles,
+    /// added in layer order exactly as [`SelectionProblem::costs_of`] adds them) and the output
+    /// bits of the layers whose consumers are not all chosen yet (its state). Labels are dropped
+    /// when a bounded sum cannot be met by the best completion (single-criterion dynamic
+    /// programs), when a Lagrangian bound (λ-weighted sums plus the best λ-weighted completion,
+    /// for λ the multipliers of `red` and a few multiples of them) exceeds a target, and when
+    /// another label of the same state is at least as good in the objective, every bounded
+    /// criterion and every criterion of `later` (the next lexicographic stages). Every selection
+    /// whose objective is within the target survives (or one as good in all those criteria), so
+    /// the best complete feasible label is optimal if it meets the target; the target starts just
+    /// above the Lagrangian bound (at the gap the previous search of this objective needed) and
+    /// doubles its distance to the bound, up to the best feasible selection met. Returns the outcome and the pool of complete feasible labels
+    /// with the objective value up to which it is complete; None when the labels outgrow
+    /// [`MAX_LABELS`] or the state does not fit (the MILP takes over).
+    fn label_search(
+        &mut self,
+        objective: Criterion,
+        bounds: &[(Criterion, f64)],
+        red: &Reduction,
+        later: &[Criterion],
+    ) -> Option<(Solve, Option<Pool>)> {
+        let n = self.kept.len();
+        let o = objective.index();
+        let fp = self.pb.full_precision_accuracy;
+        // Bounds on the costs and on the sums in minimisation sense (energy, −Σ delta, memory,
+        // cycles).
+        let mut ub = [f64::INFINITY; 4];
+        for &(c, v) in bounds {
+            ub[c.index()] = ub[c.index()].min(v);
+        }
+        let mut sum_ub = ub;
+        sum_ub[Criterion::Accuracy.index()] += fp;
+        let cons: Vec<usize> = (0..4).filter(|&i| ub[i].is_finite()).collect();
+        let slack = |v: f64| 1e-9 * v.abs().max(1.0);
+        let steps = self.label_steps()?;
+        // Per layer and input bit index: the kept candidates.
+        let by_input: Vec<Vec<Vec<usize>>> = self
+            .io
+            .iter()
+            .map(|io| {
+                let mut v = vec![Vec::new(); self.nbits];
+                for (j, &(bi, _)) in io.iter().enumerate() {
+                    v[bi].push(j);
+                }
+                v
+            })
+            .collect();
+        // The Lagrangian bounds: λ and a few multiples (each λ ≥ 0 gives a valid bound; the
+        // best λ of a partial selection is not the best λ of the whole).
+        let mut lagrangians: Vec<([f64; 4], f64, Dp)> = Vec::new();
+        for f in LABEL_MULTIPLIER_FACTORS {
+            let mut w = red.lam.map(|x| x * f);
+            w[o] += 1.0;
+            let lam_rhs = red.lam_rhs * f;
+            let dp = if f == 1.0 {
+                red.lagrangian.clone()
+            } else if cons.iter().all(|&i| red.lam[i] == 0.0) {
+                continue;
+            } else {
+                self.dp(&w)
+            };
+            let scaled: [f64; 4] = std::array::from_fn(|t| w[t] / self.scale[t]);
+            lagrangians.push((scaled, lam_rhs, dp));
+        }
+        // Dominance over the objective, the bounded criteria and the later stages' criteria.
+        let mut dims = vec![o];
+        for i in cons.iter().copied().chain(later.iter().map(|c| c.index())) {
+            if !dims.contains(&i) {
+                dims.push(i);
+            }
+        }
+        let mut inc = red.incumbent.as_ref().map(|(u, _)| *u);
+        let mut delta = match self.label_gap[o] {
+            Some(g) => 1.25 * g,
+            None => 1e-6 * red.bound.abs().max(1.0),
+        }
+        .max(1e-9 * red.bound.abs().max(1.0));
+        loop {
+            let target = match inc {
+                Some(u) if red.bound + delta >= u => u,
+                _ => red.bound + delta,
+            };
+            let limit = target + slack(target);
+            let mut pruned = false;
+            let mut layers: Vec<Vec<Label>> = Vec::with_capacity(n);
+            let mut prev = vec![Label {
+                sums: [0.0; 4],
+                cycles: 0,
+                key: 0,
+                parent: 0,
+                cand: 0,
+            }];
+            for (l, st) in steps.iter().enumerate() {
+                // Completion bounds of this step: per bounded criterion (raw units) and per λ.
+                let feas: Vec<(usize, Completion)> = cons
+                    .iter()
+                    .map(|&i| {
+                        let dp = red.single[i].as_ref().expect("a bounded criterion");
+                        (i, Completion::new(dp, st, self.scale[i]))
+                    })
+                    .collect();
+                let lag: Vec<Completion> = lagrangians
+                    .iter()
+                    .map(|(_, _, dp)| Completion::new(dp, st, 1.0))
+                    .collect();
+                let mut next: Vec<Label> = Vec::new();
+                for (pi, lab) in prev.iter().enumerate() {
+                    let bi = match st.input_slot {
+                        Some(s) => key_slot(lab.key, s),
+                        None => self.io[l].first().map_or(0, |x| x.0),
+                    };
+                    for &j in &by_input[l][bi] {
+                        let c = &self.pb.cands[l][self.kept[l][j]];
+                        let mut key = 0u128;
+                        for (s, f) in st.from.iter().enumerate() {
+                            let b = match f {
+                                Some(f) => key_slot(lab.key, *f),
+                                None => self.io[l][j].1,
+                            };
+                            key |= (b as u128) << (8 * s);
+                        }
+                        let mut sums = lab.sums;
+                        sums[0] += c.energy_pj;
+                        sums[1] += c.delta;
+                        sums[2] += c.memory_bytes;
+                        let cycles = lab.cycles + c.cycles;
+                        sums[3] = cycles as f64;
+                        // Sums in minimisation sense (accuracy: −Σ delta).
+                        let cost = [sums[0], -sums[1], sums[2], sums[3]];
+                        if feas.iter().any(|(i, comp)| {
+                            cost[*i] + comp.at(key) > sum_ub[*i] + slack(sum_ub[*i])
+                        }) {
+                            continue;
+                        }
+                        if lagrangians.iter().zip(&lag).any(|((w, lam_rhs, _), comp)| {
+                            (0..4).map(|t| w[t] * cost[t]).sum::<f64>() + comp.at(key) - lam_rhs
+                                > limit
+                        }) {
+                            pruned = true;
+                            continue;
+                        }
+                        next.push(Label {
+                            sums,
+                            cycles,
+                            key,
+                            parent: pi as u32,
+                            cand: j as u32,
+                        });
+                    }
+                }
+                let next = dominance_filter(next, &dims);
+                if next.len() > MAX_LABELS {
+                    return None;
+                }
+                layers.push(std::mem::replace(&mut prev, next));
+            }
+            layers.remove(0);
+            layers.push(prev);
+            // The complete feasible labels (costs exactly as `costs_of`) and the best.
+            let mut pool: Vec<([f64; 4], usize)> = Vec::new();
+            for (k, lab) in layers[n - 1].iter().enumerate() {
+                let v = [
+                    lab.sums[0],
+                    -(fp + lab.sums[1]),
+                    lab.sums[2],
+                    lab.cycles as f64,
+                ];
+                if (0..4).all(|i| v[i] <= ub[i]) {
+                    pool.push((v, k));
+                }
+            }
+            let value = |v: &[f64; 4]| (v[o] - self.offset(objective)) / self.scale[o];
+            let best = pool
+                .iter()
+                .min_by(|a, b| a.0[o].total_cmp(&b.0[o]).then_with(|| lex_cmp(&a.0, &b.0)));
+            let done = match best {
+                Some((v, _)) => value(v) <= target || !pruned,
+                None => !pruned,
+            };
+            if done {
+                let Some(&(v, k)) = best else {
+                    return Some((Solve::Infeasible, None));
+                };
+                self.label_gap[o] = Some((value(&v) - red.bound).max(0.0));
+                let selection = |k: usize| {
+                    let mut sel = vec![0; n];
+                    let mut at = k;
+                    for l in (0..n).rev() {
+                        let lab = &layers[l][at];
+                        sel[l] = self.kept[l][lab.cand as usize];
+                        at = lab.parent as usize;
+                    }
+                    sel
+                };
+                let covered = if pruned {
+                    target * self.scale[o] + self.offset(objective)
+                } else {
+                    f64::INFINITY
+                };
+                let pool = Pool {
+                    objective,
+                    covered,
+                    selections: pool.iter().map(|&(v, k)| (v, selection(k))).collect(),
+                };
+                return Some((Solve::Found(selection(k), PointStatus::Optimal), Some(pool)));
+            }
+            if inc.is_some_and(|u| target >= u) {
+                // Cannot happen (the incumbent survives); let the MILP decide.
+                return None;
+            }
+            if let Some((v, _)) = best {
+                // A feasible selection beyond the target: the next target need not exceed it.
+                inc = Some(inc.map_or(value(v), |u| u.min(value(v))));
+            }
+            delta *= 2.0;
+        }
+    }
+
+    /// The steps of [`Milp::label_search`] (one per layer); None when more than 16 layers are
+    /// open at once or there are more than 255 bit values.
+    fn label_steps(&self) -> Option<Vec<Step>> {
+        let n = self.kept.len();
+        if self.nbits > 255 {
+            return None;
+        }
+        let mut last_child = vec![None; n];
+        for (l, p) in self.pb.producers.iter().enumerate() {
+            if let Some(p) = *p {
+                last_child[p] = Some(l);
+            }
+        }
+        // The open layers (a layer is open from itself to its last consumer).
+        let mut open: Vec<usize> = Vec::new();
+        let mut steps = Vec::with_capacity(n);
+        for l in 0..n {
+            let input_slot = match self.pb.producers[l] {
+                Some(p) => Some(open.iter().position(|&x| x == p)?),
+                None => None,
+            };
+            let mut next: Vec<usize> = open
+                .iter()
+                .copied()
+                .filter(|&p| last_child[p].is_some_and(|c| c > l))
+                .collect();
+            if last_child[l].is_some() {
+                next.push(l);
+            }
+            if next.len() > 16 {
+                return None;
+            }
+            let from = next
+                .iter()
+                .map(|&x| open.iter().position(|&y| y == x))
+                .collect();
+            let pending = next
+                .iter()
+                .map(|&p| {
+                    self.children[p]
+                        .iter()
+                        .copied()
+                        .filter(|&c| c > l)
+                        .collect()
+                })
+                .collect();
+            let roots_after = self.roots.iter().copied().filter(|&r| r > l).collect();
+            steps.push(Step {
+                input_slot,
+                from,
+                pending,
+                roots_after,
+            });
+            open = next;
+        }
+        Some(steps)
+    }
+
+    /// One lexicographic stage: minimise `objective` subject to `bounds` (point costs ≤ value),
+    /// by the label search (its pool, for the stages `later`, left in `self.pool`) or, if that
+    /// gives up, by the MILP: candidates that cannot be optimal by the Lagrangian bound are left
+    /// out; when that leaves many, the MILP is first solved over the candidates of smallest
+    /// reduced cost, and its optimum is kept only if no left-out candidate could beat it (else the
+    /// MILP over every candidate that could is solved). Exact either way.
     fn solve_once(
         &mut self,
         objective: Criterion,
         bounds: &[(Criterion, f64)],
         hint: Option<&[usize]>,
+        later: &[Criterion],
     ) -> Result<Solve, FrontError> {
+        self.pool = None;
         let Some(red) = self.reduce(objective, bounds, hint) else {
             return Ok(Solve::Infeasible);
         };
@@ -1451,6 +1937,12 @@ impl<'a> Milp<'a> {
                 // The bound left only the incumbent: it is optimal.
                 return Ok(Solve::Found(inc.unwrap().1.clone(), PointStatus::Optimal));
             }
+        }
+        if let Some((solve, pool)) = self.label_search(objective, bounds, &red, later) {
+            self.pool = pool;
+            return Ok(solve);
+        }
+        if let Some(s) = &survivors {
             if count(s) <= RESTRICTED_PER_LAYER * n {
                 return self.milp(objective, bounds, s);
             }
@@ -1658,9 +2150,40 @@ impl<'a> Milp<'a> {
         }
         let mut bounds: Vec<(Criterion, f64)> = bounds.to_vec();
         let mut best: Option<(Vec<usize>, PointStatus)> = None;
+        // The first stage's label search pool, if it covers the later stages.
+        let mut pool: Option<Pool> = None;
         for (i, &c) in lex.iter().enumerate() {
             let hint = best.as_ref().map(|b| b.0.clone());
-            match self.solve_once(c, &bounds, hint.as_deref())? {
+            let from_pool = pool.as_ref().and_then(|p| {
+                let covered = bounds
+                    .iter()
+                    .any(|&(b, v)| b == p.objective && v <= p.covered);
+                let mut ub = [f64::INFINITY; 4];
+                for &(b, v) in &bounds {
+                    ub[b.index()] = ub[b.index()].min(v);
+                }
+                p.selections
+                    .iter()
+                    .filter(|_| covered)
+                    .filter(|(v, _)| (0..4).all(|k| v[k] <= ub[k]))
+                    .min_by(|a, b| {
+                        a.0[c.index()]
+                            .total_cmp(&b.0[c.index()])
+                            .then_with(|| lex_cmp(&a.0, &b.0))
+                    })
+                    .map(|(_, sel)| Solve::Found(sel.clone(), PointStatus::Optimal))
+            });
+            let solved = match from_pool {
+                Some(s) => s,
+                None => {
+                    let s = self.solve_once(c, &bounds, hint.as_deref(), &lex[i + 1..])?;
+                    if i == 0 {
+                        pool = self.pool.take();
+                    }
+                    s
+                }
+            };
+            match solved {
                 Solve::Found(choice, status) => {
                     let v = c.cost(&self.pb.point(&choice, status));
                     bounds.push((c, v + LEX_REL_TOL * v.abs().max(1.0)));
@@ -1781,7 +2304,8 @@ pub struct Front {
     pub points: Vec<FrontPoint>,
     /// False when `max_points` stopped the loop or a solve timed out without a solution.
     pub complete: bool,
-    /// MILP solves run (each lexicographic stage is one).
+    /// Lexicographic stages solved (by the label search or the MILP; stages read off the first
+    /// stage's pool are not counted).
     pub solves: usize,
     /// Lexicographic solves answered from an earlier solve.
     pub cache_hits: usize,
@@ -2578,7 +3102,7 @@ mod tests {
                 .map(|v| v[objective.index()])
                 .fold(f64::INFINITY, f64::min);
             let mut milp = Milp::new(&pb, kept, None);
-            match milp.solve_once(objective, &bounds, None).unwrap() {
+            match milp.solve_once(objective, &bounds, None, &[]).unwrap() {
                 Solve::Found(sel, _) => {
                     let v = pb.costs_of(&sel);
                     assert!(feasible(&v), "seed {seed}");
