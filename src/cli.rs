@@ -54,7 +54,7 @@ pub enum FrontKindArg {
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrontMethod {
-    /// The exact front (epsilon-constraint over the selection MILP).
+    /// The exact front (epsilon-constraint over the selection problem: label search, MILP fallback).
     Exact,
     /// The seed's NSGA-II over the same table, compared with the exact front (hypervolume).
     Nsga2,

@@ -1113,7 +1113,8 @@ struct Reduction {
     single: [Option<Dp>; 4],
 }
 
-/// Labels per layer beyond which [`Milp::label_search`] gives up.
+/// Labels per layer beyond which [`Milp::label_search`] gives up by default
+/// ([`FrontOptions::max_labels`]).
 const MAX_LABELS: usize = 1 << 20;
 
 /// A partial selection of [`Milp::label_search`].
@@ -1306,6 +1307,8 @@ struct Milp<'a> {
     children: Vec<Vec<usize>>,
     roots: Vec<usize>,
     time_limit: Option<f64>,
+    /// Labels per layer beyond which the label search gives up (the MILP takes over).
+    max_labels: usize,
     solves: usize,
     cache_hits: usize,
     /// Lexicographic solves proved optimal (or infeasible).
@@ -1337,7 +1340,12 @@ struct Dp {
 }
 
 impl<'a> Milp<'a> {
-    fn new(pb: &'a SelectionProblem, kept: Vec<Vec<usize>>, time_limit: Option<f64>) -> Self {
+    fn new(
+        pb: &'a SelectionProblem,
+        kept: Vec<Vec<usize>>,
+        time_limit: Option<f64>,
+        max_labels: usize,
+    ) -> Self {
         let mut scale = [0.0f64; 4];
         for cs in &pb.cands {
             for c in cs {
@@ -1401,6 +1409,7 @@ impl<'a> Milp<'a> {
             children,
             roots,
             time_limit,
+            max_labels,
             solves: 0,
             cache_hits: 0,
             cache: Vec::new(),
@@ -1784,7 +1793,7 @@ impl<'a> Milp<'a> {
                     }
                 }
                 let next = dominance_filter(next, &dims);
-                if next.len() > MAX_LABELS {
+                if next.len() > self.max_labels {
                     return None;
                 }
                 layers.push(std::mem::replace(&mut prev, next));
@@ -2233,7 +2242,7 @@ pub fn select(
     let mut crit = lex.to_vec();
     crit.extend(budgets.criteria());
     let kept = problem.prune(&crit, &[]);
-    let mut milp = Milp::new(problem, kept, time_limit);
+    let mut milp = Milp::new(problem, kept, time_limit, MAX_LABELS);
     match milp.solve_lex(&lex, &budgets.bounds())? {
         Solve::Found(choice, status) => Ok(Some(problem.point(&choice, status))),
         Solve::Infeasible => Ok(None),
@@ -2283,6 +2292,9 @@ pub struct FrontOptions {
     pub time_limit: Option<f64>,
     /// Budgets every point must meet.
     pub budgets: Budgets,
+    /// Labels per layer beyond which the exact label search hands a stage to the selection MILP
+    /// (0: every stage goes to the MILP).
+    pub max_labels: usize,
 }
 
 impl Default for FrontOptions {
@@ -2292,6 +2304,7 @@ impl Default for FrontOptions {
             accuracy_resolution: 1e-6,
             time_limit: None,
             budgets: Budgets::default(),
+            max_labels: MAX_LABELS,
         }
     }
 }
@@ -2346,7 +2359,7 @@ pub fn trace_front(
     let kept = problem.prune(&crit, &tiebreak);
     let entries = problem.cands.iter().map(Vec::len).sum();
     let entries_kept = kept.iter().map(Vec::len).sum();
-    let mut milp = Milp::new(problem, kept, opts.time_limit);
+    let mut milp = Milp::new(problem, kept, opts.time_limit, opts.max_labels);
     let base = opts.budgets.bounds();
     let mut points: Vec<FrontPoint> = Vec::new();
     let max = opts.max_points;
