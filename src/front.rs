@@ -3050,7 +3050,7 @@ mod tests {
         for seed in 0..30 {
             let pb = random_problem(seed, 2 + seed as usize % 4);
             let kept = pb.prune(&CRITERIA, &[]);
-            let milp = Milp::new(&pb, kept.clone(), None);
+            let milp = Milp::new(&pb, kept.clone(), None, MAX_LABELS);
             let w = [1.0, 0.3, 0.2, 0.1];
             let dp = milp.dp(&w);
             let through = milp.dp_through(&dp);
@@ -3114,7 +3114,7 @@ mod tests {
                 .filter(|v| feasible(v))
                 .map(|v| v[objective.index()])
                 .fold(f64::INFINITY, f64::min);
-            let mut milp = Milp::new(&pb, kept, None);
+            let mut milp = Milp::new(&pb, kept, None, MAX_LABELS);
             match milp.solve_once(objective, &bounds, None, &[]).unwrap() {
                 Solve::Found(sel, _) => {
                     let v = pb.costs_of(&sel);
