@@ -72,6 +72,18 @@ pub enum Engine {
     Enumerate,
 }
 
+impl Engine {
+    /// Whether this engine proves `space` by enumeration (`Auto`: up to `enumerate_limit`
+    /// mappings).
+    pub fn enumerates(self, space: &Mapspace, enumerate_limit: u128) -> bool {
+        match self {
+            Engine::Enumerate => true,
+            Engine::Milp => false,
+            Engine::Auto => space.size() <= enumerate_limit,
+        }
+    }
+}
+
 /// Table settings.
 #[derive(Debug, Clone)]
 pub struct TableSettings {
@@ -267,12 +279,7 @@ pub fn solve_unit(
     opts: &[ModelOptions],
     settings: &TableSettings,
 ) -> Result<Vec<Optimum>, String> {
-    let enumerate = match settings.engine {
-        Engine::Enumerate => true,
-        Engine::Milp => false,
-        Engine::Auto => space.size() <= settings.enumerate_limit,
-    };
-    if enumerate {
+    if settings.engine.enumerates(space, settings.enumerate_limit) {
         let best = crate::search::exhaustive_choices(space, opts, None)?;
         return Ok(best
             .into_iter()
@@ -327,12 +334,7 @@ pub fn prove_best(
     if choices.is_empty() {
         return Err("no bit-width choice is left (check the weight budget)".into());
     }
-    let enumerate = match engine {
-        Engine::Enumerate => true,
-        Engine::Milp => false,
-        Engine::Auto => space.size() <= enumerate_limit,
-    };
-    if !enumerate {
+    if !engine.enumerates(space, enumerate_limit) {
         if objective != Objective::Energy {
             return Err(format!(
                 "latency and EDP optima are proved by enumeration only (the MILP proves energy); \
