@@ -32,14 +32,22 @@
 //! * multicast: distinct child tiles per fanout, exact (for a halo rank whose two dims are both
 //!   unrolled in one fanout, a one-hot over pairs of their spatial configurations counts the
 //!   coinciding offsets);
-//! * capacities: per tensor in log space, shared levels by tangent cuts of Σ exp ≤ capacity;
-//! * the ceilings of packing and vector accesses are dropped (x ≤ ceil x), strengthened by a floor
-//!   of one vector access per instance; mappings the MILP still undervalues are excluded by
-//!   no-good cuts once evaluated.
+//! * capacities: per tensor in log space, shared levels by tangent cuts of Σ exp ≤ capacity
+//!   (each tensor's words an integer column where tiles occupy whole words);
+//! * the ceilings of packing and vector accesses: where the charged instance count is fixed, a
+//!   count's epigraph is `unit · z` with `z` integer (one vector access on every instance), so
+//!   the ceiling is exact wherever the tangents are; elsewhere it is dropped (x ≤ ceil x),
+//!   strengthened by a floor of one vector access per instance; mappings the MILP still
+//!   undervalues are excluded by no-good cuts once evaluated;
+//! * one-hot lifting: each term is also bounded below by the exact exp of one one-hot's
+//!   contribution with everything else at its minimum, which is linear in that one-hot and
+//!   keeps the LP bound up where tangents at a fractional mix of choices are weak;
+//! * each term's exponent is a column of its own, so tangents are two-nonzero rows; HiGHS runs
+//!   with presolve (minus probing, which costs seconds on dims with a thousand factorisations).
 //!
-//! Status: sound (the bound never exceeds the exhaustive optimum in the tests) but slow to close
-//! the gap on tiny layers where ceilings dominate and on spaces with many free bypass patterns;
-//! only the energy objective is supported so far.
+//! Status: sound (the bound never exceeds the exhaustive optimum in the tests); slow to close the
+//! gap on spaces with many free bypass patterns (one model each) and on Simba's larger layers,
+//! where branch and bound, not the candidate loop, takes the time. Energy objective only.
 //! Bypass patterns and bit-width choices are enumerated outside the MILP; the bound is the
 //! smallest bound over them.
 
@@ -146,6 +154,10 @@ struct ExpTerm {
     coef: f64,
     a: Lin,
     w: usize,
+    /// A column equal to `a`, so that each tangent is a two-nonzero row.
+    e: usize,
+    /// The (level, tensor) whose energy the term is part of (for diagnostics).
+    at: (usize, usize),
 }
 
 /// The MILP of one bypass pattern: columns, fixed rows, terms; cuts accumulate across rounds.
@@ -164,6 +176,16 @@ struct Model {
     cost_const: f64,
     /// Binary columns whose values identify a mapping (for no-good cuts).
     identity: Vec<usize>,
+    /// The (level, tensor) the terms being added belong to.
+    at: (usize, usize),
+    /// Epigraph columns counted in whole vector accesses: `w = unit · z`, `z` integer.
+    units: HashMap<usize, f64>,
+    /// Terms whose sum is one count of the evaluator, in whole vector accesses: their epigraph
+    /// columns (cost 0), the sum's column `s = unit · z` (cost 1) and the unit.
+    sums: Vec<(Vec<usize>, usize, f64)>,
+    /// One-hot groups (binary columns summing to exactly one) and each grouped column's group.
+    groups: Vec<Vec<usize>>,
+    group_of: HashMap<usize, usize>,
 }
 
 impl Model {
@@ -196,27 +218,161 @@ impl Model {
     }
     fn eq(&mut self, l: &Lin, v: f64) {
         self.row(v, v, l);
+        let onehot = v == 1.0
+            && l.c == 0.0
+            && l.t.len() > 1
+            && l.t.iter().all(|&(i, k)| {
+                k == 1.0
+                    && self.col_int[i]
+                    && self.col_lo[i] == 0.0
+                    && self.col_hi[i] == 1.0
+                    && !self.group_of.contains_key(&i)
+            });
+        if onehot {
+            let g = self.groups.len();
+            let cols: Vec<usize> = l.t.iter().map(|x| x.0).collect();
+            for &i in &cols {
+                self.group_of.insert(i, g);
+            }
+            self.groups.push(cols);
+        }
     }
     fn term(&mut self, coef: f64, a: Lin) -> Option<usize> {
         if coef <= 0.0 {
             return None;
         }
         let w = self.col(0.0, f64::INFINITY, false, 1.0);
-        self.terms.push(ExpTerm { coef, a, w });
+        let e = self.exponent(&a);
+        let at = self.at;
+        self.terms.push(ExpTerm { coef, a, w, e, at });
         Some(w)
     }
     /// A term whose per-instance count is at least one vector access: besides `coef·exp(a)`,
     /// `w ≥ floor_coef · exp(floor_a)` (the ceilings the evaluator applies).
-    fn term_with_floor(&mut self, coef: f64, a: Lin, floor_coef: f64, floor_a: Lin) {
+    ///
+    /// With `unit` (the energy of one vector access on every charged instance, when that
+    /// instance count is fixed), `w = unit · z` with `z` integer: the evaluator's count is a
+    /// whole number of vector accesses per instance, so the ceilings the exponent drops come
+    /// back exactly at every point where the tangents are exact.
+    fn term_with_floor(
+        &mut self,
+        coef: f64,
+        a: Lin,
+        floor_coef: f64,
+        floor_a: Lin,
+        unit: Option<f64>,
+    ) {
         if let Some(w) = self.term(coef, a) {
+            if let Some(u) = unit.filter(|u| *u > 0.0 && u.is_finite()) {
+                let z = self.col(0.0, f64::INFINITY, true, 0.0);
+                self.eq(&Lin::var(w, 1.0).minus(&Lin::var(z, u)), 0.0);
+                self.units.insert(w, u);
+            }
             if floor_coef > 0.0 {
+                let e = self.exponent(&floor_a);
+                let at = self.at;
                 self.floors.push(ExpTerm {
                     coef: floor_coef,
                     a: floor_a,
                     w,
+                    e,
+                    at,
                 });
             }
         }
+    }
+    /// One-hot lifting of `w ≥ coef·exp(a)`: for each one-hot group `g` in `a`, the other
+    /// groups and columns at their smallest contribution `m`, `exp` of the group's part is
+    /// linear in its one-hot, so `w ≥ coef·e^m · Σ_j e^{a_j} x_j` holds at every integer point
+    /// (exact when the rest is at its minimum). Unlike tangents it stays strong when the LP
+    /// spreads a dim over several choices.
+    fn lift(&mut self, t: &ExpTerm) {
+        let mut merged: HashMap<usize, f64> = HashMap::new();
+        for &(i, v) in &t.a.t {
+            *merged.entry(i).or_default() += v;
+        }
+        let mut per_group: HashMap<usize, HashMap<usize, f64>> = HashMap::new();
+        let mut rest = t.a.c;
+        for (&i, &v) in &merged {
+            if v == 0.0 {
+                continue;
+            }
+            match self.group_of.get(&i) {
+                Some(&g) => {
+                    per_group.entry(g).or_default().insert(i, v);
+                }
+                None => {
+                    let (lo, hi) = (v * self.col_lo[i], v * self.col_hi[i]);
+                    let lo = if v > 0.0 { lo } else { hi };
+                    if !lo.is_finite() {
+                        return;
+                    }
+                    rest += lo;
+                }
+            }
+        }
+        let group_min = |g: usize, coefs: &HashMap<usize, f64>| -> f64 {
+            self.groups[g]
+                .iter()
+                .map(|i| coefs.get(i).copied().unwrap_or(0.0))
+                .fold(f64::INFINITY, f64::min)
+        };
+        let mins: Vec<(usize, f64)> = per_group
+            .iter()
+            .map(|(&g, c)| (g, group_min(g, c)))
+            .collect();
+        let total_min = rest + mins.iter().map(|x| x.1).sum::<f64>();
+        let mut cuts = vec![];
+        for &(g, gmin) in &mins {
+            let coefs = &per_group[&g];
+            let others = total_min - gmin;
+            let k = t.coef * others.exp();
+            let row: Vec<(usize, f64)> = self.groups[g]
+                .iter()
+                .map(|&i| (i, k * coefs.get(&i).copied().unwrap_or(0.0).exp()))
+                .collect();
+            let top = row.iter().map(|x| x.1).fold(0.0, f64::max);
+            if !(top.is_finite() && top > 1e-9 && top < 1e9) {
+                continue;
+            }
+            let mut l = Lin::var(t.w, 1.0);
+            l.t.extend(row.iter().map(|&(i, v)| (i, -v)));
+            cuts.push(l);
+        }
+        for l in cuts {
+            self.ge(&l, 0.0);
+        }
+    }
+    /// The terms with epigraph columns `ws` make one count of whole vector accesses of `unit`
+    /// pJ each: their sum is charged as `unit · z`, `z` integer, instead of term by term.
+    fn whole_sum(&mut self, ws: Vec<usize>, unit: f64) {
+        if !(unit > 0.0 && unit.is_finite()) || ws.is_empty() {
+            return;
+        }
+        let s = self.col(0.0, f64::INFINITY, false, 1.0);
+        let z = self.col(0.0, f64::INFINITY, true, 0.0);
+        let mut l = Lin::var(s, 1.0);
+        for &w in &ws {
+            self.col_cost[w] = 0.0;
+            l.t.push((w, -1.0));
+        }
+        self.ge(&l, 0.0);
+        self.eq(&Lin::var(s, 1.0).minus(&Lin::var(z, unit)), 0.0);
+        self.sums.push((ws, s, unit));
+    }
+    /// A column equal to the linear expression `a` (bounded by its range over the columns).
+    fn exponent(&mut self, a: &Lin) -> usize {
+        let (mut lo, mut hi) = (a.c, a.c);
+        for &(i, v) in &a.t {
+            let (x, y) = (v * self.col_lo[i], v * self.col_hi[i]);
+            lo += x.min(y);
+            hi += x.max(y);
+        }
+        let lo = if lo.is_nan() { f64::NEG_INFINITY } else { lo };
+        let hi = if hi.is_nan() { f64::INFINITY } else { hi };
+        let e = self.col(lo, hi, false, 0.0);
+        self.eq(&Lin::var(e, 1.0).minus(a), 0.0);
+        e
     }
     /// A tangent of `w ≥ coef·exp(a)` at `a = at`.
     fn tangent(&mut self, t: &ExpTerm, at: f64) {
@@ -224,12 +380,9 @@ impl Model {
         if !(k.is_finite() && k > 1e-12 && k < 1e9) {
             return;
         }
-        // w − k·(a − a0) ≥ k·(1 − at + a0)
-        let mut l = Lin::var(t.w, 1.0);
-        for &(i, v) in &t.a.t {
-            l.t.push((i, -k * v));
-        }
-        self.ge(&l, k * (1.0 - at + t.a.c));
+        // w − k·e ≥ k·(1 − at), with e = a
+        let l = Lin::var(t.w, 1.0).minus(&Lin::var(t.e, k));
+        self.ge(&l, k * (1.0 - at));
     }
 }
 
@@ -684,6 +837,8 @@ fn build_pattern(
         };
         vars.x.push(cols);
     }
+    // Integer exponent columns (per dim, prime and slot) tied to the one-hots: the same
+    // mapspace, but branching on them splits a dim's choices evenly (experimental).
     // A per-dim quantity as a linear expression: Σ_j value(choice j) · x[d][j].
     let per_dim = |vars: &Vars, d: usize, f: &dyn Fn(&[u64]) -> f64| -> Lin {
         let mut l = Lin::default();
@@ -1099,6 +1254,15 @@ fn build_pattern(
         e
     };
     let mut linear_cost = Lin::default();
+    // The energy of one vector access on every charged instance (`energy · e^{charged}`), when
+    // the charged instance count is fixed (None otherwise).
+    let unit = |energy: f64, charged: &Lin| -> Option<f64> {
+        charged
+            .t
+            .iter()
+            .all(|&(_, v)| v == 0.0)
+            .then(|| energy * charged.c.exp())
+    };
 
     for (t, tensor) in problem.tensors.iter().enumerate() {
         let keepers: Vec<usize> = (0..nl).filter(|&l| keep[l][t]).collect();
@@ -1118,6 +1282,7 @@ fn build_pattern(
         let ch = charged_log(&mut m, &vars, k0);
         let level = &arch.levels[k0];
         let count = a.plus(&ch); // total scalar accesses at k0 (charged instances)
+        m.at = (k0, t);
         if tensor.read_write {
             if level.cluster_size > 1 {
                 return Err(
@@ -1130,6 +1295,7 @@ fn build_pattern(
                 count.clone(),
                 level.update_energy / scale,
                 ch.clone(),
+                unit(level.update_energy / scale, &ch),
             );
             m.term(coef(k0, t, level.read_energy, outer), count.clone());
             let p = part_total(&mut m, &vars, k0);
@@ -1140,6 +1306,7 @@ fn build_pattern(
                 count,
                 level.read_energy / scale,
                 ch.clone(),
+                unit(level.read_energy / scale, &ch),
             );
         }
         // Keeper pairs.
@@ -1283,21 +1450,24 @@ fn build_pattern(
             let (lc, lp) = (&arch.levels[c], &arch.levels[p]);
             // (coefficient, multiplier, floor energy when the count is at least one vector,
             // floor multiplier)
-            let mut consumers: Vec<(f64, Lin, f64, Lin)> = vec![];
+            let mut consumers: Vec<(usize, f64, Lin, f64, Lin)> = vec![];
             if tensor.read_write {
                 consumers.push((
+                    c,
                     coef(c, t, lc.write_energy, outer),
                     ch_c.clone(),
                     0.0,
                     Lin::default(),
                 ));
                 consumers.push((
+                    p,
                     coef(p, t, lp.update_energy, outer),
                     ch_p.clone().plus(&distinct),
                     lp.update_energy / scale,
                     ch_p.clone(),
                 ));
                 consumers.push((
+                    p,
                     coef(p, t, lp.read_energy, outer),
                     ch_p.clone().plus(&distinct),
                     0.0,
@@ -1309,12 +1479,14 @@ fn build_pattern(
                 linear_cost.add(&pp, -coef(p, t, lp.read_energy, outer));
             } else {
                 consumers.push((
+                    c,
                     coef(c, t, lc.write_energy, outer),
                     ch_c.clone(),
                     lc.write_energy / scale,
                     ch_c.clone(),
                 ));
                 consumers.push((
+                    p,
                     coef(p, t, lp.read_energy, outer),
                     ch_p.clone().plus(&distinct),
                     lp.read_energy / scale,
@@ -1328,15 +1500,26 @@ fn build_pattern(
                 }
                 a
             };
-            for (k, mult, floor_k, floor_mult) in &consumers {
+            for (at, k, mult, floor_k, floor_mult) in &consumers {
+                m.at = (*at, t);
                 for (y, parts) in &modes {
                     let a = |part: &Lin| gate(part.clone().plus(mult), y);
                     if parts.len() == 1 {
                         // One part: its count is at least one vector access per instance.
-                        m.term_with_floor(*k, a(&parts[0]), *floor_k, gate(floor_mult.clone(), y));
+                        m.term_with_floor(
+                            *k,
+                            a(&parts[0]),
+                            *floor_k,
+                            gate(floor_mult.clone(), y),
+                            unit(*floor_k, floor_mult),
+                        );
                     } else {
-                        for part in parts {
-                            m.term(*k, a(part));
+                        let ws: Vec<usize> = parts
+                            .iter()
+                            .filter_map(|part| m.term(*k, a(part)))
+                            .collect();
+                        if let Some(u) = unit(*floor_k, floor_mult) {
+                            m.whole_sum(ws, u);
                         }
                     }
                 }
@@ -1360,16 +1543,22 @@ fn build_pattern(
             let words_per = words_per_scalar(opts, problem, t, level.word_bits, l < outer_of(t));
             // each tensor alone must fit
             m.le(&lt, (cap as f64 / words_per).ln() + 1e-9);
-            items.push((words_per, lt));
+            items.push((t, words_per, lt));
         }
+        // Each tensor's tile occupies whole words, except when capacity is counted in bits
+        // (ideal packing with bit-widths): the words used are then integer only in total.
+        let whole_words = !(opts.packing == PackingMode::Ideal && opts.bits.is_some());
         if items.len() > 1 {
             let mut sum = Lin::default();
-            for (wp, lt) in items {
-                let u = m.col(0.0, f64::INFINITY, false, 0.0);
+            for (t, wp, lt) in items {
+                let u = m.col(0.0, f64::INFINITY, whole_words, 0.0);
+                let e = m.exponent(&lt);
                 m.cap_terms.push(ExpTerm {
                     coef: wp,
                     a: lt,
                     w: u,
+                    e,
+                    at: (l, t),
                 });
                 sum.t.push((u, 1.0));
             }
@@ -1402,6 +1591,17 @@ fn build_pattern(
     }
     for t in m.floors.clone() {
         grid(&mut m, &t);
+    }
+    // One-hot lifting of every term.
+    for t in m
+        .terms
+        .iter()
+        .chain(&m.cap_terms)
+        .chain(&m.floors)
+        .cloned()
+        .collect::<Vec<_>>()
+    {
+        m.lift(&t);
     }
 
     Ok(Some(Pattern {
@@ -1479,6 +1679,45 @@ impl Pattern {
         let mapping = candidate(space, &self.vars, &self.keep, &x);
         let ev = evaluate(problem, arch, &mapping, opts);
         let model_value = model_value(m, &x) * scale;
+        if std::env::var("QMAP_MILP_PROFILE").is_ok() {
+            eprintln!(
+                "  round: bound {lb:.6e} model {model_value:.6e} evaluator {:.6e} valid {}",
+                ev.energy_pj, ev.valid
+            );
+            if ev.valid {
+                for (l, ls) in ev.levels.iter().enumerate() {
+                    for (t, tensor) in problem.tensors.iter().enumerate() {
+                        let Some(ts) = ls.tensors.iter().find(|ts| ts.name == tensor.name) else {
+                            continue;
+                        };
+                        let mv: f64 = m
+                            .terms
+                            .iter()
+                            .filter(|tm| tm.at == (l, t))
+                            .map(|tm| {
+                                let a = tm.a.value(&x);
+                                if a > -OFF / 2.0 {
+                                    term_value(m, tm, tm.coef * a.exp()) * scale
+                                } else {
+                                    0.0
+                                }
+                            })
+                            .sum();
+                        if (mv - ts.energy_pj).abs() > 1e-7 * ev.energy_pj {
+                            eprintln!(
+                                "    {} {}: terms {mv:.6e} evaluator {:.6e} (r {} f {} u {})",
+                                ls.name,
+                                tensor.name,
+                                ts.energy_pj,
+                                ts.reads_per_instance,
+                                ts.fills_per_instance,
+                                ts.updates_per_instance
+                            );
+                        }
+                    }
+                }
+            }
+        }
         if ev.valid {
             if lb > ev.energy_pj * (1.0 + 1e-7) {
                 return Err(format!(
@@ -1565,11 +1804,32 @@ fn lin_range(l: &Lin, m: &Model) -> (f64, f64) {
 fn model_value(m: &Model, x: &[f64]) -> f64 {
     let mut v = m.cost_const;
     for (i, c) in m.col_cost.iter().enumerate() {
-        if *c != 0.0 && !m.terms.iter().any(|t| t.w == i) {
+        if *c != 0.0 && !m.terms.iter().any(|t| t.w == i) && !m.sums.iter().any(|s| s.1 == i) {
             v += c * x[i];
         }
     }
-    for t in &m.terms {
+    let exact = |t: &ExpTerm| {
+        let a = t.a.value(x);
+        if a > -OFF / 2.0 {
+            t.coef * a.exp()
+        } else {
+            0.0
+        }
+    };
+    for (ws, _, u) in &m.sums {
+        let total: f64 = m
+            .terms
+            .iter()
+            .filter(|t| ws.contains(&t.w))
+            .map(exact)
+            .sum();
+        v += u * (total / u * (1.0 - 1e-12)).ceil();
+    }
+    for t in m
+        .terms
+        .iter()
+        .filter(|t| !m.sums.iter().any(|s| s.0.contains(&t.w)))
+    {
         let a = t.a.value(x);
         if a > -OFF / 2.0 {
             let floor = m
@@ -1578,16 +1838,39 @@ fn model_value(m: &Model, x: &[f64]) -> f64 {
                 .filter(|f| f.w == t.w)
                 .map(|f| f.coef * f.a.value(x).exp())
                 .fold(0.0, f64::max);
-            v += (t.coef * a.exp()).max(floor);
+            v += term_value(m, t, (t.coef * a.exp()).max(floor));
         }
     }
     v
 }
 
+/// A term's value from its exponent's: rounded up to whole vector accesses when it has a unit.
+fn term_value(m: &Model, t: &ExpTerm, v: f64) -> f64 {
+    match m.units.get(&t.w) {
+        Some(&u) => u * (v / u * (1.0 - 1e-12)).ceil(),
+        None => v,
+    }
+}
+
+/// HiGHS's `presolve_rule_off` bit of its probing rule (`kPresolveRuleProbing`).
+const PRESOLVE_PROBING: i32 = 1 << 15;
+
 fn run_highs(
     m: &Model,
     time_limit: Option<f64>,
     cutoff: Option<f64>,
+) -> Result<(HighsModelStatus, Option<Vec<f64>>, f64), String> {
+    // HiGHS's presolve occasionally ends in a numerical error on these models; the same
+    // model without presolve is then solved as before (slower, not different).
+    run_highs_with(m, time_limit, cutoff, true)
+        .or_else(|_| run_highs_with(m, time_limit, cutoff, false))
+}
+
+fn run_highs_with(
+    m: &Model,
+    time_limit: Option<f64>,
+    cutoff: Option<f64>,
+    presolve: bool,
 ) -> Result<(HighsModelStatus, Option<Vec<f64>>, f64), String> {
     let mut pb = RowProblem::default();
     let cols: Vec<highs::Col> = (0..m.col_lo.len())
@@ -1627,7 +1910,10 @@ fn run_highs(
     model.set_option("mip_rel_gap", 0.0);
     model.set_option("mip_abs_gap", 0.0);
     model.set_option("mip_allow_restart", false);
-    model.set_option("presolve", "off");
+    // Presolve shrinks the dense one-hot rows a lot (the B&B is then several times faster),
+    // but its probing alone costs seconds on dims with a thousand factorisations: probing off.
+    model.set_option("presolve", if presolve { "on" } else { "off" });
+    model.set_option("presolve_rule_off", PRESOLVE_PROBING);
     model.set_option("mip_heuristic_run_rins", false);
     model.set_option("mip_heuristic_run_rens", false);
     model.set_option("mip_heuristic_run_root_reduced_cost", false);
