@@ -32,8 +32,7 @@
 //! * multicast: distinct child tiles per fanout, exact (for a halo rank whose two dims are both
 //!   unrolled in one fanout, a one-hot over pairs of their spatial configurations counts the
 //!   coinciding offsets);
-//! * capacities: per tensor in log space, shared levels by tangent cuts of Σ exp ≤ capacity
-//!   (each tensor's words an integer column where tiles occupy whole words);
+//! * capacities: per tensor in log space, shared levels by tangent cuts of Σ exp ≤ capacity;
 //! * the ceilings of packing and vector accesses: where the charged instance count is fixed, a
 //!   count's epigraph is `unit · z` with `z` integer (one vector access on every instance), so
 //!   the ceiling is exact wherever the tangents are; elsewhere it is dropped (x ≤ ceil x),
@@ -180,9 +179,6 @@ struct Model {
     at: (usize, usize),
     /// Epigraph columns counted in whole vector accesses: `w = unit · z`, `z` integer.
     units: HashMap<usize, f64>,
-    /// Terms whose sum is one count of the evaluator, in whole vector accesses: their epigraph
-    /// columns (cost 0), the sum's column `s = unit · z` (cost 1) and the unit.
-    sums: Vec<(Vec<usize>, usize, f64)>,
     /// One-hot groups (binary columns summing to exactly one) and each grouped column's group.
     groups: Vec<Vec<usize>>,
     group_of: HashMap<usize, usize>,
@@ -342,23 +338,6 @@ impl Model {
         for l in cuts {
             self.ge(&l, 0.0);
         }
-    }
-    /// The terms with epigraph columns `ws` make one count of whole vector accesses of `unit`
-    /// pJ each: their sum is charged as `unit · z`, `z` integer, instead of term by term.
-    fn whole_sum(&mut self, ws: Vec<usize>, unit: f64) {
-        if !(unit > 0.0 && unit.is_finite()) || ws.is_empty() {
-            return;
-        }
-        let s = self.col(0.0, f64::INFINITY, false, 1.0);
-        let z = self.col(0.0, f64::INFINITY, true, 0.0);
-        let mut l = Lin::var(s, 1.0);
-        for &w in &ws {
-            self.col_cost[w] = 0.0;
-            l.t.push((w, -1.0));
-        }
-        self.ge(&l, 0.0);
-        self.eq(&Lin::var(s, 1.0).minus(&Lin::var(z, unit)), 0.0);
-        self.sums.push((ws, s, unit));
     }
     /// A column equal to the linear expression `a` (bounded by its range over the columns).
     fn exponent(&mut self, a: &Lin) -> usize {
@@ -1514,12 +1493,8 @@ fn build_pattern(
                             unit(*floor_k, floor_mult),
                         );
                     } else {
-                        let ws: Vec<usize> = parts
-                            .iter()
-                            .filter_map(|part| m.term(*k, a(part)))
-                            .collect();
-                        if let Some(u) = unit(*floor_k, floor_mult) {
-                            m.whole_sum(ws, u);
+                        for part in parts {
+                            m.term(*k, a(part));
                         }
                     }
                 }
@@ -1545,13 +1520,10 @@ fn build_pattern(
             m.le(&lt, (cap as f64 / words_per).ln() + 1e-9);
             items.push((t, words_per, lt));
         }
-        // Each tensor's tile occupies whole words, except when capacity is counted in bits
-        // (ideal packing with bit-widths): the words used are then integer only in total.
-        let whole_words = !(opts.packing == PackingMode::Ideal && opts.bits.is_some());
         if items.len() > 1 {
             let mut sum = Lin::default();
             for (t, wp, lt) in items {
-                let u = m.col(0.0, f64::INFINITY, whole_words, 0.0);
+                let u = m.col(0.0, f64::INFINITY, false, 0.0);
                 let e = m.exponent(&lt);
                 m.cap_terms.push(ExpTerm {
                     coef: wp,
@@ -1804,32 +1776,11 @@ fn lin_range(l: &Lin, m: &Model) -> (f64, f64) {
 fn model_value(m: &Model, x: &[f64]) -> f64 {
     let mut v = m.cost_const;
     for (i, c) in m.col_cost.iter().enumerate() {
-        if *c != 0.0 && !m.terms.iter().any(|t| t.w == i) && !m.sums.iter().any(|s| s.1 == i) {
+        if *c != 0.0 && !m.terms.iter().any(|t| t.w == i) {
             v += c * x[i];
         }
     }
-    let exact = |t: &ExpTerm| {
-        let a = t.a.value(x);
-        if a > -OFF / 2.0 {
-            t.coef * a.exp()
-        } else {
-            0.0
-        }
-    };
-    for (ws, _, u) in &m.sums {
-        let total: f64 = m
-            .terms
-            .iter()
-            .filter(|t| ws.contains(&t.w))
-            .map(exact)
-            .sum();
-        v += u * (total / u * (1.0 - 1e-12)).ceil();
-    }
-    for t in m
-        .terms
-        .iter()
-        .filter(|t| !m.sums.iter().any(|s| s.0.contains(&t.w)))
-    {
+    for t in &m.terms {
         let a = t.a.value(x);
         if a > -OFF / 2.0 {
             let floor = m
@@ -2035,4 +1986,79 @@ fn candidate(space: &Mapspace, vars: &Vars, keep: &[Vec<bool>], x: &[f64]) -> Ma
         });
     }
     Mapping { levels }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one-hot lifting rows never exceed the term they bound, at any integer point and any
+    /// value of a continuous column, and are exact when the rest is at its minimum.
+    #[test]
+    fn lifting_underestimates_the_term_everywhere() {
+        let mut m = Model::default();
+        let g1: Vec<usize> = (0..3).map(|_| m.bin()).collect();
+        let g2: Vec<usize> = (0..4).map(|_| m.bin()).collect();
+        for g in [&g1, &g2] {
+            m.eq(
+                &Lin {
+                    c: 0.0,
+                    t: g.iter().map(|&i| (i, 1.0)).collect(),
+                },
+                1.0,
+            );
+        }
+        assert_eq!(m.groups.len(), 2);
+        let free = m.col(0.0, 2.0, false, 0.0);
+        // a = 0.5 + (0, 1.2, 2.0)·g1 + (−0.7, 0, 0.3, 1.1)·g2 − 0.4·free (g2's first member
+        // twice, as the model builder may write it)
+        let a = Lin {
+            c: 0.5,
+            t: vec![
+                (g1[1], 1.2),
+                (g1[2], 2.0),
+                (g2[0], -0.3),
+                (g2[0], -0.4),
+                (g2[2], 0.3),
+                (g2[3], 1.1),
+                (free, -0.4),
+            ],
+        };
+        let w = m.term(2.5, a.clone()).unwrap();
+        let before = m.rows.len();
+        m.lift(&m.terms[0].clone());
+        let lifted: Vec<_> = m.rows[before..].to_vec();
+        assert_eq!(lifted.len(), 2, "one row per group");
+        let mut exact_hits = 0;
+        for i in 0..3 {
+            for j in 0..4 {
+                for f in [0.0, 1.0, 2.0] {
+                    let mut x = vec![0.0; m.col_lo.len()];
+                    x[g1[i]] = 1.0;
+                    x[g2[j]] = 1.0;
+                    x[free] = f;
+                    let term = 2.5 * a.value(&x).exp();
+                    for (lo, _, row) in &lifted {
+                        // row: w − Σ k_j x_j ≥ lo, i.e. w ≥ lo + Σ k_j x_j
+                        let need: f64 = lo
+                            + row
+                                .iter()
+                                .filter(|(c, _)| *c != w)
+                                .map(|&(c, v)| -v * x[c])
+                                .sum::<f64>();
+                        assert!(
+                            need <= term * (1.0 + 1e-12),
+                            "{need} > {term} at {i} {j} {f}"
+                        );
+                        if (need - term).abs() <= 1e-12 * term {
+                            exact_hits += 1;
+                        }
+                    }
+                }
+            }
+        }
+        // exact where the other group sits at its minimum (g2[0] for g1's row, g1[0] for g2's)
+        // and the free column at its maximum: 3 + 4 points
+        assert_eq!(exact_hits, 7);
+    }
 }
