@@ -816,8 +816,6 @@ fn build_pattern(
         };
         vars.x.push(cols);
     }
-    // Integer exponent columns (per dim, prime and slot) tied to the one-hots: the same
-    // mapspace, but branching on them splits a dim's choices evenly (experimental).
     // A per-dim quantity as a linear expression: Σ_j value(choice j) · x[d][j].
     let per_dim = |vars: &Vars, d: usize, f: &dyn Fn(&[u64]) -> f64| -> Lin {
         let mut l = Lin::default();
@@ -1656,6 +1654,8 @@ impl Pattern {
                 "  round: bound {lb:.6e} model {model_value:.6e} evaluator {:.6e} valid {}",
                 ev.energy_pj, ev.valid
             );
+            // Per (level, tensor): the model's terms against the evaluator's energy (Outputs'
+            // linear parts, the subtracted partitions, are not in the terms).
             if ev.valid {
                 for (l, ls) in ev.levels.iter().enumerate() {
                     for (t, tensor) in problem.tensors.iter().enumerate() {
