@@ -6,7 +6,7 @@
 //! tile is (re)loaded and the spatial loops between them decide how many of those loads one parent
 //! read serves (multicast) or one parent update absorbs (spatial reduction).
 
-use crate::model::{Arch, KeepRule, Mapping, ModelOptions, Problem, PsumPolicy};
+use crate::model::{Arch, KeepRule, Loop, Mapping, ModelOptions, Problem, PsumPolicy};
 use crate::spec::PackingMode;
 use serde::Serialize;
 
@@ -262,6 +262,21 @@ struct NestLoop {
     stride: u64,
 }
 
+impl NestLoop {
+    /// Appends mapping loop `l` (a non-unit factor) to `loops`, outside the loops already
+    /// there, and widens its dim's extent `ext` by the factor.
+    fn push(loops: &mut Vec<NestLoop>, ext: &mut [u64], l: &Loop) {
+        if l.factor > 1 {
+            loops.push(NestLoop {
+                dim: l.dim,
+                factor: l.factor,
+                stride: ext[l.dim],
+            });
+        }
+        ext[l.dim] *= l.factor;
+    }
+}
+
 /// The loop nest of one mapping flattened innermost first (per level, its spatial loops, the
 /// fanout below it, then its temporal loops), and what the counting rules read from it: its
 /// spatial and its temporal loops, each innermost first. Loops of factor 1 are left out of
@@ -311,26 +326,12 @@ impl Nest {
                 for l in loops.iter().filter(|l| l.factor != 1) {
                     xy[axis] *= l.factor;
                     spatial[l.dim] *= l.factor;
-                    if l.factor > 1 {
-                        self.spatial_loops.push(NestLoop {
-                            dim: l.dim,
-                            factor: l.factor,
-                            stride: ext[l.dim],
-                        });
-                    }
-                    ext[l.dim] *= l.factor;
+                    NestLoop::push(&mut self.spatial_loops, ext, l);
                 }
             }
             for l in lm.temporal.iter().filter(|l| l.factor != 1) {
                 self.temporal_product *= l.factor;
-                if l.factor > 1 {
-                    self.temporal_loops.push(NestLoop {
-                        dim: l.dim,
-                        factor: l.factor,
-                        stride: ext[l.dim],
-                    });
-                }
-                ext[l.dim] *= l.factor;
+                NestLoop::push(&mut self.temporal_loops, ext, l);
             }
             self.spatial_xy.push((xy[0], xy[1]));
         }
