@@ -516,13 +516,9 @@ fn select_layer(
     }
 }
 
-/// Writes `text` to `out` through a temporary file, so that nothing is half-written.
+/// Writes an output file atomically; an error names the file.
 fn write_atomic(out: &std::path::Path, text: &str) -> Result<(), InputError> {
-    let mut tmp = out.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, text)
-        .and_then(|_| std::fs::rename(&tmp, out))
+    crate::report::write_atomic(out, text)
         .map_err(|e| InputError::new(out, "(file)", format!("cannot write: {e}")))
 }
 

@@ -1856,7 +1856,13 @@ fn run_highs_with(
     let mut model = pb
         .try_optimise(Sense::Minimise)
         .map_err(|e| format!("HiGHS rejected the model: {e:?}"))?;
-    model.make_quiet();
+    if std::env::var("QMAP_HIGHS_LOG").is_ok() {
+        // Debug switch: HiGHS's own log of every solve (presolve, B&B nodes, timing).
+        model.set_option("output_flag", true);
+        model.set_option("log_to_console", true);
+    } else {
+        model.make_quiet();
+    }
     model.set_option("threads", 1);
     model.set_option("mip_rel_gap", 0.0);
     model.set_option("mip_abs_gap", 0.0);

@@ -423,16 +423,13 @@ fn read_cache(
     Some(entries)
 }
 
-/// Writes a cache file atomically (temporary file, then rename); a failure only costs a
-/// later recomputation, so it is ignored.
+/// Writes a cache file atomically; a failure only costs a later recomputation, so it is
+/// ignored.
 fn write_cache(f: &Path, entries: &[Entry]) {
     if let Some(dir) = f.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    let tmp = f.with_extension(format!("tmp{}", std::process::id()));
     if let Ok(text) = serde_json::to_string(entries) {
-        if std::fs::write(&tmp, text).is_ok() {
-            let _ = std::fs::rename(&tmp, f);
-        }
+        let _ = crate::report::write_atomic(f, &text);
     }
 }

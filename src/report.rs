@@ -1,8 +1,23 @@
-//! Human-readable reports: the loop nest of a mapping and the evaluator's per-level table.
+//! Human-readable reports: the loop nest of a mapping and the evaluator's per-level table; and
+//! the atomic file writer every output file (reports, mappings, caches) goes through.
 
 use crate::eval::Evaluation;
 use crate::model::{Arch, Mapping, ModelOptions, Problem};
 use std::fmt::Write;
+
+/// Writes `text` to `path` through a temporary file in the same directory (named after this
+/// process, so concurrent runs do not share it), renamed over `path`: readers never see a
+/// half-written file. On an error the temporary file is removed and `path` is untouched.
+pub fn write_atomic(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp{}", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    let written = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
 
 /// Formats an integer with thousands separators.
 pub fn thousands(n: u64) -> String {
