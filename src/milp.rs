@@ -41,8 +41,10 @@
 //! * one-hot lifting: each term is also bounded below by the exact exp of one one-hot's
 //!   contribution with everything else at its minimum, which is linear in that one-hot and
 //!   keeps the LP bound up where tangents at a fractional mix of choices are weak;
-//! * each term's exponent is a column of its own, so tangents are two-nonzero rows; HiGHS runs
-//!   with presolve (minus probing, which costs seconds on dims with a thousand factorisations).
+//! * each term's exponent is a column of its own, so tangents are two-nonzero rows; a large
+//!   one-hot group's part of an exponent or of a lifting row is a column shared by every term
+//!   with the same coefficient profile, which keeps those rows sparse; HiGHS runs with presolve
+//!   (minus probing, which costs seconds on dims with a thousand factorisations).
 //!
 //! Status: sound (the bound never exceeds the exhaustive optimum in the tests); slow to close the
 //! gap on spaces with many free bypass patterns (one model each) and on Simba's larger layers,
@@ -110,6 +112,9 @@ pub struct Certificate {
     /// Why nothing fits, when infeasible.
     pub reason: Option<String>,
 }
+
+/// One-hot groups with more choices than this get shared columns for their parts of terms.
+const SHARED_GROUP: usize = 8;
 
 const OFF: f64 = 60.0; // log-space switch-off of a gated term: e^-60 ≈ 1e-26
 
@@ -182,6 +187,10 @@ struct Model {
     /// One-hot groups (binary columns summing to exactly one) and each grouped column's group.
     groups: Vec<Vec<usize>>,
     group_of: HashMap<usize, usize>,
+    /// Shared columns of one-hot groups' parts: (kind, group, coefficient profile) → column
+    /// (kind 0: `Σ_j c_j x_j`, kind 1: `Σ_j e^{c_j} x_j`), so that the exponent and lifting
+    /// rows of terms that share a dim's profile stay sparse.
+    shared: HashMap<(u8, usize, Vec<u64>), usize>,
 }
 
 impl Model {
@@ -287,9 +296,12 @@ impl Model {
         for &(i, v) in &t.a.t {
             *merged.entry(i).or_default() += v;
         }
+        // Sorted, so that rows, shared columns and sums come out the same on every run.
+        let mut merged: Vec<(usize, f64)> = merged.into_iter().collect();
+        merged.sort_unstable_by_key(|x| x.0);
         let mut per_group: HashMap<usize, HashMap<usize, f64>> = HashMap::new();
         let mut rest = t.a.c;
-        for (&i, &v) in &merged {
+        for &(i, v) in &merged {
             if v == 0.0 {
                 continue;
             }
@@ -313,34 +325,107 @@ impl Model {
                 .map(|i| coefs.get(i).copied().unwrap_or(0.0))
                 .fold(f64::INFINITY, f64::min)
         };
-        let mins: Vec<(usize, f64)> = per_group
+        let mut mins: Vec<(usize, f64)> = per_group
             .iter()
             .map(|(&g, c)| (g, group_min(g, c)))
             .collect();
+        mins.sort_unstable_by_key(|x| x.0);
         let total_min = rest + mins.iter().map(|x| x.1).sum::<f64>();
         let mut cuts = vec![];
+        let mut dense = vec![];
         for &(g, gmin) in &mins {
             let coefs = &per_group[&g];
             let others = total_min - gmin;
             let k = t.coef * others.exp();
-            let row: Vec<(usize, f64)> = self.groups[g]
+            let c: Vec<f64> = self.groups[g]
                 .iter()
-                .map(|&i| (i, k * coefs.get(&i).copied().unwrap_or(0.0).exp()))
+                .map(|i| coefs.get(i).copied().unwrap_or(0.0))
                 .collect();
-            let top = row.iter().map(|x| x.1).fold(0.0, f64::max);
+            let cmax = c.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let top = k * cmax.exp();
             if !(top.is_finite() && top > 1e-9 && top < 1e9) {
                 continue;
             }
+            if self.groups[g].len() > SHARED_GROUP {
+                // w ≥ top · Σ_j e^{c_j − cmax} x_j through the group's shared column.
+                let shifted: Vec<f64> = c.iter().map(|v| v - cmax).collect();
+                cuts.push((g, shifted, top));
+                continue;
+            }
             let mut l = Lin::var(t.w, 1.0);
-            l.t.extend(row.iter().map(|&(i, v)| (i, -v)));
-            cuts.push(l);
+            l.t.extend(
+                self.groups[g]
+                    .iter()
+                    .zip(&c)
+                    .map(|(&i, v)| (i, -k * v.exp())),
+            );
+            dense.push(l);
         }
-        for l in cuts {
+        for (g, shifted, top) in cuts {
+            let y = self.group_part(1, g, &shifted, f64::exp);
+            self.ge(&Lin::var(t.w, 1.0).minus(&Lin::var(y, top)), 0.0);
+        }
+        for l in dense {
             self.ge(&l, 0.0);
         }
     }
+    /// A column equal to `Σ_j f(c_j) x_j` over one-hot group `g` (`coefs` in the group's
+    /// column order), shared by every caller with the same profile.
+    fn group_part(&mut self, kind: u8, g: usize, coefs: &[f64], f: fn(f64) -> f64) -> usize {
+        let key = (kind, g, coefs.iter().map(|c| c.to_bits()).collect());
+        if let Some(&c) = self.shared.get(&key) {
+            return c;
+        }
+        let vals: Vec<f64> = coefs.iter().map(|&c| f(c)).collect();
+        let lo = vals.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let y = self.col(lo, hi, false, 0.0);
+        let mut l = Lin::var(y, 1.0);
+        for (&i, &v) in self.groups[g].clone().iter().zip(&vals) {
+            l.t.push((i, -v));
+        }
+        self.row(0.0, 0.0, &l);
+        self.shared.insert(key, y);
+        y
+    }
+    /// `a` with each large one-hot group's part replaced by a shared column (the group sums to
+    /// one, so a part is its smallest coefficient plus a shifted profile).
+    fn sparse(&mut self, a: &Lin) -> Lin {
+        let mut merged: HashMap<usize, f64> = HashMap::new();
+        for &(i, v) in &a.t {
+            *merged.entry(i).or_default() += v;
+        }
+        let mut merged: Vec<(usize, f64)> = merged.into_iter().collect();
+        merged.sort_unstable_by_key(|x| x.0);
+        let mut out = Lin::konst(a.c);
+        let mut per_group: HashMap<usize, HashMap<usize, f64>> = HashMap::new();
+        for &(i, v) in &merged {
+            match self.group_of.get(&i) {
+                Some(&g) if self.groups[g].len() > SHARED_GROUP => {
+                    per_group.entry(g).or_default().insert(i, v);
+                }
+                _ => out.t.push((i, v)),
+            }
+        }
+        let mut gs: Vec<usize> = per_group.keys().copied().collect();
+        gs.sort_unstable();
+        for g in gs {
+            let c: Vec<f64> = self.groups[g]
+                .iter()
+                .map(|i| per_group[&g].get(i).copied().unwrap_or(0.0))
+                .collect();
+            let min = c.iter().copied().fold(f64::INFINITY, f64::min);
+            let shifted: Vec<f64> = c.iter().map(|v| v - min).collect();
+            let y = self.group_part(0, g, &shifted, |v| v);
+            out.c += min;
+            out.t.push((y, 1.0));
+        }
+        out.t.sort_by_key(|x| x.0);
+        out
+    }
     /// A column equal to the linear expression `a` (bounded by its range over the columns).
     fn exponent(&mut self, a: &Lin) -> usize {
+        let a = &self.sparse(a);
         let (mut lo, mut hi) = (a.c, a.c);
         for &(i, v) in &a.t {
             let (x, y) = (v * self.col_lo[i], v * self.col_hi[i]);
@@ -2066,5 +2151,97 @@ mod tests {
         // exact where the other group sits at its minimum (g2[0] for g1's row, g1[0] for g2's)
         // and the free column at its maximum: 3 + 4 points
         assert_eq!(exact_hits, 7);
+    }
+
+    /// Large one-hot groups enter exponents and lifting rows through shared columns: the
+    /// exponent keeps its value at every integer point, the lifting rows stay valid and exact
+    /// where they were, and a second term with the same profile reuses the columns.
+    #[test]
+    fn shared_group_columns_keep_exponents_and_liftings_exact() {
+        let mut m = Model::default();
+        let big: Vec<usize> = (0..12).map(|_| m.bin()).collect();
+        let small: Vec<usize> = (0..3).map(|_| m.bin()).collect();
+        for g in [&big, &small] {
+            m.eq(
+                &Lin {
+                    c: 0.0,
+                    t: g.iter().map(|&i| (i, 1.0)).collect(),
+                },
+                1.0,
+            );
+        }
+        let mut a = Lin::konst(-0.2);
+        for (j, &i) in big.iter().enumerate() {
+            a.t.push((i, (j as f64 * 0.37).sin() - 0.5));
+        }
+        a.t.push((small[1], 0.8));
+        let w = m.term(1.5, a.clone()).unwrap();
+        let cols = m.col_lo.len();
+        m.term(0.7, a.clone()).unwrap();
+        assert_eq!(
+            m.shared.len(),
+            1,
+            "one shared column for the big group's profile"
+        );
+        assert_eq!(
+            m.col_lo.len(),
+            cols + 2,
+            "the second term adds only its w and e"
+        );
+        let before = m.rows.len();
+        m.lift(&m.terms[0].clone());
+        assert_eq!(
+            m.shared.len(),
+            2,
+            "the lifting row's exp profile is shared too"
+        );
+        let lifted: Vec<_> = m.rows[before..].to_vec();
+        let value = |m: &Model, x: &mut Vec<f64>| {
+            for ((kind, g, profile), &y) in &m.shared {
+                x[y] = m.groups[*g]
+                    .iter()
+                    .zip(profile)
+                    .map(|(&i, &p)| {
+                        let v = f64::from_bits(p);
+                        x[i] * if *kind == 0 { v } else { v.exp() }
+                    })
+                    .sum();
+            }
+        };
+        let mut exact_hits = 0;
+        for i in 0..12 {
+            for j in 0..3 {
+                let mut x = vec![0.0; m.col_lo.len()];
+                x[big[i]] = 1.0;
+                x[small[j]] = 1.0;
+                value(&m, &mut x);
+                let e = m.terms[0].e;
+                // the exponent column's defining row holds at the true exponent
+                let def = m
+                    .rows
+                    .iter()
+                    .find(|(lo, hi, t)| lo == hi && t.iter().any(|&(c, _)| c == e))
+                    .unwrap();
+                x[e] = a.value(&x);
+                let lhs: f64 = def.2.iter().map(|&(c, v)| v * x[c]).sum();
+                assert!((lhs - def.0).abs() < 1e-9, "exponent row off at {i} {j}");
+                let term = 1.5 * a.value(&x).exp();
+                for (lo, _, row) in &lifted {
+                    let need: f64 = lo
+                        + row
+                            .iter()
+                            .filter(|(c, _)| *c != w)
+                            .map(|&(c, v)| -v * x[c])
+                            .sum::<f64>();
+                    assert!(need <= term * (1.0 + 1e-12), "{need} > {term} at {i} {j}");
+                    if (need - term).abs() <= 1e-12 * term {
+                        exact_hits += 1;
+                    }
+                }
+            }
+        }
+        // big's row is exact where small sits at its minimum (small[0] or small[2]: 24
+        // points), small's where big does (3 points)
+        assert_eq!(exact_hits, 27);
     }
 }
