@@ -150,6 +150,17 @@ impl Lin {
     fn value(&self, x: &[f64]) -> f64 {
         self.c + self.t.iter().map(|&(i, v)| v * x[i]).sum::<f64>()
     }
+    /// The terms with each column's coefficients summed, zeros dropped, sorted by column (so
+    /// that rows, shared columns and sums come out the same on every run).
+    fn merged(&self) -> Vec<(usize, f64)> {
+        let mut sum: HashMap<usize, f64> = HashMap::new();
+        for &(i, v) in &self.t {
+            *sum.entry(i).or_default() += v;
+        }
+        let mut t: Vec<(usize, f64)> = sum.into_iter().filter(|(_, v)| *v != 0.0).collect();
+        t.sort_unstable_by_key(|x| x.0);
+        t
+    }
 }
 
 /// `w ≥ coef · exp(a)`.
@@ -205,13 +216,7 @@ impl Model {
         self.col(0.0, 1.0, true, 0.0)
     }
     fn row(&mut self, lo: f64, hi: f64, l: &Lin) {
-        let mut merged: HashMap<usize, f64> = HashMap::new();
-        for &(i, v) in &l.t {
-            *merged.entry(i).or_default() += v;
-        }
-        let mut t: Vec<(usize, f64)> = merged.into_iter().filter(|(_, v)| *v != 0.0).collect();
-        t.sort_by_key(|x| x.0);
-        self.rows.push((lo - l.c, hi - l.c, t));
+        self.rows.push((lo - l.c, hi - l.c, l.merged()));
     }
     /// `l ≤ hi`
     fn le(&mut self, l: &Lin, hi: f64) {
@@ -292,55 +297,23 @@ impl Model {
     /// (exact when the rest is at its minimum). Unlike tangents it stays strong when the LP
     /// spreads a dim over several choices.
     fn lift(&mut self, t: &ExpTerm) {
-        let mut merged: HashMap<usize, f64> = HashMap::new();
-        for &(i, v) in &t.a.t {
-            *merged.entry(i).or_default() += v;
-        }
-        // Sorted, so that rows, shared columns and sums come out the same on every run.
-        let mut merged: Vec<(usize, f64)> = merged.into_iter().collect();
-        merged.sort_unstable_by_key(|x| x.0);
-        let mut per_group: HashMap<usize, HashMap<usize, f64>> = HashMap::new();
+        let (outside, parts) = self.split_by_group(&t.a, 0);
         let mut rest = t.a.c;
-        for &(i, v) in &merged {
-            if v == 0.0 {
-                continue;
+        for (i, v) in outside {
+            let (lo, hi) = (v * self.col_lo[i], v * self.col_hi[i]);
+            let lo = if v > 0.0 { lo } else { hi };
+            if !lo.is_finite() {
+                return;
             }
-            match self.group_of.get(&i) {
-                Some(&g) => {
-                    per_group.entry(g).or_default().insert(i, v);
-                }
-                None => {
-                    let (lo, hi) = (v * self.col_lo[i], v * self.col_hi[i]);
-                    let lo = if v > 0.0 { lo } else { hi };
-                    if !lo.is_finite() {
-                        return;
-                    }
-                    rest += lo;
-                }
-            }
+            rest += lo;
         }
-        let group_min = |g: usize, coefs: &HashMap<usize, f64>| -> f64 {
-            self.groups[g]
-                .iter()
-                .map(|i| coefs.get(i).copied().unwrap_or(0.0))
-                .fold(f64::INFINITY, f64::min)
-        };
-        let mut mins: Vec<(usize, f64)> = per_group
-            .iter()
-            .map(|(&g, c)| (g, group_min(g, c)))
-            .collect();
-        mins.sort_unstable_by_key(|x| x.0);
-        let total_min = rest + mins.iter().map(|x| x.1).sum::<f64>();
+        let mins: Vec<f64> = parts.iter().map(|(_, c)| min_of(c)).collect();
+        let total_min = rest + mins.iter().sum::<f64>();
         let mut cuts = vec![];
         let mut dense = vec![];
-        for &(g, gmin) in &mins {
-            let coefs = &per_group[&g];
+        for ((g, c), gmin) in parts.into_iter().zip(mins) {
             let others = total_min - gmin;
             let k = t.coef * others.exp();
-            let c: Vec<f64> = self.groups[g]
-                .iter()
-                .map(|i| coefs.get(i).copied().unwrap_or(0.0))
-                .collect();
             let cmax = c.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let top = k * cmax.exp();
             if !(top.is_finite() && top > 1e-9 && top < 1e9) {
@@ -391,30 +364,10 @@ impl Model {
     /// `a` with each large one-hot group's part replaced by a shared column (the group sums to
     /// one, so a part is its smallest coefficient plus a shifted profile).
     fn sparse(&mut self, a: &Lin) -> Lin {
-        let mut merged: HashMap<usize, f64> = HashMap::new();
-        for &(i, v) in &a.t {
-            *merged.entry(i).or_default() += v;
-        }
-        let mut merged: Vec<(usize, f64)> = merged.into_iter().collect();
-        merged.sort_unstable_by_key(|x| x.0);
-        let mut out = Lin::konst(a.c);
-        let mut per_group: HashMap<usize, HashMap<usize, f64>> = HashMap::new();
-        for &(i, v) in &merged {
-            match self.group_of.get(&i) {
-                Some(&g) if self.groups[g].len() > SHARED_GROUP => {
-                    per_group.entry(g).or_default().insert(i, v);
-                }
-                _ => out.t.push((i, v)),
-            }
-        }
-        let mut gs: Vec<usize> = per_group.keys().copied().collect();
-        gs.sort_unstable();
-        for g in gs {
-            let c: Vec<f64> = self.groups[g]
-                .iter()
-                .map(|i| per_group[&g].get(i).copied().unwrap_or(0.0))
-                .collect();
-            let min = c.iter().copied().fold(f64::INFINITY, f64::min);
+        let (outside, parts) = self.split_by_group(a, SHARED_GROUP);
+        let mut out = Lin { c: a.c, t: outside };
+        for (g, c) in parts {
+            let min = min_of(&c);
             let shifted: Vec<f64> = c.iter().map(|v| v - min).collect();
             let y = self.group_part(0, g, &shifted, |v| v);
             out.c += min;
@@ -422,6 +375,36 @@ impl Model {
         }
         out.t.sort_by_key(|x| x.0);
         out
+    }
+    /// `a`'s merged terms split into those outside one-hot groups of more than `min_size`
+    /// choices and, per such group (in group order), its coefficients in the group's column
+    /// order (0 for members `a` does not name).
+    fn split_by_group(
+        &self,
+        a: &Lin,
+        min_size: usize,
+    ) -> (Vec<(usize, f64)>, Vec<(usize, Vec<f64>)>) {
+        let mut outside = vec![];
+        let mut parts: std::collections::BTreeMap<usize, HashMap<usize, f64>> = Default::default();
+        for (i, v) in a.merged() {
+            match self.group_of.get(&i) {
+                Some(&g) if self.groups[g].len() > min_size => {
+                    parts.entry(g).or_default().insert(i, v);
+                }
+                _ => outside.push((i, v)),
+            }
+        }
+        let parts = parts
+            .into_iter()
+            .map(|(g, coefs)| {
+                let c = self.groups[g]
+                    .iter()
+                    .map(|i| coefs.get(i).copied().unwrap_or(0.0))
+                    .collect();
+                (g, c)
+            })
+            .collect();
+        (outside, parts)
     }
     /// A column equal to the linear expression `a` (bounded by its range over the columns).
     fn exponent(&mut self, a: &Lin) -> usize {
@@ -448,6 +431,10 @@ impl Model {
         let l = Lin::var(t.w, 1.0).minus(&Lin::var(t.e, k));
         self.ge(&l, k * (1.0 - at));
     }
+}
+
+fn min_of(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::INFINITY, f64::min)
 }
 
 /// Which tensor a dim is irrelevant to (None: relevant to all).
@@ -2083,22 +2070,39 @@ fn candidate(space: &Mapspace, vars: &Vars, keep: &[Vec<bool>], x: &[f64]) -> Ma
 mod tests {
     use super::*;
 
+    /// One-hot groups of the given sizes (binary columns summing to one).
+    fn onehot_groups(m: &mut Model, sizes: &[usize]) -> Vec<Vec<usize>> {
+        sizes
+            .iter()
+            .map(|&n| {
+                let g: Vec<usize> = (0..n).map(|_| m.bin()).collect();
+                m.eq(
+                    &Lin {
+                        c: 0.0,
+                        t: g.iter().map(|&i| (i, 1.0)).collect(),
+                    },
+                    1.0,
+                );
+                g
+            })
+            .collect()
+    }
+
+    /// The lower bound a lifting row `w − Σ k_j x_j ≥ lo` puts on `w` at `x`.
+    fn lifted_bound(lo: f64, row: &[(usize, f64)], w: usize, x: &[f64]) -> f64 {
+        lo + row
+            .iter()
+            .filter(|(c, _)| *c != w)
+            .map(|&(c, v)| -v * x[c])
+            .sum::<f64>()
+    }
+
     /// The one-hot lifting rows never exceed the term they bound, at any integer point and any
     /// value of a continuous column, and are exact when the rest is at its minimum.
     #[test]
     fn lifting_underestimates_the_term_everywhere() {
         let mut m = Model::default();
-        let g1: Vec<usize> = (0..3).map(|_| m.bin()).collect();
-        let g2: Vec<usize> = (0..4).map(|_| m.bin()).collect();
-        for g in [&g1, &g2] {
-            m.eq(
-                &Lin {
-                    c: 0.0,
-                    t: g.iter().map(|&i| (i, 1.0)).collect(),
-                },
-                1.0,
-            );
-        }
+        let [g1, g2]: [Vec<usize>; 2] = onehot_groups(&mut m, &[3, 4]).try_into().unwrap();
         assert_eq!(m.groups.len(), 2);
         let free = m.col(0.0, 2.0, false, 0.0);
         // a = 0.5 + (0, 1.2, 2.0)·g1 + (−0.7, 0, 0.3, 1.1)·g2 − 0.4·free (g2's first member
@@ -2130,13 +2134,7 @@ mod tests {
                     x[free] = f;
                     let term = 2.5 * a.value(&x).exp();
                     for (lo, _, row) in &lifted {
-                        // row: w − Σ k_j x_j ≥ lo, i.e. w ≥ lo + Σ k_j x_j
-                        let need: f64 = lo
-                            + row
-                                .iter()
-                                .filter(|(c, _)| *c != w)
-                                .map(|&(c, v)| -v * x[c])
-                                .sum::<f64>();
+                        let need = lifted_bound(*lo, row, w, &x);
                         assert!(
                             need <= term * (1.0 + 1e-12),
                             "{need} > {term} at {i} {j} {f}"
@@ -2159,17 +2157,7 @@ mod tests {
     #[test]
     fn shared_group_columns_keep_exponents_and_liftings_exact() {
         let mut m = Model::default();
-        let big: Vec<usize> = (0..12).map(|_| m.bin()).collect();
-        let small: Vec<usize> = (0..3).map(|_| m.bin()).collect();
-        for g in [&big, &small] {
-            m.eq(
-                &Lin {
-                    c: 0.0,
-                    t: g.iter().map(|&i| (i, 1.0)).collect(),
-                },
-                1.0,
-            );
-        }
+        let [big, small]: [Vec<usize>; 2] = onehot_groups(&mut m, &[12, 3]).try_into().unwrap();
         let mut a = Lin::konst(-0.2);
         for (j, &i) in big.iter().enumerate() {
             a.t.push((i, (j as f64 * 0.37).sin() - 0.5));
@@ -2227,12 +2215,7 @@ mod tests {
                 assert!((lhs - def.0).abs() < 1e-9, "exponent row off at {i} {j}");
                 let term = 1.5 * a.value(&x).exp();
                 for (lo, _, row) in &lifted {
-                    let need: f64 = lo
-                        + row
-                            .iter()
-                            .filter(|(c, _)| *c != w)
-                            .map(|&(c, v)| -v * x[c])
-                            .sum::<f64>();
+                    let need = lifted_bound(*lo, row, w, &x);
                     assert!(need <= term * (1.0 + 1e-12), "{need} > {term} at {i} {j}");
                     if (need - term).abs() <= 1e-12 * term {
                         exact_hits += 1;
