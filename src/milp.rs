@@ -233,8 +233,8 @@ struct Model {
     /// Per-instance vector counts of terms whose charged instance count varies: `w` is an
     /// integer column `z_n ≥ coef·exp(a)`, `a` switched off unless the instance count is `n`.
     ceilings: Vec<ExpTerm>,
-    /// Per term epigraph column: its ceiling columns with their energy per unit
-    /// (`w ≥ Σ_n unit_n · z_n`).
+    /// Per term epigraph column: its ceilings (indices into `ceilings`) with the energy of one
+    /// of their accesses (`w ≥ Σ_n unit_n · z_n`).
     ceiling_units: HashMap<usize, Vec<(usize, f64)>>,
     /// Terms whose ceilings can be made exact per charged instance count, made so
     /// ([`Model::activate`]) once a candidate shows that their ceiling matters.
@@ -333,14 +333,13 @@ impl Model {
         }
         let mut sum = Lin::var(d.w, 1.0);
         let mut units = vec![];
-        let at = self.at;
-        self.at = d.at;
         for &(g, n) in &values {
             let z = self.col(0.0, f64::INFINITY, true, 0.0);
             let mut za = d.per_instance.clone();
             za.c -= OFF;
             za.t.push((g, OFF));
             let e = self.exponent(&za);
+            units.push((self.ceilings.len(), d.unit * n));
             self.ceilings.push(ExpTerm {
                 coef: d.per_vector,
                 a: za,
@@ -349,9 +348,7 @@ impl Model {
                 at: d.at,
             });
             sum.t.push((z, -d.unit * n));
-            units.push((z, d.unit * n));
         }
-        self.at = at;
         self.ge(&sum, 0.0);
         self.ceiling_units.insert(d.w, units);
     }
@@ -1430,8 +1427,8 @@ fn build_pattern(
             .collect::<Vec<_>>()
     };
     // log of the instances the energy of level l is charged for: instances used, or
-    // min(used, clusters) for clustered levels; with a one-hot over its values (column, charged
-    // count) when it varies over at most `CEILING_VALUES` values (empty otherwise).
+    // min(used, clusters) for clustered levels; with the level when that count varies (its
+    // one-hot over the counts registered in the model for `Model::activate`).
     let mut charged_cache: HashMap<usize, (Lin, Option<usize>)> = HashMap::new();
     let mut charged_log = |m: &mut Model, vars: &Vars, l: usize| -> (Lin, Option<usize>) {
         if let Some(v) = charged_cache.get(&l) {
@@ -1655,8 +1652,8 @@ fn build_pattern(
             let charged_p = charged_log(&mut m, &vars, p);
             let (ch_c, ch_p) = (charged_c.0.clone(), charged_p.0.clone());
             let (lc, lp) = (&arch.levels[c], &arch.levels[p]);
-            // (coefficient, multiplier, floor energy when the count is at least one vector,
-            // floor multiplier)
+            // (level, coefficient, multiplier, floor energy when the count is at least one
+            // vector, charged instances: their log and the level when they vary)
             let mut consumers: Vec<(usize, f64, Lin, f64, (Lin, Option<usize>))> = vec![];
             if tensor.read_write {
                 consumers.push((
@@ -1978,14 +1975,17 @@ impl Pattern {
                     m.activate(i);
                 }
             }
-            // Instance one-hots built just now: their values at the candidate.
+            // Columns added just now: the instance one-hots take their values at the candidate
+            // (the new integer counts stay 0; only the tangents below read them).
             let old = x.len();
-            x.resize(m.col_lo.len(), 0.0);
-            for d in m.deferred.iter().filter(|d| d.active) {
-                let n = d.charged.value(&x).exp();
-                for &(g, v) in m.instance_values.get(&d.level).into_iter().flatten() {
-                    if g >= old && (v / n - 1.0).abs() < 1e-6 {
-                        x[g] = 1.0;
+            if m.col_lo.len() > old {
+                x.resize(m.col_lo.len(), 0.0);
+                for d in m.deferred.iter().filter(|d| d.active) {
+                    let n = d.charged.value(&x).exp();
+                    for &(g, v) in m.instance_values.get(&d.level).into_iter().flatten() {
+                        if g >= old && (v / n - 1.0).abs() < 1e-6 {
+                            x[g] = 1.0;
+                        }
                     }
                 }
             }
@@ -2051,20 +2051,23 @@ fn model_value(m: &Model, x: &[f64]) -> f64 {
                 .filter(|f| f.w == t.w)
                 .map(|f| f.coef * f.a.value(x).exp())
                 .fold(0.0, f64::max);
-            v += term_value(m, t, (t.coef * a.exp()).max(floor));
-            if let Some(units) = m.ceiling_units.get(&t.w) {
-                // w ≥ Σ_n unit_n · z_n, z_n the whole vector accesses at instance count n.
-                let whole: f64 = m
-                    .ceilings
+            let term = term_value(m, t, (t.coef * a.exp()).max(floor));
+            // w ≥ Σ_n unit_n · z_n, z_n the whole vector accesses at instance count n.
+            let whole: f64 = m.ceiling_units.get(&t.w).map_or(0.0, |units| {
+                units
                     .iter()
-                    .filter_map(|c| {
-                        let u = units.iter().find(|u| u.0 == c.w)?.1;
+                    .map(|&(i, u)| {
+                        let c = &m.ceilings[i];
                         let a = c.a.value(x);
-                        (a > -OFF / 2.0).then(|| u * (c.coef * a.exp() * (1.0 - SHAVE)).ceil())
+                        if a > -OFF / 2.0 {
+                            u * (c.coef * a.exp() * (1.0 - SHAVE)).ceil()
+                        } else {
+                            0.0
+                        }
                     })
-                    .sum();
-                v += (whole - term_value(m, t, (t.coef * a.exp()).max(floor))).max(0.0);
-            }
+                    .sum()
+            });
+            v += term.max(whole);
         }
     }
     v
@@ -2397,7 +2400,8 @@ mod tests {
         // tangent, w at Σ unit·n·z_n.
         let least_w = |m: &Model, x: &[f64]| -> f64 {
             let mut total = 0.0;
-            for c in &m.ceilings {
+            for &(i, u) in &m.ceiling_units[&w] {
+                let c = &m.ceilings[i];
                 let e = c.a.value(x);
                 let mut z: f64 = 0.0;
                 for (lo, _, row) in &m.rows {
@@ -2413,7 +2417,6 @@ mod tests {
                         z = z.max(lo + k * e);
                     }
                 }
-                let u = m.ceiling_units[&w].iter().find(|u| u.0 == c.w).unwrap().1;
                 total += u * (z * (1.0 - 1e-12)).ceil();
             }
             total
