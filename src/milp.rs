@@ -48,6 +48,10 @@
 //!   shaved by [`SHAVE`] (relative), so floating-point error never adds a whole access (seen
 //!   once: a bound one DRAM access above the enumerated optimum of Eyeriss MobileNetV1 pw5);
 //!   mappings the MILP still undervalues are excluded by no-good cuts once evaluated;
+//! * a count of two parts (a sliding-window load) is rounded as a sum by the evaluator: where
+//!   the charged instance count is fixed, its ceiling is first dropped and made exact once a
+//!   candidate shows that it matters (`Σ w_p + r = unit·z`, `z` integer, `r ≥ 0` in the
+//!   objective); where the count varies it stays dropped;
 //! * one-hot lifting: each term is also bounded below by the exact exp of one one-hot's
 //!   contribution with everything else at its minimum, which is linear in that one-hot and
 //!   keeps the LP bound up where tangents at a fractional mix of choices are weak;
@@ -60,7 +64,8 @@
 //! gap on spaces with many free bypass patterns (one model each) and on Simba's larger layers,
 //! where branch and bound, not the candidate loop, takes the time, and where mappings tied with
 //! the optimum that the model undervalues (the dropped ceiling of a two-part sliding-window
-//! count; on square layers the P↔Q, R↔S mirror images) each take a round and a no-good cut.
+//! count at a level whose instance count varies; on square layers the P↔Q, R↔S mirror images)
+//! each take a round and a no-good cut.
 //! Energy objective only.
 //! Bypass patterns and bit-width choices are enumerated outside the MILP; the bound is the
 //! smallest bound over them.
@@ -197,6 +202,18 @@ struct ExpTerm {
     at: (usize, usize),
 }
 
+/// A count of two or more parts (a sliding-window load) at a level whose charged instance count
+/// is fixed: the parts' epigraph columns and the energy of one vector access on every
+/// instance. Once active, `Σ w_p + r = unit · z` with `z` integer and `r ≥ 0` (in the
+/// objective) rounds the sum, not each part, up to whole vector accesses, as the evaluator does.
+#[derive(Debug, Clone)]
+struct MultiCount {
+    ws: Vec<usize>,
+    unit: f64,
+    /// The rounding column `r`, once active.
+    r: Option<usize>,
+}
+
 /// A term whose per-instance vector count is `exp(per_instance)·per_vector`, charged `unit`
 /// per vector access on each of the instances `level`'s count says.
 #[derive(Debug, Clone)]
@@ -246,6 +263,9 @@ struct Model {
     /// Terms whose ceilings can be made exact per charged instance count, made so
     /// ([`Model::activate`]) once a candidate shows that their ceiling matters.
     deferred: Vec<Deferred>,
+    /// Multi-part counts whose ceiling is first dropped, made exact once a candidate shows
+    /// that it matters ([`Model::activate_multi`]).
+    multi: Vec<MultiCount>,
     /// Per level whose charged instance count varies: the per-dim parts of the count (each
     /// dim's choice columns and spatial products) until its one-hot is built ...
     instance_parts: HashMap<usize, Vec<Vec<(Option<usize>, u64)>>>,
@@ -360,6 +380,30 @@ impl Model {
         }
         self.ge(&sum, 0.0);
         self.ceiling_units.insert(d.w, units);
+    }
+    /// Makes the ceiling of multi-part count `i` exact: `Σ w_p + r = unit · z`, `z` integer.
+    fn activate_multi(&mut self, i: usize) {
+        let z = self.col(0.0, f64::INFINITY, true, 0.0);
+        let r = self.col(0.0, f64::INFINITY, false, 1.0);
+        let mut l = Lin::var(r, 1.0).minus(&Lin::var(z, self.multi[i].unit));
+        for &w in &self.multi[i].ws {
+            l.t.push((w, 1.0));
+        }
+        self.eq(&l, 0.0);
+        self.multi[i].r = Some(r);
+    }
+    /// The exact value of multi-part count `mc` at `x`: its parts' sum, and whether its load
+    /// mode is on.
+    fn multi_sum(&self, mc: &MultiCount, x: &[f64]) -> (f64, bool) {
+        let (mut sum, mut on) = (0.0, false);
+        for t in self.terms.iter().filter(|t| mc.ws.contains(&t.w)) {
+            let a = t.a.value(x);
+            if a > -OFF / 2.0 {
+                sum += t.coef * a.exp();
+                on = true;
+            }
+        }
+        (sum, on)
     }
     /// A term whose per-instance count is at least one vector access: besides `coef·exp(a)`,
     /// `w ≥ floor_coef · exp(floor_a)` (the ceilings the evaluator applies).
@@ -1735,8 +1779,14 @@ fn build_pattern(
                             whole(*floor_k, charged),
                         );
                     } else {
-                        for part in parts {
-                            m.term(*k, a(part));
+                        let ws: Vec<usize> = parts
+                            .iter()
+                            .filter_map(|part| m.term(*k, a(part)))
+                            .collect();
+                        if let Whole::Fixed(unit) = whole(*floor_k, charged) {
+                            if unit > 0.0 && unit.is_finite() && ws.len() > 1 {
+                                m.multi.push(MultiCount { ws, unit, r: None });
+                            }
                         }
                     }
                 }
@@ -2022,6 +2072,16 @@ impl Pattern {
                     m.activate(i);
                 }
             }
+            for i in 0..m.multi.len() {
+                if m.multi[i].r.is_some() {
+                    continue;
+                }
+                let (sum, on) = m.multi_sum(&m.multi[i], &x);
+                let v = sum / m.multi[i].unit;
+                if on && (v - v.round()).abs() > 1e-9 * v.max(1.0) {
+                    m.activate_multi(i);
+                }
+            }
             // Columns added just now: the instance one-hots take their values at the candidate
             // (the new integer counts stay 0; only the tangents below read them).
             let old = x.len();
@@ -2112,10 +2172,16 @@ fn lin_range(l: &Lin, m: &Model) -> (f64, f64) {
 /// The model's own value of a solution: exact exp of every term plus the linear parts.
 fn model_value(m: &Model, x: &[f64]) -> f64 {
     let mut v = m.cost_const;
+    let rounding: Vec<usize> = m.multi.iter().filter_map(|mc| mc.r).collect();
     for (i, c) in m.col_cost.iter().enumerate() {
-        if *c != 0.0 && !m.terms.iter().any(|t| t.w == i) {
+        if *c != 0.0 && !m.terms.iter().any(|t| t.w == i) && !rounding.contains(&i) {
             v += c * x[i];
         }
+    }
+    // Multi-part counts made exact: what rounding their sum up adds to their parts.
+    for mc in m.multi.iter().filter(|mc| mc.r.is_some()) {
+        let (sum, _) = m.multi_sum(mc, x);
+        v += (mc.unit * (sum * (1.0 - SHAVE) / mc.unit).ceil() - sum).max(0.0);
     }
     for t in &m.terms {
         let a = t.a.value(x);
@@ -2651,6 +2717,41 @@ mod tests {
             above_unshaved > 0,
             "the case this guards against did not occur"
         );
+    }
+
+    /// A two-part count made exact rounds the parts' sum, not each part, up to whole vector
+    /// accesses: HiGHS's optimum is `unit · ceil(sum / unit)`, a whole number of accesses
+    /// stays whole, and the model's own value agrees; before activation the sum is not rounded.
+    #[test]
+    fn multi_part_counts_round_their_sum() {
+        let unit = 0.5;
+        // (parts' values) → vector accesses: 1.3 + 2.45 = 3.75 → 4; 1.5 + 2.5 = 4 (whole).
+        for (p1, p2, whole) in [(0.65, 1.225, 4.0), (0.75, 1.25, 4.0), (0.1, 0.05, 1.0)] {
+            let mut m = Model::default();
+            let ws: Vec<usize> = [p1, p2]
+                .iter()
+                .map(|&p: &f64| m.term(1.0, Lin::konst(p.ln())).unwrap())
+                .collect();
+            for t in m.terms.clone() {
+                m.tangent(&t, t.a.c);
+            }
+            m.multi.push(MultiCount { ws, unit, r: None });
+            let (_, x, bound, _) = run_highs(&m, None, None).unwrap();
+            let dropped = model_value(&m, &x.unwrap());
+            assert!((dropped - (p1 + p2)).abs() < 1e-9, "{dropped}");
+            assert!(bound <= p1 + p2 + 1e-9);
+            m.activate_multi(0);
+            let (status, x, bound, _) = run_highs(&m, None, None).unwrap();
+            assert_eq!(status, HighsModelStatus::Optimal);
+            let exact = unit * whole;
+            assert!(bound <= exact, "{p1}+{p2}: bound {bound} above {exact}");
+            assert!(
+                bound > exact - 2e-6,
+                "{p1}+{p2}: bound {bound} far below {exact}"
+            );
+            let own = model_value(&m, &x.unwrap());
+            assert!((own - exact).abs() < 1e-9, "{p1}+{p2}: model value {own}");
+        }
     }
 
     /// A tangent at a point the term already has (to within 1e-7 in log space) adds no row.
