@@ -269,6 +269,8 @@ struct Model {
     /// Per level whose charged instance count varies: the per-dim parts of the count (each
     /// dim's choice columns and spatial products) until its one-hot is built ...
     instance_parts: HashMap<usize, Vec<Vec<(Option<usize>, u64)>>>,
+    /// ... with the most instances the fanouts above the level allow ...
+    instance_caps: HashMap<usize, u64>,
     /// ... and then the one-hot's columns with their counts (empty: more than
     /// `CEILING_VALUES` counts).
     instance_values: HashMap<usize, Vec<(usize, f64)>>,
@@ -351,7 +353,12 @@ impl Model {
         let d = self.deferred[i].clone();
         if !self.instance_values.contains_key(&d.level) {
             let parts = self.instance_parts.remove(&d.level).unwrap_or_default();
-            let values = product_onehot(self, &parts, &|v| v as f64, CEILING_VALUES)
+            let most = self
+                .instance_caps
+                .get(&d.level)
+                .copied()
+                .unwrap_or(u64::MAX);
+            let values = product_onehot(self, &parts, &|v| v as f64, CEILING_VALUES, most)
                 .map(|one| one.t)
                 .unwrap_or_default();
             self.instance_values.insert(d.level, values);
@@ -603,13 +610,15 @@ impl Model {
 
 /// A one-hot over the values of a product (one factor per part; each part lists, per choice
 /// of its dim, the choice's column, None for a dim's only choice, and its value), tied to the
-/// dims' one-hots through the product's exponent of every prime: `Σ_v f(v)·g_v`. None when the
-/// product takes more than `limit` values.
+/// dims' one-hots through the product's exponent of every prime: `Σ_v f(v)·g_v`. Values above
+/// `most` are left out (the caller knows no mapping reaches them). None when the product takes
+/// more than `limit` values.
 fn product_onehot(
     m: &mut Model,
     parts: &[Vec<(Option<usize>, u64)>],
     f: &dyn Fn(u64) -> f64,
     limit: usize,
+    most: u64,
 ) -> Option<Lin> {
     // The reachable values: products over the parts' possible values.
     let mut values = vec![1u64];
@@ -621,6 +630,7 @@ fn product_onehot(
             .iter()
             .flat_map(|a| opts.iter().map(move |b| a * b))
             .collect();
+        next.retain(|&v| v <= most);
         next.sort_unstable();
         next.dedup();
         values = next;
@@ -1316,7 +1326,7 @@ fn build_pattern(
                           parts: &[(usize, Box<dyn Fn(&[u64]) -> u64 + '_>)],
                           f: &dyn Fn(u64) -> f64|
      -> Lin {
-        product_onehot(m, &part_values(vars, parts), f, usize::MAX).expect("no limit")
+        product_onehot(m, &part_values(vars, parts), f, usize::MAX, u64::MAX).expect("no limit")
     };
 
     // log tile of tensor t at level l (exact: pair one-hots for two-term ranks).
@@ -1500,8 +1510,15 @@ fn build_pattern(
         let e = if level.cluster_size <= 1 {
             let e = inst_log(vars, l);
             if !e.t.is_empty() {
-                // the one-hot over the instance counts is built once a ceiling needs it
+                // the one-hot over the instance counts is built once a ceiling needs it; the
+                // spatial fanouts above the level bound the count
                 m.instance_parts.insert(l, part_values(vars, &parts));
+                let most = slots
+                    .iter()
+                    .filter(|s| s.level > l && s.kind != SlotKind::Temporal)
+                    .map(|s| s.fanout.unwrap_or(u64::MAX))
+                    .fold(1u64, |a, b| a.saturating_mul(b));
+                m.instance_caps.insert(l, most);
             }
             e
         } else {
@@ -2653,9 +2670,9 @@ mod tests {
             d0.iter().map(|&c| Some(c)).zip(v0).collect::<Vec<_>>(),
             d1.iter().map(|&c| Some(c)).zip(v1).collect::<Vec<_>>(),
         ];
-        assert!(product_onehot(&mut m, &parts, &|v| v as f64, 5).is_none());
+        assert!(product_onehot(&mut m, &parts, &|v| v as f64, 5, u64::MAX).is_none());
         let before = m.rows.len();
-        let one = product_onehot(&mut m, &parts, &|v| v as f64, 6).unwrap();
+        let one = product_onehot(&mut m, &parts, &|v| v as f64, 6, u64::MAX).unwrap();
         let counts: Vec<f64> = one.t.iter().map(|x| x.1).collect();
         assert_eq!(counts, vec![1.0, 2.0, 3.0, 6.0, 12.0, 36.0]);
         let rows: Vec<_> = m.rows[before..].to_vec();
@@ -2679,6 +2696,11 @@ mod tests {
                 assert_eq!(fitting, vec![(v0[i] * v1[j]) as f64], "at {i} {j}");
             }
         }
+        // With at most 12 (say, the fanouts above a level), 36 is left out and the five
+        // values left fit the limit the six did not.
+        let capped = product_onehot(&mut m, &parts, &|v| v as f64, 5, 12).unwrap();
+        let counts: Vec<f64> = capped.t.iter().map(|x| x.1).collect();
+        assert_eq!(counts, vec![1.0, 2.0, 3.0, 6.0, 12.0]);
     }
 
     /// A whole-access count whose exponent is a sum of logs: the tangent at it, shaved by
