@@ -66,6 +66,8 @@
 //! the optimum that the model undervalues (the dropped ceiling of a two-part sliding-window
 //! count at a level whose instance count varies; on square layers the P↔Q, R↔S mirror images)
 //! each take a round and a no-good cut.
+//! On models above `SEED_COLUMNS` (50,000) columns (a depthwise layer's channel dim on Simba) the
+//! first solve may not finish; under a time limit a short random search seeds the incumbent.
 //! Energy objective only.
 //! Bypass patterns and bit-width choices are enumerated outside the MILP; the bound is the
 //! smallest bound over them.
@@ -768,11 +770,19 @@ pub fn solve(
             patterns.push(p);
         }
     }
+    // A model this large may not finish its first solve within a time limit: a short random
+    // search over the same mapspace gives an incumbent (and a cutoff) to start from, so that a
+    // time-limited answer is never worse than that search.
+    let seeded = (so.time_limit.is_some()
+        && patterns.iter().any(|p| p.m.col_lo.len() > SEED_COLUMNS))
+    .then(|| crate::search::random(space, opts, Objective::Energy, 0, SEED_SAMPLES, None))
+    .and_then(|r| Some((r.best?, r.evaluation?)));
     let mut timed_out = false;
     loop {
         let incumbent = patterns
             .iter()
             .filter_map(|p| p.best.as_ref().map(|b| b.1.energy_pj))
+            .chain(seeded.as_ref().map(|b| b.1.energy_pj))
             .fold(f64::INFINITY, f64::min);
         let open = patterns
             .iter()
@@ -805,6 +815,7 @@ pub fn solve(
     let best = patterns
         .into_iter()
         .filter_map(|p| p.best)
+        .chain(seeded)
         .min_by(|a, b| a.1.energy_pj.total_cmp(&b.1.energy_pj));
     let seconds = start.elapsed().as_secs_f64();
     let value = best.as_ref().map_or(f64::INFINITY, |b| b.1.energy_pj);
@@ -2238,6 +2249,11 @@ fn term_value(m: &Model, t: &ExpTerm, v: f64) -> f64 {
         None => v,
     }
 }
+
+/// Models with more columns than this start, under a time limit, from the best of
+/// `SEED_SAMPLES` valid random mappings (their first solve may not finish).
+const SEED_COLUMNS: usize = 50_000;
+const SEED_SAMPLES: u64 = 2_000;
 
 /// HiGHS's MIP feasibility tolerance (its default), in objective units it is also the margin
 /// by which it prunes nodes against an incumbent, so the bounds it reports are discounted by it.
