@@ -269,10 +269,9 @@ struct Model {
     /// that it matters ([`Model::activate_multi`]).
     multi: Vec<MultiCount>,
     /// Per level whose charged instance count varies: the per-dim parts of the count (each
-    /// dim's choice columns and spatial products) until its one-hot is built ...
-    instance_parts: HashMap<usize, Vec<Vec<(Option<usize>, u64)>>>,
-    /// ... with the most instances the fanouts above the level allow ...
-    instance_caps: HashMap<usize, u64>,
+    /// dim's choice columns and spatial products) and the most instances the fanouts above the
+    /// level allow, until its one-hot is built ...
+    instance_parts: HashMap<usize, (Vec<Vec<(Option<usize>, u64)>>, u64)>,
     /// ... and then the one-hot's columns with their counts (empty: more than
     /// `CEILING_VALUES` counts).
     instance_values: HashMap<usize, Vec<(usize, f64)>>,
@@ -354,12 +353,10 @@ impl Model {
         self.deferred[i].active = true;
         let d = self.deferred[i].clone();
         if !self.instance_values.contains_key(&d.level) {
-            let parts = self.instance_parts.remove(&d.level).unwrap_or_default();
-            let most = self
-                .instance_caps
-                .get(&d.level)
-                .copied()
-                .unwrap_or(u64::MAX);
+            let (parts, most) = self
+                .instance_parts
+                .remove(&d.level)
+                .unwrap_or((vec![], u64::MAX));
             let values = product_onehot(self, &parts, &|v| v as f64, CEILING_VALUES, most)
                 .map(|one| one.t)
                 .unwrap_or_default();
@@ -589,6 +586,36 @@ impl Model {
         let e = self.col(lo, hi, false, 0.0);
         self.eq(&Lin::var(e, 1.0).minus(a), 0.0);
         e
+    }
+    /// Tangents at solution `x` of every term and floor (a switched-off mode's where it would
+    /// be active) and of every capacity term.
+    fn tangents_at(&mut self, x: &[f64]) {
+        let (terms, caps, floors) = (
+            self.terms.clone(),
+            self.cap_terms.clone(),
+            self.floors.clone(),
+        );
+        for t in &terms {
+            let mut a = t.a.value(x);
+            if a < -OFF / 2.0 {
+                a += OFF; // a switched-off mode: tangent where it would be active
+            }
+            self.tangent(t, a);
+        }
+        for t in &caps {
+            self.tangent(t, t.a.value(x));
+        }
+        for t in &floors {
+            let mut a = t.a.value(x);
+            if a < -OFF / 2.0 {
+                a += OFF;
+            }
+            self.tangent(t, a);
+        }
+    }
+    /// The values of the binary columns that identify a mapping, at `x`.
+    fn identity_key(&self, x: &[f64]) -> Vec<u8> {
+        self.identity.iter().map(|&i| (x[i] > 0.5) as u8).collect()
     }
     /// A tangent of `w ≥ coef·exp(a)` at `a = at`.
     fn tangent(&mut self, t: &ExpTerm, at: f64) {
@@ -1523,13 +1550,13 @@ fn build_pattern(
             if !e.t.is_empty() {
                 // the one-hot over the instance counts is built once a ceiling needs it; the
                 // spatial fanouts above the level bound the count
-                m.instance_parts.insert(l, part_values(vars, &parts));
                 let most = slots
                     .iter()
                     .filter(|s| s.level > l && s.kind != SlotKind::Temporal)
                     .map(|s| s.fanout.unwrap_or(u64::MAX))
                     .fold(1u64, |a, b| a.saturating_mul(b));
-                m.instance_caps.insert(l, most);
+                m.instance_parts
+                    .insert(l, (part_values(vars, &parts), most));
             }
             e
         } else {
@@ -1922,7 +1949,7 @@ impl Pattern {
         time_left: Option<f64>,
         cutoff: Option<f64>,
     ) -> Result<bool, String> {
-        let (problem, arch) = (space.problem(), space.arch());
+        let problem = space.problem();
         let scale = self.scale;
         let m = &mut self.m;
         let cutoff = match (&self.best, cutoff) {
@@ -1973,8 +2000,7 @@ impl Pattern {
         let lb = obj_bound * scale;
         self.bound = self.bound.max(lb);
         self.rounds += 1;
-        let mapping = candidate(space, &self.vars, &self.keep, &x);
-        let ev = evaluate(problem, arch, &mapping, opts);
+        let ev = offer(space, opts, &self.vars, &self.keep, &mut self.best, &x, lb)?;
         let model_value = model_value(m, &x) * scale;
         if std::env::var("QMAP_MILP_PROFILE").is_ok() {
             eprintln!(
@@ -2017,45 +2043,18 @@ impl Pattern {
                 }
             }
         }
-        if ev.valid {
-            if lb > ev.energy_pj * (1.0 + 1e-7) {
-                return Err(format!(
-                    "internal error: the MILP bound {lb} pJ exceeds the evaluator's {} pJ for a mapping it proposed; the model overestimates a cost",
-                    ev.energy_pj
-                ));
-            }
-            if self
-                .best
-                .as_ref()
-                .is_none_or(|b| ev.energy_pj < b.1.energy_pj)
-            {
-                self.best = Some((mapping.clone(), ev.clone()));
-            }
-        }
         // The improving solutions HiGHS found on the way are mappings too: each may be a better
         // incumbent, and tangents there tighten the model where the search has been.
-        let key_of = |m: &Model, x: &[f64]| -> Vec<u8> {
-            m.identity.iter().map(|&i| (x[i] > 0.5) as u8).collect()
-        };
-        let final_key = key_of(m, &x);
+        let key = m.identity_key(&x);
         let mut extra_keys = vec![];
         for y in &improving {
-            let k = key_of(m, y);
-            if k == final_key || extra_keys.contains(&k) {
+            let k = m.identity_key(y);
+            if k == key || extra_keys.contains(&k) {
                 continue;
             }
             extra_keys.push(k);
             offer(space, opts, &self.vars, &self.keep, &mut self.best, y, lb)?;
-            for t in m.terms.clone().iter().chain(m.floors.clone().iter()) {
-                let mut a = t.a.value(y);
-                if a < -OFF / 2.0 {
-                    a += OFF;
-                }
-                m.tangent(t, a);
-            }
-            for t in m.cap_terms.clone() {
-                m.tangent(&t, t.a.value(y));
-            }
+            m.tangents_at(y);
         }
         let ub = self
             .best
@@ -2068,25 +2067,7 @@ impl Pattern {
             return Ok(true);
         }
         // Tangents at the candidate for every term (as if each mode were active).
-        let terms = m.terms.clone();
-        for t in &terms {
-            let mut a = t.a.value(&x);
-            if a < -OFF / 2.0 {
-                a += OFF; // a switched-off mode: tangent where it would be active
-            }
-            m.tangent(t, a);
-        }
-        let caps = m.cap_terms.clone();
-        for t in &caps {
-            m.tangent(t, t.a.value(&x));
-        }
-        for t in m.floors.clone() {
-            let mut a = t.a.value(&x);
-            if a < -OFF / 2.0 {
-                a += OFF;
-            }
-            m.tangent(&t, a);
-        }
+        m.tangents_at(&x);
         // Deferred ceilings that this candidate's value depends on: make them exact.
         if ev.valid && model_value < ev.energy_pj * (1.0 - so.gap * 0.5) {
             for i in 0..m.deferred.len() {
@@ -2134,7 +2115,6 @@ impl Pattern {
         }
         // The MILP may still value this mapping below the evaluator (ceilings, coinciding
         // offsets) or it may be invalid: exclude it.
-        let key: Vec<u8> = m.identity.iter().map(|&i| (x[i] > 0.5) as u8).collect();
         let exact_now = ev.valid && model_value >= ev.energy_pj * (1.0 - so.gap * 0.5);
         if !ev.valid || !exact_now || !self.seen.insert(key.clone()) {
             let mut l = Lin::default();
@@ -2154,7 +2134,7 @@ impl Pattern {
 }
 
 /// Evaluates the mapping of MILP solution `y` and keeps it in `best` if it beats it; fails if
-/// the MILP's bound `lb` exceeds its evaluator value (the cross-check).
+/// the MILP's bound `lb` exceeds its evaluator value (the cross-check). Returns the evaluation.
 fn offer(
     space: &Mapspace,
     opts: &ModelOptions,
@@ -2163,11 +2143,11 @@ fn offer(
     best: &mut Option<(Mapping, Evaluation)>,
     y: &[f64],
     lb: f64,
-) -> Result<(), String> {
+) -> Result<Evaluation, String> {
     let mapping = candidate(space, vars, keep, y);
     let ev = evaluate(space.problem(), space.arch(), &mapping, opts);
     if !ev.valid {
-        return Ok(());
+        return Ok(ev);
     }
     if lb > ev.energy_pj * (1.0 + 1e-7) {
         return Err(format!(
@@ -2176,9 +2156,9 @@ fn offer(
         ));
     }
     if best.as_ref().is_none_or(|b| ev.energy_pj < b.1.energy_pj) {
-        *best = Some((mapping, ev));
+        *best = Some((mapping, ev.clone()));
     }
-    Ok(())
+    Ok(ev)
 }
 
 /// Range of a linear expression over its columns' bounds.
