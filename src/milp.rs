@@ -1984,7 +1984,10 @@ impl Pattern {
             }
             HighsModelStatus::Optimal => {}
             HighsModelStatus::ReachedTimeLimit => {
-                let lb = obj_bound * scale;
+                // An interrupted solve may report no finite dual bound: then it proves nothing.
+                let lb = Some(obj_bound * scale)
+                    .filter(|b| b.is_finite())
+                    .unwrap_or(f64::NEG_INFINITY);
                 self.bound = self.bound.max(lb);
                 // What the interrupted search found still counts for the incumbent.
                 for y in improving.iter().chain(&x) {
