@@ -20,6 +20,12 @@
 //! Encoding:
 //! * per dim, a one-hot over its allowed factor vectors ([`Mapspace::dim_choices`]): every
 //!   per-dim quantity (slot factors, cumulative extents, non-unit flags) is linear in it;
+//!   a dim with more than [`SLICE_CHOICES`] factorisations and no halo (a channel dim: up to
+//!   147,000 factorisations over Simba's slots) instead gets a one-hot per slot group (a
+//!   level's temporal slot, or its X and Y slots together) tied by the dim's exponent of every
+//!   prime (DESIGN §3): exact, since the mapspace's per-dim rules are per slot group, with a
+//!   weaker relaxation but a few hundred columns, and its slot factors, non-unit flags and log
+//!   extents (sums of slot logs) are linear in the group one-hots;
 //! * halo ranks (`a·P + b·R`): a one-hot over pairs of cumulative extents per level, tied to the
 //!   two dims' one-hots, gives the exact bounding-box extent;
 //! * loop order: per level, a one-hot over the innermost non-unit dim. For problems where every
@@ -81,6 +87,7 @@ use crate::mapspace::{KeepChoice, Mapspace, SlotKind};
 use crate::model::{LevelMapping, Loop, Mapping, ModelOptions, PsumPolicy};
 use crate::spec::{Objective, PackingMode};
 use highs::{HighsModelStatus, RowProblem, Sense};
+use itertools::Itertools;
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -93,6 +100,10 @@ pub struct SolveOptions {
     pub gap: f64,
     /// Upper limit on candidate rounds per bypass pattern.
     pub max_rounds: usize,
+    /// Dims with more factorisations than this are encoded per slot group, tied by their
+    /// exponents of every prime, where they can be (no halo); the others by a one-hot over
+    /// their factorisations.
+    pub slice_choices: usize,
 }
 
 impl Default for SolveOptions {
@@ -101,6 +112,7 @@ impl Default for SolveOptions {
             time_limit: None,
             gap: 1e-6,
             max_rounds: 10_000,
+            slice_choices: SLICE_CHOICES,
         }
     }
 }
@@ -132,6 +144,12 @@ pub struct Certificate {
     /// Why nothing fits, when infeasible.
     pub reason: Option<String>,
 }
+
+/// Dims with more factorisations than this are encoded per slot group where they can be
+/// ([`sliced_dims`]): a one-hot over thousands of factorisations (a channel dim over Simba's
+/// eight slots: up to 147,000) makes a model HiGHS cannot solve in time, while below a hundred
+/// the one-hot's tighter relaxation pays.
+pub const SLICE_CHOICES: usize = 100;
 
 /// One-hot groups with more choices than this get shared columns for their parts of terms.
 const SHARED_GROUP: usize = 8;
@@ -670,23 +688,12 @@ fn product_onehot(
     if values.len() > limit {
         return None;
     }
-    let mut primes: Vec<u64> = vec![];
-    for &v in &values {
-        let mut n = v;
-        let mut p = 2;
-        while p * p <= n {
-            while n.is_multiple_of(p) {
-                if !primes.contains(&p) {
-                    primes.push(p);
-                }
-                n /= p;
-            }
-            p += 1;
-        }
-        if n > 1 && !primes.contains(&n) {
-            primes.push(n);
-        }
-    }
+    let primes: Vec<u64> = values
+        .iter()
+        .flat_map(|&v| prime_exponents(v).into_iter().map(|(p, _)| p))
+        .sorted()
+        .dedup()
+        .collect();
     let val = |mut n: u64, p: u64| {
         let mut e = 0.0;
         while n.is_multiple_of(p) {
@@ -793,7 +800,7 @@ pub fn solve(
         if (0..nt).any(|t| !(0..nl).any(|l| keep[l][t])) {
             continue;
         }
-        if let Some(p) = build_pattern(space, opts, &keep)? {
+        if let Some(p) = build_pattern(space, opts, &keep, so.slice_choices)? {
             patterns.push(p);
         }
     }
@@ -1045,6 +1052,45 @@ pub fn diagnose(space: &Mapspace, opts: &ModelOptions) -> String {
     "the factor, fanout and bypass constraints admit no valid mapping (or every candidate overflows a buffer once words are rounded up)".into()
 }
 
+/// The dims the MILP encodes per slot group ([`SolveOptions::slice_choices`]): those with more
+/// factorisations than `slice_choices` that are no term of a two-term rank (no halo, no sliding
+/// window: those need their cumulative extents' exact values) and that every rank they are in
+/// counts with coefficient 1 (a log extent is then the sum of the factors' logs).
+pub fn sliced_dims(space: &Mapspace, slice_choices: usize) -> Vec<usize> {
+    let problem = space.problem();
+    (0..problem.dims.len())
+        .filter(|&d| {
+            space.dim_choices(d).len() > slice_choices.max(1)
+                && problem.tensors.iter().all(|t| {
+                    t.ranks
+                        .iter()
+                        .all(|r| !r.iter().any(|x| x.dim == d) || (r.len() == 1 && r[0].coef == 1))
+                })
+        })
+        .collect()
+}
+
+/// The prime factorisation of `n`: (prime, exponent) in increasing order.
+fn prime_exponents(mut n: u64) -> Vec<(u64, u32)> {
+    let mut out = vec![];
+    let mut p = 2;
+    while p * p <= n {
+        let mut e = 0;
+        while n.is_multiple_of(p) {
+            n /= p;
+            e += 1;
+        }
+        if e > 0 {
+            out.push((p, e));
+        }
+        p += 1;
+    }
+    if n > 1 {
+        out.push((n, 1));
+    }
+    out
+}
+
 /// Cumulative extent of a dim's factor vector at level `l` (all slots of levels ≤ l).
 fn cumulative(space: &Mapspace, choice: &[u64], l: usize) -> u64 {
     space
@@ -1150,10 +1196,27 @@ struct Pattern {
     solves: usize,
 }
 
+/// How a dim's factorisation is encoded.
+enum DimCols {
+    /// A one-hot over the dim's factor vectors: column of choice j (None: the dim's only
+    /// choice). Every per-dim quantity is linear in it.
+    Whole(Vec<Option<usize>>),
+    /// Per slot group (a level's temporal slot, or its X and Y slots together), a one-hot over
+    /// the group's factors, tied by the dim's exponent of every prime ([`SLICE_CHOICES`]).
+    Sliced(Vec<SlotGroup>),
+}
+
+/// One slot group of a sliced dim: its slots and, per value, its column (None: the group's
+/// only value) and the factors of those slots.
+struct SlotGroup {
+    slots: Vec<usize>,
+    values: Vec<(Option<usize>, Vec<u64>)>,
+}
+
 /// Everything the model builder knows about the one-hots.
 struct Vars {
-    /// x[d][j]: dim d takes choice j (column index; None when the dim has one choice).
-    x: Vec<Vec<Option<usize>>>,
+    /// How each dim's factorisation is encoded.
+    x: Vec<DimCols>,
     /// delta[l][d]: the innermost non-unit temporal loop of level l is d.
     delta: Vec<Vec<Option<usize>>>,
 }
@@ -1163,6 +1226,7 @@ fn build_pattern(
     space: &Mapspace,
     opts: &ModelOptions,
     keep: &[Vec<bool>],
+    slice_choices: usize,
 ) -> Result<Option<Pattern>, String> {
     let problem = space.problem();
     let arch = space.arch();
@@ -1190,27 +1254,86 @@ fn build_pattern(
         x: vec![],
         delta: vec![vec![None; nd]; nl],
     };
-    for d in 0..nd {
-        let cols: Vec<Option<usize>> = if choices[d].len() == 1 {
-            vec![None]
-        } else {
-            let cols: Vec<Option<usize>> = choices[d].iter().map(|_| Some(m.bin())).collect();
-            let l = Lin {
+    // A one-hot over `n` values (None: one value, no column).
+    let onehot = |m: &mut Model, n: usize| -> Vec<Option<usize>> {
+        if n == 1 {
+            return vec![None];
+        }
+        let cols: Vec<usize> = (0..n).map(|_| m.bin()).collect();
+        m.eq(
+            &Lin {
                 c: 0.0,
-                t: cols.iter().map(|c| (c.unwrap(), 1.0)).collect(),
-            };
-            m.eq(&l, 1.0);
-            m.identity.extend(cols.iter().map(|c| c.unwrap()));
-            cols
-        };
-        vars.x.push(cols);
+                t: cols.iter().map(|&c| (c, 1.0)).collect(),
+            },
+            1.0,
+        );
+        m.identity.extend(&cols);
+        cols.into_iter().map(Some).collect()
+    };
+    let sliced = sliced_dims(space, slice_choices);
+    for d in 0..nd {
+        if !sliced.contains(&d) {
+            let cols = onehot(&mut m, choices[d].len());
+            vars.x.push(DimCols::Whole(cols));
+            continue;
+        }
+        // Slot groups: per level its temporal slot, and its X and Y slots together (the
+        // spatial rule bounds their product).
+        let mut groups = vec![];
+        for l in 0..nl {
+            let ls = space.level_slots(l);
+            groups.push(vec![ls.temporal]);
+            let sp: Vec<usize> = ls.x.into_iter().chain(ls.y).collect();
+            if !sp.is_empty() {
+                groups.push(sp);
+            }
+        }
+        let mut slot_groups = vec![];
+        let mut exps: HashMap<u64, Lin> = HashMap::new();
+        for slots_g in groups {
+            let mut vals: Vec<Vec<u64>> = choices[d]
+                .iter()
+                .map(|c| slots_g.iter().map(|&s| c[s]).collect())
+                .collect();
+            vals.sort_unstable();
+            vals.dedup();
+            let cols = onehot(&mut m, vals.len());
+            for (col, v) in cols.iter().zip(&vals) {
+                let product: u64 = v.iter().product();
+                for (p, e) in prime_exponents(product) {
+                    let l = exps.entry(p).or_default();
+                    match col {
+                        Some(c) => l.t.push((*c, e as f64)),
+                        None => l.c += e as f64,
+                    }
+                }
+            }
+            slot_groups.push(SlotGroup {
+                slots: slots_g,
+                values: cols.into_iter().zip(vals).collect(),
+            });
+        }
+        // The factors multiply to the dim's bound: Σ exponents of p = the bound's exponent.
+        let bound = problem.bounds[d];
+        let mut primes: Vec<u64> = exps.keys().copied().collect();
+        primes.sort_unstable();
+        let whole_exps: HashMap<u64, u32> = prime_exponents(bound).into_iter().collect();
+        for p in primes {
+            let e = whole_exps.get(&p).copied().unwrap_or(0);
+            m.eq(&exps[&p], e as f64);
+        }
+        vars.x.push(DimCols::Sliced(slot_groups));
     }
-    // A per-dim quantity as a linear expression: Σ_j value(choice j) · x[d][j].
+    // A per-dim quantity of a whole-encoded dim as a linear expression:
+    // Σ_j value(choice j) · x[d][j].
     let per_dim = |vars: &Vars, d: usize, f: &dyn Fn(&[u64]) -> f64| -> Lin {
+        let DimCols::Whole(x) = &vars.x[d] else {
+            unreachable!("sliced dims need no per-choice quantity")
+        };
         let mut l = Lin::default();
         for (j, ch) in choices[d].iter().enumerate() {
             let v = f(ch);
-            match vars.x[d][j] {
+            match x[j] {
                 None => l.c += v,
                 Some(c) => {
                     if v != 0.0 {
@@ -1221,6 +1344,38 @@ fn build_pattern(
         }
         l
     };
+    // Σ over the slots `sel` admits of g(dim d's factor there), linear in either encoding.
+    let slot_sum =
+        |vars: &Vars, d: usize, sel: &dyn Fn(usize) -> bool, g: &dyn Fn(u64) -> f64| match &vars.x
+            [d]
+        {
+            DimCols::Whole(_) => per_dim(vars, d, &|c| {
+                (0..c.len()).filter(|&s| sel(s)).map(|s| g(c[s])).sum()
+            }),
+            DimCols::Sliced(groups) => {
+                let mut l = Lin::default();
+                for grp in groups {
+                    for (col, v) in &grp.values {
+                        let val: f64 = grp
+                            .slots
+                            .iter()
+                            .zip(v)
+                            .filter(|(&s, _)| sel(s))
+                            .map(|(_, &f)| g(f))
+                            .sum();
+                        match col {
+                            None => l.c += val,
+                            Some(c) => {
+                                if val != 0.0 {
+                                    l.t.push((*c, val))
+                                }
+                            }
+                        }
+                    }
+                }
+                l
+            }
+        };
     let slot_of = |l: usize, k: SlotKind| -> Option<usize> {
         let ls = space.level_slots(l);
         match k {
@@ -1231,8 +1386,9 @@ fn build_pattern(
     };
     let ln = |v: u64| (v as f64).ln();
     // log factor of dim d in slot s
-    let lf = |vars: &Vars, d: usize, s: usize| per_dim(vars, d, &|c| ln(c[s]));
-    let nonunit = |vars: &Vars, d: usize, s: usize| per_dim(vars, d, &|c| (c[s] > 1) as u8 as f64);
+    let lf = |vars: &Vars, d: usize, s: usize| slot_sum(vars, d, &|x| x == s, &|f| ln(f));
+    let nonunit =
+        |vars: &Vars, d: usize, s: usize| slot_sum(vars, d, &|x| x == s, &|f| (f > 1) as u8 as f64);
     let can_nonunit = |d: usize, s: usize| choices[d].iter().any(|c| c[s] > 1);
 
     // ---- fanouts and the X/Y order rule
@@ -1345,23 +1501,50 @@ fn build_pattern(
     };
     let cum = |c: &[u64], l: usize| cumulative(space, c, l);
 
-    // Per selected dim, each choice's column (None: the dim's only choice) and value.
-    let part_values = |vars: &Vars, parts: &[(usize, Box<dyn Fn(&[u64]) -> u64 + '_>)]| {
-        parts
-            .iter()
-            .map(|(d, q)| {
-                choices[*d]
-                    .iter()
-                    .enumerate()
-                    .map(|(j, c)| (vars.x[*d][j], q(c)))
-                    .collect::<Vec<_>>()
-            })
-            .collect::<Vec<_>>()
+    // The factors of a product over (dim, its slots) parts, as the parts of a product
+    // one-hot: per one-hot (a whole dim's, or a sliced dim's slot group's), each choice's
+    // column (None: the only choice) and its product over the part's slots.
+    let part_values = |vars: &Vars, parts: &[(usize, Vec<usize>)]| {
+        let mut out: Vec<Vec<(Option<usize>, u64)>> = vec![];
+        for (d, sl) in parts {
+            match &vars.x[*d] {
+                DimCols::Whole(x) => out.push(
+                    choices[*d]
+                        .iter()
+                        .zip(x)
+                        .map(|(c, &col)| (col, sl.iter().map(|&s| c[s]).product()))
+                        .collect(),
+                ),
+                DimCols::Sliced(groups) => {
+                    for grp in groups
+                        .iter()
+                        .filter(|g| g.slots.iter().any(|s| sl.contains(s)))
+                    {
+                        out.push(
+                            grp.values
+                                .iter()
+                                .map(|(col, v)| {
+                                    let q = grp
+                                        .slots
+                                        .iter()
+                                        .zip(v)
+                                        .filter(|(s, _)| sl.contains(s))
+                                        .map(|(_, &f)| f)
+                                        .product();
+                                    (*col, q)
+                                })
+                                .collect(),
+                        )
+                    }
+                }
+            }
+        }
+        out
     };
     // One-hot over the values of a product of per-dim quantities ([`product_onehot`]).
     let product_onehot = |m: &mut Model,
                           vars: &Vars,
-                          parts: &[(usize, Box<dyn Fn(&[u64]) -> u64 + '_>)],
+                          parts: &[(usize, Vec<usize>)],
                           f: &dyn Fn(u64) -> f64|
      -> Lin {
         product_onehot(m, &part_values(vars, parts), f, usize::MAX, u64::MAX).expect("no limit")
@@ -1379,7 +1562,11 @@ fn build_pattern(
             let e = match rank.as_slice() {
                 [term] => {
                     let (a, d) = (term.coef, term.dim);
-                    per_dim(vars, d, &|c| ln(a * (cum(c, l) - 1) + 1))
+                    match vars.x[d] {
+                        DimCols::Whole(_) => per_dim(vars, d, &|c| ln(a * (cum(c, l) - 1) + 1)),
+                        // sliced: a = 1, so the log extent is the sum of the logs
+                        DimCols::Sliced(_) => slot_sum(vars, d, &|s| slots[s].level <= l, &ln),
+                    }
                 }
                 [t1, t2] => {
                     let vals = |d: usize| {
@@ -1527,12 +1714,7 @@ fn build_pattern(
             .collect();
         (0..nd)
             .filter(|&d| dims(d))
-            .map(|d| {
-                let sl = sl.clone();
-                let f: Box<dyn Fn(&[u64]) -> u64> =
-                    Box::new(move |c: &[u64]| sl.iter().map(|&s| c[s]).product());
-                (d, f)
-            })
+            .map(|d| (d, sl.clone()))
             .collect::<Vec<_>>()
     };
     // log of the instances the energy of level l is charged for: instances used, or
@@ -2396,14 +2578,26 @@ fn candidate(space: &Mapspace, vars: &Vars, keep: &[Vec<bool>], x: &[f64]) -> Ma
     let problem = space.problem();
     let nd = problem.dims.len();
     let nl = space.arch().levels.len();
-    let chosen: Vec<&Vec<u64>> = (0..nd)
-        .map(|d| {
-            let ch = space.dim_choices(d);
-            let j = vars.x[d]
-                .iter()
-                .position(|c| c.is_none_or(|c| x[c] > 0.5))
-                .unwrap_or(0);
-            &ch[j]
+    // The chosen entry of a one-hot (its columns in order; None: the only entry).
+    let pick = |cols: &[Option<usize>]| {
+        cols.iter()
+            .position(|c| c.is_none_or(|c| x[c] > 0.5))
+            .unwrap_or(0)
+    };
+    let chosen: Vec<Vec<u64>> = (0..nd)
+        .map(|d| match &vars.x[d] {
+            DimCols::Whole(cols) => space.dim_choices(d)[pick(cols)].clone(),
+            DimCols::Sliced(groups) => {
+                let mut c = vec![1; space.slots().len()];
+                for grp in groups {
+                    let cols: Vec<Option<usize>> = grp.values.iter().map(|v| v.0).collect();
+                    let v = &grp.values[pick(&cols)].1;
+                    for (&s, &f) in grp.slots.iter().zip(v) {
+                        c[s] = f;
+                    }
+                }
+                c
+            }
         })
         .collect();
     let mut levels = Vec::with_capacity(nl);

@@ -2,7 +2,9 @@
 //! exceeds the exhaustive optimum, its mapping is never better than it (the evaluator values
 //! it), and when it says `optimal` its value is the exhaustive optimum within the tolerance.
 //!
-//! 300 random cases (`QMAP_MILP_CASES`), 1 s of MILP each (`QMAP_MILP_SECONDS`);
+//! 300 random cases (`QMAP_MILP_CASES`), 1 s of MILP each (`QMAP_MILP_SECONDS`); every other
+//! case encodes every dim it can per slot group (`SolveOptions::slice_choices` 0), as real
+//! layers do for dims with more than `SLICE_CHOICES` factorisations;
 //! `QMAP_MILP_CASE=N` solves only case N (the same draw), to debug one case with
 //! `QMAP_MILP_VERBOSE` and `QMAP_MILP_PROFILE`.
 //! Not yet asserted (issue 3 is open): that every case is proved optimal within its time limit.
@@ -10,7 +12,7 @@
 //! bypass patterns (one model each) and slow branch and bound on some tiny layers time out.
 
 use qmap::mapspace::Mapspace;
-use qmap::milp::{solve, SolveOptions, Status};
+use qmap::milp::{sliced_dims, solve, SolveOptions, Status, SLICE_CHOICES};
 use qmap::model::{conv_problem, Arch, Bits, Level, Mac, ModelOptions, Problem};
 use qmap::search::exhaustive;
 use qmap::spec::{Objective, PackingMode};
@@ -57,6 +59,8 @@ struct Coverage {
     packing_seed: usize,
     packing_ideal: usize,
     levels: [usize; 5],
+    /// Cases solved with dims encoded per slot group.
+    sliced: usize,
 }
 
 struct Case {
@@ -201,10 +205,16 @@ fn milp_matches_exhaustive_on_random_small_instances() {
             continue;
         }
         let ex = exhaustive(&space, &case.opts, Objective::Energy, None).unwrap();
+        // Every other case encodes every dim it can per slot group (real layers only do so
+        // above `SLICE_CHOICES` factorisations).
         let so = SolveOptions {
             time_limit: Some(seconds),
+            slice_choices: if done % 2 == 0 { 0 } else { SLICE_CHOICES },
             ..Default::default()
         };
+        if !sliced_dims(&space, so.slice_choices).is_empty() {
+            cov.sliced += 1;
+        }
         let t0 = std::time::Instant::now();
         let cert = solve(&space, &case.opts, Objective::Energy, &so);
         if std::env::var("QMAP_MILP_VERBOSE").is_ok() {
@@ -258,6 +268,7 @@ fn milp_matches_exhaustive_on_random_small_instances() {
         "{cov:?}"
     );
     assert!(cov.packing_seed > 0 && cov.packing_ideal > 0, "{cov:?}");
+    assert!(cov.sliced >= cov.cases / 4, "{cov:?}");
     assert!(
         cov.levels[2] > 0 && cov.levels[3] > 0 && cov.levels[4] > 0,
         "{cov:?}"
