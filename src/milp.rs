@@ -20,12 +20,15 @@
 //! Encoding:
 //! * per dim, a one-hot over its allowed factor vectors ([`Mapspace::dim_choices`]): every
 //!   per-dim quantity (slot factors, cumulative extents, non-unit flags) is linear in it;
-//!   a dim with more than [`SLICE_CHOICES`] factorisations and no halo (a channel dim: up to
-//!   147,000 factorisations over Simba's slots) instead gets a one-hot per slot group (a
+//!   dims with no halo and many factorisations ([`sliced_dims`]: a channel dim has up to
+//!   147,000 over Simba's slots) instead get a one-hot per slot group (a
 //!   level's temporal slot, or its X and Y slots together) tied by the dim's exponent of every
 //!   prime (DESIGN §3): exact, since the mapspace's per-dim rules are per slot group, with a
 //!   weaker relaxation but a few hundred columns, and its slot factors, non-unit flags and log
 //!   extents (sums of slot logs) are linear in the group one-hots;
+//! * a square layer's mirror images (P↔Q with R↔S, where [`mirror_symmetry`] finds the
+//!   problem and the mapspace's rules symmetric) cost the same: only the one whose P takes the
+//!   earlier factorisation is kept (Simba conv1 and b2_pw prove in about 60 % of the time);
 //! * halo ranks (`a·P + b·R`): a one-hot over pairs of cumulative extents per level, tied to the
 //!   two dims' one-hots, gives the exact bounding-box extent;
 //! * loop order: per level, a one-hot over the innermost non-unit dim. For problems where every
@@ -70,10 +73,10 @@
 //! gap on spaces with many free bypass patterns (one model each) and on Simba's larger layers,
 //! where branch and bound, not the candidate loop, takes the time, and where mappings tied with
 //! the optimum that the model undervalues (the dropped ceiling of a two-part sliding-window
-//! count at a level whose instance count varies; on square layers the P↔Q, R↔S mirror images)
-//! each take a round and a no-good cut.
-//! On models above `SEED_COLUMNS` (50,000) columns (a depthwise layer's channel dim on Simba) the
-//! first solve may not finish; under a time limit a short random search seeds the incumbent.
+//! count at a level whose instance count varies) each take a round and a no-good cut.
+//! On models above `SEED_COLUMNS` (50,000) columns the first solve may not finish; under a
+//! time limit a short random search seeds the incumbent (no MobileNet layer on the shipped
+//! architectures comes near: with large dims sliced, Simba b12_dw has 401 columns).
 //! Energy objective only.
 //! Bypass patterns and bit-width choices are enumerated outside the MILP; the bound is the
 //! smallest bound over them.
@@ -83,7 +86,7 @@
 #![allow(clippy::needless_range_loop, clippy::type_complexity)]
 
 use crate::eval::{evaluate, operands_per_word, Evaluation};
-use crate::mapspace::{KeepChoice, Mapspace, SlotKind};
+use crate::mapspace::{KeepChoice, LoopKind, Mapspace, SlotKind};
 use crate::model::{LevelMapping, Loop, Mapping, ModelOptions, PsumPolicy};
 use crate::spec::{Objective, PackingMode};
 use highs::{HighsModelStatus, RowProblem, Sense};
@@ -100,10 +103,11 @@ pub struct SolveOptions {
     pub gap: f64,
     /// Upper limit on candidate rounds per bypass pattern.
     pub max_rounds: usize,
-    /// Dims with more factorisations than this are encoded per slot group, tied by their
-    /// exponents of every prime, where they can be (no halo); the others by a one-hot over
+    /// Dims with more factorisations than this (for a dim some tensor is irrelevant to, and for
+    /// one every tensor is relevant to) are encoded per slot group, tied by their exponents of
+    /// every prime, where they can be (no halo: [`sliced_dims`]); the others by a one-hot over
     /// their factorisations.
-    pub slice_choices: usize,
+    pub slice_choices: (usize, usize),
 }
 
 impl Default for SolveOptions {
@@ -145,11 +149,14 @@ pub struct Certificate {
     pub reason: Option<String>,
 }
 
-/// Dims with more factorisations than this are encoded per slot group where they can be
-/// ([`sliced_dims`]): a one-hot over thousands of factorisations (a channel dim over Simba's
-/// eight slots: up to 147,000) makes a model HiGHS cannot solve in time, while below a hundred
-/// the one-hot's tighter relaxation pays.
-pub const SLICE_CHOICES: usize = 100;
+/// Default of [`SolveOptions::slice_choices`] ([`sliced_dims`]). A one-hot over thousands of
+/// factorisations (a channel dim over Simba's eight slots: up to 147,000) makes a model HiGHS
+/// cannot solve in time. Measured on the MobileNet layers: a dim some tensor is irrelevant to
+/// (M, C) solves faster sliced from a few hundred factorisations on (Eyeriss MobileNetV1 pw2,
+/// M with 260: 6.8 s whole, 0.6 s sliced); a depthwise layer's G, which every tensor is
+/// relevant to, solves about twice as fast whole up to about 3,000 (Eyeriss dw1 and dw2, 776
+/// and 1,644) and faster sliced from about 5,000 on.
+pub const SLICE_CHOICES: (usize, usize) = (100, 1_000);
 
 /// One-hot groups with more choices than this get shared columns for their parts of terms.
 const SHARED_GROUP: usize = 8;
@@ -752,6 +759,85 @@ fn min_of(v: &[f64]) -> f64 {
     v.iter().copied().fold(f64::INFINITY, f64::min)
 }
 
+/// A mirror symmetry of the mapspace: a swap of dims (P↔Q with R↔S on a square layer) that
+/// maps the problem, the mapspace's rules and every dim's factorisations onto themselves, so
+/// that mirroring a mapping keeps it in the space at the same cost. Returned as the permutation
+/// of dims (an involution other than the identity).
+///
+/// The candidate swaps come from two ranks of one tensor with the same coefficients (an input
+/// tensor's `P·s + R` and `Q·s + S`).
+pub fn mirror_symmetry(space: &Mapspace) -> Option<Vec<usize>> {
+    let problem = space.problem();
+    let nd = problem.dims.len();
+    let nl = space.arch().levels.len();
+    let ranks_of = |sigma: &[usize], t: &crate::model::Tensor| -> Vec<Vec<(u64, usize)>> {
+        let mut ranks: Vec<Vec<(u64, usize)>> = t
+            .ranks
+            .iter()
+            .map(|r| {
+                let mut r: Vec<(u64, usize)> = r.iter().map(|x| (x.coef, sigma[x.dim])).collect();
+                r.sort_unstable();
+                r
+            })
+            .collect();
+        ranks.sort_unstable();
+        ranks
+    };
+    let symmetric = |sigma: &[usize]| -> bool {
+        let identity: Vec<usize> = (0..nd).collect();
+        let same_problem = (0..nd).all(|d| problem.bounds[sigma[d]] == problem.bounds[d])
+            && problem
+                .tensors
+                .iter()
+                .all(|t| ranks_of(sigma, t) == ranks_of(&identity, t));
+        let same_rules = (0..nd).all(|d| {
+            space.dim_choices(sigma[d]) == space.dim_choices(d)
+                && (0..nl).all(|l| {
+                    let rule = space.spatial_rule(l);
+                    [LoopKind::Temporal, LoopKind::Spatial]
+                        .iter()
+                        .all(|&k| space.factor_rule(sigma[d], l, k) == space.factor_rule(d, l, k))
+                        && rule.dir[sigma[d]] == rule.dir[d]
+                        && rule.order.as_ref().is_none_or(|o| o[sigma[d]] == o[d])
+                })
+        });
+        // A permutation constraint names the innermost loops in order: the dims it names that
+        // can be non-unit at its level must be mirrored onto themselves.
+        let same_orders = (0..nl).all(|l| {
+            let s = space.level_slots(l).temporal;
+            let named: Vec<usize> = space
+                .temporal_prefix(l)
+                .iter()
+                .copied()
+                .filter(|&d| space.dim_choices(d).iter().any(|c| c[s] > 1))
+                .collect();
+            named.iter().map(|&d| sigma[d]).eq(named.iter().copied())
+        });
+        same_problem && same_rules && same_orders
+    };
+    for t in &problem.tensors {
+        for (i, a) in t.ranks.iter().enumerate() {
+            for b in &t.ranks[i + 1..] {
+                if a.len() != b.len() || a.iter().zip(b).any(|(x, y)| x.coef != y.coef) {
+                    continue;
+                }
+                let mut sigma: Vec<usize> = (0..nd).collect();
+                for (x, y) in a.iter().zip(b) {
+                    if sigma[x.dim] != x.dim || sigma[y.dim] != y.dim || x.dim == y.dim {
+                        continue;
+                    }
+                    sigma[x.dim] = y.dim;
+                    sigma[y.dim] = x.dim;
+                }
+                if sigma.iter().enumerate().any(|(d, &e)| d != e) && symmetric(&sigma) {
+                    return Some(sigma);
+                }
+            }
+        }
+    }
+    None
+}
+
 /// Which tensor a dim is irrelevant to (None: relevant to all).
 fn irrelevant_to(space: &Mapspace, d: usize) -> Option<usize> {
     space.problem().tensors.iter().position(|t| !t.relevant(d))
@@ -1052,15 +1138,23 @@ pub fn diagnose(space: &Mapspace, opts: &ModelOptions) -> String {
     "the factor, fanout and bypass constraints admit no valid mapping (or every candidate overflows a buffer once words are rounded up)".into()
 }
 
-/// The dims the MILP encodes per slot group ([`SolveOptions::slice_choices`]): those with more
-/// factorisations than `slice_choices` that are no term of a two-term rank (no halo, no sliding
-/// window: those need their cumulative extents' exact values) and that every rank they are in
-/// counts with coefficient 1 (a log extent is then the sum of the factors' logs).
-pub fn sliced_dims(space: &Mapspace, slice_choices: usize) -> Vec<usize> {
+/// The dims the MILP encodes per slot group ([`SolveOptions::slice_choices`]). A dim can be
+/// sliced when it is no term of a two-term rank (no halo, no sliding window: those need their
+/// cumulative extents' exact values) and every rank it is in counts it with coefficient 1 (a
+/// log extent is then the sum of the factors' logs). It is sliced when it has more
+/// factorisations than `slice_choices.0` (a dim some tensor is irrelevant to) or
+/// `slice_choices.1` (a dim every tensor is relevant to).
+pub fn sliced_dims(space: &Mapspace, slice_choices: (usize, usize)) -> Vec<usize> {
     let problem = space.problem();
     (0..problem.dims.len())
         .filter(|&d| {
-            space.dim_choices(d).len() > slice_choices.max(1)
+            let shared = problem.tensors.iter().all(|t| t.relevant(d));
+            let most = if shared {
+                slice_choices.1
+            } else {
+                slice_choices.0
+            };
+            space.dim_choices(d).len() > most.max(1)
                 && problem.tensors.iter().all(|t| {
                     t.ranks
                         .iter()
@@ -1226,7 +1320,7 @@ fn build_pattern(
     space: &Mapspace,
     opts: &ModelOptions,
     keep: &[Vec<bool>],
-    slice_choices: usize,
+    slice_choices: (usize, usize),
 ) -> Result<Option<Pattern>, String> {
     let problem = space.problem();
     let arch = space.arch();
@@ -1390,6 +1484,24 @@ fn build_pattern(
     let nonunit =
         |vars: &Vars, d: usize, s: usize| slot_sum(vars, d, &|x| x == s, &|f| (f > 1) as u8 as f64);
     let can_nonunit = |d: usize, s: usize| choices[d].iter().any(|c| c[s] > 1);
+
+    // ---- mirror symmetry: of a mapping and its mirror image (which costs the same), only the
+    // one whose first mirrored dim takes the earlier factorisation (of the two dims' identical
+    // lists) is kept: Σ_j j·x[d][j] ≤ Σ_j j·x[σd][j]
+    if let Some(sigma) = mirror_symmetry(space) {
+        let pair = (0..nd).find_map(|d| match (&vars.x[d], &vars.x[sigma[d]]) {
+            (DimCols::Whole(a), DimCols::Whole(b)) if sigma[d] > d && a.len() > 1 => Some((a, b)),
+            _ => None,
+        });
+        if let Some((a, b)) = pair {
+            let mut l = Lin::default();
+            for (j, (x, y)) in a.iter().zip(b).enumerate() {
+                l.t.push((x.unwrap(), j as f64));
+                l.t.push((y.unwrap(), -(j as f64)));
+            }
+            m.le(&l, 0.0);
+        }
+    }
 
     // ---- fanouts and the X/Y order rule
     for l in 0..nl {

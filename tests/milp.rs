@@ -3,7 +3,7 @@
 //! it), and when it says `optimal` its value is the exhaustive optimum within the tolerance.
 //!
 //! 300 random cases (`QMAP_MILP_CASES`), 1 s of MILP each (`QMAP_MILP_SECONDS`); every other
-//! case encodes every dim it can per slot group (`SolveOptions::slice_choices` 0), as real
+//! case encodes every dim it can per slot group (`SolveOptions::slice_choices` (0, 0)), as real
 //! layers do for dims with more than `SLICE_CHOICES` factorisations;
 //! `QMAP_MILP_CASE=N` solves only case N (the same draw), to debug one case with
 //! `QMAP_MILP_VERBOSE` and `QMAP_MILP_PROFILE`.
@@ -12,7 +12,7 @@
 //! bypass patterns (one model each) and slow branch and bound on some tiny layers time out.
 
 use qmap::mapspace::Mapspace;
-use qmap::milp::{sliced_dims, solve, SolveOptions, Status, SLICE_CHOICES};
+use qmap::milp::{mirror_symmetry, sliced_dims, solve, SolveOptions, Status, SLICE_CHOICES};
 use qmap::model::{conv_problem, Arch, Bits, Level, Mac, ModelOptions, Problem};
 use qmap::search::exhaustive;
 use qmap::spec::{Objective, PackingMode};
@@ -61,6 +61,8 @@ struct Coverage {
     levels: [usize; 5],
     /// Cases solved with dims encoded per slot group.
     sliced: usize,
+    /// Cases whose mirror symmetry (P↔Q, R↔S, P > 1) the MILP breaks.
+    mirror: usize,
 }
 
 struct Case {
@@ -73,7 +75,7 @@ fn gen_case(rng: &mut ChaCha8Rng, cov: &mut Coverage) -> Case {
     let pick = |rng: &mut ChaCha8Rng, v: &[u64]| v[rng.random_range(0..v.len())];
     let stride = pick(rng, &[1, 1, 2]);
     let r = pick(rng, &[1, 2, 3]);
-    let dims = [
+    let mut dims = [
         1,
         pick(rng, &[1, 2, 4]),
         pick(rng, &[1, 2, 3]),
@@ -82,6 +84,11 @@ fn gen_case(rng: &mut ChaCha8Rng, cov: &mut Coverage) -> Case {
         r,
         1,
     ];
+    if rng.random_range(0..4) == 0 {
+        // a square layer (Q = P, S = R): the MILP breaks its mirror symmetry
+        dims[4] = dims[3];
+        dims[6] = dims[5];
+    }
     let problem = conv_problem("p", false, dims, [stride, stride, 1, 1]);
     if stride == 2 && r > 1 {
         cov.stride2_halo += 1;
@@ -209,11 +216,14 @@ fn milp_matches_exhaustive_on_random_small_instances() {
         // above `SLICE_CHOICES` factorisations).
         let so = SolveOptions {
             time_limit: Some(seconds),
-            slice_choices: if done % 2 == 0 { 0 } else { SLICE_CHOICES },
+            slice_choices: if done % 2 == 0 { (0, 0) } else { SLICE_CHOICES },
             ..Default::default()
         };
         if !sliced_dims(&space, so.slice_choices).is_empty() {
             cov.sliced += 1;
+        }
+        if mirror_symmetry(&space).is_some() && case.problem.bounds[3] > 1 {
+            cov.mirror += 1;
         }
         let t0 = std::time::Instant::now();
         let cert = solve(&space, &case.opts, Objective::Energy, &so);
@@ -269,6 +279,7 @@ fn milp_matches_exhaustive_on_random_small_instances() {
     );
     assert!(cov.packing_seed > 0 && cov.packing_ideal > 0, "{cov:?}");
     assert!(cov.sliced >= cov.cases / 4, "{cov:?}");
+    assert!(cov.mirror >= cov.cases / 20, "{cov:?}");
     assert!(
         cov.levels[2] > 0 && cov.levels[3] > 0 && cov.levels[4] > 0,
         "{cov:?}"
@@ -310,4 +321,88 @@ fn milp_proves_the_exhaustive_optimum_of_a_mobilenet_layer_on_eyeriss() {
     );
     assert!(cert.bound <= ex.value * (1.0 + 1e-9));
     assert!(space.contains(cert.mapping.as_ref().unwrap()));
+}
+
+/// The MILP keeps only one of a mapping and its mirror image (P↔Q with R↔S) where
+/// `mirror_symmetry` finds the space symmetric: on Simba's square layers under the seed's
+/// constraints (conv1 with its stride-2 halo, a depthwise layer), every sampled mapping's
+/// mirror image is in the space and the evaluator gives it the same energy and cycles. Eyeriss's
+/// row-stationary constraints treat P and Q differently: no symmetry there.
+#[test]
+fn mirror_images_cost_the_same_where_the_space_is_symmetric() {
+    use qmap::eval::evaluate;
+    use qmap::model::{Loop, Mapping};
+    use rand::rngs::ChaCha8Rng;
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    for (file, cons_file, symmetric) in [
+        (
+            "instances/simba_mbv2_l7.yaml",
+            "models/arch/simba_constraints.yaml",
+            true,
+        ),
+        (
+            "instances/eyeriss_mbv2_l7.yaml",
+            "models/arch/eyeriss_constraints.yaml",
+            false,
+        ),
+    ] {
+        let inst = qmap::instance::load(&root.join(file)).unwrap();
+        let mut cons = qmap::mapspace::Constraints::new(&inst.arch);
+        cons.add_file(&root.join(cons_file), &inst.arch).unwrap();
+        for name in ["conv1", "b1_dw"] {
+            let layer = inst.layers.iter().find(|l| l.name == name).unwrap();
+            let space = Mapspace::new(&layer.problem, &inst.arch, &cons).unwrap();
+            let sigma = mirror_symmetry(&space);
+            assert_eq!(sigma.is_some(), symmetric, "{file} {name}");
+            let Some(sigma) = sigma else { continue };
+            let p = &layer.problem;
+            let (pd, rd) = (p.dim_index("P").unwrap(), p.dim_index("R").unwrap());
+            assert_eq!(sigma[pd], p.dim_index("Q").unwrap());
+            assert_eq!(sigma[rd], p.dim_index("S").unwrap());
+            let opts = inst.options(p, Some((8, 8, 8)));
+            let mut rng = ChaCha8Rng::seed_from_u64(7);
+            let mirror = |loops: &[Loop]| -> Vec<Loop> {
+                loops
+                    .iter()
+                    .map(|l| Loop {
+                        dim: sigma[l.dim],
+                        factor: l.factor,
+                    })
+                    .collect()
+            };
+            let (mut differ, mut valid) = (0, 0);
+            for _ in 0..2_000 {
+                let m = space.sample(&mut rng);
+                let mut mm: Mapping = m.clone();
+                for lv in &mut mm.levels {
+                    lv.temporal = mirror(&lv.temporal);
+                    lv.spatial_x = mirror(&lv.spatial_x);
+                    lv.spatial_y = mirror(&lv.spatial_y);
+                }
+                differ += usize::from(mm != m);
+                assert!(
+                    space.contains(&mm),
+                    "{name}: mirror of {m:?} not in the space"
+                );
+                let (a, b) = (
+                    evaluate(p, &inst.arch, &m, &opts),
+                    evaluate(p, &inst.arch, &mm, &opts),
+                );
+                assert_eq!(a.valid, b.valid, "{name}");
+                if !a.valid {
+                    continue;
+                }
+                valid += 1;
+                assert!(
+                    (a.energy_pj - b.energy_pj).abs() <= 1e-12 * a.energy_pj,
+                    "{name}: {} vs mirror {}",
+                    a.energy_pj,
+                    b.energy_pj
+                );
+                assert_eq!(a.cycles, b.cycles, "{name}");
+            }
+            assert!(differ > 1_900, "{name}: only {differ} mirrors differ");
+            assert!(valid > 200, "{name}: only {valid} valid samples");
+        }
+    }
 }
