@@ -874,7 +874,8 @@ pub struct Mapspace {
     notes: Vec<String>,
 }
 
-fn prime_factors(mut n: u64) -> Vec<(u64, u32)> {
+/// The prime factorisation of `n`: (prime, exponent) in increasing order.
+pub fn prime_factors(mut n: u64) -> Vec<(u64, u32)> {
     let mut out = Vec::new();
     let mut p = 2;
     while p * p <= n {

@@ -86,7 +86,7 @@
 #![allow(clippy::needless_range_loop, clippy::type_complexity)]
 
 use crate::eval::{evaluate, operands_per_word, Evaluation};
-use crate::mapspace::{KeepChoice, LoopKind, Mapspace, SlotKind};
+use crate::mapspace::{prime_factors, KeepChoice, LoopKind, Mapspace, SlotKind};
 use crate::model::{LevelMapping, Loop, Mapping, ModelOptions, PsumPolicy};
 use crate::spec::{Objective, PackingMode};
 use highs::{HighsModelStatus, RowProblem, Sense};
@@ -697,7 +697,7 @@ fn product_onehot(
     }
     let primes: Vec<u64> = values
         .iter()
-        .flat_map(|&v| prime_exponents(v).into_iter().map(|(p, _)| p))
+        .flat_map(|&v| prime_factors(v).into_iter().map(|(p, _)| p))
         .sorted()
         .dedup()
         .collect();
@@ -1164,27 +1164,6 @@ pub fn sliced_dims(space: &Mapspace, slice_choices: (usize, usize)) -> Vec<usize
         .collect()
 }
 
-/// The prime factorisation of `n`: (prime, exponent) in increasing order.
-fn prime_exponents(mut n: u64) -> Vec<(u64, u32)> {
-    let mut out = vec![];
-    let mut p = 2;
-    while p * p <= n {
-        let mut e = 0;
-        while n.is_multiple_of(p) {
-            n /= p;
-            e += 1;
-        }
-        if e > 0 {
-            out.push((p, e));
-        }
-        p += 1;
-    }
-    if n > 1 {
-        out.push((n, 1));
-    }
-    out
-}
-
 /// Cumulative extent of a dim's factor vector at level `l` (all slots of levels ≤ l).
 fn cumulative(space: &Mapspace, choice: &[u64], l: usize) -> u64 {
     space
@@ -1394,7 +1373,7 @@ fn build_pattern(
             let cols = onehot(&mut m, vals.len());
             for (col, v) in cols.iter().zip(&vals) {
                 let product: u64 = v.iter().product();
-                for (p, e) in prime_exponents(product) {
+                for (p, e) in prime_factors(product) {
                     let l = exps.entry(p).or_default();
                     match col {
                         Some(c) => l.t.push((*c, e as f64)),
@@ -1407,13 +1386,9 @@ fn build_pattern(
                 values: cols.into_iter().zip(vals).collect(),
             });
         }
-        // The factors multiply to the dim's bound: Σ exponents of p = the bound's exponent.
-        let bound = problem.bounds[d];
-        let mut primes: Vec<u64> = exps.keys().copied().collect();
-        primes.sort_unstable();
-        let whole_exps: HashMap<u64, u32> = prime_exponents(bound).into_iter().collect();
-        for p in primes {
-            let e = whole_exps.get(&p).copied().unwrap_or(0);
+        // The factors multiply to the dim's bound: Σ exponents of p = the bound's exponent
+        // (every value divides the bound, so its primes are the bound's).
+        for &(p, e) in space.prime_factors(d) {
             m.eq(&exps[&p], e as f64);
         }
         vars.x.push(DimCols::Sliced(slot_groups));
