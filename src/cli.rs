@@ -643,6 +643,7 @@ fn map_cmd(a: MapArgs) -> Result<Outcome, InputError> {
             "proof": proof,
             "rounds": cert.rounds,
             "milp_solves": cert.milp_solves,
+            "halvings": cert.splits,
             "solve_seconds": cert.seconds,
             "mapspace_size": job.space.size_f64(),
             "bits": bits_json(*bits),
@@ -675,6 +676,10 @@ fn map_cmd(a: MapArgs) -> Result<Outcome, InputError> {
             crate::network::ProofKind::Enumerated => {
                 format!("proof: enumerated ({:.3e} mappings)", job.space.size_f64())
             }
+            crate::network::ProofKind::Milp if cert.splits > 0 => format!(
+                "proof: MILP, rounds {}   MILP solves {}   halvings {}",
+                cert.rounds, cert.milp_solves, cert.splits
+            ),
             crate::network::ProofKind::Milp => format!(
                 "proof: MILP, rounds {}   MILP solves {}",
                 cert.rounds, cert.milp_solves

@@ -79,7 +79,9 @@
 //! architectures comes near: with large dims sliced, Simba b12_dw has 401 columns).
 //! Energy objective only.
 //! Bypass patterns and bit-width choices are enumerated outside the MILP; the bound is the
-//! smallest bound over them.
+//! smallest bound over them. With a second core, two bypass patterns are refined at once, and
+//! a pattern whose solves have become slow is halved along its largest factorisation one-hot
+//! (each half keeps the cuts so far) so that both cores work on it.
 
 // Model building indexes several parallel per-level / per-dim tables at once, and the one-hot
 // helpers take boxed per-choice functions: these two lints would only obscure that.
@@ -108,6 +110,12 @@ pub struct SolveOptions {
     /// every prime, where they can be (no halo: [`sliced_dims`]); the others by a one-hot over
     /// their factorisations.
     pub slice_choices: (usize, usize),
+    /// Two-core refinement: unless the solve runs inside rayon's pool (a network's layers
+    /// already share it), two open bypass patterns are refined at once, and once a MILP solve
+    /// of the only open one took this long (seconds), its mapspace is halved along its largest
+    /// factorisation one-hot ([`MAX_SPLITS`] times at most) and the halves refined at once.
+    /// None: one pattern at a time, never halved (the default where rayon has one thread).
+    pub split_after: Option<f64>,
 }
 
 impl Default for SolveOptions {
@@ -117,6 +125,7 @@ impl Default for SolveOptions {
             gap: 1e-6,
             max_rounds: 10_000,
             slice_choices: SLICE_CHOICES,
+            split_after: (rayon::current_num_threads() > 1).then_some(SPLIT_AFTER),
         }
     }
 }
@@ -144,6 +153,8 @@ pub struct Certificate {
     pub gap: f64,
     pub rounds: usize,
     pub milp_solves: usize,
+    /// Halvings of the mapspace ([`SolveOptions::split_after`]).
+    pub splits: usize,
     pub seconds: f64,
     /// Why nothing fits, when infeasible.
     pub reason: Option<String>,
@@ -157,6 +168,15 @@ pub struct Certificate {
 /// relevant to, solves about twice as fast whole up to about 3,000 (Eyeriss dw1 and dw2, 776
 /// and 1,644) and faster sliced from about 5,000 on.
 pub const SLICE_CHOICES: (usize, usize) = (100, 1_000);
+
+/// Default of [`SolveOptions::split_after`] (seconds). Measured on 13 MobileNet layers × 3
+/// HiGHS seeds (2 cores): halving from the first solve on made Eyeriss layers slower (their
+/// solves take 0.05–0.3 s, and a half is not always easier than the whole); from 0.3 s on,
+/// Eyeriss is unchanged and Simba's slowest layers gain 1.3–2× (b1_pw 14.3 → 6.8 s mean).
+pub const SPLIT_AFTER: f64 = 0.3;
+
+/// Most halvings of one solve's mapspace.
+pub const MAX_SPLITS: usize = 8;
 
 /// One-hot groups with more choices than this get shared columns for their parts of terms.
 const SHARED_GROUP: usize = 8;
@@ -269,7 +289,7 @@ enum Whole<'a> {
 }
 
 /// The MILP of one bypass pattern: columns, fixed rows, terms; cuts accumulate across rounds.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Model {
     col_lo: Vec<f64>,
     col_hi: Vec<f64>,
@@ -898,6 +918,8 @@ pub fn solve(
     .then(|| crate::search::random(space, opts, Objective::Energy, 0, SEED_SAMPLES, None))
     .and_then(|r| Some((r.best?, r.evaluation?)));
     let mut timed_out = false;
+    let parallel = so.split_after.is_some() && rayon::current_thread_index().is_none();
+    let mut splits = 0;
     loop {
         let incumbent = patterns
             .iter()
@@ -921,7 +943,43 @@ pub fn solve(
             break;
         }
         let cutoff = incumbent.is_finite().then_some(incumbent);
-        if !patterns[i].step(space, opts, so, remaining, cutoff)? {
+        // A second open pattern to refine on the other core: the next lowest bound, or else,
+        // once a solve of this one took `split_after`, one half of it.
+        let mut second = patterns
+            .iter()
+            .enumerate()
+            .filter(|&(j, p)| j != i && !p.done)
+            .filter(|(_, p)| !(incumbent.is_finite() && p.bound >= incumbent * (1.0 - so.gap)))
+            .min_by(|a, b| a.1.bound.total_cmp(&b.1.bound))
+            .map(|(j, _)| j);
+        let slow = so
+            .split_after
+            .is_some_and(|t| patterns[i].solves > 0 && patterns[i].last_solve >= t);
+        if parallel && second.is_none() && slow && splits < MAX_SPLITS {
+            if let Some(half) = patterns[i].split() {
+                patterns.push(half);
+                second = Some(patterns.len() - 1);
+                splits += 1;
+            }
+        }
+        let stepped = match second.filter(|_| parallel) {
+            None => patterns[i].step(space, opts, so, remaining, cutoff)?,
+            Some(j) => {
+                let (a, b) = if i < j {
+                    let (lo, hi) = patterns.split_at_mut(j);
+                    (&mut lo[i], &mut hi[0])
+                } else {
+                    let (lo, hi) = patterns.split_at_mut(i);
+                    (&mut hi[0], &mut lo[j])
+                };
+                let (ra, rb) = rayon::join(
+                    || a.step(space, opts, so, remaining, cutoff),
+                    || b.step(space, opts, so, remaining, cutoff),
+                );
+                ra? & rb?
+            }
+        };
+        if !stepped {
             timed_out = true;
             break;
         }
@@ -949,6 +1007,7 @@ pub fn solve(
             gap: 0.0,
             rounds,
             milp_solves: solves,
+            splits,
             seconds,
             reason: Some(diagnose(space, opts)),
         });
@@ -973,6 +1032,7 @@ pub fn solve(
         gap,
         rounds,
         milp_solves: solves,
+        splits,
         seconds,
         reason: None,
     })
@@ -1016,6 +1076,7 @@ pub fn solve_each(
         if *rep != i {
             cert.rounds = 0;
             cert.milp_solves = 0;
+            cert.splits = 0;
         }
         let shift = mac_e(o) - mac_e(&choices[*rep]);
         cert.bound += shift;
@@ -1053,6 +1114,7 @@ pub fn solve_choices(
     let seconds = start.elapsed().as_secs_f64();
     let rounds = certs.iter().map(|c| c.rounds).sum();
     let solves = certs.iter().map(|c| c.milp_solves).sum();
+    let splits = certs.iter().map(|c| c.splits).sum();
     let timed_out = certs.iter().any(|c| c.status == Status::TimeLimit);
     let bound = certs.iter().map(|c| c.bound).fold(f64::INFINITY, f64::min);
     let best = certs
@@ -1071,6 +1133,7 @@ pub fn solve_choices(
         let mut c = certs.into_iter().next().expect("at least one choice");
         c.seconds = seconds;
         c.milp_solves = solves;
+        c.splits = splits;
         c.rounds = rounds;
         c.reason = Some(reasons.join("; "));
         if timed_out {
@@ -1089,6 +1152,7 @@ pub fn solve_choices(
     };
     cert.rounds = rounds;
     cert.milp_solves = solves;
+    cert.splits = splits;
     cert.seconds = seconds;
     Ok((cert, i))
 }
@@ -1254,6 +1318,7 @@ fn words_per_scalar(
 
 /// The outer-approximation state of one bypass pattern: its model with the cuts so far, its
 /// best mapping and its proven lower bound. `step` runs one MILP solve and adds its cuts.
+#[derive(Clone)]
 struct Pattern {
     m: Model,
     vars: Vars,
@@ -1267,9 +1332,12 @@ struct Pattern {
     done: bool,
     rounds: usize,
     solves: usize,
+    /// Seconds of the last MILP solve.
+    last_solve: f64,
 }
 
 /// How a dim's factorisation is encoded.
+#[derive(Clone)]
 enum DimCols {
     /// A one-hot over the dim's factor vectors: column of choice j (None: the dim's only
     /// choice). Every per-dim quantity is linear in it.
@@ -1281,12 +1349,14 @@ enum DimCols {
 
 /// One slot group of a sliced dim: its slots and, per value, its column (None: the group's
 /// only value) and the factors of those slots.
+#[derive(Clone)]
 struct SlotGroup {
     slots: Vec<usize>,
     values: Vec<(Option<usize>, Vec<u64>)>,
 }
 
 /// Everything the model builder knows about the one-hots.
+#[derive(Clone)]
 struct Vars {
     /// How each dim's factorisation is encoded.
     x: Vec<DimCols>,
@@ -2203,10 +2273,47 @@ fn build_pattern(
         done: false,
         rounds: 0,
         solves: 0,
+        last_solve: 0.0,
     }))
 }
 
 impl Pattern {
+    /// Splits the pattern's mapspace in two along its largest factorisation one-hot that has
+    /// two or more columns still free: this pattern keeps the second half of those columns,
+    /// the returned one (with every cut so far, which stays valid) the first. Every mapping
+    /// takes exactly one column of the one-hot, so the two halves cover the pattern. None when
+    /// no one-hot is left to split.
+    fn split(&mut self) -> Option<Pattern> {
+        let identity: std::collections::HashSet<usize> = self.m.identity.iter().copied().collect();
+        let cols = self
+            .m
+            .groups
+            .iter()
+            .filter(|g| g.iter().all(|i| identity.contains(i)))
+            .map(|g| {
+                g.iter()
+                    .copied()
+                    .filter(|&i| self.m.col_hi[i] > 0.5)
+                    .collect::<Vec<usize>>()
+            })
+            .rev() // ties: the first such one-hot
+            .max_by_key(|c| c.len())?;
+        if cols.len() < 2 {
+            return None;
+        }
+        let mut other = self.clone();
+        other.rounds = 0;
+        other.solves = 0;
+        let half = cols.len() / 2;
+        for (j, &c) in cols.iter().enumerate() {
+            if j < half {
+                self.m.col_hi[c] = 0.0;
+            } else {
+                other.m.col_hi[c] = 0.0;
+            }
+        }
+        Some(other)
+    }
     /// One candidate round: solves the MILP (only mappings cheaper than `cutoff` when given),
     /// raises the bound, evaluates the candidate and adds its tangents (and a no-good cut when
     /// the model undervalues it). Returns false when the time limit stopped the solve.
@@ -2233,6 +2340,7 @@ impl Pattern {
             cutoff.map(|c| c / scale * (1.0 - so.gap / 2.0)),
         )?;
         self.solves += 1;
+        self.last_solve = t_solve.elapsed().as_secs_f64();
         if std::env::var("QMAP_MILP_PROFILE").is_ok() {
             eprintln!(
                 "milp: {} cols ({} binary), {} rows, {} terms: {:?} in {:.3} s",

@@ -389,6 +389,7 @@ pub fn prove_best(
         gap: 0.0,
         rounds: 0,
         milp_solves: 0,
+        splits: 0,
         seconds: start.elapsed().as_secs_f64(),
     };
     Ok((cert, best, ProofKind::Enumerated))

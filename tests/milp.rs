@@ -4,7 +4,9 @@
 //!
 //! 300 random cases (`QMAP_MILP_CASES`), 1 s of MILP each (`QMAP_MILP_SECONDS`); every other
 //! case encodes every dim it can per slot group (`SolveOptions::slice_choices` (0, 0)), as real
-//! layers do for dims with more than `SLICE_CHOICES` factorisations;
+//! layers do for dims with more than `SLICE_CHOICES` factorisations; every third case halves
+//! its mapspace after each solve (`SolveOptions::split_after` 0), as real layers do once their
+//! solves take `SPLIT_AFTER` seconds;
 //! `QMAP_MILP_CASE=N` solves only case N (the same draw), to debug one case with
 //! `QMAP_MILP_VERBOSE` and `QMAP_MILP_PROFILE`.
 //! Not yet asserted (issue 3 is open): that every case is proved optimal within its time limit.
@@ -12,7 +14,9 @@
 //! bypass patterns (one model each) and slow branch and bound on some tiny layers time out.
 
 use qmap::mapspace::Mapspace;
-use qmap::milp::{mirror_symmetry, sliced_dims, solve, SolveOptions, Status, SLICE_CHOICES};
+use qmap::milp::{
+    mirror_symmetry, sliced_dims, solve, SolveOptions, Status, SLICE_CHOICES, SPLIT_AFTER,
+};
 use qmap::model::{conv_problem, Arch, Bits, Level, Mac, ModelOptions, Problem};
 use qmap::search::exhaustive;
 use qmap::spec::{Objective, PackingMode};
@@ -63,6 +67,8 @@ struct Coverage {
     sliced: usize,
     /// Cases whose mirror symmetry (P↔Q, R↔S, P > 1) the MILP breaks.
     mirror: usize,
+    /// Cases whose mapspace the solve halved (two-core refinement).
+    halved: usize,
 }
 
 struct Case {
@@ -214,9 +220,16 @@ fn milp_matches_exhaustive_on_random_small_instances() {
         let ex = exhaustive(&space, &case.opts, Objective::Energy, None).unwrap();
         // Every other case encodes every dim it can per slot group (real layers only do so
         // above `SLICE_CHOICES` factorisations).
+        // Every third case halves its mapspace after every solve (real layers only once a
+        // solve takes `SPLIT_AFTER` seconds), and one in six is solved one pattern at a time.
         let so = SolveOptions {
             time_limit: Some(seconds),
             slice_choices: if done % 2 == 0 { (0, 0) } else { SLICE_CHOICES },
+            split_after: match done % 3 {
+                0 => Some(0.0),
+                1 if done % 2 == 1 => None,
+                _ => Some(SPLIT_AFTER),
+            },
             ..Default::default()
         };
         if !sliced_dims(&space, so.slice_choices).is_empty() {
@@ -236,6 +249,9 @@ fn milp_matches_exhaustive_on_random_small_instances() {
                 ),
                 Err(e) => eprintln!("case {done}: error {e}"),
             }
+        }
+        if cert.as_ref().is_ok_and(|c| c.splits > 0) {
+            cov.halved += 1;
         }
         let cert = match cert {
             Ok(c) => c,
@@ -280,6 +296,7 @@ fn milp_matches_exhaustive_on_random_small_instances() {
     assert!(cov.packing_seed > 0 && cov.packing_ideal > 0, "{cov:?}");
     assert!(cov.sliced >= cov.cases / 4, "{cov:?}");
     assert!(cov.mirror >= cov.cases / 20, "{cov:?}");
+    assert!(cov.halved >= cov.cases / 10, "{cov:?}");
     assert!(
         cov.levels[2] > 0 && cov.levels[3] > 0 && cov.levels[4] > 0,
         "{cov:?}"
