@@ -112,7 +112,7 @@ pub struct OptimumArgs {
     #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
     pub engine: EngineArg,
     /// Largest mapspace the auto engine enumerates.
-    #[arg(long, default_value_t = 3_000_000)]
+    #[arg(long, default_value_t = crate::network::ENUMERATE_LIMIT)]
     pub enumerate_limit: u128,
     /// MILP time limit per layer and packing class (seconds).
     #[arg(long, default_value_t = 120.0)]
@@ -234,7 +234,7 @@ pub struct MapArgs {
     #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
     pub engine: EngineArg,
     /// Largest mapspace the auto engine enumerates.
-    #[arg(long, default_value_t = 3_000_000)]
+    #[arg(long, default_value_t = crate::network::ENUMERATE_LIMIT)]
     pub enumerate_limit: u128,
     /// Write the mapping (qmap format) to this file.
     #[arg(long)]

@@ -84,6 +84,11 @@ impl Engine {
     }
 }
 
+/// Largest mapspace the `Auto` engine proves by enumeration (default of `--enumerate-limit`):
+/// on 2 cores the enumerator evaluates about 1.5 million mappings a second, so up to this
+/// size it proves an optimum in about 2 s, faster than the MILP on most such layers.
+pub const ENUMERATE_LIMIT: u128 = 3_000_000;
+
 /// Table settings.
 #[derive(Debug, Clone)]
 pub struct TableSettings {
@@ -102,7 +107,7 @@ impl Default for TableSettings {
     fn default() -> Self {
         TableSettings {
             engine: Engine::Auto,
-            enumerate_limit: 3_000_000,
+            enumerate_limit: ENUMERATE_LIMIT,
             time_limit: Some(60.0),
             cache_dir: None,
             progress: false,

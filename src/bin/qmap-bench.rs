@@ -3,8 +3,9 @@
 //!
 //! * `layers`: per layer of MobileNetV1/V2 on Eyeriss and Simba at 8 bits, under the seed's
 //!   mapspace constraints: mapspace size, MILP time and status, exhaustive time, the
-//!   exhaustive/MILP time ratio, and MILP / random-search (10,000 valid samples) energy;
-//!   median and max MILP time per (network, architecture).
+//!   exhaustive/MILP time ratio, the time of qmap's default engine (`auto`: enumeration up to
+//!   `ENUMERATE_LIMIT` mappings, else the MILP), and MILP / random-search (10,000 valid
+//!   samples) energy; median and max MILP and default-engine time per (network, architecture).
 //! * `table`: the per-layer optimum table of MobileNetV2 on Eyeriss at bits 2..8, cold (empty
 //!   cache) and warm (cached).
 //! * `front`: `qmap front --method nsga2` (the complete front) on the shipped front instances, cold and
@@ -16,6 +17,7 @@
 
 use qmap::mapspace::Mapspace;
 use qmap::milp::{solve, SolveOptions, Status};
+use qmap::network::ENUMERATE_LIMIT;
 use qmap::search::{exhaustive, random};
 use qmap::spec::Objective;
 use std::path::PathBuf;
@@ -40,7 +42,7 @@ fn median(v: &mut [f64]) -> f64 {
 fn layers(all: bool, limit: f64) {
     println!("== per-layer MILP (8-bit, seed constraints, MILP time limit {limit} s) ==");
     println!(
-        "{:<8} {:<6} {:<9} {:>10} {:>8} {:>10} {:>9} {:>8} {:>9} {:>12} {:>9}",
+        "{:<8} {:<6} {:<9} {:>10} {:>8} {:>10} {:>9} {:>8} {:>9} {:>8} {:>12} {:>9}",
         "arch",
         "net",
         "layer",
@@ -50,6 +52,7 @@ fn layers(all: bool, limit: f64) {
         "gap",
         "exh. s",
         "exh/MILP",
+        "auto s",
         "MILP uJ",
         "MILP/rnd"
     );
@@ -82,6 +85,9 @@ fn layers(all: bool, limit: f64) {
                 picked = sub;
             }
             let mut times = vec![];
+            // qmap's default engine: enumeration up to ENUMERATE_LIMIT mappings, else the MILP.
+            let mut auto_times = vec![];
+            let mut auto_proven = 0;
             for &i in &picked {
                 inst.selected = i;
                 let problem = inst.layer().problem.clone();
@@ -109,11 +115,13 @@ fn layers(all: bool, limit: f64) {
                     Err(_) => ("error", f64::NAN, f64::NAN),
                 };
                 eprintln!("  [exhaustive, random]");
-                let (exh, ratio) = if space.size() <= 3_000_000 {
+                let milp_optimal = cert.as_ref().is_ok_and(|c| c.status == Status::Optimal);
+                let (exh, ratio, auto_s) = if space.size() <= ENUMERATE_LIMIT {
                     let t = Instant::now();
                     let ex =
                         exhaustive(&space, &opts, Objective::Energy, None).expect("enumerates");
                     let s = t.elapsed().as_secs_f64();
+                    auto_proven += 1;
                     if let Ok(c) = &cert {
                         if c.status == Status::Optimal {
                             assert!(
@@ -124,13 +132,15 @@ fn layers(all: bool, limit: f64) {
                             );
                         }
                     }
-                    (format!("{s:.2}"), format!("{:.2}", s / milp_s))
+                    (format!("{s:.2}"), format!("{:.2}", s / milp_s), s)
                 } else {
-                    ("-".into(), "-".into())
+                    auto_proven += milp_optimal as usize;
+                    ("-".into(), "-".into(), milp_s)
                 };
+                auto_times.push(auto_s);
                 let rnd = random(&space, &opts, Objective::Energy, 1, 10_000, None);
                 println!(
-                    "{:<8} {:<6} {:<9} {:>10.3e} {:>8.2} {:>10} {:>9.1e} {:>8} {:>9} {:>12.3} {:>9.4}",
+                    "{:<8} {:<6} {:<9} {:>10.3e} {:>8.2} {:>10} {:>9.1e} {:>8} {:>9} {:>8.2} {:>12.3} {:>9.4}",
                     arch,
                     format!("mbv{}", &net[1..]),
                     inst.layer().name,
@@ -140,6 +150,7 @@ fn layers(all: bool, limit: f64) {
                     gap,
                     exh,
                     ratio,
+                    auto_s,
                     milp_uj,
                     milp_uj / (rnd.value / 1e6)
                 );
@@ -151,6 +162,15 @@ fn layers(all: bool, limit: f64) {
                 median(&mut times),
                 max,
                 times.len()
+            );
+            let auto_max = auto_times.iter().cloned().fold(0.0, f64::max);
+            println!(
+                "{arch} mbv{}: default engine (enumerates up to {ENUMERATE_LIMIT} mappings, else MILP) time median {:.2} s, max {:.2} s, {} of {} proven optimal",
+                &net[1..],
+                median(&mut auto_times),
+                auto_max,
+                auto_proven,
+                auto_times.len()
             );
         }
     }
