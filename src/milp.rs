@@ -2478,18 +2478,10 @@ impl Pattern {
                         let Some(ts) = ls.tensors.iter().find(|ts| ts.name == tensor.name) else {
                             continue;
                         };
-                        let mv: f64 = m
-                            .terms
+                        let mv: f64 = term_values(m, &x)
                             .iter()
-                            .filter(|tm| tm.at == (l, t))
-                            .map(|tm| {
-                                let a = tm.a.value(&x);
-                                if a > -OFF / 2.0 {
-                                    term_value(m, tm, tm.coef * a.exp()) * scale
-                                } else {
-                                    0.0
-                                }
-                            })
+                            .filter(|(at, _)| *at == (l, t))
+                            .map(|(_, v)| v * scale)
                             .sum();
                         if (mv - ts.energy_pj).abs() > 1e-7 * ev.energy_pj {
                             eprintln!(
@@ -2658,12 +2650,23 @@ fn model_value(m: &Model, x: &[f64]) -> f64 {
             v += c * x[i];
         }
     }
-    // Multi-part counts made exact: what rounding their sum up adds to their parts.
+    v + term_values(m, x).iter().map(|(_, v)| v).sum::<f64>()
+}
+
+/// The model's exact value at `x` of each term, with the (level, tensor) it belongs to: its
+/// exp, floors and ceilings, and for a multi-part count made exact, what rounding the parts'
+/// sum up adds (on its first part).
+fn term_values(m: &Model, x: &[f64]) -> Vec<((usize, usize), f64)> {
+    let mut out = vec![];
     for mc in m.multi.iter().filter(|mc| mc.r.is_some()) {
         let (accesses, sum, _) = m.multi_accesses(mc, x);
         let unit = sum / accesses;
-        if unit.is_finite() {
-            v += (unit * (accesses * (1.0 - SHAVE)).ceil() - sum).max(0.0);
+        let first = m.terms.iter().find(|t| t.w == mc.ws[0]);
+        if let (true, Some(t)) = (unit.is_finite(), first) {
+            out.push((
+                t.at,
+                (unit * (accesses * (1.0 - SHAVE)).ceil() - sum).max(0.0),
+            ));
         }
     }
     for t in &m.terms {
@@ -2691,10 +2694,10 @@ fn model_value(m: &Model, x: &[f64]) -> f64 {
                     })
                     .sum()
             });
-            v += term.max(whole);
+            out.push((t.at, term.max(whole)));
         }
     }
-    v
+    out
 }
 
 /// A term's value from its exponent's: rounded up to whole vector accesses when it has a unit.
