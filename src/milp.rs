@@ -175,7 +175,8 @@ pub const SLICE_CHOICES: (usize, usize) = (100, 1_000);
 /// Default of [`SolveOptions::split_after`] (seconds). Measured on 13 MobileNet layers × 3
 /// HiGHS seeds (2 cores): halving from the first solve on made Eyeriss layers slower (their
 /// solves take 0.05–0.3 s, and a half is not always easier than the whole); from 0.3 s on,
-/// Eyeriss is unchanged and Simba's slowest layers gain 1.3–2× (b1_pw 14.3 → 6.8 s mean).
+/// Eyeriss is unchanged and Simba's slowest layers gain up to 2× (mean over the seeds: b1_pw
+/// 14.3 → 6.8 s, b4_dw 21.4 → 15.5 s, conv1 8.9 → 6.7 s; b2_pw unchanged at 8.6 s).
 pub const SPLIT_AFTER: f64 = 0.3;
 
 /// Most halvings of one solve's mapspace.
@@ -2367,12 +2368,20 @@ impl Pattern {
     /// takes exactly one column of the one-hot, so the two halves cover the pattern. None when
     /// no one-hot is left to split.
     fn split(&mut self) -> Option<Pattern> {
-        let identity: std::collections::HashSet<usize> = self.m.identity.iter().copied().collect();
+        let mut factorisation = std::collections::HashSet::new();
+        for dim in &self.vars.x {
+            match dim {
+                DimCols::Whole(cols) => factorisation.extend(cols.iter().flatten()),
+                DimCols::Sliced(groups) => {
+                    factorisation.extend(groups.iter().flat_map(|g| &g.values).flat_map(|v| v.0))
+                }
+            }
+        }
         let cols = self
             .m
             .groups
             .iter()
-            .filter(|g| g.iter().all(|i| identity.contains(i)))
+            .filter(|g| g.iter().all(|i| factorisation.contains(i)))
             .map(|g| {
                 g.iter()
                     .copied()
