@@ -176,7 +176,7 @@ pub const SLICE_CHOICES: (usize, usize) = (100, 1_000);
 /// HiGHS seeds (2 cores): halving from the first solve on made Eyeriss layers slower (their
 /// solves take 0.05–0.3 s, and a half is not always easier than the whole); from 0.3 s on,
 /// Eyeriss is unchanged and Simba's slowest layers gain up to 2× (mean over the seeds: b1_pw
-/// 14.3 → 6.8 s, b4_dw 21.4 → 15.5 s, conv1 8.9 → 6.7 s; b2_pw unchanged at 8.6 s).
+/// 14.3 → 6.8 s, b4_dw 21.4 → 15.5 s, conv1 8.9 → 6.7 s; b2_pw about unchanged, 8.7 → 8.5 s).
 pub const SPLIT_AFTER: f64 = 0.3;
 
 /// Most halvings of one solve's mapspace.
