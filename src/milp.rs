@@ -228,6 +228,12 @@ impl Lin {
     fn value(&self, x: &[f64]) -> f64 {
         self.c + self.t.iter().map(|&(i, v)| v * x[i]).sum::<f64>()
     }
+    /// `self − OFF·(1 − y)`: the exponent switched off (e^-60) unless binary `y` is 1.
+    fn switched(mut self, y: usize) -> Lin {
+        self.c -= OFF;
+        self.t.push((y, OFF));
+        self
+    }
     /// The terms with each column's coefficients summed, zeros dropped, sorted by column (so
     /// that rows, shared columns and sums come out the same on every run).
     fn merged(&self) -> Vec<(usize, f64)> {
@@ -270,6 +276,19 @@ struct MultiCount {
     r: Option<usize>,
     /// The varying count takes more than `CEILING_VALUES` values: the ceiling stays dropped.
     dropped: bool,
+}
+
+impl MultiCount {
+    /// An inactive count (its ceiling dropped until [`Model::activate_multi`]).
+    fn new(ws: Vec<usize>, unit: f64, per_instance: Option<(Lin, usize)>) -> MultiCount {
+        MultiCount {
+            ws,
+            unit,
+            per_instance,
+            r: None,
+            dropped: false,
+        }
+    }
 }
 
 /// A term whose per-instance vector count is `exp(per_instance)·per_vector`, charged `unit`
@@ -416,22 +435,17 @@ impl Model {
         let mut units = vec![];
         for &(g, n) in &values {
             let z = self.col(0.0, f64::INFINITY, true, 0.0);
-            let mut za = d.per_instance.clone();
-            za.c -= OFF;
-            za.t.push((g, OFF));
-            let e = self.exponent(&za);
             units.push((self.ceilings.len(), d.unit * n));
-            self.ceilings.push(ExpTerm {
-                coef: d.per_vector,
-                a: za,
-                w: z,
-                e,
-                at: d.at,
-            });
+            self.ceiling(z, d.per_vector, d.per_instance.clone().switched(g), d.at);
             sum.t.push((z, -d.unit * n));
         }
         self.ge(&sum, 0.0);
         self.ceiling_units.insert(d.w, units);
+    }
+    /// A per-instance-count ceiling term `w ≥ coef·exp(a)` (tangents only at candidates).
+    fn ceiling(&mut self, w: usize, coef: f64, a: Lin, at: (usize, usize)) {
+        let e = self.exponent(&a);
+        self.ceilings.push(ExpTerm { coef, a, w, e, at });
     }
     /// The one-hot over the charged instance count of `level` (columns with their counts),
     /// built on first use; empty when the count takes more than `CEILING_VALUES` values.
@@ -480,17 +494,8 @@ impl Model {
             let mut zsum = Lin::var(z, 1.0);
             for t in &parts {
                 let u = self.col(0.0, f64::INFINITY, false, 0.0);
-                let mut ua = t.a.clone().minus(charged);
-                ua.c -= OFF;
-                ua.t.push((g, OFF));
-                let e = self.exponent(&ua);
-                self.ceilings.push(ExpTerm {
-                    coef: t.coef / mc.unit,
-                    a: ua,
-                    w: u,
-                    e,
-                    at: t.at,
-                });
+                let ua = t.a.clone().minus(charged).switched(g);
+                self.ceiling(u, t.coef / mc.unit, ua, t.at);
                 zsum.t.push((u, -1.0));
             }
             self.ge(&zsum, 0.0);
@@ -2218,12 +2223,9 @@ fn build_pattern(
                     charged_p.clone(),
                 ));
             }
-            let gate = |mut a: Lin, y: &Option<usize>| {
-                if let Some(y) = y {
-                    a.c -= OFF;
-                    a.t.push((*y, OFF));
-                }
-                a
+            let gate = |a: Lin, y: &Option<usize>| match y {
+                Some(y) => a.switched(*y),
+                None => a,
             };
             for (at, k, mult, floor_k, charged) in &consumers {
                 m.at = (*at, t);
@@ -2246,22 +2248,11 @@ fn build_pattern(
                         if ws.len() > 1 {
                             match whole(*floor_k, charged) {
                                 Whole::Fixed(unit) if unit > 0.0 && unit.is_finite() => {
-                                    m.multi.push(MultiCount {
-                                        ws,
-                                        unit,
-                                        per_instance: None,
-                                        r: None,
-                                        dropped: false,
-                                    });
+                                    m.multi.push(MultiCount::new(ws, unit, None));
                                 }
                                 Whole::PerInstance { charged, level } if *floor_k > 0.0 => {
-                                    m.multi.push(MultiCount {
-                                        ws,
-                                        unit: *floor_k,
-                                        per_instance: Some((charged.clone(), level)),
-                                        r: None,
-                                        dropped: false,
-                                    });
+                                    let per_instance = Some((charged.clone(), level));
+                                    m.multi.push(MultiCount::new(ws, *floor_k, per_instance));
                                 }
                                 _ => {}
                             }
@@ -3252,13 +3243,7 @@ mod tests {
             for t in m.terms.clone() {
                 m.tangent(&t, t.a.c);
             }
-            m.multi.push(MultiCount {
-                ws,
-                unit,
-                per_instance: None,
-                r: None,
-                dropped: false,
-            });
+            m.multi.push(MultiCount::new(ws, unit, None));
             let (_, x, bound, _) = run_highs(&m, None, None).unwrap();
             let dropped = model_value(&m, &x.unwrap());
             assert!((dropped - (p1 + p2)).abs() < 1e-9, "{dropped}");
@@ -3300,13 +3285,7 @@ mod tests {
             .collect();
         m.instance_values
             .insert(3, inst.iter().copied().zip(ns).collect());
-        m.multi.push(MultiCount {
-            ws,
-            unit,
-            per_instance: Some((charged, 3)),
-            r: None,
-            dropped: false,
-        });
+        m.multi.push(MultiCount::new(ws, unit, Some((charged, 3))));
         let truth =
             |i: usize, j: usize, k: usize| unit * ns[i] * (per_vector * (s1[j] + s2[k])).ceil();
         let point = |(i, j, k): (usize, usize, usize), m: &Model| {
