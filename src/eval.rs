@@ -462,6 +462,24 @@ impl<'a> Evaluator<'a> {
         ))
     }
 
+    /// Lower bounds on the energy (pJ, MACs included) and the cycles of every mapping that
+    /// differs from `mapping` only in its loop orders ([`Evaluator::order_free_count`] priced);
+    /// None when they are invalid.
+    pub fn order_free_score(
+        &mut self,
+        mapping: &Mapping,
+        opts: &ModelOptions,
+    ) -> Option<(f64, u64)> {
+        self.order_free_count(mapping, opts).ok()?;
+        let c = &self.counts;
+        let (storage, cycles, _) =
+            price_core(self.problem, self.arch, c, &mut self.prices, opts, false).ok()?;
+        Some((
+            storage + mac_energy(self.problem, self.arch, c, opts),
+            cycles,
+        ))
+    }
+
     /// The structural checks (factor products, fanouts, keep rules) and the scalar counts of a
     /// mapping; an invalid mapping comes back as its invalid evaluation. Of `opts` only the
     /// number of bit-widths and `seed_compat` are used.
@@ -469,6 +487,28 @@ impl<'a> Evaluator<'a> {
         &mut self,
         mapping: &Mapping,
         opts: &ModelOptions,
+    ) -> Result<&Counts, Box<Evaluation>> {
+        self.count_as(mapping, opts, false)
+    }
+
+    /// Counts no higher than those of any loop order of `mapping`'s factorisation and keep
+    /// pattern: each transfer between a child and a parent keeper at the loop order best for
+    /// it ([`order_free_loads`]). Priced like [`Evaluator::count`]'s (prices only grow with
+    /// counts), they bound the energy and cycles of every such mapping from below. Validity
+    /// does not depend on loop order: invalid exactly when `mapping` is.
+    pub fn order_free_count(
+        &mut self,
+        mapping: &Mapping,
+        opts: &ModelOptions,
+    ) -> Result<&Counts, Box<Evaluation>> {
+        self.count_as(mapping, opts, true)
+    }
+
+    fn count_as(
+        &mut self,
+        mapping: &Mapping,
+        opts: &ModelOptions,
+        order_free: bool,
     ) -> Result<&Counts, Box<Evaluation>> {
         let (problem, arch) = (self.problem, self.arch);
         let macs = problem.macs();
@@ -599,7 +639,9 @@ impl<'a> Evaluator<'a> {
             let mut child: Option<usize> = None;
             for parent in (0..nl).filter(|&l| c.keep[l * nt + t]) {
                 let tile = child.map_or(1, |ch| c.tile_points[ch * nt + t]);
-                let transfer = transfers(terms, nest, relevant, distinct, tile, child, parent);
+                let transfer = transfers(
+                    terms, nest, relevant, distinct, tile, child, parent, order_free,
+                );
                 match child {
                     None => {
                         // The MACs: every compute step needs its operand.
@@ -1101,6 +1143,9 @@ struct Transfer {
 
 /// `relevant[d]`: whether the tensor uses dim d; `distinct(l)`: the distinct tiles among the
 /// children of level l's fanout; `tile`: the points of the child's tile (1 for the MACs).
+/// With `order_free`, the child's loads at the loop order best for them
+/// ([`order_free_loads`]) instead of at the nest's.
+#[allow(clippy::too_many_arguments)]
 fn transfers(
     terms: &[RankTerm],
     nest: &Nest,
@@ -1109,6 +1154,7 @@ fn transfers(
     tile: u64,
     child: Option<usize>,
     parent: usize,
+    order_free: bool,
 ) -> Transfer {
     // One parent access serves every child with an identical tile (multicast; for Outputs,
     // spatial reduction). Identity is judged per level's fanout, as Timeloop groups the
@@ -1145,31 +1191,91 @@ fn transfers(
     // extrapolation of Timeloop's nest analysis this amounts to: the leading run of loops
     // irrelevant to the tensor keeps the tile resident; when the innermost non-unit loop is
     // relevant, its advances load the difference and each wrap-around reloads the tile.
-    let child_loads = match first {
-        Some(l1) if relevant[l1.dim] => {
-            // Points of the tile kept across one step of that loop: per rank, its extent less
-            // the shift of the step.
-            let child_ext = nest.ext(first_level - 1);
-            let (mut kept, mut span, mut shift) = (1u64, 0u64, 0u64);
-            for t in terms {
-                span += t.coef * (child_ext[t.dim] - 1);
-                if t.dim == l1.dim {
-                    shift += t.coef * l1.stride;
-                }
-                if t.last {
-                    kept *= (span + 1).saturating_sub(shift);
-                    (span, shift) = (0, 0);
-                }
-            }
-            let wraps = outside / l1.factor;
-            wraps * tile + (outside - wraps) * (tile - kept)
+    let child_ext = nest.ext(first_level - 1);
+    let child_loads = if order_free {
+        order_free_loads(terms, nest, relevant, child_ext, tile, first_level, steps)
+    } else {
+        match first {
+            Some(l1) if relevant[l1.dim] => sliding_loads(terms, child_ext, tile, l1, outside),
+            _ => outside * tile,
         }
-        _ => outside * tile,
     };
     Transfer {
         child_loads,
         parent_accesses: child_loads * distinct,
     }
+}
+
+/// Loads of a child tile of `tile` points and extents `child_ext` when the innermost temporal
+/// loop above it, `l1`, is relevant to the tensor and `outside` is the product of the loops
+/// above the child: `l1`'s advances load only what the step does not keep, each of its
+/// wrap-arounds reloads the whole tile.
+fn sliding_loads(
+    terms: &[RankTerm],
+    child_ext: &[u64],
+    tile: u64,
+    l1: &NestLoop,
+    outside: u64,
+) -> u64 {
+    // Points of the tile kept across one step of that loop: per rank, its extent less the
+    // shift of the step.
+    let (mut kept, mut span, mut shift) = (1u64, 0u64, 0u64);
+    for t in terms {
+        span += t.coef * (child_ext[t.dim] - 1);
+        if t.dim == l1.dim {
+            shift += t.coef * l1.stride;
+        }
+        if t.last {
+            kept *= (span + 1).saturating_sub(shift);
+            (span, shift) = (0, 0);
+        }
+    }
+    let wraps = outside / l1.factor;
+    wraps * tile + (outside - wraps) * (tile - kept)
+}
+
+/// The fewest loads of a child tile (at level `first_level - 1`) over every order of the
+/// temporal loops above it, whose product is `steps` (orders do not change the loops, only
+/// their places). An order either starts with a run of loops irrelevant to the tensor (the
+/// tile stays resident through it: `steps / run · tile` loads, fewest with the longest run:
+/// every irrelevant loop of each level from `first_level` up to and including the first
+/// level with a relevant loop), or with a relevant loop of the lowest level that has loops
+/// (then [`sliding_loads`] with `outside = steps`); the fewer of the two.
+fn order_free_loads(
+    terms: &[RankTerm],
+    nest: &Nest,
+    relevant: &[bool],
+    child_ext: &[u64],
+    tile: u64,
+    first_level: usize,
+    steps: u64,
+) -> u64 {
+    let levels = nest.level_start.len() - 1;
+    let mut run = 1u64;
+    let mut best = u64::MAX;
+    let mut innermost = true;
+    for l in first_level..levels {
+        let loops = &nest.temporal_loops[nest.level_start[l].1..nest.level_start[l + 1].1];
+        if loops.is_empty() {
+            continue;
+        }
+        let mut any_relevant = false;
+        for lp in loops {
+            if relevant[lp.dim] {
+                any_relevant = true;
+                if innermost {
+                    best = best.min(sliding_loads(terms, child_ext, tile, lp, steps));
+                }
+            } else {
+                run *= lp.factor;
+            }
+        }
+        innermost = false;
+        if any_relevant {
+            break;
+        }
+    }
+    best.min(steps / run * tile)
 }
 
 /// Number of distinct tiles among the children of one spatial fanout with `loops`: per rank,

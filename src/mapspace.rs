@@ -836,6 +836,11 @@ struct Emit {
     perms: Vec<Vec<Vec<usize>>>,
     /// Per level, the index of its current order in `perms`.
     idx: Vec<usize>,
+    /// Per keep mask, whether the visitor declined the current factorisation with it at its
+    /// first loop order (its other orders are then skipped).
+    invalid: Vec<bool>,
+    /// Mappings skipped that way.
+    skipped: u64,
 }
 
 /// The set of mappings of one problem on one architecture under constraints.
@@ -1485,13 +1490,33 @@ impl Mapspace {
     /// Calls `f` on every mapping of part `part` (the parts partition the space; concatenated in
     /// order they give [`Mapspace::for_each`]'s order).
     pub fn for_each_part(&self, part: usize, mut f: impl FnMut(&Mapping)) {
+        self.scan_part(part, |m, _, _| {
+            f(m);
+            true
+        });
+    }
+
+    /// [`Mapspace::for_each_part`] for a search that can skip loop orders: calls
+    /// `f(mapping, keep, first)`, `keep` numbering the mapping's keep pattern (below
+    /// 2^[`Mapspace::free_keeps`]`.len()`), `first` telling whether this is the first loop
+    /// order visited of the mapping's factorisation with that keep pattern; when `f` returns
+    /// false there, the other loop orders of that factorisation and keep pattern are not
+    /// visited (e.g. because the mapping is invalid: validity — factor products, fanouts, keep
+    /// rules, word widths, capacities — does not depend on loop order). Returns how many
+    /// mappings were skipped; the visited ones come in [`Mapspace::for_each_part`]'s order.
+    pub fn scan_part(&self, part: usize, mut f: impl FnMut(&Mapping, usize, bool) -> bool) -> u64 {
+        self.visit_part(part, &mut f)
+    }
+
+    fn visit_part(&self, part: usize, f: &mut impl FnMut(&Mapping, usize, bool) -> bool) -> u64 {
         let (prefix, state) = &self.parts[part];
         let mut chosen = vec![0u32; self.problem.dims.len()];
         for (i, &c) in prefix.iter().enumerate() {
             chosen[self.dim_order[i]] = c;
         }
         let mut scratch = Emit::default();
-        self.dfs(prefix.len(), *state, &mut chosen, &mut scratch, &mut f);
+        self.dfs(prefix.len(), *state, &mut chosen, &mut scratch, f);
+        scratch.skipped
     }
 
     /// Splits the DAG into parts: the paths through its first layers, in DFS order.
@@ -1520,7 +1545,7 @@ impl Mapspace {
         state: u32,
         chosen: &mut [u32],
         scratch: &mut Emit,
-        f: &mut impl FnMut(&Mapping),
+        f: &mut impl FnMut(&Mapping, usize, bool) -> bool,
     ) {
         if i == self.dim_order.len() {
             self.emit(chosen, scratch, f);
@@ -1599,7 +1624,12 @@ impl Mapspace {
         }
     }
 
-    fn emit(&self, chosen: &[u32], s: &mut Emit, f: &mut impl FnMut(&Mapping)) {
+    fn emit(
+        &self,
+        chosen: &[u32],
+        s: &mut Emit,
+        f: &mut impl FnMut(&Mapping, usize, bool) -> bool,
+    ) {
         self.fill_base_mapping(chosen, &mut s.mapping, &mut s.free);
         let (m, free) = (&mut s.mapping, &s.free);
         // Per level, its free dims' orders: the permutations of their positions, in
@@ -1624,8 +1654,19 @@ impl Mapspace {
         };
         s.idx.clear();
         s.idx.resize(nl, 0);
+        s.invalid.clear();
+        s.invalid.resize(1 << self.free_keeps.len(), false);
+        let mut first = true;
         loop {
-            self.emit_keeps(m, f);
+            let (visited, skipped) = self.emit_keeps(m, first, &mut s.invalid, f);
+            s.skipped += skipped;
+            if first && s.invalid.iter().filter(|&&i| i).count() == visited {
+                // Every keep pattern declined (or none in the space): skip the other orders.
+                let orders: u64 = (0..nl).map(|l| orders(l) as u64).product();
+                s.skipped += (orders - 1) * visited as u64;
+                break;
+            }
+            first = false;
             // Odometer over the levels' orders; levels 0..=l change.
             let mut l = 0;
             while l < nl {
@@ -1653,18 +1694,37 @@ impl Mapspace {
         }
     }
 
-    fn emit_keeps(&self, m: &mut Mapping, f: &mut impl FnMut(&Mapping)) {
+    /// Calls `f` on `m` with every keep pattern; at the `first` loop order of a factorisation,
+    /// records in `invalid` the patterns for which `f` returned false, at the others skips
+    /// them. Returns how many patterns `f` was called with and how many were skipped.
+    fn emit_keeps(
+        &self,
+        m: &mut Mapping,
+        first: bool,
+        invalid: &mut [bool],
+        f: &mut impl FnMut(&Mapping, usize, bool) -> bool,
+    ) -> (usize, u64) {
         let nf = self.free_keeps.len();
         assert!(nf < 64, "too many free keep choices to enumerate");
         let nt = self.problem.tensors.len();
+        let (mut visited, mut skipped) = (0, 0);
         for mask in 0..(1u64 << nf) {
+            if !first && invalid[mask as usize] {
+                skipped += 1;
+                continue;
+            }
             for (k, &(l, t)) in self.free_keeps.iter().enumerate() {
                 m.levels[l].keep[t] = mask >> k & 1 == 1;
             }
             if (0..nt).all(|t| m.levels.iter().any(|lm| lm.keep[t])) {
-                f(m);
+                let go_on = f(m, mask as usize, first);
+                visited += 1;
+                if first {
+                    invalid[mask as usize] = !go_on;
+                }
             }
         }
+        (visited, skipped)
     }
 
     /// A random mapping of the space, Timeloop-style: a factorisation uniformly among the

@@ -14,6 +14,7 @@ use crate::spec::Objective;
 use rand::rngs::ChaCha8Rng;
 use rand::SeedableRng;
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Random search gives up after this many invalid samples in a row.
 pub const MAX_CONSECUTIVE_INVALID: u64 = 100_000;
@@ -41,7 +42,10 @@ pub struct SearchResult {
     pub evaluation: Option<Evaluation>,
     /// Its objective value (infinity when there is none).
     pub value: f64,
-    /// Mappings evaluated (valid or not).
+    /// Mappings evaluated (valid or not). For the exhaustive search, every mapping of the space:
+    /// the other loop orders of a factorisation and keep pattern found invalid at its first
+    /// order are counted as invalid without evaluating them (validity does not depend on loop
+    /// order; see [`Mapspace::scan_part`]).
     pub evaluated: u64,
     /// Valid mappings among them.
     pub valid: u64,
@@ -139,8 +143,10 @@ impl Best {
     }
 }
 
-/// Evaluates every mapping of `space` (in parallel over its parts) and returns the best.
-/// Refuses, naming the size, when the space has more than `limit` mappings (None = no limit).
+/// Evaluates every mapping of `space` (in parallel over its parts) and returns the best: the
+/// test oracle. Loop orders of an invalid factorisation and keep pattern are skipped (they are
+/// invalid too). Refuses, naming the size, when the space has more than `limit` mappings (None
+/// = no limit).
 pub fn exhaustive(
     space: &Mapspace,
     opts: &ModelOptions,
@@ -157,15 +163,57 @@ pub fn exhaustive(
             ));
         }
     }
+    Ok(scan(space, opts, objective, false))
+}
+
+/// The optimum of `space` with [`exhaustive`]'s answer (ties included), proved with fewer
+/// evaluations: each factorisation and keep pattern is first bounded over all its loop orders
+/// ([`Evaluator::order_free_score`]); when the bound is worse than the best mapping found so
+/// far (in any part), none of its orders is evaluated. `evaluated` counts the mappings
+/// evaluated, the others are not counted; `valid` counts valid mappings among them.
+pub fn enumerate(space: &Mapspace, opts: &ModelOptions, objective: Objective) -> SearchResult {
+    scan(space, opts, objective, true)
+}
+
+/// [`exhaustive`] (`prune` false) or [`enumerate`] (`prune` true).
+fn scan(space: &Mapspace, opts: &ModelOptions, objective: Objective, prune: bool) -> SearchResult {
     let (problem, arch) = (space.problem(), space.arch());
+    // The best objective value found in any part (bits of a non-negative f64, which order
+    // like the values). What a bound puts strictly above it cannot be, or tie, the optimum.
+    let incumbent = AtomicU64::new(f64::INFINITY.to_bits());
+    let beaten = |v: f64| prune && v > f64::from_bits(incumbent.load(Relaxed)) * (1.0 + 1e-9);
     let parts: Vec<Best> = (0..space.num_parts())
         .into_par_iter()
         .map(|p| {
             let mut b = Best::new();
             let mut ev = Evaluator::new(problem, arch);
-            space.for_each_part(p, |m| {
-                b.offer(m, ev.score(m, opts), objective);
-            });
+            // Per keep pattern, the bound of the current factorisation with it.
+            let mut bounds = vec![0.0; 1 << space.free_keeps().len()];
+            let visit = |m: &Mapping, keep: usize, first: bool| {
+                if prune {
+                    if first {
+                        let Some((e, cy)) = ev.order_free_score(m, opts) else {
+                            return false;
+                        };
+                        bounds[keep] = score_value(e, cy, objective);
+                        if beaten(bounds[keep]) {
+                            return false;
+                        }
+                    } else if beaten(bounds[keep]) {
+                        return true;
+                    }
+                }
+                let score = ev.score(m, opts);
+                if b.offer(m, score, objective) {
+                    let v = b.best.as_ref().map_or(f64::INFINITY, |(r, _)| r.0);
+                    incumbent.fetch_min(v.to_bits(), Relaxed);
+                }
+                score.is_some()
+            };
+            let skipped = space.scan_part(p, visit);
+            if !prune {
+                b.evaluated += skipped;
+            }
             b
         })
         .collect();
@@ -184,7 +232,7 @@ pub fn exhaustive(
             }
         }
     }
-    Ok(total.into_result(space, opts, objective, StopReason::Exhausted))
+    total.into_result(space, opts, objective, StopReason::Exhausted)
 }
 
 /// The energy optimum of one bit-width choice found by [`exhaustive_choices`].
@@ -199,9 +247,10 @@ pub struct ChoiceBest {
 /// Enumerates `space` once and finds the energy optimum of every bit-width choice: each
 /// mapping is counted once ([`Evaluator::count`]), each tensor is priced at each of its
 /// packing classes ([`tensor_price`]) and the prices are combined per bit choice
-/// ([`combine_storage`]). Ties go to
-/// lower cycles, then to the first mapping in enumeration order. Every winner is re-evaluated
-/// in full. Refuses spaces above `limit` like [`exhaustive`].
+/// ([`combine_storage`]). As in [`enumerate`], the loop orders of a factorisation and keep
+/// pattern whose order-free bound is worse than the best found at every class are skipped.
+/// Ties go to lower cycles, then to the first mapping in enumeration order. Every winner is
+/// re-evaluated in full. Refuses spaces above `limit` like [`exhaustive`].
 pub fn exhaustive_choices(
     space: &Mapspace,
     choices: &[ModelOptions],
@@ -279,19 +328,69 @@ pub fn exhaustive_choices(
         }
         a
     };
+    // Per class, the least energy found so far in any part (bits of a non-negative f64, which
+    // order like the values). A factorisation and keep pattern whose order-free lower bound
+    // exceeds it at every class cannot hold an optimum (nor tie one): its loop orders are
+    // skipped. What is skipped is strictly worse than a mapping found, so the answer (ties
+    // included) is the same as without skipping, whatever the timing of the parts.
+    let incumbents: Vec<AtomicU64> = classes
+        .iter()
+        .map(|_| AtomicU64::new(f64::INFINITY.to_bits()))
+        .collect();
+    let beaten =
+        |k: usize, lb: f64| lb > f64::from_bits(incumbents[k].load(Relaxed)) * (1.0 + 1e-9);
+    // Per tensor and packing class, its price and whether its bit-width fits; then per class,
+    // the storage energy plus MACs, None when the bit-widths or the capacities rule it out.
+    let class_energies = |c: &crate::eval::Counts,
+                          prices: &mut Vec<Vec<(TensorPrice, bool)>>,
+                          out: &mut Vec<Option<f64>>| {
+        for (t, reps) in tensor_reps.iter().enumerate() {
+            for ((_, rep), (price, ok)) in reps.iter().zip(&mut prices[t]) {
+                *ok = tensor_price(problem, arch, c, t, &choices[*rep], price);
+            }
+        }
+        out.clear();
+        out.extend(classes.iter().enumerate().map(|(k, (tuple, rep))| {
+            if (0..nt).any(|t| !prices[t][tuple[t]].1) {
+                return None;
+            }
+            let part = |t: usize| &prices[t][tuple[t]].0;
+            Some(combine_storage(arch, c, part, &choices[*rep])? + mac_energy[k])
+        }));
+    };
     let best: PartBest = (0..space.num_parts())
         .into_par_iter()
         .map(|p| {
             let mut best: PartBest = vec![None; classes.len()];
             let mut ev = Evaluator::new(problem, arch);
-            // Per tensor and packing class, its price and whether its bit-width fits.
             let mut prices: Vec<Vec<(TensorPrice, bool)>> = tensor_reps
                 .iter()
                 .map(|reps| vec![(TensorPrice::default(), false); reps.len()])
                 .collect();
-            space.for_each_part(p, |m| {
+            // Per keep pattern and class, the lower bound of the current factorisation with
+            // that keep pattern (None: invalid at that class).
+            let mut bounds: Vec<Vec<Option<f64>>> = vec![vec![]; 1 << space.free_keeps().len()];
+            let all_beaten = |b: &[Option<f64>]| {
+                b.iter()
+                    .enumerate()
+                    .all(|(k, b)| b.is_none_or(|b| beaten(k, b)))
+            };
+            space.scan_part(p, |m, keep, first| {
+                let bounds = &mut bounds[keep];
+                if first {
+                    // Skip every loop order when no class is valid or can be improved.
+                    let Ok(c) = ev.order_free_count(m, &choices[0]) else {
+                        return false;
+                    };
+                    class_energies(c, &mut prices, bounds);
+                    if all_beaten(bounds) {
+                        return false;
+                    }
+                } else if all_beaten(bounds) {
+                    return true; // beaten since the first order: skip this one
+                }
                 let Ok(c) = ev.count(m, &choices[0]) else {
-                    return;
+                    return false;
                 };
                 for (t, reps) in tensor_reps.iter().enumerate() {
                     for ((_, rep), (price, ok)) in reps.iter().zip(&mut prices[t]) {
@@ -299,7 +398,9 @@ pub fn exhaustive_choices(
                     }
                 }
                 for (k, (tuple, rep)) in classes.iter().enumerate() {
-                    if (0..nt).any(|t| !prices[t][tuple[t]].1) {
+                    if bounds[k].is_none_or(|b| beaten(k, b))
+                        || (0..nt).any(|t| !prices[t][tuple[t]].1)
+                    {
                         continue;
                     }
                     let part = |t: usize| &prices[t][tuple[t]].0;
@@ -323,8 +424,10 @@ pub fn exhaustive_choices(
                     let cy = combined_cycles(arch, c, part);
                     if best[k].as_ref().is_none_or(|b| (e, cy) < (b.0, b.1)) {
                         best[k] = Some((e, cy, m.clone()));
+                        incumbents[k].fetch_min(e.to_bits(), Relaxed);
                     }
                 }
+                true
             });
             best
         })
