@@ -330,7 +330,11 @@ impl Arch {
                 Some(b) => b,
                 None => (l.width / (l.word_bits * l.cluster_size)).max(1),
             };
-            for (name, v) in [("read", l.energy.read), ("write", l.energy.write)] {
+            for (name, v) in [
+                ("read", l.energy.read),
+                ("write", l.energy.write),
+                ("update", l.energy.update.unwrap_or(0.0)),
+            ] {
                 if !(v.is_finite() && v >= 0.0) {
                     return Err(err(
                         f(&format!("energy.{name}")),

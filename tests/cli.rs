@@ -169,6 +169,21 @@ fn zero_and_negative_sizes() {
         &["eval", &i2],
         &["arch2.yaml", "levels[0].instances", "must be > 0"],
     );
+    // Negative energies would break every lower bound (they assume costs grow with counts).
+    let arch3 = write(
+        &d,
+        "arch3.yaml",
+        &eyeriss().replacen("update: 0.30161", "update: -0.3", 1),
+    );
+    let i3 = instance(&d, &arch3, &m, BITS8);
+    expect_input_error(
+        &["eval", &i3],
+        &[
+            "arch3.yaml",
+            "energy.update",
+            "must be a finite number >= 0",
+        ],
+    );
     let _ = arch;
 }
 
