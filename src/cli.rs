@@ -100,7 +100,7 @@ pub struct FrontArgs {
 /// How per-layer optima are proved.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EngineArg {
-    /// Enumerate spaces up to --enumerate-limit mappings, MILP above.
+    /// Enumerate spaces up to --enumerate-limit factorisations × keep patterns, MILP above.
     Auto,
     Milp,
     Enumerate,
@@ -111,7 +111,9 @@ pub enum EngineArg {
 pub struct OptimumArgs {
     #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
     pub engine: EngineArg,
-    /// Largest mapspace the auto engine enumerates.
+    /// Largest mapspace the auto engine enumerates, in factorisations × keep patterns (each is
+    /// bounded over its loop orders, which are evaluated only when the bound does not rule
+    /// them out).
     #[arg(long, default_value_t = crate::network::ENUMERATE_LIMIT)]
     pub enumerate_limit: u128,
     /// MILP time limit per layer and packing class (seconds).
@@ -228,12 +230,14 @@ pub struct MapArgs {
     /// Relative gap at which the answer counts as optimal.
     #[arg(long, default_value_t = 1e-6)]
     pub gap: f64,
-    /// How the optimum is proved: `auto` enumerates mapspaces up to --enumerate-limit mappings
-    /// (every mapping evaluated: bound = value) and runs the MILP above; latency and EDP are
-    /// proved by enumeration only.
+    /// How the optimum is proved: `auto` enumerates mapspaces up to --enumerate-limit
+    /// factorisations × keep patterns (every mapping evaluated or bounded: bound = value) and
+    /// runs the MILP above; latency and EDP are proved by enumeration only.
     #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
     pub engine: EngineArg,
-    /// Largest mapspace the auto engine enumerates.
+    /// Largest mapspace the auto engine enumerates, in factorisations × keep patterns (each is
+    /// bounded over its loop orders, which are evaluated only when the bound does not rule
+    /// them out).
     #[arg(long, default_value_t = crate::network::ENUMERATE_LIMIT)]
     pub enumerate_limit: u128,
     /// Write the mapping (qmap format) to this file.
@@ -674,7 +678,11 @@ fn map_cmd(a: MapArgs) -> Result<Outcome, InputError> {
         };
         let how = match proof {
             crate::network::ProofKind::Enumerated => {
-                format!("proof: enumerated ({:.3e} mappings)", job.space.size_f64())
+                format!(
+                    "proof: enumerated ({:.3e} mappings, {:.3e} factorisations × keep patterns)",
+                    job.space.size_f64(),
+                    crate::network::enumeration_size(&job.space)
+                )
             }
             crate::network::ProofKind::Milp if cert.splits > 0 => format!(
                 "proof: MILP, rounds {}   MILP solves {}   halvings {}",

@@ -2,10 +2,12 @@
 //! of the shipped instances (sizes printed, never shrunk).
 //!
 //! * `layers`: per layer of MobileNetV1/V2 on Eyeriss and Simba at 8 bits, under the seed's
-//!   mapspace constraints: mapspace size, MILP time and status, exhaustive time, the
-//!   exhaustive/MILP time ratio, the time of qmap's default engine (`auto`: enumeration up to
-//!   `ENUMERATE_LIMIT` mappings, else the MILP), and MILP / random-search (10,000 valid
-//!   samples) energy; median and max MILP and default-engine time per (network, architecture).
+//!   mapspace constraints: mapspace size (mappings, and factorisations × keep patterns), MILP
+//!   time and status, exhaustive time (the oracle, up to 3e6 mappings) and the exhaustive/MILP
+//!   time ratio, bounded-enumeration time (every layer), the time of qmap's default engine
+//!   (`auto`: bounded enumeration up to `ENUMERATE_LIMIT` factorisations × keep patterns, else
+//!   the MILP), and MILP / random-search (10,000 valid samples) energy; median and max MILP and
+//!   default-engine time per (network, architecture). All proofs must agree on the optimum.
 //! * `table`: the per-layer optimum table of MobileNetV2 on Eyeriss at bits 2..8, cold (empty
 //!   cache) and warm (cached).
 //! * `front`: `qmap front --method nsga2` (the complete front) on the shipped front instances, cold and
@@ -17,7 +19,7 @@
 
 use qmap::mapspace::Mapspace;
 use qmap::milp::{solve, SolveOptions, Status};
-use qmap::network::ENUMERATE_LIMIT;
+use qmap::network::{enumeration_size, prove_best, Engine, ENUMERATE_LIMIT};
 use qmap::search::{exhaustive, random};
 use qmap::spec::Objective;
 use std::path::PathBuf;
@@ -25,6 +27,9 @@ use std::time::Instant;
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Largest mapspace (in mappings) the exhaustive oracle is timed on.
+const ORACLE_LIMIT: u128 = 3_000_000;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -42,16 +47,18 @@ fn median(v: &mut [f64]) -> f64 {
 fn layers(all: bool, limit: f64) {
     println!("== per-layer MILP (8-bit, seed constraints, MILP time limit {limit} s) ==");
     println!(
-        "{:<8} {:<6} {:<9} {:>10} {:>8} {:>10} {:>9} {:>8} {:>9} {:>8} {:>12} {:>9}",
+        "{:<8} {:<6} {:<9} {:>10} {:>10} {:>8} {:>10} {:>9} {:>8} {:>9} {:>8} {:>8} {:>12} {:>9}",
         "arch",
         "net",
         "layer",
         "mapspace",
+        "fact×keep",
         "MILP s",
         "status",
         "gap",
         "exh. s",
         "exh/MILP",
+        "enum s",
         "auto s",
         "MILP uJ",
         "MILP/rnd"
@@ -85,7 +92,8 @@ fn layers(all: bool, limit: f64) {
                 picked = sub;
             }
             let mut times = vec![];
-            // qmap's default engine: enumeration up to ENUMERATE_LIMIT mappings, else the MILP.
+            // qmap's default engine: enumeration up to ENUMERATE_LIMIT factorisations × keep
+            // patterns, else the MILP.
             let mut auto_times = vec![];
             let mut auto_proven = 0;
             for &i in &picked {
@@ -114,42 +122,66 @@ fn layers(all: bool, limit: f64) {
                     ),
                     Err(_) => ("error", f64::NAN, f64::NAN),
                 };
-                eprintln!("  [exhaustive, random]");
+                eprintln!("  [enumeration, exhaustive, random]");
                 let milp_optimal = cert.as_ref().is_ok_and(|c| c.status == Status::Optimal);
-                let (exh, ratio, auto_s) = if space.size() <= ENUMERATE_LIMIT {
+                let agrees = |what: &str, v: f64| {
+                    if let Ok(c) = &cert {
+                        if c.status == Status::Optimal {
+                            assert!(
+                                (c.value - v).abs() <= 1e-6 * v,
+                                "{}: MILP {} vs {what} {v}",
+                                inst.layer().name,
+                                c.value
+                            );
+                        }
+                    }
+                };
+                // The bounded enumeration (qmap's enumerating engine) on every layer.
+                let t = Instant::now();
+                let (cert_enum, _, _) = prove_best(
+                    &space,
+                    std::slice::from_ref(&opts),
+                    Objective::Energy,
+                    Engine::Enumerate,
+                    0,
+                    &so,
+                )
+                .expect("enumerates");
+                let enum_s = t.elapsed().as_secs_f64();
+                agrees("enumeration", cert_enum.value);
+                let (exh, ratio) = if space.size() <= ORACLE_LIMIT {
                     let t = Instant::now();
                     let ex =
                         exhaustive(&space, &opts, Objective::Energy, None).expect("enumerates");
                     let s = t.elapsed().as_secs_f64();
+                    agrees("exhaustive", ex.value);
+                    assert_eq!(ex.value, cert_enum.value, "{}", inst.layer().name);
+                    (format!("{s:.2}"), format!("{:.2}", s / milp_s))
+                } else {
+                    ("-".into(), "-".into())
+                };
+                let auto_s = if Engine::Auto.enumerates(&space, ENUMERATE_LIMIT) {
                     auto_proven += 1;
-                    if let Ok(c) = &cert {
-                        if c.status == Status::Optimal {
-                            assert!(
-                                (c.value - ex.value).abs() <= 1e-6 * ex.value,
-                                "MILP {} vs exhaustive {}",
-                                c.value,
-                                ex.value
-                            );
-                        }
-                    }
-                    (format!("{s:.2}"), format!("{:.2}", s / milp_s), s)
+                    enum_s
                 } else {
                     auto_proven += milp_optimal as usize;
-                    ("-".into(), "-".into(), milp_s)
+                    milp_s
                 };
                 auto_times.push(auto_s);
                 let rnd = random(&space, &opts, Objective::Energy, 1, 10_000, None);
                 println!(
-                    "{:<8} {:<6} {:<9} {:>10.3e} {:>8.2} {:>10} {:>9.1e} {:>8} {:>9} {:>8.2} {:>12.3} {:>9.4}",
+                    "{:<8} {:<6} {:<9} {:>10.3e} {:>10.3e} {:>8.2} {:>10} {:>9.1e} {:>8} {:>9} {:>8.2} {:>8.2} {:>12.3} {:>9.4}",
                     arch,
                     format!("mbv{}", &net[1..]),
                     inst.layer().name,
                     space.size_f64(),
+                    enumeration_size(&space),
                     milp_s,
                     status,
                     gap,
                     exh,
                     ratio,
+                    enum_s,
                     auto_s,
                     milp_uj,
                     milp_uj / (rnd.value / 1e6)
@@ -165,7 +197,7 @@ fn layers(all: bool, limit: f64) {
             );
             let auto_max = auto_times.iter().cloned().fold(0.0, f64::max);
             println!(
-                "{arch} mbv{}: default engine (enumerates up to {ENUMERATE_LIMIT} mappings, else MILP) time median {:.2} s, max {:.2} s, {} of {} proven optimal",
+                "{arch} mbv{}: default engine (enumerates up to {ENUMERATE_LIMIT} factorisations × keep patterns, else MILP) time median {:.2} s, max {:.2} s, {} of {} proven optimal",
                 &net[1..],
                 median(&mut auto_times),
                 auto_max,
