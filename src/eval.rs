@@ -470,7 +470,17 @@ impl<'a> Evaluator<'a> {
         mapping: &Mapping,
         opts: &ModelOptions,
     ) -> Option<(f64, u64)> {
-        self.order_free_count(mapping, opts).ok()?;
+        self.scaled_order_free_score(mapping, opts, &[])
+    }
+
+    /// [`Evaluator::order_free_score`] of [`Evaluator::scaled_order_free_count`].
+    pub fn scaled_order_free_score(
+        &mut self,
+        mapping: &Mapping,
+        opts: &ModelOptions,
+        scale: &[u64],
+    ) -> Option<(f64, u64)> {
+        self.scaled_order_free_count(mapping, opts, scale).ok()?;
         let c = &self.counts;
         let (storage, cycles, _) =
             price_core(self.problem, self.arch, c, &mut self.prices, opts, false).ok()?;
@@ -502,6 +512,27 @@ impl<'a> Evaluator<'a> {
         opts: &ModelOptions,
     ) -> Result<&Counts, Box<Evaluation>> {
         self.count_as(mapping, opts, true)
+    }
+
+    /// [`Evaluator::order_free_count`] with each (level, tensor)'s counts multiplied by
+    /// `scale[level * tensors + tensor]` (none when `scale` is empty): what bounds the
+    /// mappings that complete a partial one (`search::PartialBounds`).
+    pub fn scaled_order_free_count(
+        &mut self,
+        mapping: &Mapping,
+        opts: &ModelOptions,
+        scale: &[u64],
+    ) -> Result<&Counts, Box<Evaluation>> {
+        self.count_as(mapping, opts, true)?;
+        let c = &mut self.counts;
+        if !scale.is_empty() {
+            for v in [&mut c.reads, &mut c.fills, &mut c.updates] {
+                for (x, k) in v.iter_mut().zip(scale) {
+                    *x = x.saturating_mul(*k);
+                }
+            }
+        }
+        Ok(&self.counts)
     }
 
     fn count_as(

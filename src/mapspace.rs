@@ -841,7 +841,14 @@ struct Emit {
     invalid: Vec<bool>,
     /// Mappings skipped that way.
     skipped: u64,
+    /// The partial mapping a bounded scan passes to its bound, and its free dims.
+    partial: Mapping,
+    partial_free: Vec<(usize, Vec<usize>)>,
 }
+
+/// In the `chosen` vector of a partial factorisation: this dim is not chosen yet (its factors
+/// are all 1).
+const UNCHOSEN: u32 = u32::MAX;
 
 /// The set of mappings of one problem on one architecture under constraints.
 #[derive(Debug, Clone)]
@@ -1505,18 +1512,77 @@ impl Mapspace {
     /// rules, word widths, capacities — does not depend on loop order). Returns how many
     /// mappings were skipped; the visited ones come in [`Mapspace::for_each_part`]'s order.
     pub fn scan_part(&self, part: usize, mut f: impl FnMut(&Mapping, usize, bool) -> bool) -> u64 {
-        self.visit_part(part, &mut f)
+        self.visit_part(part, None::<&mut fn(usize, &Mapping) -> bool>, &mut f)
     }
 
-    fn visit_part(&self, part: usize, f: &mut impl FnMut(&Mapping, usize, bool) -> bool) -> u64 {
+    /// [`Mapspace::scan_part`] that can also skip whole sets of factorisations: before those
+    /// that share the choices of the first `depth` dims of [`Mapspace::dim_order`] (`depth` at
+    /// least 1 and below the number of dims) are visited, calls `bound(depth, partial)` with
+    /// their partial mapping — those dims' factors as chosen, every other dim's factors 1,
+    /// loops in canonical order — once per keep pattern; when it returns false for every keep
+    /// pattern, none of them is visited. Returns how many mappings [`Mapspace::scan_part`]
+    /// skipped (those skipped here are not counted).
+    pub fn scan_part_bounded(
+        &self,
+        part: usize,
+        mut bound: impl FnMut(usize, &Mapping) -> bool,
+        mut f: impl FnMut(&Mapping, usize, bool) -> bool,
+    ) -> u64 {
+        self.visit_part(part, Some(&mut bound), &mut f)
+    }
+
+    /// The order in which the enumeration chooses the dims' factors (parts and
+    /// [`Mapspace::scan_part_bounded`]'s depths follow it).
+    pub fn dim_order(&self) -> &[usize] {
+        &self.dim_order
+    }
+
+    fn visit_part(
+        &self,
+        part: usize,
+        mut bound: Option<&mut impl FnMut(usize, &Mapping) -> bool>,
+        f: &mut impl FnMut(&Mapping, usize, bool) -> bool,
+    ) -> u64 {
         let (prefix, state) = &self.parts[part];
-        let mut chosen = vec![0u32; self.problem.dims.len()];
+        let mut chosen = vec![UNCHOSEN; self.problem.dims.len()];
         for (i, &c) in prefix.iter().enumerate() {
             chosen[self.dim_order[i]] = c;
         }
         let mut scratch = Emit::default();
-        self.dfs(prefix.len(), *state, &mut chosen, &mut scratch, f);
+        let depth = prefix.len();
+        if let Some(b) = bound.as_deref_mut() {
+            if depth > 0
+                && depth < self.dim_order.len()
+                && !self.bound_partial(depth, &chosen, &mut scratch, b)
+            {
+                return 0;
+            }
+        }
+        self.dfs(depth, *state, &mut chosen, &mut scratch, &mut bound, f);
         scratch.skipped
+    }
+
+    /// Whether `bound` goes on with the partial factorisation `chosen` (first `depth` dims of
+    /// `dim_order`) under some keep pattern.
+    fn bound_partial(
+        &self,
+        depth: usize,
+        chosen: &[u32],
+        scratch: &mut Emit,
+        bound: &mut impl FnMut(usize, &Mapping) -> bool,
+    ) -> bool {
+        self.fill_base_mapping(chosen, &mut scratch.partial, &mut scratch.partial_free);
+        let m = &mut scratch.partial;
+        let nt = self.problem.tensors.len();
+        for mask in 0..(1u64 << self.free_keeps.len()) {
+            for (k, &(l, t)) in self.free_keeps.iter().enumerate() {
+                m.levels[l].keep[t] = mask >> k & 1 == 1;
+            }
+            if (0..nt).all(|t| m.levels.iter().any(|lm| lm.keep[t])) && bound(depth, m) {
+                return true;
+            }
+        }
+        false
     }
 
     /// Splits the DAG into parts: the paths through its first layers, in DFS order.
@@ -1545,16 +1611,24 @@ impl Mapspace {
         state: u32,
         chosen: &mut [u32],
         scratch: &mut Emit,
+        bound: &mut Option<&mut impl FnMut(usize, &Mapping) -> bool>,
         f: &mut impl FnMut(&Mapping, usize, bool) -> bool,
     ) {
-        if i == self.dim_order.len() {
+        let n = self.dim_order.len();
+        if i == n {
             self.emit(chosen, scratch, f);
             return;
         }
         for t in &self.steps[i].trans[state as usize] {
             chosen[self.dim_order[i]] = t.choice;
-            self.dfs(i + 1, t.next, chosen, scratch, f);
+            if let Some(b) = bound.as_deref_mut() {
+                if i + 1 < n && !self.bound_partial(i + 1, chosen, scratch, b) {
+                    continue;
+                }
+            }
+            self.dfs(i + 1, t.next, chosen, scratch, bound, f);
         }
+        chosen[self.dim_order[i]] = UNCHOSEN;
     }
 
     /// The mapping of a factorisation with loops in canonical order and the default keep
@@ -1575,8 +1649,11 @@ impl Mapspace {
     ) {
         let nd = self.problem.dims.len();
         let nl = self.level_slots.len();
-        // The chosen factor of dim d in slot s.
-        let f = |d: usize, s: usize| self.choices[d][chosen[d] as usize][s];
+        // The chosen factor of dim d in slot s (1 for a dim not chosen yet).
+        let f = |d: usize, s: usize| match chosen[d] {
+            UNCHOSEN => 1,
+            k => self.choices[d][k as usize][s],
+        };
         m.levels.resize_with(nl, Default::default);
         free.resize_with(nl, Default::default);
         for (l, ls) in self.level_slots.iter().enumerate() {
@@ -1586,6 +1663,10 @@ impl Mapspace {
             lm.temporal.clear();
             let t = ls.temporal;
             for (d, (choices, &k)) in self.choices.iter().zip(chosen).enumerate() {
+                if k == UNCHOSEN {
+                    lm.temporal.push(Loop { dim: d, factor: 1 });
+                    continue;
+                }
                 let c = &choices[k as usize];
                 for (slot, loops) in [(ls.x, &mut lm.spatial_x), (ls.y, &mut lm.spatial_y)] {
                     if let Some(s) = slot.filter(|&s| c[s] > 1) {

@@ -1,19 +1,29 @@
-//! Baseline mappers over a [`Mapspace`] and the evaluator: exhaustive enumeration (the test
-//! oracle for small layers) and Timeloop's random-pruned search.
+//! Enumerating mappers over a [`Mapspace`] and the evaluator: exhaustive enumeration (the test
+//! oracle for small layers), the bounded enumeration that proves optima with far fewer
+//! evaluations (qmap's enumerating engine: [`enumerate`], [`exhaustive_choices`]) and
+//! Timeloop's random-pruned search.
 //!
-//! Both rank valid mappings by the objective (energy, cycles or EDP) and break ties by lower
-//! energy, then lower cycles, then the first found (in enumeration order for the exhaustive
-//! search, whatever the number of threads; in sampling order for random search).
+//! All rank valid mappings by the objective (energy, cycles or EDP) and break ties by lower
+//! energy, then lower cycles, then the first found (in enumeration order for the enumerations,
+//! whatever the number of threads; in sampling order for random search).
+//!
+//! The bounded enumeration bounds from below, before evaluating them, the loop orders of each
+//! factorisation and keep pattern ([`Evaluator::order_free_count`]) and the factorisations
+//! that share the choices of their first dims ([`Mapspace::scan_part_bounded`]); what a bound
+//! puts strictly above the best mapping found so far is skipped, so the answer is the
+//! oracle's, ties included.
 
 use crate::eval::{
     combine_storage, combined_cycles, evaluate, tensor_price, Evaluation, Evaluator, TensorPrice,
 };
-use crate::mapspace::Mapspace;
-use crate::model::{Mapping, ModelOptions};
+use crate::mapspace::{Mapspace, SlotKind};
+use crate::model::{Mapping, ModelOptions, Problem};
 use crate::spec::Objective;
+use itertools::Itertools;
 use rand::rngs::ChaCha8Rng;
 use rand::SeedableRng;
 use rayon::prelude::*;
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Random search gives up after this many invalid samples in a row.
@@ -175,6 +185,177 @@ pub fn enumerate(space: &Mapspace, opts: &ModelOptions, objective: Objective) ->
     scan(space, opts, objective, true)
 }
 
+/// What bounds the factorisations that share the choices of the first dims of
+/// [`Mapspace::dim_order`] ([`Mapspace::scan_part_bounded`]'s partial mappings), per depth k:
+/// the problem whose dims after the first k have bound 1, and per (level, tensor) the factor
+/// its order-free counts ([`Evaluator::scaled_order_free_count`]) are multiplied by.
+///
+/// Choosing the factors of a left-out dim d only adds loops, steps, tile points and instances
+/// in use, so no count falls. Where d scales a tensor's counts in proportion — every rank that
+/// uses d uses no other dim of bound above 1, with a coefficient of at least 1 (exactly 1, and
+/// one dim per rank, for a read-write tensor, whose partitions are subtracted) — every count
+/// of that tensor at level l grows at least by the points of d that one instance of l covers:
+/// D / (d's spatial factors above l), so by D / (the largest such product over d's factor
+/// choices). Bounds are at the full problem's MACs.
+struct PartialBounds<'a> {
+    depths: Vec<(Problem, Vec<u64>)>,
+    macs: u64,
+    arch: &'a crate::model::Arch,
+}
+
+/// The bound [`enumerate`] puts on the mappings that complete `partial` (a mapping of `space`
+/// whose dims after the first `depth` of [`Mapspace::dim_order`] have factors 1): energy (pJ)
+/// and cycles, None when they are all invalid. For tests.
+#[doc(hidden)]
+pub fn partial_bound(
+    space: &Mapspace,
+    depth: usize,
+    partial: &Mapping,
+    opts: &ModelOptions,
+) -> Option<(f64, u64)> {
+    let pb = PartialBounds::new(space);
+    let mut ev = Evaluator::new(&pb.depths[depth].0, space.arch());
+    pb.score(&mut ev, depth, partial, opts)
+}
+
+/// Where a bounded scan bounds partial mappings: per depth, partial mappings seen, bounds
+/// computed, and how many of those ruled their mappings out; factorisations reached.
+#[derive(Default)]
+struct BoundStats {
+    depths: Vec<Cell<(u64, u64, u64)>>,
+    leaves: Cell<u64>,
+}
+
+impl<'a> PartialBounds<'a> {
+    fn new(space: &'a Mapspace) -> PartialBounds<'a> {
+        let (problem, arch) = (space.problem(), space.arch());
+        let (nl, nt) = (arch.levels.len(), problem.tensors.len());
+        let slots = space.slots();
+        // Per dim and level, the largest product of its spatial factors on the fanouts above
+        // the level.
+        let spread: Vec<Vec<u64>> = (0..problem.dims.len())
+            .map(|d| {
+                (0..nl)
+                    .map(|l| {
+                        let above = |(s, _): &(&crate::mapspace::Slot, &u64)| {
+                            s.level > l && s.kind != SlotKind::Temporal
+                        };
+                        let spread = |c: &Vec<u64>| -> u64 {
+                            slots.iter().zip(c).filter(above).map(|(_, f)| f).product()
+                        };
+                        space.dim_choices(d).iter().map(spread).max().unwrap_or(1)
+                    })
+                    .collect()
+            })
+            .collect();
+        // The terms of a rank over dims of bound above 1.
+        let wide = |r: &[crate::model::Term]| {
+            r.iter()
+                .filter(|x| problem.bounds[x.dim] > 1)
+                .copied()
+                .collect_vec()
+        };
+        let scales = |t: usize, d: usize| {
+            let tensor = &problem.tensors[t];
+            let own = |r: &Vec<crate::model::Term>| {
+                let w = wide(r);
+                w.len() == 1 && w[0].dim == d && w[0].coef >= 1
+            };
+            tensor.relevant(d)
+                && tensor
+                    .ranks
+                    .iter()
+                    .filter(|r| r.iter().any(|x| x.dim == d))
+                    .all(own)
+                && (!tensor.read_write
+                    || tensor.ranks.iter().all(|r| {
+                        let w = wide(r);
+                        w.len() <= 1 && w.iter().all(|x| x.coef == 1)
+                    }))
+        };
+        let order = space.dim_order();
+        let depths: Vec<(Problem, Vec<u64>)> = (0..order.len())
+            .map(|k| {
+                let mut p = problem.clone();
+                let mut scale = vec![1u64; nl * nt];
+                for &d in &order[k..] {
+                    p.bounds[d] = 1;
+                    for l in 0..nl {
+                        let points = problem.bounds[d] / spread[d][l];
+                        for t in (0..nt).filter(|&t| scales(t, d)) {
+                            scale[l * nt + t] = scale[l * nt + t].saturating_mul(points);
+                        }
+                    }
+                }
+                (p, scale)
+            })
+            .collect();
+        PartialBounds {
+            depths,
+            macs: problem.macs(),
+            arch,
+        }
+    }
+
+    /// The bound on the energy (pJ) and cycles of the mappings that complete `partial` at
+    /// `depth`, with `ev` an evaluator of depth's problem; None when they are all invalid.
+    fn score(
+        &self,
+        ev: &mut Evaluator,
+        depth: usize,
+        partial: &Mapping,
+        opts: &ModelOptions,
+    ) -> Option<(f64, u64)> {
+        let (p, scale) = &self.depths[depth];
+        let (e, cy) = ev.scaled_order_free_score(partial, opts, scale)?;
+        // At the MACs of the full problem.
+        let left_out = self.macs - p.macs();
+        let per_op = crate::eval::mac_energy_per_op(self.arch, p, opts);
+        Some((e + left_out as f64 * per_op, cy))
+    }
+
+    /// One evaluator per depth.
+    fn evaluators(&self) -> Vec<Evaluator<'_>> {
+        self.depths
+            .iter()
+            .map(|(p, _)| Evaluator::new(p, self.arch))
+            .collect()
+    }
+}
+
+impl BoundStats {
+    fn new(space: &Mapspace) -> BoundStats {
+        BoundStats {
+            depths: vec![Cell::new((0, 0, 0)); space.dim_order().len()],
+            leaves: Cell::new(0),
+        }
+    }
+
+    /// Whether to bound a partial mapping at `depth`: while few have been, and then where the
+    /// factorisations a bound saves on average (the share of bounds that rule their mappings
+    /// out × the factorisations reached per partial mapping let through) are worth at least
+    /// two bounds; else one partial mapping in sixteen, to notice when that changes. The
+    /// answer does not depend on it, only the time.
+    fn worth(&self, depth: usize) -> bool {
+        let (seen, done, cut) = self.depths[depth].get();
+        self.depths[depth].set((seen + 1, done, cut));
+        let through = (seen - cut).max(1) as f64;
+        done < 64
+            || cut as f64 / done as f64 * (self.leaves.get() as f64 / through) >= 2.0
+            || seen % 16 == 0
+    }
+
+    fn record(&self, depth: usize, cut: bool) {
+        let (seen, done, cuts) = self.depths[depth].get();
+        self.depths[depth].set((seen, done + 1, cuts + cut as u64));
+    }
+
+    /// A factorisation (with a keep pattern) reached.
+    fn leaf(&self) {
+        self.leaves.set(self.leaves.get() + 1);
+    }
+}
+
 /// [`exhaustive`] (`prune` false) or [`enumerate`] (`prune` true).
 fn scan(space: &Mapspace, opts: &ModelOptions, objective: Objective, prune: bool) -> SearchResult {
     let (problem, arch) = (space.problem(), space.arch());
@@ -182,16 +363,30 @@ fn scan(space: &Mapspace, opts: &ModelOptions, objective: Objective, prune: bool
     // like the values). What a bound puts strictly above it cannot be, or tie, the optimum.
     let incumbent = AtomicU64::new(f64::INFINITY.to_bits());
     let beaten = |v: f64| prune && v > f64::from_bits(incumbent.load(Relaxed)) * (1.0 + 1e-9);
+    let pb = PartialBounds::new(space);
     let parts: Vec<Best> = (0..space.num_parts())
         .into_par_iter()
         .map(|p| {
             let mut b = Best::new();
             let mut ev = Evaluator::new(problem, arch);
+            let stats = BoundStats::new(space);
+            let mut partial = pb.evaluators();
+            let bound_partial = |depth: usize, m: &Mapping| {
+                if !stats.worth(depth) {
+                    return true;
+                }
+                let go_on = pb
+                    .score(&mut partial[depth], depth, m, opts)
+                    .is_some_and(|(e, cy)| !beaten(score_value(e, cy, objective)));
+                stats.record(depth, !go_on);
+                go_on
+            };
             // Per keep pattern, the bound of the current factorisation with it.
             let mut bounds = vec![0.0; 1 << space.free_keeps().len()];
             let visit = |m: &Mapping, keep: usize, first: bool| {
                 if prune {
                     if first {
+                        stats.leaf();
                         let Some((e, cy)) = ev.order_free_score(m, opts) else {
                             return false;
                         };
@@ -210,9 +405,10 @@ fn scan(space: &Mapspace, opts: &ModelOptions, objective: Objective, prune: bool
                 }
                 score.is_some()
             };
-            let skipped = space.scan_part(p, visit);
-            if !prune {
-                b.evaluated += skipped;
+            if prune {
+                space.scan_part_bounded(p, bound_partial, visit);
+            } else {
+                b.evaluated += space.scan_part(p, visit);
             }
             b
         })
@@ -358,6 +554,7 @@ pub fn exhaustive_choices(
             Some(combine_storage(arch, c, part, &choices[*rep])? + mac_energy[k])
         }));
     };
+    let pb = PartialBounds::new(space);
     let best: PartBest = (0..space.num_parts())
         .into_par_iter()
         .map(|p| {
@@ -375,9 +572,29 @@ pub fn exhaustive_choices(
                     .enumerate()
                     .all(|(k, b)| b.is_none_or(|b| beaten(k, b)))
             };
-            space.scan_part(p, |m, keep, first| {
+            let stats = BoundStats::new(space);
+            let mut partial = pb.evaluators();
+            let (mut partial_prices, mut partial_bounds) = (prices.clone(), vec![]);
+            let bound_partial = |depth: usize, m: &Mapping| {
+                if !stats.worth(depth) {
+                    return true;
+                }
+                let scale = &pb.depths[depth].1;
+                let go_on = match partial[depth].scaled_order_free_count(m, &choices[0], scale) {
+                    // Storage at the partial problem, MACs at the full one.
+                    Ok(c) => {
+                        class_energies(c, &mut partial_prices, &mut partial_bounds);
+                        !all_beaten(&partial_bounds)
+                    }
+                    Err(_) => false,
+                };
+                stats.record(depth, !go_on);
+                go_on
+            };
+            space.scan_part_bounded(p, bound_partial, |m, keep, first| {
                 let bounds = &mut bounds[keep];
                 if first {
+                    stats.leaf();
                     // Skip every loop order when no class is valid or can be improved.
                     let Ok(c) = ev.order_free_count(m, &choices[0]) else {
                         return false;
