@@ -846,6 +846,17 @@ struct Emit {
     partial_free: Vec<(usize, Vec<usize>)>,
 }
 
+/// Where a mapping visited by [`Mapspace::scan_part`] stands.
+#[derive(Debug, Clone, Copy)]
+pub struct Visit {
+    /// Its keep pattern's number (below 2^[`Mapspace::free_keeps`]`.len()`).
+    pub keep: usize,
+    /// Whether it is the first loop order visited of its factorisation with that keep pattern.
+    pub first: bool,
+    /// The number of loop orders of its factorisation.
+    pub orders: u64,
+}
+
 /// In the `chosen` vector of a partial factorisation: this dim is not chosen yet (its factors
 /// are all 1).
 const UNCHOSEN: u32 = u32::MAX;
@@ -1497,21 +1508,20 @@ impl Mapspace {
     /// Calls `f` on every mapping of part `part` (the parts partition the space; concatenated in
     /// order they give [`Mapspace::for_each`]'s order).
     pub fn for_each_part(&self, part: usize, mut f: impl FnMut(&Mapping)) {
-        self.scan_part(part, |m, _, _| {
+        self.scan_part(part, |m, _| {
             f(m);
             true
         });
     }
 
     /// [`Mapspace::for_each_part`] for a search that can skip loop orders: calls
-    /// `f(mapping, keep, first)`, `keep` numbering the mapping's keep pattern (below
-    /// 2^[`Mapspace::free_keeps`]`.len()`), `first` telling whether this is the first loop
-    /// order visited of the mapping's factorisation with that keep pattern; when `f` returns
-    /// false there, the other loop orders of that factorisation and keep pattern are not
-    /// visited (e.g. because the mapping is invalid: validity — factor products, fanouts, keep
-    /// rules, word widths, capacities — does not depend on loop order). Returns how many
-    /// mappings were skipped; the visited ones come in [`Mapspace::for_each_part`]'s order.
-    pub fn scan_part(&self, part: usize, mut f: impl FnMut(&Mapping, usize, bool) -> bool) -> u64 {
+    /// `f(mapping, visit)` ([`Visit`]); when `f` returns false at the first loop order of a
+    /// factorisation with a keep pattern, the other loop orders of that factorisation and keep
+    /// pattern are not visited (e.g. because the mapping is invalid: validity — factor
+    /// products, fanouts, keep rules, word widths, capacities — does not depend on loop order).
+    /// Returns how many mappings were skipped; the visited ones come in
+    /// [`Mapspace::for_each_part`]'s order.
+    pub fn scan_part(&self, part: usize, mut f: impl FnMut(&Mapping, Visit) -> bool) -> u64 {
         self.visit_part(part, None::<&mut fn(usize, &Mapping) -> bool>, &mut f)
     }
 
@@ -1526,7 +1536,7 @@ impl Mapspace {
         &self,
         part: usize,
         mut bound: impl FnMut(usize, &Mapping) -> bool,
-        mut f: impl FnMut(&Mapping, usize, bool) -> bool,
+        mut f: impl FnMut(&Mapping, Visit) -> bool,
     ) -> u64 {
         self.visit_part(part, Some(&mut bound), &mut f)
     }
@@ -1541,7 +1551,7 @@ impl Mapspace {
         &self,
         part: usize,
         mut bound: Option<&mut impl FnMut(usize, &Mapping) -> bool>,
-        f: &mut impl FnMut(&Mapping, usize, bool) -> bool,
+        f: &mut impl FnMut(&Mapping, Visit) -> bool,
     ) -> u64 {
         let (prefix, state) = &self.parts[part];
         let mut chosen = vec![UNCHOSEN; self.problem.dims.len()];
@@ -1612,7 +1622,7 @@ impl Mapspace {
         chosen: &mut [u32],
         scratch: &mut Emit,
         bound: &mut Option<&mut impl FnMut(usize, &Mapping) -> bool>,
-        f: &mut impl FnMut(&Mapping, usize, bool) -> bool,
+        f: &mut impl FnMut(&Mapping, Visit) -> bool,
     ) {
         let n = self.dim_order.len();
         if i == n {
@@ -1705,12 +1715,7 @@ impl Mapspace {
         }
     }
 
-    fn emit(
-        &self,
-        chosen: &[u32],
-        s: &mut Emit,
-        f: &mut impl FnMut(&Mapping, usize, bool) -> bool,
-    ) {
+    fn emit(&self, chosen: &[u32], s: &mut Emit, f: &mut impl FnMut(&Mapping, Visit) -> bool) {
         self.fill_base_mapping(chosen, &mut s.mapping, &mut s.free);
         let (m, free) = (&mut s.mapping, &s.free);
         // Per level, its free dims' orders: the permutations of their positions, in
@@ -1737,14 +1742,14 @@ impl Mapspace {
         s.idx.resize(nl, 0);
         s.invalid.clear();
         s.invalid.resize(1 << self.free_keeps.len(), false);
+        let all_orders: u64 = (0..nl).map(|l| orders(l) as u64).product();
         let mut first = true;
         loop {
-            let (visited, skipped) = self.emit_keeps(m, first, &mut s.invalid, f);
+            let (visited, skipped) = self.emit_keeps(m, first, all_orders, &mut s.invalid, f);
             s.skipped += skipped;
             if first && s.invalid.iter().filter(|&&i| i).count() == visited {
                 // Every keep pattern declined (or none in the space): skip the other orders.
-                let orders: u64 = (0..nl).map(|l| orders(l) as u64).product();
-                s.skipped += (orders - 1) * visited as u64;
+                s.skipped += (all_orders - 1) * visited as u64;
                 break;
             }
             first = false;
@@ -1782,8 +1787,9 @@ impl Mapspace {
         &self,
         m: &mut Mapping,
         first: bool,
+        orders: u64,
         invalid: &mut [bool],
-        f: &mut impl FnMut(&Mapping, usize, bool) -> bool,
+        f: &mut impl FnMut(&Mapping, Visit) -> bool,
     ) -> (usize, u64) {
         let nf = self.free_keeps.len();
         assert!(nf < 64, "too many free keep choices to enumerate");
@@ -1798,7 +1804,12 @@ impl Mapspace {
                 m.levels[l].keep[t] = mask >> k & 1 == 1;
             }
             if (0..nt).all(|t| m.levels.iter().any(|lm| lm.keep[t])) {
-                let go_on = f(m, mask as usize, first);
+                let visit = Visit {
+                    keep: mask as usize,
+                    first,
+                    orders,
+                };
+                let go_on = f(m, visit);
                 visited += 1;
                 if first {
                     invalid[mask as usize] = !go_on;

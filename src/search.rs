@@ -16,7 +16,7 @@
 use crate::eval::{
     combine_storage, combined_cycles, evaluate, tensor_price, Evaluation, Evaluator, TensorPrice,
 };
-use crate::mapspace::{Mapspace, SlotKind};
+use crate::mapspace::{Mapspace, SlotKind, Visit};
 use crate::model::{Mapping, ModelOptions, Problem};
 use crate::spec::Objective;
 use itertools::Itertools;
@@ -383,18 +383,22 @@ fn scan(space: &Mapspace, opts: &ModelOptions, objective: Objective, prune: bool
             };
             // Per keep pattern, the bound of the current factorisation with it.
             let mut bounds = vec![0.0; 1 << space.free_keeps().len()];
-            let visit = |m: &Mapping, keep: usize, first: bool| {
+            let visit = |m: &Mapping, v: Visit| {
                 if prune {
-                    if first {
+                    if v.first {
                         stats.leaf();
+                    }
+                    // A factorisation with one loop order is evaluated at once (its bound would
+                    // cost as much).
+                    if v.first && v.orders > 1 {
                         let Some((e, cy)) = ev.order_free_score(m, opts) else {
                             return false;
                         };
-                        bounds[keep] = score_value(e, cy, objective);
-                        if beaten(bounds[keep]) {
+                        bounds[v.keep] = score_value(e, cy, objective);
+                        if beaten(bounds[v.keep]) {
                             return false;
                         }
-                    } else if beaten(bounds[keep]) {
+                    } else if !v.first && beaten(bounds[v.keep]) {
                         return true;
                     }
                 }
@@ -555,6 +559,9 @@ pub fn exhaustive_choices(
         }));
     };
     let pb = PartialBounds::new(space);
+    // Sets of factorisations are bounded only when a few classes have to be beaten: with many,
+    // a set is seldom beaten at all of them, and each bound prices every class.
+    let bound_sets = classes.len() <= 4;
     let best: PartBest = (0..space.num_parts())
         .into_par_iter()
         .map(|p| {
@@ -576,7 +583,7 @@ pub fn exhaustive_choices(
             let mut partial = pb.evaluators();
             let (mut partial_prices, mut partial_bounds) = (prices.clone(), vec![]);
             let bound_partial = |depth: usize, m: &Mapping| {
-                if !stats.worth(depth) {
+                if !bound_sets || !stats.worth(depth) {
                     return true;
                 }
                 let scale = &pb.depths[depth].1;
@@ -591,10 +598,16 @@ pub fn exhaustive_choices(
                 stats.record(depth, !go_on);
                 go_on
             };
-            space.scan_part_bounded(p, bound_partial, |m, keep, first| {
-                let bounds = &mut bounds[keep];
-                if first {
+            space.scan_part_bounded(p, bound_partial, |m, v| {
+                let bounds = &mut bounds[v.keep];
+                if v.first {
                     stats.leaf();
+                }
+                if v.first && v.orders == 1 {
+                    // Evaluated at once (its bound would cost as much).
+                    bounds.clear();
+                    bounds.resize(classes.len(), Some(0.0));
+                } else if v.first {
                     // Skip every loop order when no class is valid or can be improved.
                     let Ok(c) = ev.order_free_count(m, &choices[0]) else {
                         return false;
