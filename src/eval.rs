@@ -503,7 +503,7 @@ impl<'a> Evaluator<'a> {
 
     /// Counts no higher than those of any loop order of `mapping`'s factorisation and keep
     /// pattern: each transfer between a child and a parent keeper at the loop order best for
-    /// it ([`order_free_loads`]). Priced like [`Evaluator::count`]'s (prices only grow with
+    /// it (`order_free_loads`). Priced like [`Evaluator::count`]'s (prices only grow with
     /// counts), they bound the energy and cycles of every such mapping from below. Validity
     /// does not depend on loop order: invalid exactly when `mapping` is.
     pub fn order_free_count(

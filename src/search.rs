@@ -177,10 +177,11 @@ pub fn exhaustive(
 }
 
 /// The optimum of `space` with [`exhaustive`]'s answer (ties included), proved with fewer
-/// evaluations: each factorisation and keep pattern is first bounded over all its loop orders
-/// ([`Evaluator::order_free_score`]); when the bound is worse than the best mapping found so
-/// far (in any part), none of its orders is evaluated. `evaluated` counts the mappings
-/// evaluated, the others are not counted; `valid` counts valid mappings among them.
+/// evaluations: each factorisation and keep pattern with several loop orders is first bounded
+/// over all of them ([`Evaluator::order_free_score`]), and the factorisations that share the
+/// choices of their first dims are bounded together (`PartialBounds`); what a bound puts
+/// above the best mapping found so far (in any part) is not evaluated. `evaluated` counts the
+/// mappings evaluated, the others are not counted; `valid` counts valid mappings among them.
 pub fn enumerate(space: &Mapspace, opts: &ModelOptions, objective: Objective) -> SearchResult {
     scan(space, opts, objective, true)
 }
