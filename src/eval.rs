@@ -453,6 +453,12 @@ impl<'a> Evaluator<'a> {
     /// when it is invalid; the same computation without the per-level breakdown.
     pub fn score(&mut self, mapping: &Mapping, opts: &ModelOptions) -> Option<(f64, u64)> {
         self.count(mapping, opts).ok()?;
+        self.score_counts(opts)
+    }
+
+    /// The energy (pJ, MACs included) and cycles of the counts last counted, priced under
+    /// `opts`; None when they do not fit.
+    fn score_counts(&mut self, opts: &ModelOptions) -> Option<(f64, u64)> {
         let c = &self.counts;
         let (storage, cycles, _) =
             price_core(self.problem, self.arch, c, &mut self.prices, opts, false).ok()?;
@@ -481,13 +487,7 @@ impl<'a> Evaluator<'a> {
         scale: &[u64],
     ) -> Option<(f64, u64)> {
         self.scaled_order_free_count(mapping, opts, scale).ok()?;
-        let c = &self.counts;
-        let (storage, cycles, _) =
-            price_core(self.problem, self.arch, c, &mut self.prices, opts, false).ok()?;
-        Some((
-            storage + mac_energy(self.problem, self.arch, c, opts),
-            cycles,
-        ))
+        self.score_counts(opts)
     }
 
     /// The structural checks (factor products, fanouts, keep rules) and the scalar counts of a
@@ -511,7 +511,7 @@ impl<'a> Evaluator<'a> {
         mapping: &Mapping,
         opts: &ModelOptions,
     ) -> Result<&Counts, Box<Evaluation>> {
-        self.count_as(mapping, opts, true)
+        self.scaled_order_free_count(mapping, opts, &[])
     }
 
     /// [`Evaluator::order_free_count`] with each (level, tensor)'s counts multiplied by

@@ -364,15 +364,16 @@ fn scan(space: &Mapspace, opts: &ModelOptions, objective: Objective, prune: bool
     // like the values). What a bound puts strictly above it cannot be, or tie, the optimum.
     let incumbent = AtomicU64::new(f64::INFINITY.to_bits());
     let beaten = |v: f64| prune && v > f64::from_bits(incumbent.load(Relaxed)) * (1.0 + 1e-9);
-    let pb = PartialBounds::new(space);
+    let pb = prune.then(|| PartialBounds::new(space));
     let parts: Vec<Best> = (0..space.num_parts())
         .into_par_iter()
         .map(|p| {
             let mut b = Best::new();
             let mut ev = Evaluator::new(problem, arch);
             let stats = BoundStats::new(space);
-            let mut partial = pb.evaluators();
+            let mut partial = pb.as_ref().map_or_else(Vec::new, PartialBounds::evaluators);
             let bound_partial = |depth: usize, m: &Mapping| {
+                let Some(pb) = &pb else { return true };
                 if !stats.worth(depth) {
                     return true;
                 }
@@ -542,14 +543,17 @@ pub fn exhaustive_choices(
         |k: usize, lb: f64| lb > f64::from_bits(incumbents[k].load(Relaxed)) * (1.0 + 1e-9);
     // Per tensor and packing class, its price and whether its bit-width fits; then per class,
     // the storage energy plus MACs, None when the bit-widths or the capacities rule it out.
-    let class_energies = |c: &crate::eval::Counts,
-                          prices: &mut Vec<Vec<(TensorPrice, bool)>>,
-                          out: &mut Vec<Option<f64>>| {
+    let price_tensors = |c: &crate::eval::Counts, prices: &mut Vec<Vec<(TensorPrice, bool)>>| {
         for (t, reps) in tensor_reps.iter().enumerate() {
             for ((_, rep), (price, ok)) in reps.iter().zip(&mut prices[t]) {
                 *ok = tensor_price(problem, arch, c, t, &choices[*rep], price);
             }
         }
+    };
+    let class_energies = |c: &crate::eval::Counts,
+                          prices: &mut Vec<Vec<(TensorPrice, bool)>>,
+                          out: &mut Vec<Option<f64>>| {
+        price_tensors(c, prices);
         out.clear();
         out.extend(classes.iter().enumerate().map(|(k, (tuple, rep))| {
             if (0..nt).any(|t| !prices[t][tuple[t]].1) {
@@ -559,10 +563,9 @@ pub fn exhaustive_choices(
             Some(combine_storage(arch, c, part, &choices[*rep])? + mac_energy[k])
         }));
     };
-    let pb = PartialBounds::new(space);
     // Sets of factorisations are bounded only when a few classes have to be beaten: with many,
     // a set is seldom beaten at all of them, and each bound prices every class.
-    let bound_sets = classes.len() <= 4;
+    let pb = (classes.len() <= 4).then(|| PartialBounds::new(space));
     let best: PartBest = (0..space.num_parts())
         .into_par_iter()
         .map(|p| {
@@ -581,10 +584,11 @@ pub fn exhaustive_choices(
                     .all(|(k, b)| b.is_none_or(|b| beaten(k, b)))
             };
             let stats = BoundStats::new(space);
-            let mut partial = pb.evaluators();
+            let mut partial = pb.as_ref().map_or_else(Vec::new, PartialBounds::evaluators);
             let (mut partial_prices, mut partial_bounds) = (prices.clone(), vec![]);
             let bound_partial = |depth: usize, m: &Mapping| {
-                if !bound_sets || !stats.worth(depth) {
+                let Some(pb) = &pb else { return true };
+                if !stats.worth(depth) {
                     return true;
                 }
                 let scale = &pb.depths[depth].1;
@@ -623,11 +627,7 @@ pub fn exhaustive_choices(
                 let Ok(c) = ev.count(m, &choices[0]) else {
                     return false;
                 };
-                for (t, reps) in tensor_reps.iter().enumerate() {
-                    for ((_, rep), (price, ok)) in reps.iter().zip(&mut prices[t]) {
-                        *ok = tensor_price(problem, arch, c, t, &choices[*rep], price);
-                    }
-                }
+                price_tensors(c, &mut prices);
                 for (k, (tuple, rep)) in classes.iter().enumerate() {
                     if bounds[k].is_none_or(|b| beaten(k, b))
                         || (0..nt).any(|t| !prices[t][tuple[t]].1)

@@ -73,6 +73,20 @@ struct Coverage {
     halved: usize,
 }
 
+impl Coverage {
+    /// Counts one accepted case and what its draw covered.
+    fn add(&mut self, drawn: &Coverage) {
+        self.cases += 1;
+        self.stride2_halo += drawn.stride2_halo;
+        self.fanout += drawn.fanout;
+        self.packing_seed += drawn.packing_seed;
+        self.packing_ideal += drawn.packing_ideal;
+        for (a, b) in self.levels.iter_mut().zip(drawn.levels) {
+            *a += b;
+        }
+    }
+}
+
 struct Case {
     problem: Problem,
     arch: Arch,
@@ -205,14 +219,7 @@ fn milp_matches_exhaustive_on_random_small_instances() {
             continue;
         }
         done += 1;
-        cov.cases += 1;
-        cov.stride2_halo += drawn.stride2_halo;
-        cov.fanout += drawn.fanout;
-        cov.packing_seed += drawn.packing_seed;
-        cov.packing_ideal += drawn.packing_ideal;
-        for (a, b) in cov.levels.iter_mut().zip(drawn.levels) {
-            *a += b;
-        }
+        cov.add(&drawn);
         if !space.free_keeps().is_empty() {
             cov.free_bypass += 1;
         }
@@ -332,14 +339,7 @@ fn bounded_enumeration_matches_exhaustive_on_random_small_instances() {
         if space.size() > 50_000 {
             continue;
         }
-        cov.cases += 1;
-        cov.stride2_halo += drawn.stride2_halo;
-        cov.fanout += drawn.fanout;
-        cov.packing_seed += drawn.packing_seed;
-        cov.packing_ideal += drawn.packing_ideal;
-        for (a, b) in cov.levels.iter_mut().zip(drawn.levels) {
-            *a += b;
-        }
+        cov.add(&drawn);
         cov.free_bypass += !space.free_keeps().is_empty() as usize;
         let (p, a, o) = (&case.problem, &case.arch, &case.opts);
         let mut ev = Evaluator::new(p, a);
