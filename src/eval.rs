@@ -253,6 +253,33 @@ impl Counts {
     }
 }
 
+/// How the order-free counts of a partial mapping (the problem with some dims left out: their
+/// bound is 1) are raised to bound every mapping that completes it
+/// ([`Evaluator::completion_count`]).
+/// Completing a partial mapping only adds loops, steps, tile points and instances in use, so
+/// no count falls; beyond that:
+/// - where the left-out dims scale a tensor's counts in proportion, its counts at a level are
+///   multiplied by `scale` (worked out by `search::PartialBounds`);
+/// - the MACs' operand reads grow with the compute steps: by `steps_scale`, the least product
+///   of the left-out dims' temporal factors, whatever the tensor's ranks (halos included);
+/// - every point some MAC uses is read from each level keeping the tensor, and filled into
+///   each level but the outermost one keeping it (written, for a read-write tensor), at least
+///   once in all: the per-instance counts are at least `used_points` over the instances a
+///   completion can use (those in use times `spread`).
+#[derive(Debug, Clone, Default)]
+pub struct CompletionBound {
+    /// Per (level, tensor) (`level * tensors + tensor`): the factor its counts grow by.
+    pub scale: Vec<u64>,
+    /// The factor the compute steps grow by.
+    pub steps_scale: u64,
+    /// Per tensor: the points of the full problem's tensor that some MAC uses
+    /// ([`crate::model::Tensor::used_points`]).
+    pub used_points: Vec<u64>,
+    /// Per level: the largest factor the left-out dims' spatial loops above it multiply its
+    /// instances in use by.
+    pub spread: Vec<u64>,
+}
+
 /// One loop of the flattened nest (innermost first).
 #[derive(Debug, Clone, Copy)]
 struct NestLoop {
@@ -476,17 +503,18 @@ impl<'a> Evaluator<'a> {
         mapping: &Mapping,
         opts: &ModelOptions,
     ) -> Option<(f64, u64)> {
-        self.scaled_order_free_score(mapping, opts, &[])
+        self.order_free_count(mapping, opts).ok()?;
+        self.score_counts(opts)
     }
 
-    /// [`Evaluator::order_free_score`] of [`Evaluator::scaled_order_free_count`].
-    pub fn scaled_order_free_score(
+    /// [`Evaluator::completion_count`] priced like [`Evaluator::order_free_score`].
+    pub fn completion_score(
         &mut self,
         mapping: &Mapping,
         opts: &ModelOptions,
-        scale: &[u64],
+        bound: &CompletionBound,
     ) -> Option<(f64, u64)> {
-        self.scaled_order_free_count(mapping, opts, scale).ok()?;
+        self.completion_count(mapping, opts, bound).ok()?;
         self.score_counts(opts)
     }
 
@@ -511,24 +539,52 @@ impl<'a> Evaluator<'a> {
         mapping: &Mapping,
         opts: &ModelOptions,
     ) -> Result<&Counts, Box<Evaluation>> {
-        self.scaled_order_free_count(mapping, opts, &[])
+        self.count_as(mapping, opts, true)
     }
 
-    /// [`Evaluator::order_free_count`] with each (level, tensor)'s counts multiplied by
-    /// `scale[level * tensors + tensor]` (none when `scale` is empty): what bounds the
-    /// mappings that complete a partial one (`search::PartialBounds`).
-    pub fn scaled_order_free_count(
+    /// Counts no higher than those of any mapping that completes `mapping`, a partial mapping
+    /// of the evaluator's problem (the full problem with some dims left out: bound 1), in the
+    /// full problem: [`Evaluator::order_free_count`] raised as `bound` says
+    /// ([`CompletionBound`]).
+    pub fn completion_count(
         &mut self,
         mapping: &Mapping,
         opts: &ModelOptions,
-        scale: &[u64],
+        bound: &CompletionBound,
     ) -> Result<&Counts, Box<Evaluation>> {
         self.count_as(mapping, opts, true)?;
         let c = &mut self.counts;
-        if !scale.is_empty() {
-            for v in [&mut c.reads, &mut c.fills, &mut c.updates] {
-                for (x, k) in v.iter_mut().zip(scale) {
-                    *x = x.saturating_mul(*k);
+        let (nt, nl) = (c.nt, c.spatial_above.len());
+        for (t, tensor) in self.problem.tensors.iter().enumerate() {
+            let innermost = (0..nl).find(|&l| c.keep[l * nt + t]);
+            for l in (0..nl).filter(|&l| c.keep[l * nt + t]) {
+                let i = l * nt + t;
+                let scale = bound.scale[i];
+                // Every instance of l in use counts the same; a completion uses at most
+                // `spread[l]` times as many.
+                let floor = div_ceil(
+                    bound.used_points[t],
+                    c.spatial_above[l].saturating_mul(bound.spread[l]),
+                );
+                let (reads, fills, updates) = (&mut c.reads[i], &mut c.fills[i], &mut c.updates[i]);
+                if tensor.read_write {
+                    *reads = reads.saturating_mul(scale);
+                    *fills = fills.saturating_mul(scale);
+                    *updates = updates.saturating_mul(scale).max(floor);
+                } else {
+                    // The innermost keeper's reads are the MACs' operands, one per compute
+                    // step and distinct tile.
+                    let read_scale = if Some(l) == innermost {
+                        scale.max(bound.steps_scale)
+                    } else {
+                        scale
+                    };
+                    *reads = reads.saturating_mul(read_scale).max(floor);
+                    *fills = fills.saturating_mul(scale);
+                    if l != c.outer_keeper[t] {
+                        *fills = (*fills).max(floor);
+                    }
+                    *updates = updates.saturating_mul(scale);
                 }
             }
         }

@@ -1009,12 +1009,17 @@ impl Mapspace {
                     .collect()
             })
             .collect();
-        // The dim with the most choices goes first: its choices are the parallel parts.
+        // Dims with one choice go first (they do not branch, and bounds on partial mappings
+        // are tighter with them chosen), then the dim with the most choices: its choices are
+        // the parallel parts.
         let first = (0..nd)
             .max_by_key(|&d| (choices[d].len(), std::cmp::Reverse(d)))
             .unwrap();
-        let dim_order = std::iter::once(first)
-            .chain((0..nd).filter(|&d| d != first))
+        let single = |d: &usize| choices[*d].len() == 1;
+        let dim_order: Vec<usize> = (0..nd)
+            .filter(single)
+            .chain(std::iter::once(first).filter(|d| !single(d)))
+            .chain((0..nd).filter(|d| *d != first && !single(d)))
             .collect();
         let mut space = Mapspace {
             problem: problem.clone(),

@@ -45,6 +45,27 @@ impl Tensor {
     pub fn tile_points(&self, ext: &[u64]) -> u64 {
         self.rank_extents(ext).iter().product()
     }
+
+    /// Number of points some iteration of the box `ext` reaches: per rank, the distinct
+    /// values of its index expression (fewer than the extent where strides or dilations leave
+    /// gaps, e.g. a 1x1 kernel at stride 2).
+    pub fn used_points(&self, ext: &[u64]) -> u64 {
+        self.ranks
+            .iter()
+            .map(|r| {
+                let mut offsets = vec![0u64];
+                for t in r {
+                    offsets = offsets
+                        .iter()
+                        .flat_map(|&o| (0..ext[t.dim]).map(move |i| o + t.coef * i))
+                        .collect();
+                    offsets.sort_unstable();
+                    offsets.dedup();
+                }
+                offsets.len() as u64
+            })
+            .product()
+    }
 }
 
 /// A problem: named dimensions with bounds and tensors projected from them.

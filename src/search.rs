@@ -14,7 +14,8 @@
 //! oracle's, ties included.
 
 use crate::eval::{
-    combine_storage, combined_cycles, evaluate, tensor_price, Evaluation, Evaluator, TensorPrice,
+    combine_storage, combined_cycles, evaluate, tensor_price, CompletionBound, Evaluation,
+    Evaluator, TensorPrice,
 };
 use crate::mapspace::{Mapspace, SlotKind, Visit};
 use crate::model::{Mapping, ModelOptions, Problem};
@@ -188,18 +189,18 @@ pub fn enumerate(space: &Mapspace, opts: &ModelOptions, objective: Objective) ->
 
 /// What bounds the factorisations that share the choices of the first dims of
 /// [`Mapspace::dim_order`] ([`Mapspace::scan_part_bounded`]'s partial mappings), per depth k:
-/// the problem whose dims after the first k have bound 1, and per (level, tensor) the factor
-/// its order-free counts ([`Evaluator::scaled_order_free_count`]) are multiplied by.
+/// the problem whose dims after the first k have bound 1, and how its order-free counts are
+/// raised to bound the completions ([`CompletionBound`], [`Evaluator::completion_count`]).
 ///
-/// Choosing the factors of a left-out dim d only adds loops, steps, tile points and instances
-/// in use, so no count falls. Where d scales a tensor's counts in proportion — every rank that
-/// uses d uses no other dim of bound above 1, with a coefficient of at least 1 (exactly 1, and
-/// one dim per rank, for a read-write tensor, whose partitions are subtracted) — every count
-/// of that tensor at level l grows at least by the points of d that one instance of l covers:
+/// Where a left-out dim d scales a tensor's counts in proportion — every rank that uses d
+/// uses no other dim of bound above 1, with a coefficient of at least 1 (exactly 1, and one
+/// dim per rank, for a read-write tensor, whose partitions are subtracted) — every count of
+/// that tensor at level l grows at least by the points of d that one instance of l covers:
 /// D / (d's spatial factors above l), so by D / (the largest such product over d's factor
-/// choices). Bounds are at the full problem's MACs.
+/// choices). The compute steps grow by D / (d's largest spatial product anywhere). Bounds are
+/// at the full problem's MACs.
 struct PartialBounds<'a> {
-    depths: Vec<(Problem, Vec<u64>)>,
+    depths: Vec<(Problem, CompletionBound)>,
     macs: u64,
     arch: &'a crate::model::Arch,
 }
@@ -274,21 +275,50 @@ impl<'a> PartialBounds<'a> {
                         w.len() <= 1 && w.iter().all(|x| x.coef == 1)
                     }))
         };
+        // Per dim, its largest spatial product on any fanout.
+        let spread_all: Vec<u64> = (0..problem.dims.len())
+            .map(|d| {
+                let spatial = |c: &Vec<u64>| -> u64 {
+                    slots
+                        .iter()
+                        .zip(c)
+                        .filter(|(s, _)| s.kind != SlotKind::Temporal)
+                        .map(|(_, f)| f)
+                        .product()
+                };
+                space.dim_choices(d).iter().map(spatial).max().unwrap_or(1)
+            })
+            .collect();
+        let used_points: Vec<u64> = problem
+            .tensors
+            .iter()
+            .map(|t| t.used_points(&problem.bounds))
+            .collect();
         let order = space.dim_order();
-        let depths: Vec<(Problem, Vec<u64>)> = (0..order.len())
+        let depths: Vec<(Problem, CompletionBound)> = (0..order.len())
             .map(|k| {
                 let mut p = problem.clone();
-                let mut scale = vec![1u64; nl * nt];
+                let mut bound = CompletionBound {
+                    scale: vec![1; nl * nt],
+                    steps_scale: 1,
+                    used_points: used_points.clone(),
+                    spread: vec![1; nl],
+                };
                 for &d in &order[k..] {
                     p.bounds[d] = 1;
-                    for l in 0..nl {
-                        let points = problem.bounds[d] / spread[d][l];
+                    bound.steps_scale = bound
+                        .steps_scale
+                        .saturating_mul(problem.bounds[d] / spread_all[d]);
+                    for (l, &sp) in spread[d].iter().enumerate() {
+                        bound.spread[l] = bound.spread[l].saturating_mul(sp);
+                        let points = problem.bounds[d] / sp;
                         for t in (0..nt).filter(|&t| scales(t, d)) {
-                            scale[l * nt + t] = scale[l * nt + t].saturating_mul(points);
+                            let s = &mut bound.scale[l * nt + t];
+                            *s = s.saturating_mul(points);
                         }
                     }
                 }
-                (p, scale)
+                (p, bound)
             })
             .collect();
         PartialBounds {
@@ -307,8 +337,8 @@ impl<'a> PartialBounds<'a> {
         partial: &Mapping,
         opts: &ModelOptions,
     ) -> Option<(f64, u64)> {
-        let (p, scale) = &self.depths[depth];
-        let (e, cy) = ev.scaled_order_free_score(partial, opts, scale)?;
+        let (p, bound) = &self.depths[depth];
+        let (e, cy) = ev.completion_score(partial, opts, bound)?;
         // At the MACs of the full problem.
         let left_out = self.macs - p.macs();
         let per_op = crate::eval::mac_energy_per_op(self.arch, p, opts);
@@ -365,13 +395,21 @@ fn scan(space: &Mapspace, opts: &ModelOptions, objective: Objective, prune: bool
     let incumbent = AtomicU64::new(f64::INFINITY.to_bits());
     let beaten = |v: f64| prune && v > f64::from_bits(incumbent.load(Relaxed)) * (1.0 + 1e-9);
     let pb = prune.then(|| PartialBounds::new(space));
+    // Evaluators, bound statistics and scratch are per rayon job, reused over its parts.
+    let init = || {
+        (
+            Evaluator::new(problem, arch),
+            pb.as_ref().map_or_else(Vec::new, PartialBounds::evaluators),
+            BoundStats::new(space),
+            // Per keep pattern, the bound of the current factorisation with it.
+            vec![0.0; 1 << space.free_keeps().len()],
+        )
+    };
     let parts: Vec<Best> = (0..space.num_parts())
         .into_par_iter()
-        .map(|p| {
+        .map_init(init, |(ev, partial, stats, bounds), p| {
             let mut b = Best::new();
-            let mut ev = Evaluator::new(problem, arch);
-            let stats = BoundStats::new(space);
-            let mut partial = pb.as_ref().map_or_else(Vec::new, PartialBounds::evaluators);
+            let stats = &*stats;
             let bound_partial = |depth: usize, m: &Mapping| {
                 let Some(pb) = &pb else { return true };
                 if !stats.worth(depth) {
@@ -383,8 +421,6 @@ fn scan(space: &Mapspace, opts: &ModelOptions, objective: Objective, prune: bool
                 stats.record(depth, !go_on);
                 go_on
             };
-            // Per keep pattern, the bound of the current factorisation with it.
-            let mut bounds = vec![0.0; 1 << space.free_keeps().len()];
             let visit = |m: &Mapping, v: Visit| {
                 if prune {
                     if v.first {
@@ -566,37 +602,44 @@ pub fn exhaustive_choices(
     // Sets of factorisations are bounded only when a few classes have to be beaten: with many,
     // a set is seldom beaten at all of them, and each bound prices every class.
     let pb = (classes.len() <= 4).then(|| PartialBounds::new(space));
-    let best: PartBest = (0..space.num_parts())
-        .into_par_iter()
-        .map(|p| {
-            let mut best: PartBest = vec![None; classes.len()];
-            let mut ev = Evaluator::new(problem, arch);
-            let mut prices: Vec<Vec<(TensorPrice, bool)>> = tensor_reps
-                .iter()
-                .map(|reps| vec![(TensorPrice::default(), false); reps.len()])
-                .collect();
+    let all_beaten = |b: &[Option<f64>]| {
+        b.iter()
+            .enumerate()
+            .all(|(k, b)| b.is_none_or(|b| beaten(k, b)))
+    };
+    // Evaluators, bound statistics and scratch are per rayon job, reused over its parts.
+    let init = || {
+        let prices: Vec<Vec<(TensorPrice, bool)>> = tensor_reps
+            .iter()
+            .map(|reps| vec![(TensorPrice::default(), false); reps.len()])
+            .collect();
+        (
+            Evaluator::new(problem, arch),
+            pb.as_ref().map_or_else(Vec::new, PartialBounds::evaluators),
+            BoundStats::new(space),
             // Per keep pattern and class, the lower bound of the current factorisation with
             // that keep pattern (None: invalid at that class).
-            let mut bounds: Vec<Vec<Option<f64>>> = vec![vec![]; 1 << space.free_keeps().len()];
-            let all_beaten = |b: &[Option<f64>]| {
-                b.iter()
-                    .enumerate()
-                    .all(|(k, b)| b.is_none_or(|b| beaten(k, b)))
-            };
-            let stats = BoundStats::new(space);
-            let mut partial = pb.as_ref().map_or_else(Vec::new, PartialBounds::evaluators);
-            let (mut partial_prices, mut partial_bounds) = (prices.clone(), vec![]);
+            vec![Vec::<Option<f64>>::new(); 1 << space.free_keeps().len()],
+            (prices.clone(), prices, Vec::new()),
+        )
+    };
+    let best: PartBest = (0..space.num_parts())
+        .into_par_iter()
+        .map_init(init, |state, p| {
+            let (ev, partial, stats, bounds, (prices, partial_prices, partial_bounds)) = state;
+            let stats = &*stats;
+            let mut best: PartBest = vec![None; classes.len()];
             let bound_partial = |depth: usize, m: &Mapping| {
                 let Some(pb) = &pb else { return true };
                 if !stats.worth(depth) {
                     return true;
                 }
-                let scale = &pb.depths[depth].1;
-                let go_on = match partial[depth].scaled_order_free_count(m, &choices[0], scale) {
+                let bound = &pb.depths[depth].1;
+                let go_on = match partial[depth].completion_count(m, &choices[0], bound) {
                     // Storage at the partial problem, MACs at the full one.
                     Ok(c) => {
-                        class_energies(c, &mut partial_prices, &mut partial_bounds);
-                        !all_beaten(&partial_bounds)
+                        class_energies(c, partial_prices, partial_bounds);
+                        !all_beaten(partial_bounds)
                     }
                     Err(_) => false,
                 };
@@ -617,7 +660,7 @@ pub fn exhaustive_choices(
                     let Ok(c) = ev.order_free_count(m, &choices[0]) else {
                         return false;
                     };
-                    class_energies(c, &mut prices, bounds);
+                    class_energies(c, prices, bounds);
                     if all_beaten(bounds) {
                         return false;
                     }
@@ -627,7 +670,7 @@ pub fn exhaustive_choices(
                 let Ok(c) = ev.count(m, &choices[0]) else {
                     return false;
                 };
-                price_tensors(c, &mut prices);
+                price_tensors(c, prices);
                 for (k, (tuple, rep)) in classes.iter().enumerate() {
                     if bounds[k].is_none_or(|b| beaten(k, b))
                         || (0..nt).any(|t| !prices[t][tuple[t]].1)
