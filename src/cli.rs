@@ -100,7 +100,8 @@ pub struct FrontArgs {
 /// How per-layer optima are proved.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EngineArg {
-    /// Enumerate spaces up to --enumerate-limit factorisations × keep patterns, MILP above.
+    /// Enumerate spaces up to --enumerate-limit factorisations × keep patterns, MILP above
+    /// (`qmap map` first lets the enumeration try for 2 s).
     Auto,
     Milp,
     Enumerate,
@@ -224,15 +225,17 @@ pub struct MapArgs {
     /// Objective (default: the instance's, else energy).
     #[arg(long, value_enum)]
     pub objective: Option<ObjectiveArg>,
-    /// Wall-clock limit in seconds; on expiry the incumbent, the bound and the gap are printed.
+    /// Wall-clock limit in seconds (MILP or enumeration); on expiry the incumbent, the bound and
+    /// the gap are printed.
     #[arg(long)]
     pub time_limit: Option<f64>,
     /// Relative gap at which the answer counts as optimal.
     #[arg(long, default_value_t = 1e-6)]
     pub gap: f64,
     /// How the optimum is proved: `auto` enumerates mapspaces up to --enumerate-limit
-    /// factorisations × keep patterns (every mapping evaluated or bounded: bound = value) and
-    /// runs the MILP above; latency and EDP are proved by enumeration only.
+    /// factorisations × keep patterns (every mapping evaluated or bounded: bound = value);
+    /// above, it lets the enumeration try for 2 s and runs the MILP if it has not finished;
+    /// latency and EDP are proved by enumeration only.
     #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
     pub engine: EngineArg,
     /// Largest mapspace the auto engine enumerates, in factorisations × keep patterns (each is
@@ -677,6 +680,15 @@ fn map_cmd(a: MapArgs) -> Result<Outcome, InputError> {
             Objective::Edp => format!("{v:.4e} pJ*cycles"),
         };
         let how = match proof {
+            crate::network::ProofKind::Enumerated
+                if cert.status == crate::milp::Status::TimeLimit =>
+            {
+                format!(
+                    "proof: enumeration stopped at the time limit (bound: the least bound of the \
+                     parts left; {:.3e} factorisations × keep patterns)",
+                    crate::network::enumeration_size(&job.space)
+                )
+            }
             crate::network::ProofKind::Enumerated => {
                 format!(
                     "proof: enumerated ({:.3e} mappings, {:.3e} factorisations × keep patterns)",

@@ -1546,6 +1546,22 @@ impl Mapspace {
         self.visit_part(part, Some(&mut bound), &mut f)
     }
 
+    /// Calls `f(depth, partial)` with the partial mapping of part `part` under each keep
+    /// pattern, as [`Mapspace::scan_part_bounded`] offers it to its bound: the choices of the
+    /// part's first `depth` dims of [`Mapspace::dim_order`], every other dim's factors 1.
+    pub fn part_partials(&self, part: usize, mut f: impl FnMut(usize, &Mapping)) {
+        let prefix = &self.parts[part].0;
+        let mut chosen = vec![UNCHOSEN; self.problem.dims.len()];
+        for (i, &c) in prefix.iter().enumerate() {
+            chosen[self.dim_order[i]] = c;
+        }
+        let mut scratch = Emit::default();
+        self.bound_partial(prefix.len(), &chosen, &mut scratch, &mut |depth, m| {
+            f(depth, m);
+            false
+        });
+    }
+
     /// The order in which the enumeration chooses the dims' factors (parts and
     /// [`Mapspace::scan_part_bounded`]'s depths follow it).
     pub fn dim_order(&self) -> &[usize] {

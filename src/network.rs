@@ -22,7 +22,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Bumped whenever the cost model, the mapspace or the solvers change what a table entry is:
 /// part of every cache key, so a changed model never reuses stale entries.
@@ -95,12 +95,21 @@ pub fn enumeration_size(space: &Mapspace) -> f64 {
 }
 
 /// Largest [`enumeration_size`] the `Auto` engine proves by enumeration (default of
-/// `--enumerate-limit`). On the shipped layers (2 cores) the enumerator is faster than the
-/// MILP up to about this size and slower above: Simba MobileNetV2 b4_dw, 5.8 million, 5.0 s
-/// against 14.4 s; b12_dw, 7.7 million, 7.3 s against 4.5 s; b3_dw, 16 million, 12.0 s
-/// against 8.5 s. Pointwise layers, whose bounds cut whole sets of factorisations, take well
-/// under a second.
+/// `--enumerate-limit`). How fast the bounds prove a space depends on more than its size
+/// (2 cores): on Eyeriss, where every factorisation has one loop order, a 2.7-million
+/// pointwise space enumerates in 1.9 s (the MILP: 2.8 s) and an 8.5-million one in 5.8 s
+/// (the MILP: 1.8 s); on Simba every shipped layer, up to 16 million, enumerates in under
+/// 0.7 s, and so do depthwise spaces of 110 and 300 million, while 30-million pointwise ones
+/// take 7-13 s (the MILP: 2-6 s). Above the limit `qmap map` still lets the enumeration try
+/// first ([`ENUMERATE_TRIAL_SECONDS`]).
 pub const ENUMERATE_LIMIT: u128 = 6_000_000;
+
+/// How long (seconds) `Auto` lets the enumeration try a mapspace above the limit before it
+/// runs the MILP ([`prove_best`]). Depthwise layers, whose bounds cut whole sets of
+/// factorisations, finish far above the limit: Simba MobileNetV2 b3_dw (16 million) in
+/// 0.1 s, a 720-channel 56×56 one (110 million) in 0.5 s; wide pointwise layers do not
+/// (480×240 channels on Simba, 31 million: 7 s; the MILP: 2.2 s).
+pub const ENUMERATE_TRIAL_SECONDS: f64 = 2.0;
 
 /// Table settings.
 #[derive(Debug, Clone)]
@@ -298,7 +307,7 @@ pub fn solve_unit(
     settings: &TableSettings,
 ) -> Result<Vec<Optimum>, String> {
     if settings.engine.enumerates(space, settings.enumerate_limit) {
-        let best = crate::search::exhaustive_choices(space, opts, None)?;
+        let best = crate::search::exhaustive_choices(space, opts, None, None)?;
         return Ok(best
             .into_iter()
             .map(|b| Optimum {
@@ -339,9 +348,13 @@ pub enum ProofKind {
 
 /// The optimum of `space` over the bit choices for `objective`, proved by enumeration (the
 /// engine says so, or `Auto` with the mapspace within `enumerate_limit`) or by the MILP (energy
-/// only): the certificate of the best choice, its index, and how it was proved. Ties go to the
-/// first choice. An enumerated answer's certificate has bound = value and gap 0; with no valid
-/// mapping at any choice it is `infeasible` with the MILP's diagnosis of why nothing fits.
+/// only): the certificate of the best choice, its index, and how it was proved. Above the
+/// limit, `Auto` first gives the enumeration [`ENUMERATE_TRIAL_SECONDS`] and runs the MILP
+/// only when it has not finished (in the time left). Ties go to the first choice. An
+/// enumerated answer's certificate has bound = value and gap 0; with no valid mapping at any
+/// choice it is `infeasible` with the MILP's diagnosis of why nothing fits. An enumeration
+/// stopped by `so.time_limit` gives the best mapping found and the least bound of what it
+/// did not search (`optimal` when the gap is within `so.gap`, else `time_limit`).
 pub fn prove_best(
     space: &Mapspace,
     choices: &[ModelOptions],
@@ -353,31 +366,71 @@ pub fn prove_best(
     if choices.is_empty() {
         return Err("no bit-width choice is left (check the weight budget)".into());
     }
-    if !engine.enumerates(space, enumerate_limit) {
-        if objective != Objective::Energy {
-            return Err(format!(
-                "latency and EDP optima are proved by enumeration only (the MILP proves energy); \
-                 this mapspace has {:.3e} factorisations × keep patterns, above the enumeration \
-                 limit {enumerate_limit}: raise --enumerate-limit, use --engine enumerate, or \
-                 constrain the mapspace",
-                enumeration_size(space)
-            ));
-        }
-        let (cert, i) = milp::solve_choices(space, choices, objective, so)?;
-        return Ok((cert, i, ProofKind::Milp));
-    }
     let start = Instant::now();
-    let results: Vec<(Option<Mapping>, Option<Evaluation>)> = if objective == Objective::Energy {
-        crate::search::exhaustive_choices(space, choices, None)?
+    let deadline = so.time_limit.map(|s| start + Duration::from_secs_f64(s));
+    if engine.enumerates(space, enumerate_limit) {
+        let cert = enumerate_best(space, choices, objective, deadline, so.gap, start)?;
+        return Ok((cert.0, cert.1, ProofKind::Enumerated));
+    }
+    if objective != Objective::Energy {
+        return Err(format!(
+            "latency and EDP optima are proved by enumeration only (the MILP proves energy); \
+             this mapspace has {:.3e} factorisations × keep patterns, above the enumeration \
+             limit {enumerate_limit}: raise --enumerate-limit, use --engine enumerate, or \
+             constrain the mapspace",
+            enumeration_size(space)
+        ));
+    }
+    if engine == Engine::Auto {
+        let trial = start + Duration::from_secs_f64(ENUMERATE_TRIAL_SECONDS);
+        let (cert, i) = enumerate_best(
+            space,
+            choices,
+            objective,
+            Some(deadline.map_or(trial, |d| d.min(trial))),
+            so.gap,
+            start,
+        )?;
+        // Finished, or the time limit is spent: the enumeration's answer.
+        if cert.status != Status::TimeLimit || deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok((cert, i, ProofKind::Enumerated));
+        }
+    }
+    let so = SolveOptions {
+        time_limit: so
+            .time_limit
+            .map(|s| (s - start.elapsed().as_secs_f64()).max(0.0)),
+        ..so.clone()
+    };
+    let (mut cert, i) = milp::solve_choices(space, choices, objective, &so)?;
+    cert.seconds = start.elapsed().as_secs_f64();
+    Ok((cert, i, ProofKind::Milp))
+}
+
+/// The best choice by enumeration ([`crate::search::exhaustive_choices`] for energy, one
+/// [`crate::search::enumerate`] per choice otherwise), stopped at `deadline`: its certificate
+/// (bound: the least over every choice) and index.
+fn enumerate_best(
+    space: &Mapspace,
+    choices: &[ModelOptions],
+    objective: Objective,
+    deadline: Option<Instant>,
+    gap_tolerance: f64,
+    start: Instant,
+) -> Result<(milp::Certificate, usize), String> {
+    type Found = (Option<Mapping>, Option<Evaluation>, f64);
+    let results: Vec<Found> = if objective == Objective::Energy {
+        crate::search::exhaustive_choices(space, choices, None, deadline)?
             .into_iter()
-            .map(|b| (b.mapping, b.evaluation))
+            .map(|b| (b.mapping, b.evaluation, b.bound))
             .collect()
     } else {
         choices
             .iter()
             .map(|o| {
-                let r = crate::search::enumerate(space, o, objective);
-                (r.best, r.evaluation)
+                let r = crate::search::enumerate(space, o, objective, deadline);
+                let bound = r.bound.expect("an enumeration has a bound");
+                (r.best, r.evaluation, bound)
             })
             .collect()
     };
@@ -392,28 +445,39 @@ pub fn prove_best(
             best = i;
         }
     }
-    let (mapping, evaluation) = results[best].clone();
+    let (mapping, evaluation, _) = results[best].clone();
     let v = value(&evaluation);
-    let cert = milp::Certificate {
-        status: if mapping.is_some() {
+    let bound = results.iter().map(|r| r.2).fold(f64::INFINITY, f64::min);
+    let gap = if v == bound {
+        0.0
+    } else if v.is_finite() {
+        (v - bound) / v
+    } else {
+        f64::INFINITY
+    };
+    let status = if gap <= gap_tolerance {
+        if mapping.is_some() {
             Status::Optimal
         } else {
             Status::Infeasible
-        },
-        reason: mapping
-            .is_none()
-            .then(|| milp::diagnose(space, &choices[0])),
+        }
+    } else {
+        Status::TimeLimit
+    };
+    let cert = milp::Certificate {
+        status,
+        reason: (status == Status::Infeasible).then(|| milp::diagnose(space, &choices[0])),
         mapping,
         evaluation,
         value: v,
-        bound: v,
-        gap: 0.0,
+        bound,
+        gap,
         rounds: 0,
         milp_solves: 0,
         splits: 0,
         seconds: start.elapsed().as_secs_f64(),
     };
-    Ok((cert, best, ProofKind::Enumerated))
+    Ok((cert, best))
 }
 
 /// Reads a cache file; any entry that does not re-evaluate to its stored energy (or a file

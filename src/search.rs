@@ -25,7 +25,8 @@ use rand::rngs::ChaCha8Rng;
 use rand::SeedableRng;
 use rayon::prelude::*;
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
 
 /// Random search gives up after this many invalid samples in a row.
 pub const MAX_CONSECUTIVE_INVALID: u64 = 100_000;
@@ -41,6 +42,8 @@ pub enum StopReason {
     Victory,
     /// [`MAX_CONSECUTIVE_INVALID`] samples in a row were invalid.
     InvalidStreak,
+    /// The deadline passed before every part of the space was searched (bounded enumeration).
+    Deadline,
 }
 
 /// The outcome of a search.
@@ -61,6 +64,10 @@ pub struct SearchResult {
     /// Valid mappings among them.
     pub valid: u64,
     pub stop: StopReason,
+    /// For the enumerations, a lower bound on the objective value of every mapping of the
+    /// space: `value` when the whole space was searched, else the least of `value` and the
+    /// bounds of the parts left unsearched at the deadline. None for random search.
+    pub bound: Option<f64>,
 }
 
 /// The objective value of an evaluation: energy (pJ), cycles or energy × cycles.
@@ -126,12 +133,14 @@ impl Best {
         improves
     }
     /// The result, the best mapping evaluated in full.
+    /// `unsearched`: the least bound of the parts not searched (None: random search).
     fn into_result(
         self,
         space: &Mapspace,
         opts: &ModelOptions,
         objective: Objective,
         stop: StopReason,
+        unsearched: Option<f64>,
     ) -> SearchResult {
         let (best, evaluation) = match self.best {
             Some((_, m)) => {
@@ -140,16 +149,18 @@ impl Best {
             }
             None => (None, None),
         };
+        let value = evaluation
+            .as_ref()
+            .map_or(f64::INFINITY, |e| objective_value(e, objective));
         SearchResult {
             objective,
-            value: evaluation
-                .as_ref()
-                .map_or(f64::INFINITY, |e| objective_value(e, objective)),
+            value,
             best,
             evaluation,
             evaluated: self.evaluated,
             valid: self.valid,
             stop,
+            bound: unsearched.map(|b| b.min(value)),
         }
     }
 }
@@ -174,7 +185,7 @@ pub fn exhaustive(
             ));
         }
     }
-    Ok(scan(space, opts, objective, false))
+    Ok(scan(space, opts, objective, false, None))
 }
 
 /// The optimum of `space` with [`exhaustive`]'s answer (ties included), proved with fewer
@@ -183,12 +194,22 @@ pub fn exhaustive(
 /// choices of their first dims are bounded together (`PartialBounds`); what a bound puts
 /// above the best mapping found so far (in any part) is not evaluated. `evaluated` counts the
 /// mappings evaluated, the others are not counted; `valid` counts valid mappings among them.
-pub fn enumerate(space: &Mapspace, opts: &ModelOptions, objective: Objective) -> SearchResult {
-    scan(space, opts, objective, true)
+///
+/// With a `deadline`, the parts of the space ([`Mapspace::num_parts`]) not started by then are
+/// not searched (stop [`StopReason::Deadline`]; a part started runs to its end) and `bound`
+/// is the least of the value found and their bounds; otherwise `bound` is the value.
+pub fn enumerate(
+    space: &Mapspace,
+    opts: &ModelOptions,
+    objective: Objective,
+    deadline: Option<Instant>,
+) -> SearchResult {
+    scan(space, opts, objective, true, deadline)
 }
 
 /// What bounds the factorisations that share the choices of the first dims of
-/// [`Mapspace::dim_order`] ([`Mapspace::scan_part_bounded`]'s partial mappings), per depth k:
+/// [`Mapspace::dim_order`] ([`Mapspace::scan_part_bounded`]'s partial mappings), per depth k
+/// (0 to the number of dims):
 /// the problem whose dims after the first k have bound 1, and how its order-free counts are
 /// raised to bound the completions ([`CompletionBound`], [`Evaluator::completion_count`]).
 ///
@@ -295,7 +316,7 @@ impl<'a> PartialBounds<'a> {
             .map(|t| t.used_points(&problem.bounds))
             .collect();
         let order = space.dim_order();
-        let depths: Vec<(Problem, CompletionBound)> = (0..order.len())
+        let depths: Vec<(Problem, CompletionBound)> = (0..=order.len())
             .map(|k| {
                 let mut p = problem.clone();
                 let mut bound = CompletionBound {
@@ -345,6 +366,25 @@ impl<'a> PartialBounds<'a> {
         Some((e + left_out as f64 * per_op, cy))
     }
 
+    /// The least bound on the energy and cycles of the mappings of part `part` of `space`
+    /// under any keep pattern, as `value(energy, cycles)` (infinity when none is valid).
+    fn part_bound(
+        &self,
+        space: &Mapspace,
+        part: usize,
+        opts: &ModelOptions,
+        value: impl Fn(f64, u64) -> f64,
+    ) -> f64 {
+        let mut evs = self.evaluators();
+        let mut least = f64::INFINITY;
+        space.part_partials(part, |depth, m| {
+            if let Some((e, cy)) = self.score(&mut evs[depth], depth, m, opts) {
+                least = least.min(value(e, cy));
+            }
+        });
+        least
+    }
+
     /// One evaluator per depth.
     fn evaluators(&self) -> Vec<Evaluator<'_>> {
         self.depths
@@ -387,8 +427,15 @@ impl BoundStats {
     }
 }
 
-/// [`exhaustive`] (`prune` false) or [`enumerate`] (`prune` true).
-fn scan(space: &Mapspace, opts: &ModelOptions, objective: Objective, prune: bool) -> SearchResult {
+/// [`exhaustive`] (`prune` false) or [`enumerate`] (`prune` true; parts not started by the
+/// `deadline` are not searched).
+fn scan(
+    space: &Mapspace,
+    opts: &ModelOptions,
+    objective: Objective,
+    prune: bool,
+    deadline: Option<Instant>,
+) -> SearchResult {
     let (problem, arch) = (space.problem(), space.arch());
     // The best objective value found in any part (bits of a non-negative f64, which order
     // like the values). What a bound puts strictly above it cannot be, or tie, the optimum.
@@ -405,9 +452,12 @@ fn scan(space: &Mapspace, opts: &ModelOptions, objective: Objective, prune: bool
             vec![0.0; 1 << space.free_keeps().len()],
         )
     };
-    let parts: Vec<Best> = (0..space.num_parts())
+    let parts: Vec<Option<Best>> = (0..space.num_parts())
         .into_par_iter()
         .map_init(init, |(ev, partial, stats, bounds), p| {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return None;
+            }
             let mut b = Best::new();
             let stats = &*stats;
             let bound_partial = |depth: usize, m: &Mapping| {
@@ -452,12 +502,25 @@ fn scan(space: &Mapspace, opts: &ModelOptions, objective: Objective, prune: bool
             } else {
                 b.evaluated += space.scan_part(p, visit);
             }
-            b
+            Some(b)
         })
         .collect();
+    // The parts left unsearched at the deadline, bounded.
+    let unsearched = pb.as_ref().map(|pb| {
+        let value = |e: f64, cy: u64| score_value(e, cy, objective);
+        (0..parts.len())
+            .filter(|&p| parts[p].is_none())
+            .map(|p| pb.part_bound(space, p, opts, value))
+            .fold(f64::INFINITY, f64::min)
+    });
+    let stop = if parts.iter().all(Option::is_some) {
+        StopReason::Exhausted
+    } else {
+        StopReason::Deadline
+    };
     // Merge in part order, so ties go to the first mapping in enumeration order.
     let mut total = Best::new();
-    for p in parts {
+    for p in parts.into_iter().flatten() {
         total.evaluated += p.evaluated;
         total.valid += p.valid;
         if let Some((r, m)) = p.best {
@@ -470,7 +533,9 @@ fn scan(space: &Mapspace, opts: &ModelOptions, objective: Objective, prune: bool
             }
         }
     }
-    total.into_result(space, opts, objective, StopReason::Exhausted)
+    // The exhaustive oracle searches everything: its bound is its value.
+    let unsearched = unsearched.or((!prune).then_some(f64::INFINITY));
+    total.into_result(space, opts, objective, stop, unsearched)
 }
 
 /// The energy optimum of one bit-width choice found by [`exhaustive_choices`].
@@ -480,6 +545,10 @@ pub struct ChoiceBest {
     pub mapping: Option<Mapping>,
     /// Its evaluation at the choice's bit-widths.
     pub evaluation: Option<Evaluation>,
+    /// A lower bound on the energy (pJ) of every mapping at these bit-widths: the mapping's
+    /// when the whole space was searched, else the least of it and the bounds of the parts
+    /// left unsearched at the deadline (infinity when nothing fits).
+    pub bound: f64,
 }
 
 /// Enumerates `space` once and finds the energy optimum of every bit-width choice: each
@@ -488,11 +557,13 @@ pub struct ChoiceBest {
 /// ([`combine_storage`]). As in [`enumerate`], the loop orders of a factorisation and keep
 /// pattern whose order-free bound is worse than the best found at every class are skipped.
 /// Ties go to lower cycles, then to the first mapping in enumeration order. Every winner is
-/// re-evaluated in full. Refuses spaces above `limit` like [`exhaustive`].
+/// re-evaluated in full. Refuses spaces above `limit` like [`exhaustive`]. With a `deadline`,
+/// parts not started by then are not searched, as in [`enumerate`].
 pub fn exhaustive_choices(
     space: &Mapspace,
     choices: &[ModelOptions],
     limit: Option<u128>,
+    deadline: Option<Instant>,
 ) -> Result<Vec<ChoiceBest>, String> {
     if let Some(limit) = limit {
         if space.size() > limit {
@@ -600,8 +671,10 @@ pub fn exhaustive_choices(
         }));
     };
     // Sets of factorisations are bounded only when a few classes have to be beaten: with many,
-    // a set is seldom beaten at all of them, and each bound prices every class.
-    let pb = (classes.len() <= 4).then(|| PartialBounds::new(space));
+    // a set is seldom beaten at all of them, and each bound prices every class. Parts left
+    // unsearched at a deadline are bounded too.
+    let bound_sets = classes.len() <= 4;
+    let pb = (bound_sets || deadline.is_some()).then(|| PartialBounds::new(space));
     let all_beaten = |b: &[Option<f64>]| {
         b.iter()
             .enumerate()
@@ -615,7 +688,9 @@ pub fn exhaustive_choices(
             .collect();
         (
             Evaluator::new(problem, arch),
-            pb.as_ref().map_or_else(Vec::new, PartialBounds::evaluators),
+            pb.as_ref()
+                .filter(|_| bound_sets)
+                .map_or_else(Vec::new, PartialBounds::evaluators),
             BoundStats::new(space),
             // Per keep pattern and class, the lower bound of the current factorisation with
             // that keep pattern (None: invalid at that class).
@@ -623,14 +698,24 @@ pub fn exhaustive_choices(
             (prices.clone(), prices, Vec::new()),
         )
     };
+    // Which parts were searched (those not started by the deadline were not).
+    let searched: Vec<AtomicBool> = (0..space.num_parts())
+        .map(|_| AtomicBool::new(true))
+        .collect();
     let best: PartBest = (0..space.num_parts())
         .into_par_iter()
         .map_init(init, |state, p| {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                searched[p].store(false, Relaxed);
+                return vec![None; classes.len()];
+            }
             let (ev, partial, stats, bounds, (prices, partial_prices, partial_bounds)) = state;
             let stats = &*stats;
             let mut best: PartBest = vec![None; classes.len()];
             let bound_partial = |depth: usize, m: &Mapping| {
-                let Some(pb) = &pb else { return true };
+                let Some(pb) = pb.as_ref().filter(|_| bound_sets) else {
+                    return true;
+                };
                 if !stats.worth(depth) {
                     return true;
                 }
@@ -706,12 +791,35 @@ pub fn exhaustive_choices(
             best
         })
         .reduce(|| vec![None; classes.len()], merge);
+    // Per class, the least bound of the parts left unsearched at the deadline.
+    let mut unsearched = vec![f64::INFINITY; classes.len()];
+    if let Some(pb) = &pb {
+        let mut evs = pb.evaluators();
+        let mut prices: Vec<Vec<(TensorPrice, bool)>> = tensor_reps
+            .iter()
+            .map(|reps| vec![(TensorPrice::default(), false); reps.len()])
+            .collect();
+        let mut energies = vec![];
+        for p in (0..searched.len()).filter(|&p| !searched[p].load(Relaxed)) {
+            space.part_partials(p, |depth, m| {
+                let bound = &pb.depths[depth].1;
+                if let Ok(c) = evs[depth].completion_count(m, &choices[0], bound) {
+                    class_energies(c, &mut prices, &mut energies);
+                    for (u, e) in unsearched.iter_mut().zip(&energies) {
+                        *u = u.min(e.unwrap_or(f64::INFINITY));
+                    }
+                }
+            });
+        }
+    }
     let mut out = vec![];
     for (i, o) in choices.iter().enumerate() {
-        let Some((_, _, m)) = &best[class_of[i]] else {
+        let k = class_of[i];
+        let Some((energy, _, m)) = &best[k] else {
             out.push(ChoiceBest {
                 mapping: None,
                 evaluation: None,
+                bound: unsearched[k],
             });
             continue;
         };
@@ -725,6 +833,7 @@ pub fn exhaustive_choices(
         out.push(ChoiceBest {
             mapping: Some(m.clone()),
             evaluation: Some(ev),
+            bound: unsearched[k].min(*energy),
         });
     }
     Ok(out)
@@ -772,5 +881,5 @@ pub fn random(
             }
         }
     };
-    b.into_result(space, opts, objective, stop)
+    b.into_result(space, opts, objective, stop, None)
 }

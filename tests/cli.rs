@@ -476,4 +476,43 @@ fn map_and_search_agree_on_a_tiny_instance() {
         err.contains("inst.yaml") && err.contains("enumeration only"),
         "{err}"
     );
+    // Above the limit, `auto` lets the enumeration try first: it finishes this space.
+    let tried = json(&qmap(&["map", &inst, "--enumerate-limit", "1", "--json"]));
+    assert_eq!(
+        (&tried["proof"], &tried["status"]),
+        (&a["proof"], &a["status"])
+    );
+    assert_eq!(tried["energy_pj"].as_f64().unwrap(), ex);
+}
+
+/// An enumeration stopped by `--time-limit` reports what it has: here (a limit of 0) no
+/// mapping, and a bound from the parts it did not search, below the optimum.
+#[test]
+fn map_enumeration_stops_at_the_time_limit_with_a_bound() {
+    let inst = "instances/simba_mbv2_l7.yaml";
+    let full = json(&qmap(&["map", inst, "--json"]));
+    assert_eq!(
+        (&full["proof"], &full["status"]),
+        (&"enumerated".into(), &"optimal".into())
+    );
+    let opt = full["energy_pj"].as_f64().unwrap();
+    let out = qmap(&["map", inst, "--time-limit", "0", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], "time_limit");
+    assert_eq!(v["proof"], "enumerated");
+    assert!(v["energy_pj"].is_null() && v["mapping"].is_null(), "{v}");
+    let bound = v["bound"].as_f64().unwrap();
+    assert!(bound > 0.0 && bound <= opt, "bound {bound}, optimum {opt}");
+    let human =
+        String::from_utf8_lossy(&qmap(&["map", inst, "--time-limit", "0"]).stdout).to_string();
+    assert!(
+        human.contains("status: time_limit")
+            && human.contains("enumeration stopped at the time limit"),
+        "{human}"
+    );
 }

@@ -20,10 +20,11 @@ use qmap::milp::{
     mirror_symmetry, sliced_dims, solve, SolveOptions, Status, SLICE_CHOICES, SPLIT_AFTER,
 };
 use qmap::model::{conv_problem, Arch, Bits, Level, Mac, ModelOptions, Problem};
-use qmap::search::{enumerate, exhaustive, exhaustive_choices, partial_bound};
+use qmap::search::{enumerate, exhaustive, exhaustive_choices, partial_bound, StopReason};
 use qmap::spec::{Objective, PackingMode};
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
+use std::time::Instant;
 
 fn level(
     name: &str,
@@ -329,7 +330,7 @@ fn bounded_enumeration_matches_exhaustive_on_random_small_instances() {
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let mut cov = Coverage::default();
     // Mappings valued at their bound exactly; searches that skipped some mappings.
-    let (mut tight, mut pruned, mut partial_checked) = (0, 0, 0);
+    let (mut tight, mut pruned, mut partial_checked, mut deadline_bounds) = (0, 0, 0, 0);
     while cov.cases < 150 {
         let mut drawn = Coverage::default();
         let case = gen_case(&mut rng, &mut drawn);
@@ -390,9 +391,20 @@ fn bounded_enumeration_matches_exhaustive_on_random_small_instances() {
         });
         for objective in [Objective::Energy, Objective::Latency, Objective::Edp] {
             let ex = exhaustive(&space, o, objective, None).unwrap();
-            let en = enumerate(&space, o, objective);
+            let en = enumerate(&space, o, objective, None);
             assert_eq!((&en.best, en.value), (&ex.best, ex.value), "{objective:?}");
+            assert_eq!((en.stop, en.bound), (StopReason::Exhausted, Some(en.value)));
             pruned += (en.evaluated < ex.evaluated) as usize;
+            // Stopped before it starts: no part searched, every part bounded below the optimum.
+            let stopped = enumerate(&space, o, objective, Some(Instant::now()));
+            assert_eq!((stopped.stop, &stopped.best), (StopReason::Deadline, &None));
+            let bound = stopped.bound.expect("a bound");
+            assert!(
+                bound <= ex.value * (1.0 + 1e-12),
+                "{objective:?}: {bound} > {}",
+                ex.value
+            );
+            deadline_bounds += (bound > 0.0) as usize;
         }
         // Over two bit choices at once (native and the case's), one enumeration.
         let native = ModelOptions {
@@ -400,15 +412,18 @@ fn bounded_enumeration_matches_exhaustive_on_random_small_instances() {
             ..o.clone()
         };
         let choices = [native, o.clone()];
-        let all = exhaustive_choices(&space, &choices, None).unwrap();
-        for (c, b) in choices.iter().zip(&all) {
+        let all = exhaustive_choices(&space, &choices, None, None).unwrap();
+        let stopped = exhaustive_choices(&space, &choices, None, Some(Instant::now())).unwrap();
+        for ((c, b), s) in choices.iter().zip(&all).zip(&stopped) {
             let ex = exhaustive(&space, c, Objective::Energy, None).unwrap();
             assert_eq!(b.mapping, ex.best);
+            assert_eq!(b.bound, ex.value);
+            assert!(s.mapping.is_none() && s.bound <= ex.value * (1.0 + 1e-12));
         }
     }
     eprintln!(
         "{cov:?}; tight bounds {tight}; partial bounds checked {partial_checked}; searches that \
-         skipped mappings {pruned}"
+         skipped mappings {pruned}; positive bounds of unsearched spaces {deadline_bounds}"
     );
     assert!(
         cov.stride2_halo > 0 && cov.fanout > 0 && cov.free_bypass > 0,
@@ -418,8 +433,8 @@ fn bounded_enumeration_matches_exhaustive_on_random_small_instances() {
     assert!(cov.levels[3] > 0 && cov.levels[4] > 0, "{cov:?}");
     // The bound is not vacuous: it is often exact and it skips work.
     assert!(
-        tight > 0 && pruned >= cov.cases && partial_checked > 1000,
-        "{tight} {pruned} {partial_checked}"
+        tight > 0 && pruned >= cov.cases && partial_checked > 1000 && deadline_bounds > cov.cases,
+        "{tight} {pruned} {partial_checked} {deadline_bounds}"
     );
 }
 

@@ -503,7 +503,7 @@ fn exhaustive_over_bit_choices_matches_one_search_per_choice() {
         }
     }
     choices.push(ModelOptions::default());
-    let all = exhaustive_choices(&space, &choices, None).unwrap();
+    let all = exhaustive_choices(&space, &choices, None, None).unwrap();
     let mut distinct = std::collections::BTreeSet::new();
     for (o, got) in choices.iter().zip(&all) {
         let ex = exhaustive(&space, o, Objective::Energy, None).unwrap();
