@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 /// Bumped whenever the cost model, the mapspace or the solvers change what a table entry is:
 /// part of every cache key, so a changed model never reuses stale entries.
-pub const MODEL_VERSION: &str = "qmap-table-1";
+pub const MODEL_VERSION: &str = "qmap-table-2";
 
 /// How an entry's optimality is established.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -105,7 +105,7 @@ pub fn enumeration_size(space: &Mapspace) -> f64 {
 pub const ENUMERATE_LIMIT: u128 = 6_000_000;
 
 /// How long (seconds) `Auto` lets the enumeration try a mapspace above the limit before it
-/// runs the MILP ([`prove_best`]). Depthwise layers, whose bounds cut whole sets of
+/// runs the MILP ([`prove_best`], [`solve_unit`]). Depthwise layers, whose bounds cut whole sets of
 /// factorisations, finish far above the limit: Simba MobileNetV2 b3_dw (16 million) in
 /// 0.1 s, a 720-channel 56×56 one (110 million) in 0.5 s; wide pointwise layers do not
 /// (480×240 channels on Simba, 31 million: 7 s; the MILP: 2.2 s).
@@ -300,22 +300,32 @@ pub struct Optimum {
 
 /// The energy optimum of `space` at every bit choice in `opts`: one enumeration priced at
 /// every packing class when the engine (or `Auto` under its limit) enumerates, else one MILP
-/// per packing class whose members share its mapping. Every mapping is re-evaluated.
+/// per packing class whose members share its mapping. Above the limit, `Auto` first lets the
+/// enumeration try for [`ENUMERATE_TRIAL_SECONDS`]. Every mapping is re-evaluated.
 pub fn solve_unit(
     space: &Mapspace,
     opts: &[ModelOptions],
     settings: &TableSettings,
 ) -> Result<Vec<Optimum>, String> {
-    if settings.engine.enumerates(space, settings.enumerate_limit) {
-        let best = crate::search::exhaustive_choices(space, opts, None, None)?;
-        return Ok(best
-            .into_iter()
-            .map(|b| Optimum {
-                mapping: b.mapping,
-                evaluation: b.evaluation,
-                proof: Proof::Enumerated,
-            })
-            .collect());
+    let enumerates = settings.engine.enumerates(space, settings.enumerate_limit);
+    if enumerates || settings.engine == Engine::Auto {
+        let trial = Duration::from_secs_f64(ENUMERATE_TRIAL_SECONDS);
+        let deadline = (!enumerates).then(|| Instant::now() + trial);
+        let best = crate::search::exhaustive_choices(space, opts, None, deadline)?;
+        // Proved when every choice's bound reaches its value (infinity when nothing fits).
+        let proved = best
+            .iter()
+            .all(|b| b.bound >= b.evaluation.as_ref().map_or(f64::INFINITY, |e| e.energy_pj));
+        if proved {
+            return Ok(best
+                .into_iter()
+                .map(|b| Optimum {
+                    mapping: b.mapping,
+                    evaluation: b.evaluation,
+                    proof: Proof::Enumerated,
+                })
+                .collect());
+        }
     }
     let so = SolveOptions {
         time_limit: settings.time_limit,

@@ -555,7 +555,8 @@ pub struct ChoiceBest {
 /// mapping is counted once ([`Evaluator::count`]), each tensor is priced at each of its
 /// packing classes ([`tensor_price`]) and the prices are combined per bit choice
 /// ([`combine_storage`]). As in [`enumerate`], the loop orders of a factorisation and keep
-/// pattern whose order-free bound is worse than the best found at every class are skipped.
+/// pattern, and the factorisations that share the choices of their first dims, are skipped
+/// when their bound is worse than the best found at every class.
 /// Ties go to lower cycles, then to the first mapping in enumeration order. Every winner is
 /// re-evaluated in full. Refuses spaces above `limit` like [`exhaustive`]. With a `deadline`,
 /// parts not started by then are not searched, as in [`enumerate`].
@@ -670,11 +671,7 @@ pub fn exhaustive_choices(
             Some(combine_storage(arch, c, part, &choices[*rep])? + mac_energy[k])
         }));
     };
-    // Sets of factorisations are bounded only when a few classes have to be beaten: with many,
-    // a set is seldom beaten at all of them, and each bound prices every class. Parts left
-    // unsearched at a deadline are bounded too.
-    let bound_sets = classes.len() <= 4;
-    let pb = (bound_sets || deadline.is_some()).then(|| PartialBounds::new(space));
+    let pb = PartialBounds::new(space);
     let all_beaten = |b: &[Option<f64>]| {
         b.iter()
             .enumerate()
@@ -688,9 +685,7 @@ pub fn exhaustive_choices(
             .collect();
         (
             Evaluator::new(problem, arch),
-            pb.as_ref()
-                .filter(|_| bound_sets)
-                .map_or_else(Vec::new, PartialBounds::evaluators),
+            pb.evaluators(),
             BoundStats::new(space),
             // Per keep pattern and class, the lower bound of the current factorisation with
             // that keep pattern (None: invalid at that class).
@@ -713,9 +708,6 @@ pub fn exhaustive_choices(
             let stats = &*stats;
             let mut best: PartBest = vec![None; classes.len()];
             let bound_partial = |depth: usize, m: &Mapping| {
-                let Some(pb) = pb.as_ref().filter(|_| bound_sets) else {
-                    return true;
-                };
                 if !stats.worth(depth) {
                     return true;
                 }
@@ -793,29 +785,27 @@ pub fn exhaustive_choices(
         .reduce(|| vec![None; classes.len()], merge);
     // Per class, the least bound of the parts left unsearched at the deadline.
     let mut unsearched = vec![f64::INFINITY; classes.len()];
-    if let Some(pb) = &pb {
-        let mut evs = pb.evaluators();
-        let mut prices: Vec<Vec<(TensorPrice, bool)>> = tensor_reps
-            .iter()
-            .map(|reps| vec![(TensorPrice::default(), false); reps.len()])
-            .collect();
-        let mut energies = vec![];
-        for p in (0..searched.len()).filter(|&p| !searched[p].load(Relaxed)) {
-            space.part_partials(p, |depth, m| {
-                let bound = &pb.depths[depth].1;
-                if let Ok(c) = evs[depth].completion_count(m, &choices[0], bound) {
-                    class_energies(c, &mut prices, &mut energies);
-                    for (u, e) in unsearched.iter_mut().zip(&energies) {
-                        *u = u.min(e.unwrap_or(f64::INFINITY));
-                    }
+    let mut evs = pb.evaluators();
+    let mut prices: Vec<Vec<(TensorPrice, bool)>> = tensor_reps
+        .iter()
+        .map(|reps| vec![(TensorPrice::default(), false); reps.len()])
+        .collect();
+    let mut energies = vec![];
+    for p in (0..searched.len()).filter(|&p| !searched[p].load(Relaxed)) {
+        space.part_partials(p, |depth, m| {
+            let bound = &pb.depths[depth].1;
+            if let Ok(c) = evs[depth].completion_count(m, &choices[0], bound) {
+                class_energies(c, &mut prices, &mut energies);
+                for (u, e) in unsearched.iter_mut().zip(&energies) {
+                    *u = u.min(e.unwrap_or(f64::INFINITY));
                 }
-            });
-        }
+            }
+        });
     }
     let mut out = vec![];
     for (i, o) in choices.iter().enumerate() {
         let k = class_of[i];
-        let Some((energy, _, m)) = &best[k] else {
+        let Some((_, _, m)) = &best[k] else {
             out.push(ChoiceBest {
                 mapping: None,
                 evaluation: None,
@@ -832,8 +822,8 @@ pub fn exhaustive_choices(
         }
         out.push(ChoiceBest {
             mapping: Some(m.clone()),
+            bound: unsearched[k].min(ev.energy_pj),
             evaluation: Some(ev),
-            bound: unsearched[k].min(*energy),
         });
     }
     Ok(out)
