@@ -301,7 +301,9 @@ pub struct Optimum {
 /// The energy optimum of `space` at every bit choice in `opts`: one enumeration priced at
 /// every packing class when the engine (or `Auto` under its limit) enumerates, else one MILP
 /// per packing class whose members share its mapping. Above the limit, `Auto` first lets the
-/// enumeration try for [`ENUMERATE_TRIAL_SECONDS`]. Every mapping is re-evaluated.
+/// enumeration try for [`ENUMERATE_TRIAL_SECONDS`] per MILP it may save (one per packing
+/// class: the enumeration serves them all; the table's units share the cores). Every mapping
+/// is re-evaluated.
 pub fn solve_unit(
     space: &Mapspace,
     opts: &[ModelOptions],
@@ -309,7 +311,14 @@ pub fn solve_unit(
 ) -> Result<Vec<Optimum>, String> {
     let enumerates = settings.engine.enumerates(space, settings.enumerate_limit);
     if enumerates || settings.engine == Engine::Auto {
-        let trial = Duration::from_secs_f64(ENUMERATE_TRIAL_SECONDS);
+        let (problem, arch) = (space.problem(), space.arch());
+        let mut classes: Vec<_> = opts
+            .iter()
+            .map(|o| crate::eval::packing_signature(arch, problem, o))
+            .collect();
+        classes.sort();
+        classes.dedup();
+        let trial = Duration::from_secs_f64(ENUMERATE_TRIAL_SECONDS * classes.len() as f64);
         let deadline = (!enumerates).then(|| Instant::now() + trial);
         let best = crate::search::exhaustive_choices(space, opts, None, deadline)?;
         // Proved when every choice's bound reaches its value (infinity when nothing fits).

@@ -12,7 +12,7 @@
 //!   cache) and warm (cached).
 //! * `front`: `qmap front --method nsga2` (the complete front) on the shipped front instances, cold and
 //!   warm: table and front times, the seed's comparison line, NSGA-II's hypervolume against the
-//!   exact front's (Eyeriss only unless `--all`, which enumerates Simba's tables in full).
+//!   exact front's.
 //!
 //! Usage: `qmap-bench [layers] [table] [front] [--all] [--time-limit S]` (default: all parts;
 //! `layers` runs a representative subset of layer shapes unless `--all`).
@@ -250,15 +250,8 @@ fn table() {
     let _ = std::fs::remove_dir_all(&cache);
 }
 
-fn front(all: bool) {
+fn front() {
     println!("== qmap front (the complete front within 2 accuracy points of uniform 8-bit, NSGA-II compared), cold and warm ==");
-    if !all {
-        println!(
-            "(Simba skipped without --all: its tables enumerate every mapping of every distinct \
-             layer shape, 4.5e8 for V1 and 1.4e9 for V2, which takes tens of minutes cold on \
-             2 cores; the MILP per packing class is slower still)"
-        );
-    }
     let qmap = std::env::current_exe()
         .expect("own path")
         .parent()
@@ -266,9 +259,6 @@ fn front(all: bool) {
         .join("qmap");
     for net in ["v1", "v2"] {
         for arch in ["eyeriss", "simba"] {
-            if arch == "simba" && !all {
-                continue;
-            }
             let file = root().join(format!("instances/front_mbv{}_{arch}.yaml", &net[1..]));
             let cache =
                 std::env::temp_dir().join(format!("qmap-bench-front-{}", std::process::id()));
@@ -287,13 +277,6 @@ fn front(all: bool) {
                         "--cache",
                     ])
                     .arg(&cache)
-                    // Simba's spaces exceed the auto engine's enumeration limit: enumerate them
-                    // all (proved, and faster than the MILP).
-                    .args(if arch == "simba" {
-                        &["--engine", "enumerate"][..]
-                    } else {
-                        &[][..]
-                    })
                     .output()
                     .expect("qmap runs");
                 let wall = t.elapsed().as_secs_f64();
@@ -346,7 +329,7 @@ fn main() {
         match p {
             "layers" => layers(all, limit),
             "table" => table(),
-            "front" => front(all),
+            "front" => front(),
             _ => unreachable!(),
         }
     }
