@@ -101,7 +101,7 @@ pub struct FrontArgs {
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EngineArg {
     /// Enumerate spaces up to --enumerate-limit factorisations × keep patterns, MILP above
-    /// (`qmap map` first lets the enumeration try for 2 s).
+    /// (first letting the enumeration try for 2 s per packing class).
     Auto,
     Milp,
     Enumerate,
@@ -234,7 +234,8 @@ pub struct MapArgs {
     pub gap: f64,
     /// How the optimum is proved: `auto` enumerates mapspaces up to --enumerate-limit
     /// factorisations × keep patterns (every mapping evaluated or bounded: bound = value);
-    /// above, it lets the enumeration try for 2 s and runs the MILP if it has not finished;
+    /// above, it lets the enumeration try for 2 s per packing class of the bit choices and
+    /// runs the MILP if it has not finished;
     /// latency and EDP are proved by enumeration only.
     #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
     pub engine: EngineArg,

@@ -105,11 +105,25 @@ pub fn enumeration_size(space: &Mapspace) -> f64 {
 pub const ENUMERATE_LIMIT: u128 = 6_000_000;
 
 /// How long (seconds) `Auto` lets the enumeration try a mapspace above the limit before it
-/// runs the MILP ([`prove_best`], [`solve_unit`]). Depthwise layers, whose bounds cut whole sets of
-/// factorisations, finish far above the limit: Simba MobileNetV2 b3_dw (16 million) in
-/// 0.1 s, a 720-channel 56×56 one (110 million) in 0.5 s; wide pointwise layers do not
-/// (480×240 channels on Simba, 31 million: 7 s; the MILP: 2.2 s).
+/// runs the MILP ([`prove_best`], [`solve_unit`]), per MILP it may save: one per packing class
+/// (one enumeration serves them all). Depthwise layers, whose bounds cut whole sets of
+/// factorisations, finish far above the limit: Simba MobileNetV2 b3_dw (16 million) in 0.1 s,
+/// a 720-channel 56×56 one (110 million) in 0.5 s; wide pointwise layers do not (480×240
+/// channels on Simba, 31 million: 7 s; the MILP: 2.2 s).
 pub const ENUMERATE_TRIAL_SECONDS: f64 = 2.0;
+
+/// The enumeration's trial above the limit for the bit choices `opts`:
+/// [`ENUMERATE_TRIAL_SECONDS`] per packing class among them.
+fn trial(space: &Mapspace, opts: &[ModelOptions]) -> Duration {
+    let (problem, arch) = (space.problem(), space.arch());
+    let mut classes: Vec<_> = opts
+        .iter()
+        .map(|o| crate::eval::packing_signature(arch, problem, o))
+        .collect();
+    classes.sort();
+    classes.dedup();
+    Duration::from_secs_f64(ENUMERATE_TRIAL_SECONDS * classes.len() as f64)
+}
 
 /// Table settings.
 #[derive(Debug, Clone)]
@@ -301,9 +315,8 @@ pub struct Optimum {
 /// The energy optimum of `space` at every bit choice in `opts`: one enumeration priced at
 /// every packing class when the engine (or `Auto` under its limit) enumerates, else one MILP
 /// per packing class whose members share its mapping. Above the limit, `Auto` first lets the
-/// enumeration try for [`ENUMERATE_TRIAL_SECONDS`] per MILP it may save (one per packing
-/// class: the enumeration serves them all; the table's units share the cores). Every mapping
-/// is re-evaluated.
+/// enumeration try for [`ENUMERATE_TRIAL_SECONDS`] per packing class. Every mapping is
+/// re-evaluated.
 pub fn solve_unit(
     space: &Mapspace,
     opts: &[ModelOptions],
@@ -311,15 +324,7 @@ pub fn solve_unit(
 ) -> Result<Vec<Optimum>, String> {
     let enumerates = settings.engine.enumerates(space, settings.enumerate_limit);
     if enumerates || settings.engine == Engine::Auto {
-        let (problem, arch) = (space.problem(), space.arch());
-        let mut classes: Vec<_> = opts
-            .iter()
-            .map(|o| crate::eval::packing_signature(arch, problem, o))
-            .collect();
-        classes.sort();
-        classes.dedup();
-        let trial = Duration::from_secs_f64(ENUMERATE_TRIAL_SECONDS * classes.len() as f64);
-        let deadline = (!enumerates).then(|| Instant::now() + trial);
+        let deadline = (!enumerates).then(|| Instant::now() + trial(space, opts));
         let best = crate::search::exhaustive_choices(space, opts, None, deadline)?;
         // Proved when every choice's bound reaches its value (infinity when nothing fits).
         let proved = best
@@ -368,8 +373,8 @@ pub enum ProofKind {
 /// The optimum of `space` over the bit choices for `objective`, proved by enumeration (the
 /// engine says so, or `Auto` with the mapspace within `enumerate_limit`) or by the MILP (energy
 /// only): the certificate of the best choice, its index, and how it was proved. Above the
-/// limit, `Auto` first gives the enumeration [`ENUMERATE_TRIAL_SECONDS`] and runs the MILP
-/// only when it has not finished (in the time left). Ties go to the first choice. An
+/// limit, `Auto` first gives the enumeration [`ENUMERATE_TRIAL_SECONDS`] per packing class and
+/// runs the MILP only when it has not finished (in the time left). Ties go to the first choice. An
 /// enumerated answer's certificate has bound = value and gap 0; with no valid mapping at any
 /// choice it is `infeasible` with the MILP's diagnosis of why nothing fits. An enumeration
 /// stopped by `so.time_limit` gives the best mapping found and the least bound of what it
@@ -400,8 +405,9 @@ pub fn prove_best(
             enumeration_size(space)
         ));
     }
+    let mut tried = None;
     if engine == Engine::Auto {
-        let trial = start + Duration::from_secs_f64(ENUMERATE_TRIAL_SECONDS);
+        let trial = start + trial(space, choices);
         let (cert, i) = enumerate_best(
             space,
             choices,
@@ -414,6 +420,7 @@ pub fn prove_best(
         if cert.status != Status::TimeLimit || deadline.is_some_and(|d| Instant::now() >= d) {
             return Ok((cert, i, ProofKind::Enumerated));
         }
+        tried = Some((cert, i));
     }
     let so = SolveOptions {
         time_limit: so
@@ -421,7 +428,19 @@ pub fn prove_best(
             .map(|s| (s - start.elapsed().as_secs_f64()).max(0.0)),
         ..so.clone()
     };
-    let (mut cert, i) = milp::solve_choices(space, choices, objective, &so)?;
+    let (mut cert, mut i) = milp::solve_choices(space, choices, objective, &so)?;
+    // Stopped by the time limit: the better incumbent of the two, and the higher bound.
+    if let (Status::TimeLimit, Some((tried, k))) = (cert.status, tried) {
+        cert.bound = cert.bound.max(tried.bound);
+        if tried.value < cert.value {
+            (cert.mapping, cert.evaluation, cert.value, i) =
+                (tried.mapping, tried.evaluation, tried.value, k);
+        }
+        cert.gap = (cert.value - cert.bound) / cert.value;
+        if cert.gap <= so.gap {
+            cert.status = Status::Optimal;
+        }
+    }
     cert.seconds = start.elapsed().as_secs_f64();
     Ok((cert, i, ProofKind::Milp))
 }
