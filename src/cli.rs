@@ -235,8 +235,7 @@ pub struct MapArgs {
     /// How the optimum is proved: `auto` enumerates mapspaces up to --enumerate-limit
     /// factorisations × keep patterns (every mapping evaluated or bounded: bound = value);
     /// above, it lets the enumeration try for 2 s per packing class of the bit choices and
-    /// runs the MILP if it has not finished;
-    /// latency and EDP are proved by enumeration only.
+    /// runs the MILP if it has not finished; latency and EDP are proved by enumeration only.
     #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
     pub engine: EngineArg,
     /// Largest mapspace the auto engine enumerates, in factorisations × keep patterns (each is

@@ -1550,16 +1550,23 @@ impl Mapspace {
     /// pattern, as [`Mapspace::scan_part_bounded`] offers it to its bound: the choices of the
     /// part's first `depth` dims of [`Mapspace::dim_order`], every other dim's factors 1.
     pub fn part_partials(&self, part: usize, mut f: impl FnMut(usize, &Mapping)) {
+        let (chosen, depth) = self.part_chosen(part);
+        let mut scratch = Emit::default();
+        self.bound_partial(depth, &chosen, &mut scratch, &mut |depth, m| {
+            f(depth, m);
+            false
+        });
+    }
+
+    /// The `chosen` vector of part `part` (its first dims of `dim_order` chosen, the others
+    /// [`UNCHOSEN`]) and how many dims it chooses.
+    fn part_chosen(&self, part: usize) -> (Vec<u32>, usize) {
         let prefix = &self.parts[part].0;
         let mut chosen = vec![UNCHOSEN; self.problem.dims.len()];
         for (i, &c) in prefix.iter().enumerate() {
             chosen[self.dim_order[i]] = c;
         }
-        let mut scratch = Emit::default();
-        self.bound_partial(prefix.len(), &chosen, &mut scratch, &mut |depth, m| {
-            f(depth, m);
-            false
-        });
+        (chosen, prefix.len())
     }
 
     /// The order in which the enumeration chooses the dims' factors (parts and
@@ -1574,13 +1581,9 @@ impl Mapspace {
         mut bound: Option<&mut impl FnMut(usize, &Mapping) -> bool>,
         f: &mut impl FnMut(&Mapping, Visit) -> bool,
     ) -> u64 {
-        let (prefix, state) = &self.parts[part];
-        let mut chosen = vec![UNCHOSEN; self.problem.dims.len()];
-        for (i, &c) in prefix.iter().enumerate() {
-            chosen[self.dim_order[i]] = c;
-        }
+        let (mut chosen, depth) = self.part_chosen(part);
+        let state = self.parts[part].1;
         let mut scratch = Emit::default();
-        let depth = prefix.len();
         if let Some(b) = bound.as_deref_mut() {
             if depth > 0
                 && depth < self.dim_order.len()
@@ -1589,7 +1592,7 @@ impl Mapspace {
                 return 0;
             }
         }
-        self.dfs(depth, *state, &mut chosen, &mut scratch, &mut bound, f);
+        self.dfs(depth, state, &mut chosen, &mut scratch, &mut bound, f);
         scratch.skipped
     }
 

@@ -366,22 +366,24 @@ impl<'a> PartialBounds<'a> {
         Some((e + left_out as f64 * per_op, cy))
     }
 
-    /// The least bound on the energy and cycles of the mappings of part `part` of `space`
-    /// under any keep pattern, as `value(energy, cycles)` (infinity when none is valid).
-    fn part_bound(
+    /// The least bound on the energy and cycles of the mappings of `parts` of `space` under
+    /// any keep pattern, as `value(energy, cycles)` (infinity when none is valid).
+    fn parts_bound(
         &self,
         space: &Mapspace,
-        part: usize,
+        parts: impl Iterator<Item = usize>,
         opts: &ModelOptions,
         value: impl Fn(f64, u64) -> f64,
     ) -> f64 {
         let mut evs = self.evaluators();
         let mut least = f64::INFINITY;
-        space.part_partials(part, |depth, m| {
-            if let Some((e, cy)) = self.score(&mut evs[depth], depth, m, opts) {
-                least = least.min(value(e, cy));
-            }
-        });
+        for part in parts {
+            space.part_partials(part, |depth, m| {
+                if let Some((e, cy)) = self.score(&mut evs[depth], depth, m, opts) {
+                    least = least.min(value(e, cy));
+                }
+            });
+        }
         least
     }
 
@@ -505,13 +507,10 @@ fn scan(
             Some(b)
         })
         .collect();
-    // The parts left unsearched at the deadline, bounded.
-    let unsearched = pb.as_ref().map(|pb| {
-        let value = |e: f64, cy: u64| score_value(e, cy, objective);
-        (0..parts.len())
-            .filter(|&p| parts[p].is_none())
-            .map(|p| pb.part_bound(space, p, opts, value))
-            .fold(f64::INFINITY, f64::min)
+    // The parts left unsearched at the deadline, bounded (the oracle searches them all).
+    let unsearched = pb.as_ref().map_or(f64::INFINITY, |pb| {
+        let left = (0..parts.len()).filter(|&p| parts[p].is_none());
+        pb.parts_bound(space, left, opts, |e, cy| score_value(e, cy, objective))
     });
     let stop = if parts.iter().all(Option::is_some) {
         StopReason::Exhausted
@@ -533,9 +532,7 @@ fn scan(
             }
         }
     }
-    // The exhaustive oracle searches everything: its bound is its value.
-    let unsearched = unsearched.or((!prune).then_some(f64::INFINITY));
-    total.into_result(space, opts, objective, stop, unsearched)
+    total.into_result(space, opts, objective, stop, Some(unsearched))
 }
 
 /// The energy optimum of one bit-width choice found by [`exhaustive_choices`].
@@ -677,12 +674,16 @@ pub fn exhaustive_choices(
             .enumerate()
             .all(|(k, b)| b.is_none_or(|b| beaten(k, b)))
     };
-    // Evaluators, bound statistics and scratch are per rayon job, reused over its parts.
-    let init = || {
-        let prices: Vec<Vec<(TensorPrice, bool)>> = tensor_reps
+    // Per tensor and packing class, its price and whether its bit-width fits (scratch).
+    let new_prices = || -> Vec<Vec<(TensorPrice, bool)>> {
+        tensor_reps
             .iter()
             .map(|reps| vec![(TensorPrice::default(), false); reps.len()])
-            .collect();
+            .collect()
+    };
+    // Evaluators, bound statistics and scratch are per rayon job, reused over its parts.
+    let init = || {
+        let prices = new_prices();
         (
             Evaluator::new(problem, arch),
             pb.evaluators(),
@@ -786,10 +787,7 @@ pub fn exhaustive_choices(
     // Per class, the least bound of the parts left unsearched at the deadline.
     let mut unsearched = vec![f64::INFINITY; classes.len()];
     let mut evs = pb.evaluators();
-    let mut prices: Vec<Vec<(TensorPrice, bool)>> = tensor_reps
-        .iter()
-        .map(|reps| vec![(TensorPrice::default(), false); reps.len()])
-        .collect();
+    let mut prices = new_prices();
     let mut energies = vec![];
     for p in (0..searched.len()).filter(|&p| !searched[p].load(Relaxed)) {
         space.part_partials(p, |depth, m| {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{json, root, scratch};
+use common::{json, root, scratch, stdout};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -502,14 +502,13 @@ fn map_enumeration_stops_at_the_time_limit_with_a_bound() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = json(&out);
     assert_eq!(v["status"], "time_limit");
     assert_eq!(v["proof"], "enumerated");
     assert!(v["energy_pj"].is_null() && v["mapping"].is_null(), "{v}");
     let bound = v["bound"].as_f64().unwrap();
     assert!(bound > 0.0 && bound <= opt, "bound {bound}, optimum {opt}");
-    let human =
-        String::from_utf8_lossy(&qmap(&["map", inst, "--time-limit", "0"]).stdout).to_string();
+    let human = stdout(&qmap(&["map", inst, "--time-limit", "0"]));
     assert!(
         human.contains("status: time_limit")
             && human.contains("enumeration stopped at the time limit"),

@@ -136,18 +136,23 @@ fn layers(all: bool, limit: f64) {
                         }
                     }
                 };
+                // An engine's certificate and time.
+                let timed = |engine: Engine| {
+                    let t = Instant::now();
+                    let opts = std::slice::from_ref(&opts);
+                    let (cert, _, _) = prove_best(
+                        &space,
+                        opts,
+                        Objective::Energy,
+                        engine,
+                        ENUMERATE_LIMIT,
+                        &so,
+                    )
+                    .expect("proves");
+                    (cert, t.elapsed().as_secs_f64())
+                };
                 // The bounded enumeration (qmap's enumerating engine) on every layer.
-                let t = Instant::now();
-                let (cert_enum, _, _) = prove_best(
-                    &space,
-                    std::slice::from_ref(&opts),
-                    Objective::Energy,
-                    Engine::Enumerate,
-                    0,
-                    &so,
-                )
-                .expect("enumerates");
-                let enum_s = t.elapsed().as_secs_f64();
+                let (cert_enum, enum_s) = timed(Engine::Enumerate);
                 agrees("enumeration", cert_enum.value);
                 let (exh, ratio) = if space.size() <= ORACLE_LIMIT {
                     let t = Instant::now();
@@ -160,17 +165,7 @@ fn layers(all: bool, limit: f64) {
                 } else {
                     ("-".into(), "-".into())
                 };
-                let t = Instant::now();
-                let (cert_auto, _, _) = prove_best(
-                    &space,
-                    std::slice::from_ref(&opts),
-                    Objective::Energy,
-                    Engine::Auto,
-                    ENUMERATE_LIMIT,
-                    &so,
-                )
-                .expect("proves");
-                let auto_s = t.elapsed().as_secs_f64();
+                let (cert_auto, auto_s) = timed(Engine::Auto);
                 agrees("default engine", cert_auto.value);
                 assert_eq!(cert_auto.value, cert_enum.value, "{}", inst.layer().name);
                 auto_proven += (cert_auto.status == Status::Optimal) as usize;
