@@ -1558,6 +1558,23 @@ impl Mapspace {
         });
     }
 
+    /// The partial mapping of `chosen` (per dim, the index of its factorisation in
+    /// [`Mapspace::dim_choices`], or None: factors 1) with the keep pattern `keep`, loops in
+    /// canonical order: what [`Mapspace::scan_part_bounded`] offers its bound, for any set of
+    /// chosen dims.
+    pub fn partial_mapping(&self, chosen: &[Option<usize>], keep: &[Vec<bool>]) -> Mapping {
+        let chosen: Vec<u32> = chosen
+            .iter()
+            .map(|c| c.map_or(UNCHOSEN, |c| c as u32))
+            .collect();
+        let mut m = Mapping::default();
+        self.fill_base_mapping(&chosen, &mut m, &mut vec![]);
+        for (lm, k) in m.levels.iter_mut().zip(keep) {
+            lm.keep.clone_from(k);
+        }
+        m
+    }
+
     /// The `chosen` vector of part `part` (its first dims of `dim_order` chosen, the others
     /// [`UNCHOSEN`]) and how many dims it chooses.
     fn part_chosen(&self, part: usize) -> (Vec<u32>, usize) {

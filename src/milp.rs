@@ -66,6 +66,14 @@
 //! * one-hot lifting: each term is also bounded below by the exact exp of one one-hot's
 //!   contribution with everything else at its minimum, which is linear in that one-hot and
 //!   keeps the LP bound up where tangents at a fractional mix of choices are weak;
+//! * completion bounds: each bypass pattern starts from the bound the enumeration puts on all
+//!   its mappings ([`crate::search::choice_bounds`]; a pattern whose bound reaches the
+//!   incumbent is closed without a MILP solve), and for each dim encoded by a one-hot over its
+//!   factorisations the objective is at least the bound of the mappings that take the chosen
+//!   one (`obj ≥ Σ_j LB_j x_j`, a row per dim; factorisations no completion makes valid are
+//!   excluded). The LP then starts at the least of those bounds instead of far below (a
+//!   random case with 64 patterns: 3,589 → 6,379 against an optimum of 6,424), and fixing a
+//!   dim in the branch and bound raises it to that factorisation's bound;
 //! * each term's exponent is a column of its own, so tangents are two-nonzero rows; a large
 //!   one-hot group's part of an exponent or of a lifting row is a column shared by every term
 //!   with the same coefficient profile, which keeps those rows sparse; HiGHS runs with presolve
@@ -364,6 +372,10 @@ struct Model {
     /// (kind 0: `Σ_j c_j x_j`, kind 1: `Σ_j e^{c_j} x_j`), so that the exponent and lifting
     /// rows of terms that share a dim's profile stay sparse.
     shared: HashMap<(u8, usize, Vec<u64>), usize>,
+    /// Per dim encoded by a one-hot over its factorisations: each choice's column with the
+    /// bound (objective units) on the mappings that take it; the objective is at least the
+    /// bound of the choice taken (a row per dim, over the whole objective at solve time).
+    objective_floors: Vec<Vec<(usize, f64)>>,
     /// Tangents already in the model: (epigraph column, exponent column, coefficient, point).
     tangents: std::collections::HashSet<(usize, usize, u64, i64)>,
 }
@@ -977,8 +989,10 @@ pub fn solve(
         if (0..nt).any(|t| !(0..nl).any(|l| keep[l][t])) {
             continue;
         }
-        if let Some(p) = build_pattern(space, opts, &keep, so.slice_choices)? {
-            patterns.push(p);
+        if let Some(mut p) = build_pattern(space, opts, &keep, so.slice_choices)? {
+            if p.start_from_completion_bounds(space, opts) {
+                patterns.push(p);
+            }
         }
     }
     // A model this large may not finish its first solve within a time limit: a short random
@@ -2353,6 +2367,54 @@ fn build_pattern(
 }
 
 impl Pattern {
+    /// Starts the pattern from the enumeration's completion bounds
+    /// ([`crate::search::choice_bounds`]): its bound is that of all its mappings; a
+    /// factorisation of a dim encoded whole that no completion makes valid is excluded; and the
+    /// objective is at least the bound of the factorisation each such dim takes, a row linear
+    /// in the dim's one-hot, so that the LP's bound never falls below the least of them and
+    /// rises to a factorisation's bound once the branch and bound fixes it. False when no
+    /// mapping of the pattern is valid.
+    fn start_from_completion_bounds(&mut self, space: &Mapspace, opts: &ModelOptions) -> bool {
+        let dims: Vec<usize> = (self.vars.x.iter().enumerate())
+            .filter(|(_, x)| matches!(x, DimCols::Whole(c) if c.len() > 1))
+            .map(|(d, _)| d)
+            .collect();
+        let (whole, per_dim) = crate::search::choice_bounds(space, &self.keep, opts, &dims);
+        let Some(whole) = whole else {
+            return false;
+        };
+        self.bound = whole * (1.0 - SHAVE);
+        if std::env::var("QMAP_MILP_PROFILE").is_ok() {
+            let range = |b: &Vec<Option<f64>>| {
+                let v = b.iter().flatten();
+                let lo = v.clone().copied().fold(f64::INFINITY, f64::min);
+                (lo, v.copied().fold(0.0, f64::max))
+            };
+            eprintln!(
+                "completion bounds: pattern {whole:.6e}, dims {:?}: {:?}",
+                dims,
+                per_dim.iter().map(range).collect::<Vec<_>>()
+            );
+        }
+        for (&d, bounds) in dims.iter().zip(&per_dim) {
+            let DimCols::Whole(cols) = &self.vars.x[d] else {
+                unreachable!("only dims encoded whole are bounded")
+            };
+            let mut floor = vec![];
+            for (col, b) in cols.iter().zip(bounds) {
+                let col = col.expect("a dim with several factorisations has a column each");
+                match b {
+                    None => self.m.col_hi[col] = 0.0,
+                    Some(b) => floor.push((col, b / self.scale * (1.0 - SHAVE))),
+                }
+            }
+            if floor.is_empty() {
+                return false;
+            }
+            self.m.objective_floors.push(floor);
+        }
+        true
+    }
     /// Splits the pattern's mapspace in two along its largest factorisation one-hot that has
     /// two or more columns still free: this pattern keeps the second half of those columns,
     /// the returned one (with every cut so far, which stays valid) the first. Every mapping
@@ -2753,6 +2815,20 @@ fn run_highs_with(
             .map(|(i, v)| (cols[i], *v))
             .collect();
         pb.add_row(..=(c - m.cost_const), t);
+    }
+    // The objective is at least the completion bound of each dim's factorisation.
+    let objective: Vec<(usize, f64)> = (m.col_cost.iter().enumerate())
+        .filter(|(_, v)| **v != 0.0)
+        .map(|(i, v)| (i, *v))
+        .collect();
+    for floor in &m.objective_floors {
+        let mut l = Lin {
+            c: 0.0,
+            t: objective.clone(),
+        };
+        l.t.extend(floor.iter().map(|&(i, b)| (i, -b)));
+        let t = l.merged().into_iter().map(|(i, v)| (cols[i], v));
+        pb.add_row(-m.cost_const.., t.collect::<Vec<_>>());
     }
     for (lo, hi, t) in &m.rows {
         let factors: Vec<(highs::Col, f64)> = t.iter().map(|&(i, v)| (cols[i], v)).collect();

@@ -241,6 +241,54 @@ pub fn partial_bound(
     pb.score(&mut ev, depth, partial, opts)
 }
 
+/// Completion bounds (energy, pJ; None where every completion is invalid) of one keep pattern
+/// `keep` of `space`: of all its mappings (every dim open), and, per dim of `dims`, of the
+/// mappings that take each of its factorisations ([`Mapspace::dim_choices`]), every other dim
+/// open. The bounds the enumeration puts on its partial mappings, for any set of chosen dims;
+/// the MILP starts from them.
+pub fn choice_bounds(
+    space: &Mapspace,
+    keep: &[Vec<bool>],
+    opts: &ModelOptions,
+    dims: &[usize],
+) -> (Option<f64>, Vec<Vec<Option<f64>>>) {
+    let (problem, arch) = (space.problem(), space.arch());
+    let nd = problem.dims.len();
+    let open = PartialBounds::open_dims(space);
+    let mut chosen = vec![None; nd];
+    let mut bounds = |open_dims: &[usize], d: Option<usize>| -> Vec<Option<f64>> {
+        let (p, bound) = open(open_dims);
+        let mut ev = Evaluator::new(&p, arch);
+        let left_out = (problem.macs() - p.macs()) as f64;
+        let per_op = crate::eval::mac_energy_per_op(arch, &p, opts);
+        let n = d.map_or(1, |d| space.dim_choices(d).len());
+        let out = (0..n)
+            .map(|c| {
+                if let Some(d) = d {
+                    chosen[d] = Some(c);
+                }
+                let m = space.partial_mapping(&chosen, keep);
+                let (e, _) = ev.completion_score(&m, opts, &bound)?;
+                Some(e + left_out * per_op)
+            })
+            .collect();
+        if let Some(d) = d {
+            chosen[d] = None;
+        }
+        out
+    };
+    let all: Vec<usize> = (0..nd).collect();
+    let whole = bounds(&all, None)[0];
+    let per_dim = dims
+        .iter()
+        .map(|&d| {
+            let others: Vec<usize> = (0..nd).filter(|&o| o != d).collect();
+            bounds(&others, Some(d))
+        })
+        .collect();
+    (whole, per_dim)
+}
+
 /// Where a bounded scan bounds partial mappings: per depth, partial mappings seen, bounds
 /// computed, and how many of those ruled their mappings out; factorisations reached.
 #[derive(Default)]
@@ -251,6 +299,20 @@ struct BoundStats {
 
 impl<'a> PartialBounds<'a> {
     fn new(space: &'a Mapspace) -> PartialBounds<'a> {
+        let (problem, arch) = (space.problem(), space.arch());
+        let open = Self::open_dims(space);
+        let order = space.dim_order();
+        let depths = (0..=order.len()).map(|k| &order[k..]).map(open).collect();
+        PartialBounds {
+            depths,
+            macs: problem.macs(),
+            arch,
+        }
+    }
+
+    /// Per set of open dims (left out: bound 1), the problem whose open dims have bound 1 and
+    /// how its order-free counts are raised to bound the completions.
+    fn open_dims<'s>(space: &'s Mapspace) -> impl Fn(&[usize]) -> (Problem, CompletionBound) + 's {
         let (problem, arch) = (space.problem(), space.arch());
         let (nl, nt) = (arch.levels.len(), problem.tensors.len());
         let slots = space.slots();
@@ -278,7 +340,7 @@ impl<'a> PartialBounds<'a> {
                 .copied()
                 .collect_vec()
         };
-        let scales = |t: usize, d: usize| {
+        let scales = move |t: usize, d: usize| {
             let tensor = &problem.tensors[t];
             let own = |r: &Vec<crate::model::Term>| {
                 let w = wide(r);
@@ -315,37 +377,29 @@ impl<'a> PartialBounds<'a> {
             .iter()
             .map(|t| t.used_points(&problem.bounds))
             .collect();
-        let order = space.dim_order();
-        let depths: Vec<(Problem, CompletionBound)> = (0..=order.len())
-            .map(|k| {
-                let mut p = problem.clone();
-                let mut bound = CompletionBound {
-                    scale: vec![1; nl * nt],
-                    steps_scale: 1,
-                    used_points: used_points.clone(),
-                    spread: vec![1; nl],
-                };
-                for &d in &order[k..] {
-                    p.bounds[d] = 1;
-                    bound.steps_scale = bound
-                        .steps_scale
-                        .saturating_mul(problem.bounds[d] / spread_all[d]);
-                    for (l, &sp) in spread[d].iter().enumerate() {
-                        bound.spread[l] = bound.spread[l].saturating_mul(sp);
-                        let points = problem.bounds[d] / sp;
-                        for t in (0..nt).filter(|&t| scales(t, d)) {
-                            let s = &mut bound.scale[l * nt + t];
-                            *s = s.saturating_mul(points);
-                        }
+        move |open: &[usize]| {
+            let mut p = problem.clone();
+            let mut bound = CompletionBound {
+                scale: vec![1; nl * nt],
+                steps_scale: 1,
+                used_points: used_points.clone(),
+                spread: vec![1; nl],
+            };
+            for &d in open {
+                p.bounds[d] = 1;
+                bound.steps_scale = bound
+                    .steps_scale
+                    .saturating_mul(problem.bounds[d] / spread_all[d]);
+                for (l, &sp) in spread[d].iter().enumerate() {
+                    bound.spread[l] = bound.spread[l].saturating_mul(sp);
+                    let points = problem.bounds[d] / sp;
+                    for t in (0..nt).filter(|&t| scales(t, d)) {
+                        let s = &mut bound.scale[l * nt + t];
+                        *s = s.saturating_mul(points);
                     }
                 }
-                (p, bound)
-            })
-            .collect();
-        PartialBounds {
-            depths,
-            macs: problem.macs(),
-            arch,
+            }
+            (p, bound)
         }
     }
 
