@@ -78,8 +78,8 @@ struct Coverage {
     /// (spatial multicast), and one irrelevant to Outputs (spatial reduction).
     multicast: usize,
     reduction: usize,
-    /// Cases whose optimum a shared (single-instance, bounded) level's capacity changes: with
-    /// that capacity unbounded the exhaustive optimum is cheaper.
+    /// Cases whose optimum keeps two or more tensors at a bounded level whose capacity (one for
+    /// all of them) binds: with it unbounded the optimum is cheaper.
     capacity_binds: usize,
 }
 
@@ -251,10 +251,11 @@ fn milp_matches_exhaustive_on_random_small_instances() {
             };
             cov.multicast += unrolled(false) as usize;
             cov.reduction += unrolled(true) as usize;
-            // A shared level's capacity binds when lifting it makes the optimum cheaper.
-            let binds = (1..case.arch.levels.len()).any(|l| {
-                let level = &case.arch.levels[l];
-                if level.instances != 1 || level.depth.is_none() {
+            // A level's capacity shared by the tensors the optimum keeps there binds when
+            // lifting it makes the optimum cheaper.
+            let binds = (0..case.arch.levels.len()).any(|l| {
+                let shared = best.levels[l].keep.iter().filter(|k| **k).count() > 1;
+                if !shared || case.arch.levels[l].depth.is_none() {
                     return false;
                 }
                 let mut arch = case.arch.clone();
@@ -262,8 +263,8 @@ fn milp_matches_exhaustive_on_random_small_instances() {
                 let Ok(free) = Mapspace::unconstrained(&case.problem, &arch) else {
                     return false;
                 };
-                let lifted = exhaustive(&free, &case.opts, Objective::Energy, None).unwrap();
-                lifted.value < ex.value * (1.0 - 1e-9)
+                enumerate(&free, &case.opts, Objective::Energy, None).value
+                    < ex.value * (1.0 - 1e-9)
             });
             cov.capacity_binds += binds as usize;
         }
@@ -348,8 +349,7 @@ fn milp_matches_exhaustive_on_random_small_instances() {
         cov.multicast >= cov.cases / 10 && cov.reduction >= cov.cases / 10,
         "{cov:?}"
     );
-    // Rare in these draws (3 of the 300), but there.
-    assert!(cov.capacity_binds > 0, "{cov:?}");
+    assert!(cov.capacity_binds >= cov.cases / 20, "{cov:?}");
     assert!(
         cov.levels[2] > 0 && cov.levels[3] > 0 && cov.levels[4] > 0,
         "{cov:?}"
