@@ -2,7 +2,7 @@
 #   make run    - install system deps if missing, build (release), solve the default instance
 #   make test   - install system deps if missing, run the whole workspace's tests (release)
 #   make bench  - install system deps if missing, run the benchmark binary (release)
-#   make lint   - rustfmt check + clippy with warnings as errors
+#   make lint   - rustfmt check, clippy and rustdoc with warnings as errors
 #
 # Everything uses the release profile, so HiGHS (built from source by highs-sys,
 # several minutes on 2 cores) is compiled once and shared by run/test/bench/lint.
@@ -54,6 +54,7 @@ bench: setup
 lint: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --release --no-deps
 
 fmt:
 	$(CARGO) fmt --all

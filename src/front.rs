@@ -42,9 +42,9 @@
 //! (the Lagrangian dual, maximised by Kelley's cutting planes, each cut one dynamic-program
 //! solution and each master a tiny HiGHS LP), the dynamic program bounds any feasible selection
 //! from below. A bound that no selection can meet alone is reported infeasible at once. Otherwise
-//! a label-setting search over the layers in order ([`Milp::label_search`]) finds the optimum: a
+//! a label-setting search over the layers in order (`Milp::label_search`) finds the optimum: a
 //! label is a partial selection of the first layers (its sums, added in the order
-//! [`SelectionProblem::costs_of`] adds them, and the output bits of the layers still awaiting a
+//! `SelectionProblem::costs_of` adds them, and the output bits of the layers still awaiting a
 //! consumer); a label is dropped when a bounded sum cannot be met by the best completion, when its
 //! Lagrangian bound (for λ and a few multiples of λ) exceeds a target, or when a label of the same
 //! state is at least as good in every criterion the stage and the later stages look at. Every

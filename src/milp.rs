@@ -49,12 +49,12 @@
 //! * the ceilings of packing and vector accesses: where the charged instance count is fixed, a
 //!   count's epigraph is `unit · z` with `z` integer (one vector access on every instance), so
 //!   the ceiling is exact wherever the tangents are; where it varies (over at most
-//!   [`CEILING_VALUES`] values), the ceiling is first dropped (x ≤ ceil x, with a floor of one
+//!   `CEILING_VALUES` values), the ceiling is first dropped (x ≤ ceil x, with a floor of one
 //!   vector access per instance) and made exact once a candidate shows that it matters: per
 //!   instance count `n` (a one-hot over the count's values) an integer per-instance count,
 //!   switched off in log space unless the count is `n`. Otherwise tied mappings that differ only
 //!   where the ceiling bites would each need a no-good cut. Tangents and lifting rows are
-//!   shaved by [`SHAVE`] (relative), so floating-point error never adds a whole access (seen
+//!   shaved by `SHAVE` (relative), so floating-point error never adds a whole access (seen
 //!   once: a bound one DRAM access above the enumerated optimum of Eyeriss MobileNetV1 pw5);
 //!   mappings the MILP still undervalues are excluded by no-good cuts once evaluated;
 //! * a count of two parts (a sliding-window load) is rounded as a sum by the evaluator: its

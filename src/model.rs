@@ -470,7 +470,7 @@ pub struct LevelMapping {
     pub temporal: Vec<Loop>,
     pub spatial_x: Vec<Loop>,
     pub spatial_y: Vec<Loop>,
-    /// keep[t] for each tensor of the problem.
+    /// `keep[t]` for each tensor of the problem.
     pub keep: Vec<bool>,
 }
 
