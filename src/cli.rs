@@ -107,9 +107,14 @@ pub enum EngineArg {
     Enumerate,
 }
 
-/// Options shared by the commands that need per-layer optima.
+/// How an optimum is proved: the engine flags of `map` and of the commands that need
+/// per-layer optima.
 #[derive(clap::Args, Debug, Clone)]
-pub struct OptimumArgs {
+pub struct EngineArgs {
+    /// How the optimum is proved: `auto` enumerates mapspaces up to --enumerate-limit
+    /// factorisations × keep patterns (every mapping evaluated or bounded: bound = value);
+    /// above, it lets the enumeration try for 2 s per packing class of the bit choices and
+    /// runs the MILP if it has not finished; latency and EDP are proved by enumeration only.
     #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
     pub engine: EngineArg,
     /// Largest mapspace the auto engine enumerates, in factorisations × keep patterns (each is
@@ -117,6 +122,13 @@ pub struct OptimumArgs {
     /// them out).
     #[arg(long, default_value_t = crate::network::ENUMERATE_LIMIT)]
     pub enumerate_limit: u128,
+}
+
+/// Options shared by the commands that need per-layer optima.
+#[derive(clap::Args, Debug, Clone)]
+pub struct OptimumArgs {
+    #[command(flatten)]
+    pub prover: EngineArgs,
     /// MILP time limit per layer and packing class (seconds).
     #[arg(long, default_value_t = 120.0)]
     pub time_limit: f64,
@@ -138,8 +150,8 @@ impl From<EngineArg> for crate::network::Engine {
 impl OptimumArgs {
     fn settings(&self, progress: bool) -> crate::network::TableSettings {
         crate::network::TableSettings {
-            engine: self.engine.into(),
-            enumerate_limit: self.enumerate_limit,
+            engine: self.prover.engine.into(),
+            enumerate_limit: self.prover.enumerate_limit,
             time_limit: Some(self.time_limit),
             cache_dir: (self.cache != std::path::Path::new("none")).then(|| self.cache.clone()),
             progress,
@@ -232,17 +244,8 @@ pub struct MapArgs {
     /// Relative gap at which the answer counts as optimal.
     #[arg(long, default_value_t = 1e-6)]
     pub gap: f64,
-    /// How the optimum is proved: `auto` enumerates mapspaces up to --enumerate-limit
-    /// factorisations × keep patterns (every mapping evaluated or bounded: bound = value);
-    /// above, it lets the enumeration try for 2 s per packing class of the bit choices and
-    /// runs the MILP if it has not finished; latency and EDP are proved by enumeration only.
-    #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
-    pub engine: EngineArg,
-    /// Largest mapspace the auto engine enumerates, in factorisations × keep patterns (each is
-    /// bounded over its loop orders, which are evaluated only when the bound does not rule
-    /// them out).
-    #[arg(long, default_value_t = crate::network::ENUMERATE_LIMIT)]
-    pub enumerate_limit: u128,
+    #[command(flatten)]
+    pub prover: EngineArgs,
     /// Write the mapping (qmap format) to this file.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -611,8 +614,8 @@ fn map_cmd(a: MapArgs) -> Result<Outcome, InputError> {
         &job.space,
         &opts,
         job.objective,
-        a.engine.into(),
-        a.enumerate_limit,
+        a.prover.engine.into(),
+        a.prover.enumerate_limit,
         &so,
     )
     .map_err(|e| InputError::new(&job.file, "(solver)", e))?;
