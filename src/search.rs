@@ -257,10 +257,8 @@ pub fn choice_bounds(
     let open = PartialBounds::open_dims(space);
     let mut chosen = vec![None; nd];
     let mut bounds = |open_dims: &[usize], d: Option<usize>| -> Vec<Option<f64>> {
-        let (p, bound) = open(open_dims);
-        let mut ev = Evaluator::new(&p, arch);
-        let left_out = (problem.macs() - p.macs()) as f64;
-        let per_op = crate::eval::mac_energy_per_op(arch, &p, opts);
+        let at = open(open_dims);
+        let mut ev = Evaluator::new(&at.0, arch);
         let n = d.map_or(1, |d| space.dim_choices(d).len());
         let out = (0..n)
             .map(|c| {
@@ -268,8 +266,7 @@ pub fn choice_bounds(
                     chosen[d] = Some(c);
                 }
                 let m = space.partial_mapping(&chosen, keep);
-                let (e, _) = ev.completion_score(&m, opts, &bound)?;
-                Some(e + left_out * per_op)
+                completion_score(&mut ev, &at, problem.macs(), arch, &m, opts).map(|(e, _)| e)
             })
             .collect();
         if let Some(d) = d {
@@ -287,6 +284,25 @@ pub fn choice_bounds(
         })
         .collect();
     (whole, per_dim)
+}
+
+/// The bound on the energy (pJ) and cycles of the mappings that complete `partial`, a partial
+/// mapping of `at`'s problem (the full problem, of `macs` MACs, with some dims left out), with
+/// `ev` an evaluator of that problem; None when they are all invalid.
+fn completion_score(
+    ev: &mut Evaluator,
+    at: &(Problem, CompletionBound),
+    macs: u64,
+    arch: &crate::model::Arch,
+    partial: &Mapping,
+    opts: &ModelOptions,
+) -> Option<(f64, u64)> {
+    let (p, bound) = at;
+    let (e, cy) = ev.completion_score(partial, opts, bound)?;
+    // At the MACs of the full problem.
+    let left_out = macs - p.macs();
+    let per_op = crate::eval::mac_energy_per_op(arch, p, opts);
+    Some((e + left_out as f64 * per_op, cy))
 }
 
 /// Where a bounded scan bounds partial mappings: per depth, partial mappings seen, bounds
@@ -412,12 +428,7 @@ impl<'a> PartialBounds<'a> {
         partial: &Mapping,
         opts: &ModelOptions,
     ) -> Option<(f64, u64)> {
-        let (p, bound) = &self.depths[depth];
-        let (e, cy) = ev.completion_score(partial, opts, bound)?;
-        // At the MACs of the full problem.
-        let left_out = self.macs - p.macs();
-        let per_op = crate::eval::mac_energy_per_op(self.arch, p, opts);
-        Some((e + left_out as f64 * per_op, cy))
+        completion_score(ev, &self.depths[depth], self.macs, self.arch, partial, opts)
     }
 
     /// The least bound on the energy and cycles of the mappings of `parts` of `space` under
