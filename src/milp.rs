@@ -1099,11 +1099,7 @@ pub fn solve(
         });
     }
     let bound = bound.min(value);
-    let gap = if value.is_finite() {
-        ((value - bound) / value).max(0.0)
-    } else {
-        f64::INFINITY
-    };
+    let gap = relative_gap(value, bound);
     let status = if !timed_out && gap <= so.gap {
         Status::Optimal
     } else {
@@ -1122,6 +1118,18 @@ pub fn solve(
         seconds,
         reason: None,
     })
+}
+
+/// A certificate's gap, `(value − bound) / value`: 0 where they meet (nothing valid, proved),
+/// infinite where no mapping was found.
+pub fn relative_gap(value: f64, bound: f64) -> f64 {
+    if value == bound {
+        0.0
+    } else if value.is_finite() {
+        ((value - bound) / value).max(0.0)
+    } else {
+        f64::INFINITY
+    }
 }
 
 /// The optimum of every bit-width choice (one `ModelOptions` each): choices with the same

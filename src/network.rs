@@ -436,7 +436,7 @@ pub fn prove_best(
             (cert.mapping, cert.evaluation, cert.value, i) =
                 (tried.mapping, tried.evaluation, tried.value, k);
         }
-        cert.gap = (cert.value - cert.bound) / cert.value;
+        cert.gap = milp::relative_gap(cert.value, cert.bound);
         if cert.gap <= so.gap {
             cert.status = Status::Optimal;
         }
@@ -486,13 +486,7 @@ fn enumerate_best(
     let (mapping, evaluation, _) = results[best].clone();
     let v = value(&evaluation);
     let bound = results.iter().map(|r| r.2).fold(f64::INFINITY, f64::min);
-    let gap = if v == bound {
-        0.0
-    } else if v.is_finite() {
-        (v - bound) / v
-    } else {
-        f64::INFINITY
-    };
+    let gap = milp::relative_gap(v, bound);
     let status = if gap <= gap_tolerance {
         if mapping.is_some() {
             Status::Optimal
