@@ -8,6 +8,7 @@ use crate::spec::{InputError, Objective, PackingMode};
 use crate::timeloop;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -129,7 +130,8 @@ pub struct EngineArgs {
 pub struct OptimumArgs {
     #[command(flatten)]
     pub prover: EngineArgs,
-    /// MILP time limit per layer and packing class (seconds).
+    /// Wall-clock limit per layer shape (seconds): its enumeration and MILPs together, at
+    /// every bit choice; on expiry the incumbent and its bound are kept (`time_limit`).
     #[arg(long, default_value_t = 120.0)]
     pub time_limit: f64,
     /// Cache of per-layer optima (content-hashed; `none` disables it).
@@ -255,6 +257,30 @@ pub struct MapArgs {
     /// Print the certificate as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub progress: ProgressArgs,
+}
+
+/// How a long solve shows its progress on stderr.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct ProgressArgs {
+    /// Show progress (engine, incumbent, bound, gap, elapsed) on stderr even when it is not a
+    /// terminal: a line every 5 s (on a terminal it is shown anyway, redrawn every second).
+    #[arg(long, conflicts_with = "quiet")]
+    pub progress: bool,
+    /// Show no progress.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl ProgressArgs {
+    fn mode(self) -> crate::progress::Mode {
+        match (self.progress, self.quiet) {
+            (_, true) => crate::progress::Mode::Quiet,
+            (true, _) => crate::progress::Mode::Always,
+            _ => crate::progress::Mode::Auto,
+        }
+    }
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -299,6 +325,9 @@ pub struct SearchArgs {
     /// Exhaustive: refuse spaces larger than this unless --force.
     #[arg(long, default_value_t = 10_000_000)]
     pub limit: u128,
+    /// Wall-clock limit in seconds: the search stops there with the best mapping so far.
+    #[arg(long)]
+    pub time_limit: Option<f64>,
     #[arg(long)]
     pub force: bool,
     /// Objective (default: the instance's, else energy).
@@ -312,6 +341,8 @@ pub struct SearchArgs {
     pub timeloop_out: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub progress: ProgressArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -351,8 +382,52 @@ impl Outcome {
     }
 }
 
-/// Runs a parsed command line; input errors come back as `Err` (exit code 2).
-pub fn run(cli: Cli) -> Result<Outcome, InputError> {
+/// Why a command did not run to its end: bad input (exit code 2) or a fault of qmap's own
+/// (exit code 3: a failed self-check or a solver failure, with a request for a bug report).
+#[derive(Debug)]
+pub enum Failure {
+    Input(InputError),
+    Internal(String),
+}
+
+impl Failure {
+    pub fn code(&self) -> i32 {
+        match self {
+            Failure::Input(_) => Outcome::BadInput.code(),
+            Failure::Internal(_) => 3,
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Input(e) => write!(f, "{e}"),
+            Failure::Internal(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+impl From<InputError> for Failure {
+    fn from(e: InputError) -> Failure {
+        Failure::Input(e)
+    }
+}
+
+/// A solver's error about `file`'s problem: an internal error (a failed check, HiGHS failing)
+/// or a request the solver refuses (bad input).
+fn solver_failure(file: &std::path::Path, e: String) -> Failure {
+    if e.starts_with("internal error") {
+        Failure::Internal(e)
+    } else if e.starts_with("HiGHS") {
+        Failure::Internal(crate::certify::internal_error(&e))
+    } else {
+        Failure::Input(InputError::new(file, "(solver)", e))
+    }
+}
+
+/// Runs a parsed command line; failures come back as `Err` (exit code 2 or 3).
+pub fn run(cli: Cli) -> Result<Outcome, Failure> {
     match cli.command {
         Command::Eval(a) => eval_cmd(a),
         Command::Map(a) => map_cmd(a),
@@ -581,11 +656,27 @@ fn objective_name(o: Objective) -> &'static str {
     }
 }
 
+/// How long counting the mapspace (a report, not part of the answer) may take under a time
+/// limit: a tenth of it (at least 0.2 s), so that the count leaves the solve its time.
+fn count_deadline(start: Instant, time_limit: Option<f64>) -> Option<Instant> {
+    time_limit.map(|t| start + Duration::from_secs_f64((t / 10.0).clamp(0.2, 1e9).min(t.max(0.0))))
+}
+
+/// How values of an objective are printed.
+fn value_unit(objective: Objective) -> fn(f64) -> String {
+    match objective {
+        Objective::Energy => report::energy,
+        Objective::Latency => |v: f64| format!("{v:.0} cycles"),
+        Objective::Edp => |v: f64| format!("{v:.4e} pJ*cycles"),
+    }
+}
+
 fn status_name(s: crate::milp::Status) -> &'static str {
     match s {
         crate::milp::Status::Optimal => "optimal",
         crate::milp::Status::TimeLimit => "time_limit",
         crate::milp::Status::Infeasible => "infeasible",
+        crate::milp::Status::Unknown => "unknown",
     }
 }
 
@@ -596,7 +687,9 @@ fn bits_json(t: Option<instance::BitTriple>) -> serde_json::Value {
     }
 }
 
-fn map_cmd(a: MapArgs) -> Result<Outcome, InputError> {
+fn map_cmd(a: MapArgs) -> Result<Outcome, Failure> {
+    // The time limit is on the whole command: loading and counting the mapspace included.
+    let start = Instant::now();
     let job = load_job(
         a.instance.as_deref(),
         &a.layer,
@@ -604,21 +697,27 @@ fn map_cmd(a: MapArgs) -> Result<Outcome, InputError> {
         a.constraints.as_deref(),
         a.objective,
     )?;
+    let size = job.space.size_until(count_deadline(start, a.time_limit));
     let so = crate::milp::SolveOptions {
-        time_limit: a.time_limit,
+        time_limit: a
+            .time_limit
+            .map(|t| (t - start.elapsed().as_secs_f64()).max(0.0)),
         gap: a.gap,
         ..Default::default()
     };
     let opts: Vec<ModelOptions> = job.choices.iter().map(|c| c.1.clone()).collect();
-    let (cert, chosen, proof) = crate::network::prove_best(
+    let unit = value_unit(job.objective);
+    let display = crate::progress::Display::start(a.progress.mode(), unit);
+    let solved = crate::network::prove_best(
         &job.space,
         &opts,
         job.objective,
         a.prover.engine.into(),
         a.prover.enumerate_limit,
         &so,
-    )
-    .map_err(|e| InputError::new(&job.file, "(solver)", e))?;
+    );
+    drop(display);
+    let (cert, chosen, proof) = solved.map_err(|e| solver_failure(&job.file, e))?;
     let (bits, opts) = &job.choices[chosen];
     // The cross-check: the returned mapping, evaluated again, must give the certified value.
     if let Some(m) = &cert.mapping {
@@ -632,7 +731,8 @@ fn map_cmd(a: MapArgs) -> Result<Outcome, InputError> {
                     "internal error: the solver reports {} for its mapping, the evaluator {v}",
                     cert.value
                 ),
-            ));
+            )
+            .into());
         }
     }
     if let (Some(out), Some(m)) = (&a.out, &cert.mapping) {
@@ -655,10 +755,11 @@ fn map_cmd(a: MapArgs) -> Result<Outcome, InputError> {
             "milp_solves": cert.milp_solves,
             "halvings": cert.splits,
             "solve_seconds": cert.seconds,
-            "mapspace_size": job.space.size_f64(),
+            "mapspace_size": size,
             "bits": bits_json(*bits),
             "bit_choices": job.choices.len(),
             "reason": cert.reason,
+            "self_check": cert.check,
             "mapping": cert.mapping.as_ref().map(|m| crate::model::mapping_to_spec(m, &job.arch, &job.problem)),
             "evaluation": cert.evaluation,
         });
@@ -669,7 +770,7 @@ fn map_cmd(a: MapArgs) -> Result<Outcome, InputError> {
         if job.choices.len() > 1 {
             println!("bit-width choices: {} (best shown)", job.choices.len());
         }
-        println!("mapspace: {:.3e} mappings", job.space.size_f64());
+        println!("mapspace: {}", report::mapspace_size(size));
         if let (Some(m), Some(ev)) = (&cert.mapping, &cert.evaluation) {
             println!();
             print!("{}", report::loop_nest(m, &job.arch, &job.problem));
@@ -677,10 +778,12 @@ fn map_cmd(a: MapArgs) -> Result<Outcome, InputError> {
             print!("{}", report::evaluation_table(ev));
         }
         println!();
-        let value = |v: f64| match job.objective {
-            Objective::Energy => report::energy(v),
-            Objective::Latency => format!("{v:.0} cycles"),
-            Objective::Edp => format!("{v:.4e} pJ*cycles"),
+        let value = |v: f64| {
+            if v.is_finite() {
+                unit(v)
+            } else {
+                "-".to_string()
+            }
         };
         let how = match proof {
             crate::network::ProofKind::Enumerated
@@ -694,8 +797,8 @@ fn map_cmd(a: MapArgs) -> Result<Outcome, InputError> {
             }
             crate::network::ProofKind::Enumerated => {
                 format!(
-                    "proof: enumerated ({:.3e} mappings, {:.3e} factorisations × keep patterns)",
-                    job.space.size_f64(),
+                    "proof: enumerated ({}, {:.3e} factorisations × keep patterns)",
+                    report::mapspace_size(size),
                     crate::network::enumeration_size(&job.space)
                 )
             }
@@ -708,11 +811,14 @@ fn map_cmd(a: MapArgs) -> Result<Outcome, InputError> {
                 cert.rounds, cert.milp_solves
             ),
         };
+        let found = if cert.mapping.is_none() && cert.status == crate::milp::Status::TimeLimit {
+            "no mapping found yet".to_string()
+        } else {
+            format!("{} {}", objective_name(job.objective), value(cert.value))
+        };
         println!(
-            "status: {}   {} {}   bound {}   gap {:.3e}   {how}   {:.2} s",
+            "status: {}   {found}   bound {}   gap {:.3e}   {how}   {:.2} s",
             status_name(cert.status),
-            objective_name(job.objective),
-            value(cert.value),
             value(cert.bound),
             cert.gap,
             cert.seconds
@@ -720,39 +826,59 @@ fn map_cmd(a: MapArgs) -> Result<Outcome, InputError> {
         if let Some(r) = &cert.reason {
             println!("reason: {r}");
         }
+        if let Some(c) = &cert.check {
+            println!(
+                "self-check: {} random valid mappings of {} drawn, none below the bound ({:.2} s)",
+                c.valid, c.samples, c.seconds
+            );
+        }
     }
     Ok(match cert.status {
-        crate::milp::Status::Infeasible => Outcome::CheckFailed,
+        crate::milp::Status::Infeasible | crate::milp::Status::Unknown => Outcome::CheckFailed,
         _ => Outcome::Ok,
     })
 }
 
-fn search_cmd(a: SearchArgs) -> Result<Outcome, InputError> {
+fn search_cmd(a: SearchArgs) -> Result<Outcome, Failure> {
+    let start = Instant::now();
+    let deadline = a
+        .time_limit
+        .map(|t| start + Duration::from_secs_f64(t.clamp(0.0, 1e9)));
     let job = load_job(Some(&a.instance), &a.layer, None, None, a.objective)?;
+    let size = job.space.size_until(count_deadline(start, a.time_limit));
+    let unit = value_unit(job.objective);
+    let display = crate::progress::Display::start(a.progress.mode(), unit);
+    crate::progress::phase(match a.method {
+        SearchMethod::Exhaustive => "exhaustive search",
+        SearchMethod::Random => "random search",
+    });
     let mut best: Option<(crate::search::SearchResult, usize)> = None;
-    let (mut evaluated, mut valid) = (0, 0);
+    let (mut evaluated, mut valid, mut stopped) = (0, 0, false);
     for (i, (_, opts)) in job.choices.iter().enumerate() {
         let res = match a.method {
             SearchMethod::Exhaustive => {
                 let limit = if a.force { None } else { Some(a.limit) };
-                crate::search::exhaustive(&job.space, opts, job.objective, limit)
+                crate::search::exhaustive_until(&job.space, opts, job.objective, limit, deadline)
                     .map_err(|e| InputError::new(&a.instance, "--method exhaustive", e))?
             }
-            SearchMethod::Random => crate::search::random(
+            SearchMethod::Random => crate::search::random_until(
                 &job.space,
                 opts,
                 job.objective,
                 a.seed,
                 a.samples,
                 a.victory,
+                deadline,
             ),
         };
         evaluated += res.evaluated;
         valid += res.valid;
+        stopped |= res.stop == crate::search::StopReason::Deadline;
         if res.best.is_some() && best.as_ref().is_none_or(|(b, _)| res.value < b.value) {
             best = Some((res, i));
         }
     }
+    drop(display);
     let Some((res, chosen)) = best else {
         if a.json {
             println!(
@@ -779,7 +905,8 @@ fn search_cmd(a: SearchArgs) -> Result<Outcome, InputError> {
             "value": res.value,
             "evaluated": evaluated,
             "valid": valid,
-            "mapspace_size": job.space.size_f64(),
+            "stopped_at_time_limit": stopped,
+            "mapspace_size": size,
             "bits": bits_json(job.choices[chosen].0),
             "mapping": res.best.as_ref().map(|m| crate::model::mapping_to_spec(m, &job.arch, &job.problem)),
             "evaluation": res.evaluation,
@@ -792,8 +919,13 @@ fn search_cmd(a: SearchArgs) -> Result<Outcome, InputError> {
             report::settings_line(&job.problem, &job.choices[chosen].1)
         );
         println!(
-            "mapspace: {:.3e} mappings; evaluated {evaluated}, valid {valid}",
-            job.space.size_f64(),
+            "mapspace: {}; evaluated {evaluated}, valid {valid}{}",
+            report::mapspace_size(size),
+            if stopped {
+                " (stopped at the time limit)"
+            } else {
+                ""
+            }
         );
         if let (Some(m), Some(ev)) = (&res.best, &res.evaluation) {
             println!();
@@ -805,14 +937,15 @@ fn search_cmd(a: SearchArgs) -> Result<Outcome, InputError> {
     Ok(Outcome::Ok)
 }
 
-fn export_cmd(a: ExportArgs) -> Result<Outcome, InputError> {
+fn export_cmd(a: ExportArgs) -> Result<Outcome, Failure> {
     let job = load_job(Some(&a.instance), &a.layer, None, None, None)?;
     if job.choices.len() != 1 {
         return Err(InputError::new(
             &a.instance,
             "bits",
             "export needs one bit-width per tensor role (the instance lists choices)",
-        ));
+        )
+        .into());
     }
     let opts = &job.choices[0].1;
     let (m, mapping_file) = match &a.mapping {
@@ -837,7 +970,7 @@ fn export_cmd(a: ExportArgs) -> Result<Outcome, InputError> {
             .level
             .as_ref()
             .map_or("mapping".to_string(), |l| format!("mapping.{l}"));
-        return Err(InputError::new(&mapping_file, field, inv.reason.clone()));
+        return Err(InputError::new(&mapping_file, field, inv.reason.clone()).into());
     }
     write_atomic(
         &a.out,
@@ -888,7 +1021,7 @@ fn instance_hash(inst: &instance::Instance, cons: &crate::mapspace::Constraints)
     ])
 }
 
-fn baseline_cmd(a: BaselineArgs) -> Result<Outcome, InputError> {
+fn baseline_cmd(a: BaselineArgs) -> Result<Outcome, Failure> {
     let inst = instance::load(&a.instance)?;
     let cons = inst.constraints()?;
     let layers: Vec<usize> = if a.layers.is_empty() {
@@ -908,7 +1041,7 @@ fn baseline_cmd(a: BaselineArgs) -> Result<Outcome, InputError> {
         unbudgeted.triples(0).into_iter().map(Some).collect()
     };
     let table = crate::network::build(&sub, &cons, &all, &a.optimum.settings(true))
-        .map_err(|e| InputError::new(&a.instance, "(solver)", e))?;
+        .map_err(|e| solver_failure(&a.instance, e))?;
     std::fs::create_dir_all(&a.out)
         .map_err(|e| InputError::new(&a.out, "(directory)", format!("cannot create: {e}")))?;
     let hash = instance_hash(&sub, &cons);
@@ -932,14 +1065,8 @@ fn baseline_cmd(a: BaselineArgs) -> Result<Outcome, InputError> {
                 stem = format!("{stem}__i{i}w{w}o{o}");
             }
             let opts = sub.options(&layer.problem, e.bits);
-            let (status, bound, gap) = match e.proof {
-                crate::network::Proof::Enumerated => {
-                    ("optimal", e.energy_pj.unwrap_or(f64::INFINITY), 0.0)
-                }
-                crate::network::Proof::Milp { status, bound, gap } => {
-                    (status_name(status), bound, gap)
-                }
-            };
+            let status = status_name(e.proof.status());
+            let (bound, gap) = e.proof.bound_and_gap(e.energy_pj.unwrap_or(f64::INFINITY));
             unproven += (!e.proof.optimal()) as usize;
             let (mut qfile, mut tfile) = (String::new(), String::new());
             if let Some(ms) = &e.mapping {
@@ -994,10 +1121,7 @@ fn baseline_cmd(a: BaselineArgs) -> Result<Outcome, InputError> {
                     String::new()
                 },
                 gap,
-                match e.proof {
-                    crate::network::Proof::Enumerated => "enumerated",
-                    crate::network::Proof::Milp { .. } => "milp",
-                },
+                e.proof.engine(),
             ));
         }
     }
@@ -1058,7 +1182,7 @@ struct GapRow {
     mapping_file: String,
 }
 
-fn gap_cmd(a: GapArgs) -> Result<Outcome, InputError> {
+fn gap_cmd(a: GapArgs) -> Result<Outcome, Failure> {
     let max_gap = parse_gap(&a.max_gap).ok_or_else(|| {
         InputError::new(
             std::path::Path::new("(command line)"),
@@ -1082,7 +1206,7 @@ fn gap_cmd(a: GapArgs) -> Result<Outcome, InputError> {
     if let Some(tl) = &a.timeloop {
         let job = load_job(None, &None, Some(tl), a.constraints.as_deref(), None)?;
         let opt = crate::network::solve_unit(&job.space, &[job.choices[0].1.clone()], &settings)
-            .map_err(|e| InputError::new(&job.file, "(solver)", e))?;
+            .map_err(|e| solver_failure(&job.file, e))?;
         suite = job.title.clone();
         arch = job.arch;
         items.push(Item {
@@ -1114,7 +1238,8 @@ fn gap_cmd(a: GapArgs) -> Result<Outcome, InputError> {
                     path,
                     "bits",
                     "gap needs one bit-width per tensor role (the instance lists choices)",
-                ))
+                )
+                .into())
             }
         };
         let mut chosen: Vec<(usize, PathBuf)> = vec![];
@@ -1132,7 +1257,7 @@ fn gap_cmd(a: GapArgs) -> Result<Outcome, InputError> {
         let idx: Vec<usize> = chosen.iter().map(|c| c.0).collect();
         let sub = sub_instance(&inst, &idx);
         let table = crate::network::build(&sub, &cons, &[bits], &settings)
-            .map_err(|e| InputError::new(path, "(solver)", e))?;
+            .map_err(|e| solver_failure(path, e))?;
         suite = format!("{} on {}", inst.workload_name, inst.arch.name);
         for ((layer, entries), (_, file)) in sub.layers.iter().zip(&table.layers).zip(chosen) {
             let e = &entries[0];
@@ -1176,8 +1301,7 @@ fn gap_cmd(a: GapArgs) -> Result<Outcome, InputError> {
             .and_then(|o| o.evaluation.as_ref().map(|e| e.energy_pj));
         let proof = it.optimum.as_ref().map(|o| o.proof);
         let optimum_status = match proof {
-            Some(crate::network::Proof::Enumerated) => "optimal".to_string(),
-            Some(crate::network::Proof::Milp { status, .. }) => status_name(status).to_string(),
+            Some(p) => status_name(p.status()).to_string(),
             None => "infeasible".to_string(),
         };
         let in_mapspace = it.space.contains(&m);
@@ -1390,7 +1514,7 @@ fn front_table(
     et
 }
 
-fn front_cmd(a: FrontArgs) -> Result<Outcome, InputError> {
+fn front_cmd(a: FrontArgs) -> Result<Outcome, Failure> {
     use crate::front::{self as fr, BitConfig};
     let inst = instance::load(&a.instance)?;
     let fs = inst.front.clone().ok_or_else(|| {
@@ -1405,7 +1529,8 @@ fn front_cmd(a: FrontArgs) -> Result<Outcome, InputError> {
             &a.instance,
             "bits",
             "`qmap front` needs bit-width lists (inputs/outputs: activation bits, weights)",
-        ));
+        )
+        .into());
     }
     let cons = inst.constraints()?;
     let accuracy = fr::AccuracyModel::load(&fs.accuracy_file)?;
@@ -1437,7 +1562,7 @@ fn front_cmd(a: FrontArgs) -> Result<Outcome, InputError> {
     }
     let settings = a.optimum.settings(!a.json);
     let table = crate::network::build(&inst, &cons, &triples, &settings)
-        .map_err(|e| InputError::new(&a.instance, "(solver)", e))?;
+        .map_err(|e| solver_failure(&a.instance, e))?;
     let unproven = table
         .layers
         .iter()
@@ -1784,7 +1909,7 @@ struct Evaluated {
     opts: ModelOptions,
 }
 
-fn eval_cmd(a: EvalArgs) -> Result<Outcome, InputError> {
+fn eval_cmd(a: EvalArgs) -> Result<Outcome, Failure> {
     let e = if let Some(tl) = &a.timeloop {
         let (arch_f, prob_f, map_f, ert_f) = (&tl[0], &tl[1], &tl[2], &tl[3]);
         let (arch, problem, opts) = timeloop_design(arch_f, prob_f, ert_f)?;
@@ -1828,7 +1953,8 @@ fn eval_cmd(a: EvalArgs) -> Result<Outcome, InputError> {
                 path,
                 "bits",
                 "eval needs one bit-width per tensor role (the instance lists choices)",
-            ));
+            )
+            .into());
         }
         let opts = inst.fixed_options(&problem);
         Evaluated {
@@ -1859,7 +1985,7 @@ fn eval_cmd(a: EvalArgs) -> Result<Outcome, InputError> {
             Some(l) => format!("mapping.{l}"),
             None => "mapping".to_string(),
         };
-        return Err(InputError::new(&e.mapping_file, field, inv.reason.clone()));
+        return Err(InputError::new(&e.mapping_file, field, inv.reason.clone()).into());
     }
     Ok(Outcome::Ok)
 }

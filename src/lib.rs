@@ -4,6 +4,7 @@
 //! (problem, architecture, mapping) → `instance` (a loaded instance) → `eval` (Timeloop's cost
 //! model, the single source of truth) → `report`; `cli` is the command line.
 
+pub mod certify;
 pub mod cli;
 pub mod eval;
 pub mod front;
@@ -12,6 +13,7 @@ pub mod mapspace;
 pub mod milp;
 pub mod model;
 pub mod network;
+pub mod progress;
 pub mod report;
 pub mod search;
 pub mod spec;

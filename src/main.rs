@@ -13,7 +13,7 @@ fn main() {
         Ok(outcome) => outcome.code(),
         Err(e) => {
             eprintln!("error: {e}");
-            qmap::cli::Outcome::BadInput.code()
+            e.code()
         }
     };
     std::process::exit(code);

@@ -86,6 +86,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::path::Path;
 use std::sync::OnceLock;
+use std::time::Instant;
 
 // =============================================================================================
 // Constraints
@@ -777,8 +778,55 @@ pub enum KeepChoice {
     Free,
 }
 
+/// The most factorisations of one dim a mapspace keeps (each is a vector of slot factors):
+/// about 100 MB at eight slots. The shipped designs' largest is 147,000 (a channel dim over
+/// Simba's slots); an unconstrained 2^20 over eight slots has 888,030.
+pub const MAX_DIM_CHOICES: usize = 1_000_000;
+
+/// The most free keep/bypass choices: every bypass pattern is enumerated.
+pub const MAX_FREE_KEEPS: usize = 20;
+
 /// The enumeration is split into at least this many parts where the space allows it.
 pub const MIN_PARTS: usize = 64;
+
+/// The most states either count of loop orders keeps at a time ([`Mapspace::size`]): the
+/// counts are reports, so they must not take the memory and the time of the search itself
+/// (an unconstrained space took ten seconds and 400 MB to count). Above it, or above
+/// [`COUNT_OPS`] steps, the size is unknown.
+const COUNT_STATES: usize = 1 << 20;
+
+/// The most steps (state × option pairs) either count of loop orders takes: about half a
+/// second here. Measured: Eyeriss, a 3x3 ResNet-50 layer without constraints, 1.2e7 steps
+/// (0.3-0.8 s); the unconstrained Timeloop exercise `simple_weight_stationary` runs past it.
+const COUNT_OPS: usize = 1 << 24;
+
+/// The work left to the counts of loop orders: [`COUNT_OPS`] steps in all (for both), and a
+/// deadline.
+struct CountBudget {
+    ops: usize,
+    deadline: Option<Instant>,
+    /// Whether the deadline, not the step limit, stopped a count.
+    late: bool,
+}
+
+impl CountBudget {
+    fn new(deadline: Option<Instant>) -> CountBudget {
+        CountBudget {
+            ops: 0,
+            deadline,
+            late: false,
+        }
+    }
+    /// Takes `n` more steps; false when the budget is spent.
+    fn spend(&mut self, n: usize) -> bool {
+        let before = self.ops;
+        self.ops = self.ops.saturating_add(n.max(1));
+        if self.deadline.is_some() && before >> 12 != self.ops >> 12 {
+            self.late |= self.deadline.is_some_and(|d| Instant::now() >= d);
+        }
+        self.ops <= COUNT_OPS && !self.late
+    }
+}
 
 /// A number of mappings: exact (saturating) and as a float.
 pub type Count = (u128, f64);
@@ -844,6 +892,42 @@ struct Emit {
     /// The partial mapping a bounded scan passes to its bound, and its free dims.
     partial: Mapping,
     partial_free: Vec<(usize, Vec<usize>)>,
+    clock: Clock,
+}
+
+/// When a scan must stop (checked every [`DEADLINE_CHECK`] steps), and whether it has.
+#[derive(Debug, Default)]
+struct Clock {
+    deadline: Option<Instant>,
+    ticks: u32,
+    stopped: bool,
+}
+
+/// Steps (DAG transitions and loop orders) between two looks at the clock in a scan with a
+/// deadline: a step costs at least one evaluation or bound (about a microsecond), a look at
+/// the clock some tens of nanoseconds.
+const DEADLINE_CHECK: u32 = 64;
+
+impl Clock {
+    /// Whether the scan is past its deadline (from now on, always true once it was).
+    fn past_deadline(&mut self) -> bool {
+        if let (Some(d), false) = (self.deadline, self.stopped) {
+            self.ticks = self.ticks.wrapping_add(1);
+            if self.ticks.is_multiple_of(DEADLINE_CHECK) && Instant::now() >= d {
+                self.stopped = true;
+            }
+        }
+        self.stopped
+    }
+}
+
+/// How a scan of one part ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scanned {
+    /// Mappings skipped as [`Mapspace::scan_part`] says.
+    pub skipped: u64,
+    /// Whether the whole part was visited (false: the deadline stopped it).
+    pub complete: bool,
 }
 
 /// Where a mapping visited by [`Mapspace::scan_part`] stands.
@@ -978,6 +1062,15 @@ impl Mapspace {
             .flat_map(|l| (0..problem.tensors.len()).map(move |t| (l, t)))
             .filter(|&(l, t)| keep[l][t] == KeepChoice::Free)
             .collect();
+        if free_keeps.len() > MAX_FREE_KEEPS {
+            return Err(format!(
+                "{} keep/bypass choices are free (2^{} bypass patterns), more than qmap \
+                 enumerates (2^{MAX_FREE_KEEPS}): fix keep or bypass per level in the \
+                 architecture or the constraints",
+                free_keeps.len(),
+                free_keeps.len()
+            ));
+        }
         let bypass_patterns = count_bypass_patterns(problem, &keep)?;
         let choices = (0..nd)
             .map(|d| {
@@ -1187,7 +1280,7 @@ impl Mapspace {
     /// bound per dim); within a level the dims are added one by one, tracking the level's X and
     /// Y products, its number of free non-unit temporal loops (the level weighs count!) and its
     /// X/Y order summary. None when the state does not fit the packed key.
-    fn count_by_levels(&self) -> Option<Count> {
+    fn count_by_levels(&self, budget: &mut CountBudget) -> Option<Count> {
         struct Opt {
             delta: u128,
             x: u128,
@@ -1285,6 +1378,9 @@ impl Mapspace {
                     let (x, y) = ((key >> 48) & 0xfff, (key >> 60) & 0xfff);
                     let (cnt, mx, my) =
                         ((key >> 72) & 0x3f, (key >> 78) & 0xff, (key >> 86) & 0xff);
+                    if !budget.spend(opts[digit].len()) {
+                        return None;
+                    }
                     for o in &opts[digit] {
                         let (x2, y2) = (x * o.x, y * o.y);
                         if x2 > fx || y2 > fy {
@@ -1314,6 +1410,9 @@ impl Mapspace {
                         e.1 += b;
                     }
                 }
+                if next.len() > COUNT_STATES {
+                    return None;
+                }
                 inner = next;
             }
             outer = Map::default();
@@ -1334,14 +1433,18 @@ impl Mapspace {
     /// tests; the second is None when the first method's key does not fit).
     #[doc(hidden)]
     pub fn order_counts(&self) -> (Option<Count>, Result<Count, String>) {
-        (self.count_by_levels(), self.count_by_dims())
+        let budget = || CountBudget::new(None);
+        (
+            self.count_by_levels(&mut budget()),
+            self.count_by_dims(&mut budget()),
+        )
     }
 
     /// Σ over factorisations of the number of loop orders, exactly (saturating) and as f64, by
     /// a DP over the factorisation DAG (dims one by one) whose key also counts, per level, the
     /// non-unit loops whose place in the order is free (a factorisation weighs Π count!). The
     /// key grows as (dims + 1)^levels: used only where [`Mapspace::count_by_levels`] cannot.
-    fn count_by_dims(&self) -> Result<Count, String> {
+    fn count_by_dims(&self, budget: &mut CountBudget) -> Result<Count, String> {
         let n = self.dim_order.len();
         let nl = self.arch.levels.len();
         // Counts packed `bpc` bits per level below bit 96, the DAG state above.
@@ -1380,11 +1483,18 @@ impl Mapspace {
             let mut next = Map::default();
             for (key, (a, b)) in layer {
                 let cnt = key & low;
-                for &(ns, inc, m) in &grouped[(key >> 96) as usize] {
+                let grouped = &grouped[(key >> 96) as usize];
+                if !budget.spend(grouped.len()) {
+                    return Err(format!("more than {COUNT_OPS} counter steps"));
+                }
+                for &(ns, inc, m) in grouped {
                     let e = next.entry(ns | (cnt + inc)).or_insert((0, 0.0));
                     e.0 = e.0.saturating_add(a.saturating_mul(m));
                     e.1 += b * m as f64;
                 }
+            }
+            if next.len() > COUNT_STATES {
+                return Err(format!("more than {COUNT_STATES} counter states"));
             }
             layer = next;
         }
@@ -1460,24 +1570,45 @@ impl Mapspace {
         &self.free_keeps
     }
     /// Number of mappings (factorisations × loop orders × bypass patterns), saturating at
-    /// u128::MAX. Computed on the first call (up to about a second for an unconstrained layer
-    /// on a deep hierarchy).
+    /// u128::MAX, which it also is when the count would take more than [`COUNT_OPS`] steps
+    /// (about half a second). Computed on the first call.
     pub fn size(&self) -> u128 {
         self.count().0
     }
-    /// Number of mappings as a float (for spaces beyond u128).
+    /// Number of mappings as a float (for spaces beyond u128); infinite when not counted.
     pub fn size_f64(&self) -> f64 {
         self.count().1
     }
+    /// The number of mappings as a float, counted by `deadline` at the latest: None when the
+    /// deadline stopped the count (it is tried again next time) or it is too large to count.
+    pub fn size_until(&self, deadline: Option<Instant>) -> Option<f64> {
+        if let Some(c) = self.size.get() {
+            return c.1.is_finite().then_some(c.1);
+        }
+        let mut budget = CountBudget::new(deadline);
+        let counted = self
+            .count_by_levels(&mut budget)
+            .or_else(|| self.count_by_dims(&mut budget).ok());
+        if counted.is_none() && budget.late {
+            return None;
+        }
+        let c = self.size.get_or_init(|| self.with_bypass(counted));
+        c.1.is_finite().then_some(c.1)
+    }
     fn count(&self) -> Count {
         *self.size.get_or_init(|| {
-            let (orders, orders_f) = self
-                .count_by_levels()
-                .or_else(|| self.count_by_dims().ok())
-                .unwrap_or((u128::MAX, f64::INFINITY));
-            let (bypass, bypass_f) = self.bypass_patterns;
-            (orders.saturating_mul(bypass), orders_f * bypass_f)
+            let mut budget = CountBudget::new(None);
+            let counted = self
+                .count_by_levels(&mut budget)
+                .or_else(|| self.count_by_dims(&mut budget).ok());
+            self.with_bypass(counted)
         })
+    }
+    /// Loop-order count × bypass patterns (unknown: saturated and infinite).
+    fn with_bypass(&self, orders: Option<Count>) -> Count {
+        let (orders, orders_f) = orders.unwrap_or((u128::MAX, f64::INFINITY));
+        let (bypass, bypass_f) = self.bypass_patterns;
+        (orders.saturating_mul(bypass), orders_f * bypass_f)
     }
     /// Number of factorisations (loop orders and bypass not counted).
     pub fn factorisations(&self) -> f64 {
@@ -1527,7 +1658,24 @@ impl Mapspace {
     /// Returns how many mappings were skipped; the visited ones come in
     /// [`Mapspace::for_each_part`]'s order.
     pub fn scan_part(&self, part: usize, mut f: impl FnMut(&Mapping, Visit) -> bool) -> u64 {
-        self.visit_part(part, None::<&mut fn(usize, &Mapping) -> bool>, &mut f)
+        self.visit_part(part, None, None::<&mut fn(usize, &Mapping) -> bool>, &mut f)
+            .skipped
+    }
+
+    /// [`Mapspace::scan_part`] stopped at `deadline` (within a few dozen steps of it): how
+    /// many mappings were skipped and whether the part was visited whole.
+    pub fn scan_part_until(
+        &self,
+        part: usize,
+        deadline: Option<Instant>,
+        mut f: impl FnMut(&Mapping, Visit) -> bool,
+    ) -> Scanned {
+        self.visit_part(
+            part,
+            deadline,
+            None::<&mut fn(usize, &Mapping) -> bool>,
+            &mut f,
+        )
     }
 
     /// [`Mapspace::scan_part`] that can also skip whole sets of factorisations: before those
@@ -1536,14 +1684,17 @@ impl Mapspace {
     /// their partial mapping — those dims' factors as chosen, every other dim's factors 1,
     /// loops in canonical order — once per keep pattern; when it returns false for every keep
     /// pattern, none of them is visited. Returns how many mappings [`Mapspace::scan_part`]
-    /// skipped (those skipped here are not counted).
+    /// skipped (those skipped here are not counted) and whether the part was visited whole:
+    /// past `deadline` the scan stops within a few dozen steps (a step being one set of
+    /// factorisations bounded or one loop order visited), wherever it is.
     pub fn scan_part_bounded(
         &self,
         part: usize,
+        deadline: Option<Instant>,
         mut bound: impl FnMut(usize, &Mapping) -> bool,
         mut f: impl FnMut(&Mapping, Visit) -> bool,
-    ) -> u64 {
-        self.visit_part(part, Some(&mut bound), &mut f)
+    ) -> Scanned {
+        self.visit_part(part, deadline, Some(&mut bound), &mut f)
     }
 
     /// Calls `f(depth, partial)` with the partial mapping of part `part` under each keep
@@ -1595,22 +1746,35 @@ impl Mapspace {
     fn visit_part(
         &self,
         part: usize,
+        deadline: Option<Instant>,
         mut bound: Option<&mut impl FnMut(usize, &Mapping) -> bool>,
         f: &mut impl FnMut(&Mapping, Visit) -> bool,
-    ) -> u64 {
+    ) -> Scanned {
         let (mut chosen, depth) = self.part_chosen(part);
         let state = self.parts[part].1;
-        let mut scratch = Emit::default();
+        let mut scratch = Emit {
+            clock: Clock {
+                deadline,
+                ..Clock::default()
+            },
+            ..Emit::default()
+        };
         if let Some(b) = bound.as_deref_mut() {
             if depth > 0
                 && depth < self.dim_order.len()
                 && !self.bound_partial(depth, &chosen, &mut scratch, b)
             {
-                return 0;
+                return Scanned {
+                    skipped: 0,
+                    complete: true,
+                };
             }
         }
         self.dfs(depth, state, &mut chosen, &mut scratch, &mut bound, f);
-        scratch.skipped
+        Scanned {
+            skipped: scratch.skipped,
+            complete: !scratch.clock.stopped,
+        }
     }
 
     /// Whether `bound` goes on with the partial factorisation `chosen` (first `depth` dims of
@@ -1671,6 +1835,9 @@ impl Mapspace {
             return;
         }
         for t in &self.steps[i].trans[state as usize] {
+            if scratch.clock.past_deadline() {
+                break;
+            }
             chosen[self.dim_order[i]] = t.choice;
             if let Some(b) = bound.as_deref_mut() {
                 if i + 1 < n && !self.bound_partial(i + 1, chosen, scratch, b) {
@@ -1783,14 +1950,19 @@ impl Mapspace {
         s.idx.resize(nl, 0);
         s.invalid.clear();
         s.invalid.resize(1 << self.free_keeps.len(), false);
-        let all_orders: u64 = (0..nl).map(|l| orders(l) as u64).product();
+        let all_orders: u64 = (0..nl).fold(1u64, |n, l| n.saturating_mul(orders(l) as u64));
         let mut first = true;
         loop {
+            if !first && s.clock.past_deadline() {
+                break;
+            }
             let (visited, skipped) = self.emit_keeps(m, first, all_orders, &mut s.invalid, f);
             s.skipped += skipped;
             if first && s.invalid.iter().filter(|&&i| i).count() == visited {
                 // Every keep pattern declined (or none in the space): skip the other orders.
-                s.skipped += (all_orders - 1) * visited as u64;
+                s.skipped = s
+                    .skipped
+                    .saturating_add((all_orders - 1).saturating_mul(visited as u64));
                 break;
             }
             first = false;
@@ -2350,14 +2522,23 @@ fn dim_factor_choices(
         })
     };
     let mut out = Vec::new();
-    gen_choices(
+    if !gen_choices(
         0,
         bound,
         &allowed,
         &mut vec![1; slots.len()],
         &mut out,
         &accept,
-    );
+    ) {
+        return Err(format!(
+            "{} = {bound} has more than {MAX_DIM_CHOICES} factorisations over the \
+             architecture's {} loop slots, more than qmap keeps in memory: constrain its \
+             factors per level (e.g. `{}=1` at the levels where it should not be split)",
+            problem.dims[d],
+            slots.len(),
+            problem.dims[d]
+        ));
+    }
     if out.is_empty() {
         let origins: Vec<String> = cons
             .levels
@@ -2402,7 +2583,8 @@ impl Hasher for KeyHasher {
     }
 }
 
-/// All per-slot factor vectors from slot `s` on whose product is `rem`.
+/// All per-slot factor vectors from slot `s` on whose product is `rem`; false (stopped) when
+/// there are more than [`MAX_DIM_CHOICES`].
 fn gen_choices(
     s: usize,
     rem: u64,
@@ -2410,18 +2592,21 @@ fn gen_choices(
     cur: &mut Vec<u64>,
     out: &mut Vec<Vec<u64>>,
     accept: &impl Fn(&[u64]) -> bool,
-) {
+) -> bool {
     if s == allowed.len() {
         if rem == 1 && accept(cur) {
             out.push(cur.clone());
         }
-        return;
+        return out.len() <= MAX_DIM_CHOICES;
     }
     for &a in &allowed[s] {
         if rem.is_multiple_of(a) {
             cur[s] = a;
-            gen_choices(s + 1, rem / a, allowed, cur, out, accept);
+            if !gen_choices(s + 1, rem / a, allowed, cur, out, accept) {
+                return false;
+            }
         }
     }
     cur[s] = 1;
+    true
 }

@@ -86,9 +86,8 @@
 //! mixes two mappings at fractions, and in log space such a mix undervalues every term that
 //! differs between them, and the one-dim completion bounds are at 62 % of it there), closed
 //! over hundreds to thousands of nodes.
-//! On models above `SEED_COLUMNS` (50,000) columns the first solve may not finish; under a
-//! time limit a short random search seeds the incumbent (no MobileNet layer on the shipped
-//! architectures comes near: with large dims sliced, Simba b12_dw has 401 columns).
+//! Under a time limit a short random search seeds the incumbent (`SEED_SAMPLES`, in at most
+//! `SEED_SHARE` of the limit): on open mapspaces the first solves may not finish in time.
 //! Energy objective only.
 //! Bypass patterns and bit-width choices are enumerated outside the MILP; the bound is the
 //! smallest bound over them. With a second core, two bypass patterns are refined at once, and
@@ -106,7 +105,7 @@ use crate::spec::{Objective, PackingMode};
 use highs::{HighsModelStatus, RowProblem, Sense};
 use itertools::Itertools;
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Solver settings.
 #[derive(Debug, Clone)]
@@ -149,6 +148,8 @@ pub enum Status {
     Optimal,
     TimeLimit,
     Infeasible,
+    /// No mapping was found, and the reason none fits could not be checked.
+    Unknown,
 }
 
 /// The answer with its proof: the evaluator's value of the mapping and the MILP's bound.
@@ -168,8 +169,10 @@ pub struct Certificate {
     /// Halvings of the mapspace ([`SolveOptions::split_after`]).
     pub splits: usize,
     pub seconds: f64,
-    /// Why nothing fits, when infeasible.
+    /// Why nothing fits, when infeasible (checked); why it is not known, when unknown.
     pub reason: Option<String>,
+    /// The independent probe the answer passed ([`crate::certify::probe`]), once run.
+    pub check: Option<crate::certify::SelfCheck>,
 }
 
 /// Default of [`SolveOptions::slice_choices`] ([`sliced_dims`]). A one-hot over thousands of
@@ -202,6 +205,21 @@ const CEILING_VALUES: usize = 24;
 /// floating-point error, and a whole-access (integer) column must not turn an error above a
 /// whole number into one more access (an overestimate, i.e. an invalid bound).
 const SHAVE: f64 = 1e-9;
+
+/// The least energy of one vector access (in the objective's units, where the layer's MAC
+/// energy is 1) whose ceilings are made exact. `w = unit·z` (`z` integer) ties a count to whole
+/// accesses only where HiGHS holds it: it meets rows to within its primal feasibility tolerance
+/// (1e-7) and drops matrix entries below 1e-9, which turned `w = unit·z` into `w = 0` and
+/// excluded valid mappings (C = M = 4096, P = Q = 112 on Simba: units down to 2e-12, a false
+/// `optimal` 11× above a valid mapping). Below it the ceiling is dropped, which is still a
+/// valid underestimate: at most one such access per charged instance and term.
+const MIN_UNIT: f64 = 1e-7;
+
+/// The least coefficient a row may carry: HiGHS treats entries at or below 1e-9 as zero, so a
+/// tangent with a smaller slope would not be the row it claims to be. Such tangents are left
+/// out (a tangent is only ever a cut); other rows have such entries moved into their bounds
+/// ([`relax_tiny`]), which relaxes them.
+const MIN_COEF: f64 = 1e-8;
 
 const OFF: f64 = 60.0; // log-space switch-off of a gated term: e^-60 ≈ 1e-26
 
@@ -749,7 +767,7 @@ impl Model {
     /// A tangent of `w ≥ coef·exp(a)` at `a = at`.
     fn tangent(&mut self, t: &ExpTerm, at: f64) {
         let k = t.coef * at.exp() * (1.0 - SHAVE);
-        if !(k.is_finite() && k > 1e-12 && k < 1e9) {
+        if !(k.is_finite() && (MIN_COEF..1e9).contains(&k)) {
             return;
         }
         // A point already tangent (to within 1e-7 in log space, where the two tangents differ
@@ -850,6 +868,8 @@ fn product_onehot(
 /// varies) comes back in whole vector accesses of `energy` each.
 fn whole(energy: f64, charged: &(Lin, Option<usize>)) -> Whole<'_> {
     match charged {
+        // A vector access worth less than MIN_UNIT of the objective cannot be held whole.
+        _ if energy < MIN_UNIT => Whole::Dropped,
         (log, _) if log.t.iter().all(|&(_, v)| v == 0.0) => Whole::Fixed(energy * log.c.exp()),
         (log, Some(level)) => Whole::PerInstance {
             charged: log,
@@ -968,42 +988,44 @@ pub fn solve(
         }
     }
     let start = Instant::now();
-    let free = space.free_keeps().to_vec();
-    let nt = problem.tensors.len();
-    let nl = space.arch().levels.len();
-    // One model per bypass pattern; best-first: always refine the open pattern with the lowest
-    // bound, so patterns that cannot beat the incumbent are closed by one infeasible solve.
+    let deadline = so
+        .time_limit
+        .map(|t| start + Duration::from_secs_f64(t.clamp(0.0, 1e9)));
+    let past = || deadline.is_some_and(|d| Instant::now() >= d);
+    // One model per bypass pattern, built when it is first refined; best-first: always refine
+    // the open pattern with the lowest bound, so patterns that cannot beat the incumbent are
+    // closed by their completion bound or by one infeasible solve, and never built.
     let mut patterns: Vec<Pattern> = vec![];
-    for pattern in 0u64..(1u64 << free.len()) {
-        let mut keep = vec![vec![false; nt]; nl];
-        for (l, row) in keep.iter_mut().enumerate() {
-            for (t, k) in row.iter_mut().enumerate() {
-                *k = match space.keep_choice(l, t) {
-                    KeepChoice::Fixed(b) => b,
-                    KeepChoice::Free => false,
-                };
-            }
-        }
-        for (i, &(l, t)) in free.iter().enumerate() {
-            keep[l][t] = pattern >> i & 1 == 1;
-        }
-        if (0..nt).any(|t| !(0..nl).any(|l| keep[l][t])) {
-            continue;
-        }
-        if let Some(mut p) = build_pattern(space, opts, &keep, so.slice_choices)? {
-            if p.start_from_completion_bounds(space, opts) {
-                patterns.push(p);
-            }
+    let mut timed_out = false;
+    for keep in keep_patterns(space) {
+        // Past the deadline, the patterns left keep the bound every mapping has: its MACs.
+        let bound = if past() {
+            timed_out = true;
+            Some(mac_energy(space, opts))
+        } else {
+            crate::search::choice_bounds(space, &keep, opts, &[]).0
+        };
+        if let Some(b) = bound {
+            patterns.push(Pattern::pending(keep, b * (1.0 - SHAVE)));
         }
     }
-    // A model this large may not finish its first solve within a time limit: a short random
-    // search over the same mapspace gives an incumbent (and a cutoff) to start from, so that a
-    // time-limited answer is never worse than that search.
-    let seeded = (so.time_limit.is_some()
-        && patterns.iter().any(|p| p.m.col_lo.len() > SEED_COLUMNS))
-    .then(|| crate::search::random(space, opts, Objective::Energy, 0, SEED_SAMPLES, None))
-    .and_then(|r| Some((r.best?, r.evaluation?)));
-    let mut timed_out = false;
+    // Under a time limit the first solves may not finish (a large model, an open mapspace): a
+    // short random search over the same mapspace gives an incumbent (and a cutoff) to start
+    // from, so that a time-limited answer is never worse than that search.
+    let seeded: Option<(Mapping, Evaluation)> = deadline.and_then(|d| {
+        let share = Duration::from_secs_f64(so.time_limit.unwrap_or(0.0).max(0.0) * SEED_SHARE);
+        let until = d.min(Instant::now() + share);
+        let r = crate::search::random_until(
+            space,
+            opts,
+            Objective::Energy,
+            0,
+            SEED_SAMPLES,
+            None,
+            Some(until),
+        );
+        r.best.zip(r.evaluation)
+    });
     let parallel = so.split_after.is_some() && rayon::current_thread_index().is_none();
     let mut splits = 0;
     loop {
@@ -1019,8 +1041,18 @@ pub fn solve(
             .min_by(|a, b| a.1.bound.total_cmp(&b.1.bound))
             .map(|(i, _)| i);
         let Some(i) = open else { break };
+        crate::progress::incumbent(incumbent);
+        crate::progress::bound(patterns[i].bound.min(incumbent));
         if incumbent.is_finite() && patterns[i].bound >= incumbent * (1.0 - so.gap) {
             break; // every open pattern's bound is within the gap of the incumbent
+        }
+        if timed_out || past() {
+            timed_out = true;
+            break;
+        }
+        if !patterns[i].built {
+            patterns[i].build(space, opts, so.slice_choices)?;
+            continue;
         }
         let remaining = so.time_limit.map(|t| t - start.elapsed().as_secs_f64());
         let rounds: usize = patterns.iter().map(|p| p.rounds).sum();
@@ -1047,6 +1079,10 @@ pub fn solve(
                 second = Some(patterns.len() - 1);
                 splits += 1;
             }
+        }
+        if let Some(j) = second.filter(|&j| parallel && !patterns[j].built) {
+            patterns[j].build(space, opts, so.slice_choices)?;
+            continue;
         }
         let stepped = match second.filter(|_| parallel) {
             None => patterns[i].step(space, opts, so, remaining, cutoff)?,
@@ -1076,6 +1112,17 @@ pub fn solve(
         .iter()
         .map(|p| p.bound)
         .fold(f64::INFINITY, f64::min);
+    // The bound is of the optimum, which no mapping the run evaluated can undercut.
+    let seen = patterns
+        .iter()
+        .filter_map(|p| p.best.as_ref().map(|b| b.1.energy_pj))
+        .chain(seeded.as_ref().map(|b| b.1.energy_pj))
+        .fold(f64::INFINITY, f64::min);
+    if seen < bound * (1.0 - 1e-6) {
+        return Err(crate::certify::internal_error(&format!(
+            "the MILP's bound {bound} pJ is above a valid mapping it evaluated ({seen} pJ)"
+        )));
+    }
     let best = patterns
         .into_iter()
         .filter_map(|p| p.best)
@@ -1084,6 +1131,8 @@ pub fn solve(
     let seconds = start.elapsed().as_secs_f64();
     let value = best.as_ref().map_or(f64::INFINITY, |b| b.1.energy_pj);
     if best.is_none() && !timed_out {
+        // Infeasible as far as the MILP sees; the reason is checked, or left to the caller
+        // to check (None).
         return Ok(Certificate {
             status: Status::Infeasible,
             mapping: None,
@@ -1095,7 +1144,8 @@ pub fn solve(
             milp_solves: solves,
             splits,
             seconds,
-            reason: Some(diagnose(space, opts)),
+            reason: diagnose(space, opts),
+            check: None,
         });
     }
     let bound = bound.min(value);
@@ -1117,7 +1167,37 @@ pub fn solve(
         splits,
         seconds,
         reason: None,
+        check: None,
     })
+}
+
+/// Every keep/bypass pattern of `space` in which each tensor is kept somewhere, in the order
+/// of their numbers (bit i: the i-th free keep choice kept).
+fn keep_patterns(space: &Mapspace) -> impl Iterator<Item = Vec<Vec<bool>>> + '_ {
+    let free = space.free_keeps();
+    let nt = space.problem().tensors.len();
+    let nl = space.arch().levels.len();
+    (0u64..1u64 << free.len()).filter_map(move |pattern| {
+        let mut keep = vec![vec![false; nt]; nl];
+        for (l, row) in keep.iter_mut().enumerate() {
+            for (t, k) in row.iter_mut().enumerate() {
+                *k = match space.keep_choice(l, t) {
+                    KeepChoice::Fixed(b) => b,
+                    KeepChoice::Free => false,
+                };
+            }
+        }
+        for (i, &(l, t)) in free.iter().enumerate() {
+            keep[l][t] = pattern >> i & 1 == 1;
+        }
+        (0..nt).all(|t| (0..nl).any(|l| keep[l][t])).then_some(keep)
+    })
+}
+
+/// The MAC energy of the layer (pJ): a lower bound on every mapping's energy.
+fn mac_energy(space: &Mapspace, opts: &ModelOptions) -> f64 {
+    let (problem, arch) = (space.problem(), space.arch());
+    problem.macs() as f64 * crate::eval::mac_energy_per_op(arch, problem, opts)
 }
 
 /// A certificate's gap, `(value − bound) / value`: 0 where they meet (nothing valid, proved),
@@ -1218,18 +1298,20 @@ pub fn solve_choices(
         .min_by(|a, b| a.1.value.total_cmp(&b.1.value))
         .map(|(i, _)| i);
     let Some(i) = best else {
+        // Checked only when every choice's reason is.
         let mut reasons: Vec<String> = vec![];
-        for r in certs.iter().filter_map(|c| c.reason.clone()) {
-            if !reasons.contains(&r) {
-                reasons.push(r);
+        for r in certs.iter().map(|c| c.reason.clone()) {
+            if r.as_ref().is_none_or(|r| !reasons.contains(r)) {
+                reasons.extend(r);
             }
         }
+        let checked = certs.iter().all(|c| c.reason.is_some());
         let mut c = certs.into_iter().next().expect("at least one choice");
         c.seconds = seconds;
         c.milp_solves = solves;
         c.splits = splits;
         c.rounds = rounds;
-        c.reason = Some(reasons.join("; "));
+        c.reason = checked.then(|| reasons.join("; "));
         if timed_out {
             c.status = Status::TimeLimit;
             c.reason = None;
@@ -1251,9 +1333,11 @@ pub fn solve_choices(
     Ok((cert, i))
 }
 
-/// Names the constraint family that leaves no mapping: a level whose smallest possible tiles do
-/// not fit, or the factor/fanout constraints.
-pub fn diagnose(space: &Mapspace, opts: &ModelOptions) -> String {
+/// A checked reason why no mapping of `space` is valid at `opts`, where one of these is:
+/// a level whose smallest possible tiles of the tensors it must keep do not fit (every
+/// mapping's tiles are at least those). None when neither applies (the reason is then not
+/// known without searching).
+pub fn diagnose(space: &Mapspace, opts: &ModelOptions) -> Option<String> {
     let problem = space.problem();
     let arch = space.arch();
     for (l, level) in arch.levels.iter().enumerate() {
@@ -1287,13 +1371,13 @@ pub fn diagnose(space: &Mapspace, opts: &ModelOptions) -> String {
             };
         }
         if need > cap {
-            return format!(
+            return Some(format!(
                 "capacity: the smallest tiles of the tensors {} must keep need {need} words, it has {cap}",
                 level.name
-            );
+            ));
         }
     }
-    "the factor, fanout and bypass constraints admit no valid mapping (or every candidate overflows a buffer once words are rounded up)".into()
+    None
 }
 
 /// The dims the MILP encodes per slot group ([`SolveOptions::slice_choices`]). A dim can be
@@ -1424,6 +1508,9 @@ struct Pattern {
     bound: f64,
     /// The bound meets the best value (or the cutoff): nothing left to do.
     done: bool,
+    /// Whether `m` and `vars` are the pattern's model (else it waits, with its completion
+    /// bound, for its first refinement).
+    built: bool,
     rounds: usize,
     solves: usize,
     /// Seconds of the last MILP solve.
@@ -2369,6 +2456,7 @@ fn build_pattern(
         best: None,
         bound: f64::NEG_INFINITY,
         done: false,
+        built: true,
         rounds: 0,
         solves: 0,
         last_solve: 0.0,
@@ -2376,6 +2464,45 @@ fn build_pattern(
 }
 
 impl Pattern {
+    /// A pattern not built yet: its keep pattern and its completion bound.
+    fn pending(keep: Vec<Vec<bool>>, bound: f64) -> Pattern {
+        Pattern {
+            m: Model::default(),
+            vars: Vars {
+                x: vec![],
+                delta: vec![],
+            },
+            keep,
+            scale: 1.0,
+            seen: Default::default(),
+            best: None,
+            bound,
+            done: false,
+            built: false,
+            rounds: 0,
+            solves: 0,
+            last_solve: 0.0,
+        }
+    }
+    /// Builds the pattern's model and starts it from the completion bounds; a pattern with no
+    /// valid mapping is closed (bound infinite).
+    fn build(
+        &mut self,
+        space: &Mapspace,
+        opts: &ModelOptions,
+        slice_choices: (usize, usize),
+    ) -> Result<(), String> {
+        if let Some(mut p) = build_pattern(space, opts, &self.keep, slice_choices)? {
+            if p.start_from_completion_bounds(space, opts) {
+                *self = p;
+                return Ok(());
+            }
+        }
+        self.built = true;
+        self.done = true;
+        self.bound = f64::INFINITY;
+        Ok(())
+    }
     /// Starts the pattern from the enumeration's completion bounds
     /// ([`crate::search::choice_bounds`]): its bound is that of all its mappings; a
     /// factorisation of a dim encoded whole that no completion makes valid is excluded; and the
@@ -2779,10 +2906,10 @@ fn term_value(m: &Model, t: &ExpTerm, v: f64) -> f64 {
     }
 }
 
-/// Models with more columns than this start, under a time limit, from the best of
-/// `SEED_SAMPLES` valid random mappings (their first solve may not finish).
-const SEED_COLUMNS: usize = 50_000;
+/// Under a time limit the MILP starts from the best of `SEED_SAMPLES` valid random mappings,
+/// drawn in at most `SEED_SHARE` of the limit (a few milliseconds on the shipped layers).
 const SEED_SAMPLES: u64 = 2_000;
+const SEED_SHARE: f64 = 0.05;
 
 /// HiGHS's MIP feasibility tolerance (its default), in objective units it is also the margin
 /// by which it prunes nodes against an incumbent, so the bounds it reports are discounted by it.
@@ -2814,37 +2941,32 @@ fn run_highs_with(
             }
         })
         .collect();
-    if let Some(c) = cutoff {
-        // Only mappings that beat the incumbent by more than the tolerance are of interest.
-        let t: Vec<(highs::Col, f64)> = m
-            .col_cost
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| **v != 0.0)
-            .map(|(i, v)| (cols[i], *v))
-            .collect();
-        pb.add_row(..=(c - m.cost_const), t);
-    }
-    // The objective is at least the completion bound of each dim's factorisation.
+    // The objective's columns: the cutoff and the completion-bound floors are rows over them.
     let objective: Vec<(usize, f64)> = (m.col_cost.iter().enumerate())
         .filter(|(_, v)| **v != 0.0)
         .map(|(i, v)| (i, *v))
         .collect();
+    let mut rows: Vec<(f64, f64, Vec<(usize, f64)>)> = vec![];
+    if let Some(c) = cutoff {
+        // Only mappings that beat the incumbent by more than the tolerance are of interest.
+        rows.push((f64::NEG_INFINITY, c - m.cost_const, objective.clone()));
+    }
+    // The objective is at least the completion bound of each dim's factorisation.
     for floor in &m.objective_floors {
         let mut l = Lin {
             c: 0.0,
             t: objective.clone(),
         };
         l.t.extend(floor.iter().map(|&(i, b)| (i, -b)));
-        let t = l.merged().into_iter().map(|(i, v)| (cols[i], v));
-        pb.add_row(-m.cost_const.., t.collect::<Vec<_>>());
+        rows.push((-m.cost_const, f64::INFINITY, l.merged()));
     }
-    for (lo, hi, t) in &m.rows {
+    for (lo, hi, t) in rows.iter().chain(&m.rows) {
+        let (lo, hi, t) = relax_tiny(m, *lo, *hi, t);
         let factors: Vec<(highs::Col, f64)> = t.iter().map(|&(i, v)| (cols[i], v)).collect();
         match (lo.is_finite(), hi.is_finite()) {
-            (true, true) => pb.add_row(*lo..=*hi, factors),
-            (true, false) => pb.add_row(*lo.., factors),
-            (false, true) => pb.add_row(..=*hi, factors),
+            (true, true) => pb.add_row(lo..=hi, factors),
+            (true, false) => pb.add_row(lo.., factors),
+            (false, true) => pb.add_row(..=hi, factors),
             (false, false) => {}
         }
     }
@@ -2873,6 +2995,15 @@ fn run_highs_with(
     model.set_option("mip_heuristic_run_feasibility_jump", false);
     if let Some(t) = time_limit {
         model.set_option("time_limit", t.max(0.01));
+    }
+    // Debug switch: the model as HiGHS has it (after `relax_tiny`), in the file's format (`.lp`,
+    // `.mps`), overwritten by each solve: the last solve's model is left.
+    if let Some(path) = std::env::var_os("QMAP_MILP_WRITE")
+        .and_then(|p| std::ffi::CString::new(p.to_string_lossy().into_owned()).ok())
+    {
+        // SAFETY: `model` owns a live Highs instance and `path` is a NUL-terminated string
+        // that outlives the call.
+        unsafe { highs_sys::Highs_writeModel(model.as_mut_ptr(), path.as_ptr()) };
     }
     // Every improving solution of the branch and bound, not only the last one.
     let mut improving: Vec<Vec<f64>> = vec![];
@@ -2924,6 +3055,27 @@ fn run_highs_with(
     let n = m.col_lo.len();
     improving.retain(|s| s.len() == n);
     Ok((status, x, bound, improving))
+}
+
+/// A row `lo ≤ Σ v·x ≤ hi` as HiGHS may be given it: HiGHS reads entries below 1e-9 as zero,
+/// which would turn the row into another one (`w = unit·z` into `w = 0`). Each entry below
+/// [`MIN_COEF`] is taken out and its range over its column's bounds moved into the row's
+/// bounds, so the row HiGHS solves is a relaxation of the row the model states.
+fn relax_tiny(m: &Model, lo: f64, hi: f64, t: &[(usize, f64)]) -> (f64, f64, Vec<(usize, f64)>) {
+    let (mut lo, mut hi) = (lo, hi);
+    let mut kept = Vec::with_capacity(t.len());
+    for &(i, v) in t {
+        if v == 0.0 || v.abs() >= MIN_COEF {
+            kept.push((i, v));
+            continue;
+        }
+        let (a, b) = (v * m.col_lo[i], v * m.col_hi[i]);
+        let (least, most) = (a.min(b), a.max(b));
+        // Infinite bounds give NaN products at most with v = 0, excluded above.
+        lo -= most;
+        hi -= least;
+    }
+    (lo, hi, kept)
 }
 
 /// Status, the final solution, the dual bound and every improving solution found on the way.

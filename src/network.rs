@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 /// Bumped whenever the cost model, the mapspace or the solvers change what a table entry is:
 /// part of every cache key, so a changed model never reuses stale entries.
-pub const MODEL_VERSION: &str = "qmap-table-2";
+pub const MODEL_VERSION: &str = "qmap-table-3";
 
 /// How an entry's optimality is established.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -41,14 +41,36 @@ pub enum Proof {
         bound: f64,
         gap: f64,
     },
+    /// The enumeration, stopped by the time limit: the best mapping it found, and the least
+    /// bound of what it had not searched.
+    Stopped { bound: f64, gap: f64 },
 }
 
 impl Proof {
     /// Whether the entry is a proven optimum.
     pub fn optimal(&self) -> bool {
+        self.status() == Status::Optimal
+    }
+    /// The status the proof gives an entry that has a mapping.
+    pub fn status(&self) -> Status {
         match self {
-            Proof::Enumerated => true,
-            Proof::Milp { status, .. } => *status == Status::Optimal,
+            Proof::Enumerated => Status::Optimal,
+            Proof::Milp { status, .. } => *status,
+            Proof::Stopped { .. } => Status::TimeLimit,
+        }
+    }
+    /// The lower bound (pJ) and gap of an entry of energy `energy_pj` (infinite: none).
+    pub fn bound_and_gap(&self, energy_pj: f64) -> (f64, f64) {
+        match self {
+            Proof::Enumerated => (energy_pj, 0.0),
+            Proof::Milp { bound, gap, .. } | Proof::Stopped { bound, gap } => (*bound, *gap),
+        }
+    }
+    /// The engine that gave the proof: `enumerated` or `milp`.
+    pub fn engine(&self) -> &'static str {
+        match self {
+            Proof::Enumerated | Proof::Stopped { .. } => "enumerated",
+            Proof::Milp { .. } => "milp",
         }
     }
 }
@@ -131,7 +153,8 @@ pub struct TableSettings {
     pub engine: Engine,
     /// Largest mapspace `Auto` enumerates ([`enumeration_size`]).
     pub enumerate_limit: u128,
-    /// MILP time limit per packing class.
+    /// Wall-clock limit (seconds) per table unit (one layer shape at every bit choice):
+    /// enumeration and MILPs together.
     pub time_limit: Option<f64>,
     /// Cache directory; None = no cache.
     pub cache_dir: Option<PathBuf>,
@@ -316,47 +339,106 @@ pub struct Optimum {
 /// every packing class when the engine (or `Auto` under its limit) enumerates, else one MILP
 /// per packing class whose members share its mapping. Above the limit, `Auto` first lets the
 /// enumeration try for [`ENUMERATE_TRIAL_SECONDS`] per packing class. Every mapping is
-/// re-evaluated.
+/// re-evaluated. `settings.time_limit` is on all of it together; a unit stopped there keeps
+/// its incumbents and bounds. The answers are then probed ([`crate::certify::probe`]).
 pub fn solve_unit(
     space: &Mapspace,
     opts: &[ModelOptions],
     settings: &TableSettings,
 ) -> Result<Vec<Optimum>, String> {
+    let start = Instant::now();
+    // The time limit is for the whole unit: the enumeration and every MILP together.
+    let limit = settings
+        .time_limit
+        .map(|t| start + Duration::from_secs_f64(t.clamp(0.0, 1e9)));
+    let optima = solve_unit_unchecked(space, opts, settings, start, limit)?;
+    let bounds: Vec<f64> = optima
+        .iter()
+        .map(|o| {
+            let value = o.evaluation.as_ref().map_or(f64::INFINITY, |e| e.energy_pj);
+            o.proof.bound_and_gap(value).0
+        })
+        .collect();
+    let budget = crate::certify::probe_budget(start.elapsed().as_secs_f64());
+    crate::certify::probe(space, opts, &bounds, Objective::Energy, budget)?;
+    Ok(optima)
+}
+
+/// [`solve_unit`] before its probe: an `infeasible` the MILP gives without a checked reason is
+/// checked here already (by enumeration; `unknown` when that does not finish).
+fn solve_unit_unchecked(
+    space: &Mapspace,
+    opts: &[ModelOptions],
+    settings: &TableSettings,
+    start: Instant,
+    limit: Option<Instant>,
+) -> Result<Vec<Optimum>, String> {
     let enumerates = settings.engine.enumerates(space, settings.enumerate_limit);
     if enumerates || settings.engine == Engine::Auto {
-        let deadline = (!enumerates).then(|| Instant::now() + trial(space, opts));
+        let trial = (!enumerates).then(|| start + trial(space, opts));
+        let deadline = [limit, trial].into_iter().flatten().min();
         let best = crate::search::exhaustive_choices(space, opts, None, deadline)?;
         // Proved when every choice's bound reaches its value (infinity when nothing fits).
         let proved = best
             .iter()
             .all(|b| b.bound >= b.evaluation.as_ref().map_or(f64::INFINITY, |e| e.energy_pj));
-        if proved {
-            return Ok(best
-                .into_iter()
-                .map(|b| Optimum {
-                    mapping: b.mapping,
-                    evaluation: b.evaluation,
-                    proof: Proof::Enumerated,
-                })
-                .collect());
+        let spent = limit.is_some_and(|d| Instant::now() >= d);
+        if proved || enumerates || spent {
+            return Ok(best.into_iter().map(enumerated_optimum).collect());
         }
     }
     let so = SolveOptions {
-        time_limit: settings.time_limit,
+        time_limit: limit.map(|d| d.saturating_duration_since(Instant::now()).as_secs_f64()),
         ..Default::default()
     };
-    Ok(milp::solve_each(space, opts, Objective::Energy, &so, true)?
+    let mut certs = milp::solve_each(space, opts, Objective::Energy, &so, false)?;
+    for (cert, o) in certs.iter_mut().zip(opts) {
+        if cert.status == Status::Infeasible && cert.reason.is_none() {
+            check_infeasible(
+                space,
+                std::slice::from_ref(o),
+                Objective::Energy,
+                limit,
+                start,
+                cert,
+            )?;
+        }
+    }
+    Ok(certs
         .into_iter()
         .map(|cert| Optimum {
             mapping: cert.mapping,
             evaluation: cert.evaluation,
             proof: Proof::Milp {
                 status: cert.status,
-                bound: cert.bound,
+                bound: if cert.status == Status::Unknown {
+                    0.0
+                } else {
+                    cert.bound
+                },
                 gap: cert.gap,
             },
         })
         .collect())
+}
+
+/// The optimum an enumeration gives one bit choice: proved when its bound reaches its value,
+/// else stopped at the time limit.
+fn enumerated_optimum(b: crate::search::ChoiceBest) -> Optimum {
+    let value = b.evaluation.as_ref().map_or(f64::INFINITY, |e| e.energy_pj);
+    let proof = if b.bound >= value {
+        Proof::Enumerated
+    } else {
+        Proof::Stopped {
+            bound: b.bound,
+            gap: milp::relative_gap(value, b.bound),
+        }
+    };
+    Optimum {
+        mapping: b.mapping,
+        evaluation: b.evaluation,
+        proof,
+    }
 }
 
 /// How `qmap map`'s answer was proved.
@@ -379,6 +461,10 @@ pub enum ProofKind {
 /// choice it is `infeasible` with the MILP's diagnosis of why nothing fits. An enumeration
 /// stopped by `so.time_limit` gives the best mapping found and the least bound of what it
 /// did not search (`optimal` when the gap is within `so.gap`, else `time_limit`).
+///
+/// Every answer is then checked ([`crate::certify`]): an `infeasible` without a checked reason
+/// is checked by enumeration (`unknown` when that does not finish in its time), and the
+/// answer's bound is probed with random valid mappings; a failed check is an error.
 pub fn prove_best(
     space: &Mapspace,
     choices: &[ModelOptions],
@@ -391,7 +477,79 @@ pub fn prove_best(
         return Err("no bit-width choice is left (check the weight budget)".into());
     }
     let start = Instant::now();
-    let deadline = so.time_limit.map(|s| start + Duration::from_secs_f64(s));
+    let deadline = so
+        .time_limit
+        .map(|s| start + Duration::from_secs_f64(s.clamp(0.0, 1e9)));
+    let (mut cert, i, kind) = solve_best(space, choices, objective, engine, enumerate_limit, so)?;
+    if cert.status == Status::Infeasible && cert.reason.is_none() {
+        check_infeasible(space, choices, objective, deadline, start, &mut cert)?;
+    }
+    crate::progress::phase("self-check");
+    if std::env::var_os("QMAP_TEST_FALSE_BOUND").is_some() {
+        // For the tests of the self-check: a certificate whose bound is ten times too high.
+        cert.bound *= 10.0;
+    }
+    let bounds = vec![cert.bound; choices.len()];
+    let budget = crate::certify::probe_budget(start.elapsed().as_secs_f64());
+    cert.check = Some(crate::certify::probe(
+        space, choices, &bounds, objective, budget,
+    )?);
+    cert.seconds = start.elapsed().as_secs_f64();
+    Ok((cert, i, kind))
+}
+
+/// Checks the MILP's `infeasible` that has no checked reason by enumerating the space (until
+/// the deadline, and for at least 10 s or as long as the solve took): a valid mapping found is
+/// an internal error; an enumeration stopped early leaves the status `unknown`.
+fn check_infeasible(
+    space: &Mapspace,
+    choices: &[ModelOptions],
+    objective: Objective,
+    deadline: Option<Instant>,
+    start: Instant,
+    cert: &mut milp::Certificate,
+) -> Result<(), String> {
+    let own = Instant::now() + start.elapsed().max(Duration::from_secs(10));
+    let until = deadline.map_or(own, |d| d.min(own));
+    let (found, _) = enumerate_best(space, choices, objective, Some(until), 0.0, start)?;
+    if found.mapping.is_some() {
+        return Err(crate::certify::internal_error(&format!(
+            "the MILP found no valid mapping, but the enumeration found one of value {}",
+            found.value
+        )));
+    }
+    if found.status == Status::Infeasible {
+        cert.reason = Some(
+            "no valid mapping: the MILP found none, and enumerating the mapspace (every \
+             mapping evaluated or bounded) confirms it"
+                .into(),
+        );
+    } else {
+        cert.status = Status::Unknown;
+        cert.reason = Some(
+            "the MILP found no valid mapping, but no simple reason (the smallest tiles \
+             overflowing a level) shows why, and the enumeration that checks it did not finish \
+             in its time"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// [`prove_best`] before its checks.
+fn solve_best(
+    space: &Mapspace,
+    choices: &[ModelOptions],
+    objective: Objective,
+    engine: Engine,
+    enumerate_limit: u128,
+    so: &SolveOptions,
+) -> Result<(milp::Certificate, usize, ProofKind), String> {
+    let start = Instant::now();
+    let deadline = so
+        .time_limit
+        .map(|s| start + Duration::from_secs_f64(s.clamp(0.0, 1e9)));
+    crate::progress::phase("enumeration");
     if engine.enumerates(space, enumerate_limit) {
         let cert = enumerate_best(space, choices, objective, deadline, so.gap, start)?;
         return Ok((cert.0, cert.1, ProofKind::Enumerated));
@@ -428,7 +586,18 @@ pub fn prove_best(
             .map(|s| (s - start.elapsed().as_secs_f64()).max(0.0)),
         ..so.clone()
     };
+    crate::progress::phase("MILP");
     let (mut cert, mut i) = milp::solve_choices(space, choices, objective, &so)?;
+    // A mapping the enumeration saw must not undercut the MILP's bound.
+    if let Some((tried, _)) = tried
+        .as_ref()
+        .filter(|t| t.0.value < cert.bound * (1.0 - 1e-6))
+    {
+        return Err(crate::certify::internal_error(&format!(
+            "the MILP's bound {} pJ is above a valid mapping the enumeration found ({} pJ)",
+            cert.bound, tried.value
+        )));
+    }
     // Stopped by the time limit: the better incumbent of the two, and the higher bound.
     if let (Status::TimeLimit, Some((tried, k))) = (cert.status, tried) {
         cert.bound = cert.bound.max(tried.bound);
@@ -498,7 +667,14 @@ fn enumerate_best(
     };
     let cert = milp::Certificate {
         status,
-        reason: (status == Status::Infeasible).then(|| milp::diagnose(space, &choices[0])),
+        reason: (status == Status::Infeasible).then(|| {
+            milp::diagnose(space, &choices[0]).unwrap_or_else(|| {
+                "no valid mapping: every mapping of the mapspace was evaluated or bounded \
+                 (each set bounded shows every completion invalid)"
+                    .into()
+            })
+        }),
+        check: None,
         mapping,
         evaluation,
         value: v,

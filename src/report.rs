@@ -184,3 +184,12 @@ pub fn settings_line(problem: &Problem, opts: &ModelOptions) -> String {
     }
     s
 }
+
+/// A mapspace's size as printed: `2.059e8 mappings`, or why it is not known (its count would
+/// take longer than the count's own budget, or than the time limit allowed).
+pub fn mapspace_size(size: Option<f64>) -> String {
+    match size {
+        Some(n) => format!("{n:.3e} mappings"),
+        None => "not counted (too large to count within its budget)".into(),
+    }
+}

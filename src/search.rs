@@ -25,7 +25,7 @@ use rand::rngs::ChaCha8Rng;
 use rand::SeedableRng;
 use rayon::prelude::*;
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;
 
 /// Random search gives up after this many invalid samples in a row.
@@ -76,7 +76,8 @@ pub fn objective_value(e: &Evaluation, objective: Objective) -> f64 {
 }
 
 /// The objective value of a mapping of energy `energy_pj` and `cycles` cycles.
-fn score_value(energy_pj: f64, cycles: u64, objective: Objective) -> f64 {
+/// The objective value of a mapping of this energy and these cycles.
+pub fn score_value(energy_pj: f64, cycles: u64, objective: Objective) -> f64 {
     match objective {
         Objective::Energy => energy_pj,
         Objective::Latency => cycles as f64,
@@ -175,6 +176,18 @@ pub fn exhaustive(
     objective: Objective,
     limit: Option<u128>,
 ) -> Result<SearchResult, String> {
+    exhaustive_until(space, opts, objective, limit, None)
+}
+
+/// [`exhaustive`] stopped at `deadline` (stop [`StopReason::Deadline`]): the best of what it
+/// evaluated by then, with no bound on the rest (`bound` minus infinity).
+pub fn exhaustive_until(
+    space: &Mapspace,
+    opts: &ModelOptions,
+    objective: Objective,
+    limit: Option<u128>,
+    deadline: Option<Instant>,
+) -> Result<SearchResult, String> {
     if let Some(limit) = limit {
         if space.size() > limit {
             return Err(format!(
@@ -185,7 +198,7 @@ pub fn exhaustive(
             ));
         }
     }
-    Ok(scan(space, opts, objective, false, None))
+    Ok(scan(space, opts, objective, false, deadline))
 }
 
 /// The optimum of `space` with [`exhaustive`]'s answer (ties included), proved with fewer
@@ -195,9 +208,10 @@ pub fn exhaustive(
 /// above the best mapping found so far (in any part) is not evaluated. `evaluated` counts the
 /// mappings evaluated, the others are not counted; `valid` counts valid mappings among them.
 ///
-/// With a `deadline`, the parts of the space ([`Mapspace::num_parts`]) not started by then are
-/// not searched (stop [`StopReason::Deadline`]; a part started runs to its end) and `bound`
-/// is the least of the value found and their bounds; otherwise `bound` is the value.
+/// With a `deadline`, the search stops there (stop [`StopReason::Deadline`]): the parts of the
+/// space ([`Mapspace::num_parts`]) not searched whole by then (not started, or stopped inside)
+/// are bounded, and `bound` is the least of the value found and their bounds; otherwise
+/// `bound` is the value.
 pub fn enumerate(
     space: &Mapspace,
     opts: &ModelOptions,
@@ -494,8 +508,8 @@ impl BoundStats {
     }
 }
 
-/// [`exhaustive`] (`prune` false) or [`enumerate`] (`prune` true; parts not started by the
-/// `deadline` are not searched).
+/// [`exhaustive_until`] (`prune` false) or [`enumerate`] (`prune` true), both stopped at the
+/// `deadline`.
 fn scan(
     space: &Mapspace,
     opts: &ModelOptions,
@@ -519,13 +533,16 @@ fn scan(
             vec![0.0; 1 << space.free_keeps().len()],
         )
     };
-    let parts: Vec<Option<Best>> = (0..space.num_parts())
+    let done = AtomicUsize::new(0);
+    // Per part, the best found and whether the part was searched whole (a part not started,
+    // or stopped by the deadline, is bounded below instead).
+    let parts: Vec<(Best, bool)> = (0..space.num_parts())
         .into_par_iter()
         .map_init(init, |(ev, partial, stats, bounds), p| {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return None;
-            }
             let mut b = Best::new();
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return (b, false);
+            }
             let stats = &*stats;
             let bound_partial = |depth: usize, m: &Mapping| {
                 let Some(pb) = &pb else { return true };
@@ -561,30 +578,38 @@ fn scan(
                 if b.offer(m, score, objective) {
                     let v = b.best.as_ref().map_or(f64::INFINITY, |(r, _)| r.0);
                     incumbent.fetch_min(v.to_bits(), Relaxed);
+                    crate::progress::incumbent(v);
                 }
                 score.is_some()
             };
-            if prune {
-                space.scan_part_bounded(p, bound_partial, visit);
+            let complete = if prune {
+                space
+                    .scan_part_bounded(p, deadline, bound_partial, visit)
+                    .complete
             } else {
-                b.evaluated += space.scan_part(p, visit);
-            }
-            Some(b)
+                let scanned = space.scan_part_until(p, deadline, visit);
+                b.evaluated += scanned.skipped;
+                scanned.complete
+            };
+            crate::progress::parts(done.fetch_add(1, Relaxed) + 1, space.num_parts());
+            (b, complete)
         })
         .collect();
-    // The parts left unsearched at the deadline, bounded (the oracle searches them all).
-    let unsearched = pb.as_ref().map_or(f64::INFINITY, |pb| {
-        let left = (0..parts.len()).filter(|&p| parts[p].is_none());
-        pb.parts_bound(space, left, opts, |e, cy| score_value(e, cy, objective))
-    });
-    let stop = if parts.iter().all(Option::is_some) {
+    // The parts left unsearched at the deadline, bounded (the oracle has no bounds).
+    let left = (0..parts.len()).filter(|&p| !parts[p].1);
+    let unsearched = match &pb {
+        Some(pb) => pb.parts_bound(space, left, opts, |e, cy| score_value(e, cy, objective)),
+        None if left.count() > 0 => f64::NEG_INFINITY,
+        None => f64::INFINITY,
+    };
+    let stop = if parts.iter().all(|p| p.1) {
         StopReason::Exhausted
     } else {
         StopReason::Deadline
     };
     // Merge in part order, so ties go to the first mapping in enumeration order.
     let mut total = Best::new();
-    for p in parts.into_iter().flatten() {
+    for (p, _) in parts {
         total.evaluated += p.evaluated;
         total.valid += p.valid;
         if let Some((r, m)) = p.best {
@@ -621,7 +646,7 @@ pub struct ChoiceBest {
 /// when their bound is worse than the best found at every class.
 /// Ties go to lower cycles, then to the first mapping in enumeration order. Every winner is
 /// re-evaluated in full. Refuses spaces above `limit` like [`exhaustive`]. With a `deadline`,
-/// parts not started by then are not searched, as in [`enumerate`].
+/// the search stops there, as in [`enumerate`].
 pub fn exhaustive_choices(
     space: &Mapspace,
     choices: &[ModelOptions],
@@ -759,6 +784,7 @@ pub fn exhaustive_choices(
             (prices.clone(), prices, Vec::new()),
         )
     };
+    let done = AtomicUsize::new(0);
     // Which parts were searched (those not started by the deadline were not).
     let searched: Vec<AtomicBool> = (0..space.num_parts())
         .map(|_| AtomicBool::new(true))
@@ -789,7 +815,7 @@ pub fn exhaustive_choices(
                 stats.record(depth, !go_on);
                 go_on
             };
-            space.scan_part_bounded(p, bound_partial, |m, v| {
+            let scanned = space.scan_part_bounded(p, deadline, bound_partial, |m, v| {
                 let bounds = &mut bounds[v.keep];
                 if v.first {
                     stats.leaf();
@@ -842,10 +868,15 @@ pub fn exhaustive_choices(
                     if best[k].as_ref().is_none_or(|b| (e, cy) < (b.0, b.1)) {
                         best[k] = Some((e, cy, m.clone()));
                         incumbents[k].fetch_min(e.to_bits(), Relaxed);
+                        crate::progress::incumbent(e);
                     }
                 }
                 true
             });
+            if !scanned.complete {
+                searched[p].store(false, Relaxed);
+            }
+            crate::progress::parts(done.fetch_add(1, Relaxed) + 1, space.num_parts());
             best
         })
         .reduce(|| vec![None; classes.len()], merge);
@@ -904,14 +935,33 @@ pub fn random(
     max_samples: u64,
     victory: Option<u64>,
 ) -> SearchResult {
+    random_until(space, opts, objective, seed, max_samples, victory, None)
+}
+
+/// [`random`] that also stops at `deadline` (stop [`StopReason::Deadline`]), looking at the
+/// clock every 64 samples.
+pub fn random_until(
+    space: &Mapspace,
+    opts: &ModelOptions,
+    objective: Objective,
+    seed: u64,
+    max_samples: u64,
+    victory: Option<u64>,
+    deadline: Option<Instant>,
+) -> SearchResult {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut ev = Evaluator::new(space.problem(), space.arch());
     let mut b = Best::new();
     let mut since_improvement = 0u64;
     let mut invalid_streak = 0u64;
+    let mut samples = 0u64;
     let stop = loop {
         if b.valid >= max_samples {
             break StopReason::MaxSamples;
+        }
+        samples += 1;
+        if samples.is_multiple_of(64) && deadline.is_some_and(|d| Instant::now() >= d) {
+            break StopReason::Deadline;
         }
         let m = space.sample(&mut rng);
         let score = ev.score(&m, opts);
@@ -927,6 +977,7 @@ pub fn random(
         invalid_streak = 0;
         if improved {
             since_improvement = 0;
+            crate::progress::incumbent(b.best.as_ref().map_or(f64::INFINITY, |(r, _)| r.0));
         } else {
             since_improvement += 1;
             if victory.is_some_and(|v| since_improvement >= v) {

@@ -7,7 +7,8 @@
 //!   time ratio, bounded-enumeration time (every layer), the time of qmap's default engine
 //!   (`auto`: bounded enumeration up to `ENUMERATE_LIMIT` factorisations × keep patterns; above,
 //!   the enumeration for up to `ENUMERATE_TRIAL_SECONDS`, then the MILP), and MILP / random-search (10,000 valid samples) energy; median and max MILP and
-//!   default-engine time per (network, architecture). All proofs must agree on the optimum.
+//!   default-engine time per (network, architecture), with the self-check's share of the latter
+//!   (`check %`: the random probe of `certify`). All proofs must agree on the optimum.
 //! * `table`: the per-layer optimum table of MobileNetV2 on Eyeriss at bits 2..8, cold (empty
 //!   cache) and warm (cached).
 //! * `front`: `qmap front --method nsga2` (the complete front) on the shipped front instances, cold and
@@ -49,7 +50,7 @@ fn median(v: &mut [f64]) -> f64 {
 fn layers(all: bool, limit: f64) {
     println!("== per-layer MILP (8-bit, seed constraints, MILP time limit {limit} s) ==");
     println!(
-        "{:<8} {:<6} {:<9} {:>10} {:>10} {:>8} {:>10} {:>9} {:>8} {:>9} {:>8} {:>8} {:>12} {:>9}",
+        "{:<8} {:<6} {:<9} {:>10} {:>10} {:>8} {:>10} {:>9} {:>8} {:>9} {:>8} {:>8} {:>8} {:>12} {:>9}",
         "arch",
         "net",
         "layer",
@@ -62,6 +63,7 @@ fn layers(all: bool, limit: f64) {
         "exh/MILP",
         "enum s",
         "auto s",
+        "check %",
         "MILP uJ",
         "MILP/rnd"
     );
@@ -96,6 +98,8 @@ fn layers(all: bool, limit: f64) {
             let mut times = vec![];
             // qmap's default engine (`Engine::Auto`).
             let mut auto_times = vec![];
+            // The self-check's share of the default engine's time.
+            let mut check_shares = vec![];
             let mut auto_proven = 0;
             for &i in &picked {
                 inst.selected = i;
@@ -117,6 +121,7 @@ fn layers(all: bool, limit: f64) {
                             Status::Optimal => "optimal",
                             Status::TimeLimit => "limit",
                             Status::Infeasible => "infeasible",
+                            Status::Unknown => "unknown",
                         },
                         c.gap,
                         c.value / 1e6,
@@ -170,9 +175,11 @@ fn layers(all: bool, limit: f64) {
                 assert_eq!(cert_auto.value, cert_enum.value, "{}", inst.layer().name);
                 auto_proven += (cert_auto.status == Status::Optimal) as usize;
                 auto_times.push(auto_s);
+                let check_s = cert_auto.check.map_or(f64::NAN, |c| c.seconds);
+                check_shares.push(check_s / auto_s);
                 let rnd = random(&space, &opts, Objective::Energy, 1, 10_000, None);
                 println!(
-                    "{:<8} {:<6} {:<9} {:>10.3e} {:>10.3e} {:>8.2} {:>10} {:>9.1e} {:>8} {:>9} {:>8.2} {:>8.2} {:>12.3} {:>9.4}",
+                    "{:<8} {:<6} {:<9} {:>10.3e} {:>10.3e} {:>8.2} {:>10} {:>9.1e} {:>8} {:>9} {:>8.2} {:>8.2} {:>8.1} {:>12.3} {:>9.4}",
                     arch,
                     format!("mbv{}", &net[1..]),
                     inst.layer().name,
@@ -185,6 +192,7 @@ fn layers(all: bool, limit: f64) {
                     ratio,
                     enum_s,
                     auto_s,
+                    100.0 * check_s / auto_s,
                     milp_uj,
                     milp_uj / (rnd.value / 1e6)
                 );
@@ -199,12 +207,13 @@ fn layers(all: bool, limit: f64) {
             );
             let auto_max = auto_times.iter().cloned().fold(0.0, f64::max);
             println!(
-                "{arch} mbv{}: default engine (enumerates up to {ENUMERATE_LIMIT} factorisations × keep patterns; above, for up to {ENUMERATE_TRIAL_SECONDS} s before the MILP) time median {:.2} s, max {:.2} s, {} of {} proven optimal",
+                "{arch} mbv{}: default engine (enumerates up to {ENUMERATE_LIMIT} factorisations × keep patterns; above, for up to {ENUMERATE_TRIAL_SECONDS} s before the MILP) time median {:.2} s, max {:.2} s, {} of {} proven optimal; self-check median {:.1} % of it",
                 &net[1..],
                 median(&mut auto_times),
                 auto_max,
                 auto_proven,
-                auto_times.len()
+                auto_times.len(),
+                100.0 * median(&mut check_shares)
             );
         }
     }

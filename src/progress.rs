@@ -1,0 +1,149 @@
+//! Progress of one long solve on stderr: the engine, the incumbent, the bound, the gap and the
+//! elapsed time, refreshed every second — a spinner line on a terminal, plain lines every few
+//! seconds elsewhere (with `--progress`). Never on stdout, so `--json` output stays clean.
+//!
+//! The engines report through process-wide atomics ([`incumbent`], [`bound`], [`phase`],
+//! [`parts`]) that cost one relaxed load when no display is running; a [`Display`] started
+//! by a command shows them and stops (clearing its line) when dropped.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+static INCUMBENT: AtomicU64 = AtomicU64::new(u64::MAX);
+static BOUND: AtomicU64 = AtomicU64::new(0);
+static PARTS_DONE: AtomicUsize = AtomicUsize::new(0);
+static PARTS: AtomicUsize = AtomicUsize::new(0);
+static PHASE: Mutex<&'static str> = Mutex::new("");
+
+/// A better objective value found (kept when it is the least so far).
+pub fn incumbent(value: f64) {
+    if ACTIVE.load(Relaxed) && value.is_finite() && value >= 0.0 {
+        INCUMBENT.fetch_min(value.to_bits(), Relaxed);
+    }
+}
+
+/// The current lower bound (replaces the last one).
+pub fn bound(value: f64) {
+    if ACTIVE.load(Relaxed) && value.is_finite() && value >= 0.0 {
+        BOUND.store(value.to_bits(), Relaxed);
+    }
+}
+
+/// What runs now (`enumeration`, `MILP`, `self-check`).
+pub fn phase(name: &'static str) {
+    if ACTIVE.load(Relaxed) {
+        *PHASE.lock().unwrap_or_else(|e| e.into_inner()) = name;
+        PARTS.store(0, Relaxed);
+    }
+}
+
+/// Parts of an enumeration searched so far, of `total`.
+pub fn parts(done: usize, total: usize) {
+    if ACTIVE.load(Relaxed) {
+        PARTS_DONE.store(done, Relaxed);
+        PARTS.store(total, Relaxed);
+    }
+}
+
+/// A running display; stops when dropped.
+pub struct Display {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A spinner line on a terminal, nothing elsewhere.
+    Auto,
+    /// Also plain lines when stderr is not a terminal.
+    Always,
+    /// Nothing.
+    Quiet,
+}
+
+impl Display {
+    /// Starts showing the solve's progress (`unit` formats objective values), after a second
+    /// (a solve that ends sooner shows nothing). None when the mode shows nothing here.
+    pub fn start(mode: Mode, unit: fn(f64) -> String) -> Option<Display> {
+        let terminal = std::io::stderr().is_terminal();
+        if mode == Mode::Quiet || (mode == Mode::Auto && !terminal) {
+            return None;
+        }
+        INCUMBENT.store(u64::MAX, Relaxed);
+        BOUND.store(0, Relaxed);
+        PARTS.store(0, Relaxed);
+        ACTIVE.store(true, Relaxed);
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || show(&flag, terminal, unit));
+        Some(Display {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Display {
+    fn drop(&mut self) {
+        self.stop.store(true, Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        ACTIVE.store(false, Relaxed);
+    }
+}
+
+/// The display loop: a line every second on a terminal (redrawn in place), every five
+/// seconds elsewhere.
+fn show(stop: &AtomicBool, terminal: bool, unit: fn(f64) -> String) {
+    let start = Instant::now();
+    let every = Duration::from_secs(if terminal { 1 } else { 5 });
+    let mut next = start + Duration::from_secs(1);
+    let mut drawn = false;
+    while !stop.load(Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+        if Instant::now() < next {
+            continue;
+        }
+        next += every;
+        let line = status_line(start.elapsed().as_secs_f64(), unit);
+        if terminal {
+            eprint!("\r\x1b[2K{line}");
+            drawn = true;
+        } else {
+            eprintln!("{line}");
+        }
+    }
+    if drawn {
+        eprint!("\r\x1b[2K");
+    }
+}
+
+/// `[12.0 s] MILP: incumbent 1.359e6 uJ, bound 1.20e6 uJ, gap 11.7 %`.
+fn status_line(elapsed: f64, unit: fn(f64) -> String) -> String {
+    let phase = *PHASE.lock().unwrap_or_else(|e| e.into_inner());
+    let inc = f64::from_bits(INCUMBENT.load(Relaxed));
+    let bound = f64::from_bits(BOUND.load(Relaxed));
+    let mut line = format!("[{elapsed:.0} s] {phase}");
+    if inc.is_finite() {
+        line += &format!(": incumbent {}", unit(inc));
+    } else {
+        line += ": no mapping found yet";
+    }
+    if bound > 0.0 {
+        line += &format!(", bound {}", unit(bound));
+        if inc.is_finite() && inc > 0.0 {
+            line += &format!(", gap {:.2} %", 100.0 * (inc - bound).max(0.0) / inc);
+        }
+    }
+    let (done, total) = (PARTS_DONE.load(Relaxed), PARTS.load(Relaxed));
+    if total > 0 {
+        line += &format!(", {done}/{total} parts searched");
+    }
+    line
+}
