@@ -793,15 +793,14 @@ impl<'a> Evaluator<'a> {
             c.partition[(nl - 1) * nt + t] = c.tile_points[(nl - 1) * nt + t];
             for l in (0..nl - 1).rev() {
                 let (above, tile) = (c.partition[(l + 1) * nt + t], c.tile_points[l * nt + t]);
-                c.partition[l * nt + t] = if nest.spatial_xy[l + 1] == (1, 1)
-                    && tile != 0
-                    && above.checked_mul(tile).is_some()
-                {
+                c.partition[l * nt + t] = if nest.spatial_xy[l + 1] == (1, 1) && tile != 0 {
                     // No fanout: the siblings' box is the child's tile, the ratio 1.
                     above
                 } else {
                     let (ext, fanout) = (nest.ext(l), &nest.spatial[(l + 1) * nd..(l + 2) * nd]);
-                    above * tile / box_points(terms, |d| ext[d] * fanout[d])
+                    let siblings = box_points(terms, |d| ext[d] * fanout[d]);
+                    // In u128: the product of two tensor sizes passes u64.
+                    (above as u128 * tile as u128 / siblings as u128) as u64
                 };
             }
         }

@@ -77,9 +77,69 @@ pub struct Problem {
     pub tensors: Vec<Tensor>,
 }
 
+/// The largest number of MACs a layer may have: every count qmap keeps is an exact u64, and
+/// the largest (Inputs fills with halos, times the bits of a word in `ideal` packing) is at
+/// most about MACs × (strides + dilations) × 64. 2^48 is 2.8e14 MACs, 37× a 3x3 conv of
+/// 4096 to 4096 channels at 224x224.
+pub const MAX_MACS: u64 = 1 << 48;
+
+/// The largest number of points a tensor may have (with its halos), for the same reason.
+pub const MAX_TENSOR_POINTS: u64 = 1 << 48;
+
+/// The most instances of a level (or MACs), and the largest cluster.
+pub const MAX_INSTANCES: u64 = 1 << 32;
+
+/// The largest coefficient (stride, dilation) in a tensor's index expressions.
+pub const MAX_COEF: u64 = 256;
+
 impl Problem {
     pub fn macs(&self) -> u64 {
         self.bounds.iter().product()
+    }
+
+    /// Whether every number of the problem is within what qmap computes exactly: why not.
+    pub fn check_ranges(&self) -> Result<(), String> {
+        for t in &self.tensors {
+            if let Some(term) = t.ranks.iter().flatten().find(|x| x.coef > MAX_COEF) {
+                return Err(format!(
+                    "{} uses {} with coefficient {} (a stride or dilation); qmap computes \
+                     exactly up to {MAX_COEF}",
+                    t.name, self.dims[term.dim], term.coef
+                ));
+            }
+        }
+        let macs = self
+            .bounds
+            .iter()
+            .try_fold(1u64, |a, &b| a.checked_mul(b).filter(|&m| m <= MAX_MACS));
+        if macs.is_none() {
+            let product = self.bounds.iter().map(|&b| b as f64).product::<f64>();
+            return Err(format!(
+                "{} = {product:.3e} multiply-accumulates; qmap counts exactly up to 2^48 \
+                 ({MAX_MACS})",
+                self.dims.join(" × ")
+            ));
+        }
+        for t in &self.tensors {
+            let mut points = 1u64;
+            for rank in &t.ranks {
+                let span = rank.iter().try_fold(0u64, |s, x| {
+                    s.checked_add(x.coef.checked_mul(self.bounds[x.dim] - 1)?)
+                });
+                let next = span.and_then(|s| points.checked_mul(s + 1));
+                match next.filter(|&p| p <= MAX_TENSOR_POINTS) {
+                    Some(p) => points = p,
+                    None => {
+                        return Err(format!(
+                            "{} has more than 2^48 ({MAX_TENSOR_POINTS}) points; qmap counts \
+                             exactly up to that",
+                            t.name
+                        ))
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn dim_index(&self, name: &str) -> Option<usize> {
@@ -429,7 +489,39 @@ impl Arch {
         };
         arch.check_fanouts()
             .map_err(|(i, m)| err(format!("levels[{i}].instances"), m))?;
+        arch.check_ranges().map_err(|(i, field, m)| match i {
+            Some(i) => err(format!("levels[{i}].{field}"), m),
+            None => err(format!("mac.{field}"), m),
+        })?;
         Ok(arch)
+    }
+
+    /// Whether every size of the architecture is within what qmap computes exactly: the
+    /// offending level (None: the MACs), its field and why not.
+    pub fn check_ranges(&self) -> Result<(), (Option<usize>, &'static str, String)> {
+        let most = |v: u64, max: u64, what: &str| {
+            (v > max).then(|| format!("{v} is more than qmap computes exactly with ({what} {max})"))
+        };
+        for (i, l) in self.levels.iter().enumerate() {
+            let checks = [
+                ("instances", most(l.instances, MAX_INSTANCES, "at most")),
+                ("depth", most(l.depth.unwrap_or(0), 1 << 40, "at most")),
+                ("width", most(l.width, 1 << 20, "at most")),
+                ("word_bits", most(l.word_bits, 1 << 10, "at most")),
+                ("block_size", most(l.block_size, 1 << 20, "at most")),
+                (
+                    "cluster_size",
+                    most(l.cluster_size, MAX_INSTANCES, "at most"),
+                ),
+            ];
+            if let Some((field, Some(m))) = checks.into_iter().find(|c| c.1.is_some()) {
+                return Err((Some(i), field, m));
+            }
+        }
+        match most(self.mac.instances, MAX_INSTANCES, "at most") {
+            Some(m) => Err((None, "instances", m)),
+            None => Ok(()),
+        }
     }
 
     /// Each level's instances (and mesh) must divide those of the level below it.

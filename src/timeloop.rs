@@ -728,6 +728,13 @@ pub fn load_arch(arch: &Path, ert: Option<&Path>) -> Result<Arch, InputError> {
             format!("{}: {m}", storage[i].name),
         )
     })?;
+    a.check_ranges().map_err(|(i, field, m)| match i {
+        Some(i) => src.err(
+            join(&storage[i].path, "attributes"),
+            format!("{field}: {m}"),
+        ),
+        None => src.err(join(&compute.path, "name"), format!("{field}: {m}")),
+    })?;
     for (i, l) in a.levels.iter().enumerate() {
         let below = if i == 0 {
             a.mac.instances
@@ -1231,15 +1238,14 @@ pub fn load_problem(path: &Path) -> Result<(Problem, Option<HashMap<String, u32>
             out.insert(k.clone(), bits_of(v, join(&bpath, &k))?);
         }
     }
-    Ok((
-        Problem {
-            name,
-            dims,
-            bounds,
-            tensors,
-        },
-        bits,
-    ))
+    let problem = Problem {
+        name,
+        dims,
+        bounds,
+        tensors,
+    };
+    problem.check_ranges().map_err(|m| src.err(ipath, m))?;
+    Ok((problem, bits))
 }
 
 // ---------------------------------------------------------------------------------------------

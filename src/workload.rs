@@ -1,6 +1,9 @@
 //! Workloads: layers and networks built from their specs into problems, with their producers.
 
-use crate::model::Problem;
+use crate::model::{Problem, MAX_COEF};
+
+/// The largest dimension, padding or size a layer file may give (each count must stay exact).
+pub const MAX_DIM: u64 = 1 << 32;
 use crate::spec::{self, InputError, LayerKind};
 use std::path::Path;
 
@@ -118,17 +121,36 @@ pub fn build_layer(
             return Err(e(k, "must be > 0".into()));
         }
     }
+    for (k, v) in dims {
+        if v.is_some_and(|v| v > MAX_DIM) {
+            return Err(e(k, format!("must be at most 2^32 ({MAX_DIM})")));
+        }
+    }
     for (k, v) in [("stride", l.stride), ("dilation", l.dilation)] {
         if let Some(p) = v {
             if p.w() == 0 || p.h() == 0 {
                 return Err(e(k, "must be > 0".into()));
             }
+            if p.w().max(p.h()) > MAX_COEF {
+                return Err(e(
+                    k,
+                    format!("must be at most {MAX_COEF} (qmap's counts are exact up to that)"),
+                ));
+            }
+        }
+    }
+    if let Some(p) = l.pad {
+        if p.w().max(p.h()) > MAX_DIM {
+            return Err(e("pad", format!("must be at most 2^32 ({MAX_DIM})")));
         }
     }
     if l.kind == LayerKind::Fc && (l.p, l.q, l.r, l.s) != (1, 1, 1, 1) {
         return Err(e("kind", "fc layers have P = Q = R = S = 1".into()));
     }
     let problem = Problem::from_layer(&l, dense_depthwise);
+    problem
+        .check_ranges()
+        .map_err(|m| InputError::new(file, field.to_string(), m))?;
     let weights = problem
         .tensor_index("Weights")
         .map(|t| problem.tensor_size(t))
