@@ -515,3 +515,69 @@ fn map_enumeration_stops_at_the_time_limit_with_a_bound() {
         "{human}"
     );
 }
+
+/// `instances/default.yaml` without its `constraints:` line (6e14 mappings): `--time-limit 2`
+/// holds on every engine for the whole command (a wide margin, 20 s, for a loaded machine),
+/// with the incumbent, the bound and the gap.
+#[test]
+fn map_keeps_its_time_limit_on_an_unconstrained_space_on_every_engine() {
+    let dir = scratch("unconstrained");
+    let r = root();
+    let text = std::fs::read_to_string(r.join("instances/default.yaml"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("constraints:"))
+        .map(|l| l.replace("../", &format!("{}/", r.display())))
+        .map(|l| {
+            l.replace(
+                "mapping: mappings/",
+                &format!("mapping: {}/instances/mappings/", r.display()),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let inst = write(&dir, "open.yaml", &text);
+    for engine in ["auto", "milp", "enumerate"] {
+        let start = std::time::Instant::now();
+        let out = qmap(&[
+            "map",
+            &inst,
+            "--engine",
+            engine,
+            "--time-limit",
+            "2",
+            "--json",
+        ]);
+        let took = start.elapsed().as_secs_f64();
+        let v = json(&out);
+        assert!(took < 20.0, "{engine}: {took} s for a 2 s limit");
+        assert_eq!(v["status"], "time_limit", "{engine}: {v}");
+        let (value, bound) = (v["value"].as_f64().unwrap(), v["bound"].as_f64().unwrap());
+        assert!(bound > 0.0 && bound <= value, "{engine}: {value} {bound}");
+        assert!(v["gap"].as_f64().unwrap() > 0.0, "{engine}: {v}");
+        assert!(
+            v["self_check"]["valid"].as_u64().unwrap() > 0,
+            "{engine}: {v}"
+        );
+    }
+}
+
+/// A certificate the self-check refutes is an internal error (exit code 3, a request for a bug
+/// report), never a result: here the bound is made ten times too high on purpose, and random
+/// valid mappings fall below it.
+#[test]
+fn a_certificate_that_fails_its_self_check_is_an_internal_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_qmap"))
+        .args(["map", "instances/default.yaml"])
+        .env("QMAP_TEST_FALSE_BOUND", "1")
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("self-check failed") && err.contains("bug in qmap"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "a result was printed");
+}
