@@ -74,7 +74,8 @@ pub fn probe(
     let mut rng = ChaCha8Rng::seed_from_u64(0x5e1f_c4ec);
     let mut ev = Evaluator::new(space.problem(), space.arch());
     let mut check = SelfCheck::default();
-    while check.valid < PROBE_SAMPLES && check.samples < PROBE_DRAWS && !choices.is_empty() {
+    let drawable = !choices.is_empty() && !space.is_empty();
+    while drawable && check.valid < PROBE_SAMPLES && check.samples < PROBE_DRAWS {
         if check.samples % 16 == 0 && start.elapsed() >= budget {
             break;
         }

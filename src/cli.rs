@@ -1,14 +1,52 @@
 //! The command line: argument parsing and the commands, each a thin layer over the library.
 
+use crate::app::job::{file_stem, instance_hash, load_job, select_layer, sub_instance};
 use crate::eval::{evaluate, Evaluation};
 use crate::instance;
 use crate::model::{Arch, Mapping, ModelOptions, Problem};
 use crate::report;
-use crate::spec::{InputError, Objective, PackingMode};
+use crate::spec::{InputError, Objective};
 use crate::timeloop;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+/// `println!` to stdout through [`emit`]: a closed pipe ends the run quietly.
+macro_rules! outln {
+    () => { emit(format_args!("\n")) };
+    ($($t:tt)*) => { emit(format_args!("{}\n", format_args!($($t)*))) };
+}
+
+/// `print!` to stdout through [`emit`].
+macro_rules! out {
+    ($($t:tt)*) => { emit(format_args!($($t)*)) };
+}
+
+/// Writes to stdout. When stdout is a closed pipe (`qmap ... | head`), the run ends quietly
+/// with exit code 0, as `grep` does; any other failure (a full disk) is a clear error, exit
+/// code 2. Never a panic.
+pub fn emit(args: std::fmt::Arguments) {
+    use std::io::Write;
+    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        stdout_failed(e);
+    }
+}
+
+/// Flushes stdout at the end of a run, like [`emit`] on failure.
+pub fn flush_stdout() {
+    use std::io::Write;
+    if let Err(e) = std::io::stdout().lock().flush() {
+        stdout_failed(e);
+    }
+}
+
+fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: cannot write to standard output: {e}");
+    std::process::exit(Outcome::BadInput.code());
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -206,15 +244,24 @@ pub struct GapArgs {
     pub constraints: Option<PathBuf>,
     /// The heuristic's mappings: one file (single layer), or a directory holding per layer
     /// `LAYER.yaml` (qmap), `LAYER.map.yaml` / `LAYER.map.txt` (Timeloop) or `LAYER/` (a
-    /// timeloop-mapper output directory).
+    /// timeloop-mapper output directory). With a directory every layer of the network needs
+    /// its file: missing ones fail (see --layers, --allow-missing).
     #[arg(long)]
     pub mappings: PathBuf,
-    /// Largest acceptable gap, as a fraction (0.05) or a percentage (5%).
+    /// Only these layers need mappings (names or 1-based indices, comma-separated).
+    #[arg(long, value_delimiter = ',', conflicts_with = "layer")]
+    pub layers: Vec<String>,
+    /// Layers without a mapping file are listed but do not fail the check.
+    #[arg(long)]
+    pub allow_missing: bool,
+    /// Largest acceptable gap: a percentage (5%) or a fraction at most 1 (0.05); a bare number
+    /// above 1 is an error.
     #[arg(long, default_value = "5%")]
     pub max_gap: String,
     #[arg(long)]
     pub json: bool,
-    /// Write a JUnit XML report (one test case per layer).
+    /// Write a JUnit XML report (one test case per layer, with its numbers as properties), also
+    /// when the check fails or cannot run.
     #[arg(long)]
     pub junit: Option<PathBuf>,
     #[command(flatten)]
@@ -439,166 +486,23 @@ pub fn run(cli: Cli) -> Result<Outcome, Failure> {
     }
 }
 
-/// One layer to map or search: its design, mapspace, bit-width choices and objective.
-struct Job {
-    /// "workload / layer on arch".
-    title: String,
-    arch: Arch,
-    problem: Problem,
-    space: crate::mapspace::Mapspace,
-    /// The allowed bit-widths: the (inputs, weights, outputs) triple (None = native or per
-    /// tensor from a Timeloop problem) and the model options it gives.
-    choices: Vec<(Option<instance::BitTriple>, ModelOptions)>,
-    objective: Objective,
-    /// The file the job came from (errors name it).
-    file: PathBuf,
-}
-
-/// Loads a job from an instance (layer selected) or from Timeloop design files, with extra
-/// constraints and an objective override.
-fn load_job(
-    instance: Option<&std::path::Path>,
-    layer: &Option<String>,
-    tl: Option<&[PathBuf]>,
-    extra_constraints: Option<&std::path::Path>,
-    objective: Option<ObjectiveArg>,
-) -> Result<Job, InputError> {
-    let (title, arch, problem, mut cons, choices, inst_objective, file) = if let Some(tl) = tl {
-        let (arch_f, prob_f, ert_f) = (&tl[0], &tl[1], &tl[2]);
-        let (arch, problem, opts) = timeloop_design(arch_f, prob_f, ert_f)?;
-        let cons = crate::mapspace::Constraints::new(&arch);
-        let title = format!("{} on {}", problem.name, arch.name);
-        (
-            title,
-            arch,
-            problem,
-            cons,
-            vec![(None, opts)],
-            Objective::Energy,
-            prob_f.clone(),
-        )
-    } else {
-        let path = instance.expect("clap requires INSTANCE without --timeloop");
-        let mut inst = instance::load(path)?;
-        if let Some(sel) = layer {
-            inst.selected = select_layer(&inst, sel, path)?;
-        }
-        let cons = inst.constraints()?;
-        let problem = inst.layer().problem.clone();
-        let choices = if inst.bits.is_native() {
-            vec![(None, inst.options(&problem, None))]
-        } else {
-            let triples = inst.bits.triples(inst.layer().weights);
-            if triples.is_empty() {
-                return Err(InputError::new(
-                    path,
-                    "bits.weight_budget_bytes",
-                    format!(
-                        "no weight bit-width of layer {} fits the budget",
-                        inst.layer().name
-                    ),
-                ));
-            }
-            triples
-                .into_iter()
-                .map(|t| (Some(t), inst.options(&problem, Some(t))))
-                .collect()
-        };
-        let title = format!(
-            "{} / {} on {}",
-            inst.workload_name,
-            inst.layer().name,
-            inst.arch.name
-        );
-        let objective = inst.objective;
-        (
-            title,
-            inst.arch,
-            problem,
-            cons,
-            choices,
-            objective,
-            path.to_path_buf(),
-        )
-    };
-    if let Some(f) = extra_constraints {
-        cons.add_file(f, &arch)?;
-    }
-    let space = crate::mapspace::Mapspace::new(&problem, &arch, &cons)
-        .map_err(|e| InputError::new(extra_constraints.unwrap_or(&file), "constraints", e))?;
-    Ok(Job {
-        title,
-        arch,
-        problem,
-        space,
-        choices,
-        objective: objective.map_or(inst_objective, Objective::from),
-        file,
-    })
-}
-
-/// A Timeloop-format design: the architecture with its ERT, the problem, and the model options
-/// at the problem's `instance.bitwidths` (seed packing; native without bit-widths).
-fn timeloop_design(
-    arch_f: &std::path::Path,
-    prob_f: &std::path::Path,
-    ert_f: &std::path::Path,
-) -> Result<(Arch, Problem, ModelOptions), InputError> {
-    let arch = timeloop::load_arch(arch_f, Some(ert_f))?;
-    let (problem, bitwidths) = timeloop::load_problem(prob_f)?;
-    let bits = timeloop_bits(&problem, bitwidths, prob_f)?;
-    let opts = ModelOptions {
-        bits,
-        packing: PackingMode::Seed,
-        ..Default::default()
-    };
-    Ok((arch, problem, opts))
-}
-
-/// Per-tensor bits from a Timeloop problem's `instance.bitwidths` (None when it has none).
-fn timeloop_bits(
-    problem: &Problem,
-    bitwidths: Option<std::collections::HashMap<String, u32>>,
-    prob_f: &std::path::Path,
-) -> Result<Option<crate::model::Bits>, InputError> {
-    let Some(bw) = bitwidths else {
-        return Ok(None);
-    };
-    let mut bits = vec![];
-    for t in &problem.tensors {
-        match bw.get(&t.name) {
-            Some(&b) if b > 0 => bits.push(b),
-            _ => {
-                return Err(InputError::new(
-                    prob_f,
-                    "problem.instance.bitwidths",
-                    format!("no bit-width for {}", t.name),
-                ))
-            }
+/// Checks every output path a command was given before it does any work
+/// ([`report::check_output`]): `(path, flag)`; an error names the path and the flag.
+fn check_outputs(outputs: &[(Option<&std::path::Path>, &str)]) -> Result<(), InputError> {
+    for (path, flag) in outputs {
+        if let Some(p) = path {
+            report::check_output(p)
+                .map_err(|e| InputError::new(p, *flag, format!("cannot write here: {e}")))?;
         }
     }
-    Ok(Some(crate::model::Bits(bits)))
+    Ok(())
 }
 
-fn select_layer(
-    inst: &instance::Instance,
-    sel: &str,
-    path: &std::path::Path,
-) -> Result<usize, InputError> {
-    match sel.parse::<usize>() {
-        Ok(i) if i >= 1 && i <= inst.layers.len() => Ok(i - 1),
-        _ => inst
-            .layers
-            .iter()
-            .position(|l| l.name == sel)
-            .ok_or_else(|| {
-                InputError::new(
-                    path,
-                    "--layer",
-                    format!("no layer `{sel}` in {}", inst.workload_name),
-                )
-            }),
-    }
+/// Checks (or creates) an output directory before any work: an error names it and the flag.
+fn check_output_dir(dir: &std::path::Path, flag: &str) -> Result<(), InputError> {
+    std::fs::create_dir_all(dir)
+        .and_then(|_| report::check_dir_writable(dir))
+        .map_err(|e| InputError::new(dir, flag, format!("cannot write files here: {e}")))
 }
 
 /// Writes an output file atomically; an error names the file.
@@ -662,21 +566,31 @@ fn count_deadline(start: Instant, time_limit: Option<f64>) -> Option<Instant> {
     time_limit.map(|t| start + Duration::from_secs_f64((t / 10.0).clamp(0.2, 1e9).min(t.max(0.0))))
 }
 
+/// Tells the user, once per run and on stderr, what went wrong with the cache: an unusable
+/// directory, or files that did not check out (their entries were recomputed).
+fn warn_cache(table: &crate::network::Table) {
+    let w = &table.cache_warnings;
+    if w.is_empty() {
+        return;
+    }
+    eprintln!(
+        "warning: {} cache problem(s); what they concern was recomputed:",
+        w.len()
+    );
+    for line in w.iter().take(5) {
+        eprintln!("  {line}");
+    }
+    if w.len() > 5 {
+        eprintln!("  ... and {} more", w.len() - 5);
+    }
+}
+
 /// How values of an objective are printed.
 fn value_unit(objective: Objective) -> fn(f64) -> String {
     match objective {
         Objective::Energy => report::energy,
         Objective::Latency => |v: f64| format!("{v:.0} cycles"),
         Objective::Edp => |v: f64| format!("{v:.4e} pJ*cycles"),
-    }
-}
-
-fn status_name(s: crate::milp::Status) -> &'static str {
-    match s {
-        crate::milp::Status::Optimal => "optimal",
-        crate::milp::Status::TimeLimit => "time_limit",
-        crate::milp::Status::Infeasible => "infeasible",
-        crate::milp::Status::Unknown => "unknown",
     }
 }
 
@@ -690,12 +604,16 @@ fn bits_json(t: Option<instance::BitTriple>) -> serde_json::Value {
 fn map_cmd(a: MapArgs) -> Result<Outcome, Failure> {
     // The time limit is on the whole command: loading and counting the mapspace included.
     let start = Instant::now();
+    check_outputs(&[
+        (a.out.as_deref(), "--out"),
+        (a.timeloop_out.as_deref(), "--timeloop-out"),
+    ])?;
     let job = load_job(
         a.instance.as_deref(),
         &a.layer,
         a.timeloop.as_deref(),
         a.constraints.as_deref(),
-        a.objective,
+        a.objective.map(Objective::from),
     )?;
     let size = job.space.size_until(count_deadline(start, a.time_limit));
     let so = crate::milp::SolveOptions {
@@ -763,21 +681,21 @@ fn map_cmd(a: MapArgs) -> Result<Outcome, Failure> {
             "mapping": cert.mapping.as_ref().map(|m| crate::model::mapping_to_spec(m, &job.arch, &job.problem)),
             "evaluation": cert.evaluation,
         });
-        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
     } else {
-        println!("qmap map: {}", job.title);
-        println!("{}", report::settings_line(&job.problem, opts));
+        outln!("qmap map: {}", job.title);
+        outln!("{}", report::settings_line(&job.problem, opts));
         if job.choices.len() > 1 {
-            println!("bit-width choices: {} (best shown)", job.choices.len());
+            outln!("bit-width choices: {} (best shown)", job.choices.len());
         }
-        println!("mapspace: {}", report::mapspace_size(size));
+        outln!("mapspace: {}", report::mapspace_size(size));
         if let (Some(m), Some(ev)) = (&cert.mapping, &cert.evaluation) {
-            println!();
-            print!("{}", report::loop_nest(m, &job.arch, &job.problem));
-            println!();
-            print!("{}", report::evaluation_table(ev));
+            outln!();
+            out!("{}", report::loop_nest(m, &job.arch, &job.problem));
+            outln!();
+            out!("{}", report::evaluation_table(ev));
         }
-        println!();
+        outln!();
         let value = |v: f64| {
             if v.is_finite() {
                 unit(v)
@@ -816,20 +734,22 @@ fn map_cmd(a: MapArgs) -> Result<Outcome, Failure> {
         } else {
             format!("{} {}", objective_name(job.objective), value(cert.value))
         };
-        println!(
+        outln!(
             "status: {}   {found}   bound {}   gap {:.3e}   {how}   {:.2} s",
-            status_name(cert.status),
+            report::status_name(cert.status),
             value(cert.bound),
             cert.gap,
             cert.seconds
         );
         if let Some(r) = &cert.reason {
-            println!("reason: {r}");
+            outln!("reason: {r}");
         }
-        if let Some(c) = &cert.check {
-            println!(
+        if let Some(c) = cert.check.filter(|c| c.samples > 0) {
+            outln!(
                 "self-check: {} random valid mappings of {} drawn, none below the bound ({:.2} s)",
-                c.valid, c.samples, c.seconds
+                c.valid,
+                c.samples,
+                c.seconds
             );
         }
     }
@@ -844,7 +764,17 @@ fn search_cmd(a: SearchArgs) -> Result<Outcome, Failure> {
     let deadline = a
         .time_limit
         .map(|t| start + Duration::from_secs_f64(t.clamp(0.0, 1e9)));
-    let job = load_job(Some(&a.instance), &a.layer, None, None, a.objective)?;
+    check_outputs(&[
+        (a.out.as_deref(), "--out"),
+        (a.timeloop_out.as_deref(), "--timeloop-out"),
+    ])?;
+    let job = load_job(
+        Some(&a.instance),
+        &a.layer,
+        None,
+        None,
+        a.objective.map(Objective::from),
+    )?;
     let size = job.space.size_until(count_deadline(start, a.time_limit));
     let unit = value_unit(job.objective);
     let display = crate::progress::Display::start(a.progress.mode(), unit);
@@ -881,13 +811,13 @@ fn search_cmd(a: SearchArgs) -> Result<Outcome, Failure> {
     drop(display);
     let Some((res, chosen)) = best else {
         if a.json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::json!({"method": format!("{:?}", a.method).to_lowercase(), "value": null, "evaluated": evaluated, "valid": valid})
             );
         } else {
-            println!("qmap search ({:?}): {}", a.method, job.title);
-            println!("no valid mapping found");
+            outln!("qmap search ({:?}): {}", a.method, job.title);
+            outln!("no valid mapping found");
         }
         return Ok(Outcome::CheckFailed);
     };
@@ -911,14 +841,14 @@ fn search_cmd(a: SearchArgs) -> Result<Outcome, Failure> {
             "mapping": res.best.as_ref().map(|m| crate::model::mapping_to_spec(m, &job.arch, &job.problem)),
             "evaluation": res.evaluation,
         });
-        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
     } else {
-        println!("qmap search ({:?}): {}", a.method, job.title);
-        println!(
+        outln!("qmap search ({:?}): {}", a.method, job.title);
+        outln!(
             "{}",
             report::settings_line(&job.problem, &job.choices[chosen].1)
         );
-        println!(
+        outln!(
             "mapspace: {}; evaluated {evaluated}, valid {valid}{}",
             report::mapspace_size(size),
             if stopped {
@@ -928,16 +858,17 @@ fn search_cmd(a: SearchArgs) -> Result<Outcome, Failure> {
             }
         );
         if let (Some(m), Some(ev)) = (&res.best, &res.evaluation) {
-            println!();
-            print!("{}", report::loop_nest(m, &job.arch, &job.problem));
-            println!();
-            print!("{}", report::evaluation_table(ev));
+            outln!();
+            out!("{}", report::loop_nest(m, &job.arch, &job.problem));
+            outln!();
+            out!("{}", report::evaluation_table(ev));
         }
     }
     Ok(Outcome::Ok)
 }
 
 fn export_cmd(a: ExportArgs) -> Result<Outcome, Failure> {
+    check_outputs(&[(Some(&a.out), "--out")])?;
     let job = load_job(Some(&a.instance), &a.layer, None, None, None)?;
     if job.choices.len() != 1 {
         return Err(InputError::new(
@@ -976,7 +907,7 @@ fn export_cmd(a: ExportArgs) -> Result<Outcome, Failure> {
         &a.out,
         &timeloop_text(&a.out, &m, &job.arch, &job.problem, opts)?,
     )?;
-    println!(
+    outln!(
         "wrote {} ({}: {}, {} cycles)",
         a.out.display(),
         job.title,
@@ -986,43 +917,9 @@ fn export_cmd(a: ExportArgs) -> Result<Outcome, Failure> {
     Ok(Outcome::Ok)
 }
 
-/// A file-name-safe form of a layer name.
-fn file_stem(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-/// The instance with only `layers` (in that order) in its workload.
-fn sub_instance(inst: &instance::Instance, layers: &[usize]) -> instance::Instance {
-    let mut sub = inst.clone();
-    sub.layers = layers.iter().map(|&i| inst.layers[i].clone()).collect();
-    sub.selected = 0;
-    sub
-}
-
-/// Content hash of what an instance asks for: its file, architecture, constraints, layers.
-fn instance_hash(inst: &instance::Instance, cons: &crate::mapspace::Constraints) -> String {
-    let text = std::fs::read_to_string(&inst.file).unwrap_or_default();
-    crate::network::content_hash(&[
-        text,
-        format!("{:?}", inst.arch),
-        format!("{cons:?}"),
-        format!(
-            "{:?}",
-            inst.layers.iter().map(|l| &l.problem).collect::<Vec<_>>()
-        ),
-    ])
-}
-
 fn baseline_cmd(a: BaselineArgs) -> Result<Outcome, Failure> {
     let inst = instance::load(&a.instance)?;
+    check_output_dir(&a.out, "--out")?;
     let cons = inst.constraints()?;
     let layers: Vec<usize> = if a.layers.is_empty() {
         (0..inst.layers.len()).collect()
@@ -1042,8 +939,7 @@ fn baseline_cmd(a: BaselineArgs) -> Result<Outcome, Failure> {
     };
     let table = crate::network::build(&sub, &cons, &all, &a.optimum.settings(true))
         .map_err(|e| solver_failure(&a.instance, e))?;
-    std::fs::create_dir_all(&a.out)
-        .map_err(|e| InputError::new(&a.out, "(directory)", format!("cannot create: {e}")))?;
+    warn_cache(&table);
     let hash = instance_hash(&sub, &cons);
     let mut csv = String::from(
         "layer,input_bits,weight_bits,output_bits,energy_pj,cycles,status,bound_pj,gap,proof,mapping,timeloop_mapping,certificate\n",
@@ -1065,7 +961,7 @@ fn baseline_cmd(a: BaselineArgs) -> Result<Outcome, Failure> {
                 stem = format!("{stem}__i{i}w{w}o{o}");
             }
             let opts = sub.options(&layer.problem, e.bits);
-            let status = status_name(e.proof.status());
+            let status = report::status_name(e.proof.status());
             let (bound, gap) = e.proof.bound_and_gap(e.energy_pj.unwrap_or(f64::INFINITY));
             unproven += (!e.proof.optimal()) as usize;
             let (mut qfile, mut tfile) = (String::new(), String::new());
@@ -1096,6 +992,7 @@ fn baseline_cmd(a: BaselineArgs) -> Result<Outcome, Failure> {
                 "instance_sha256": hash,
                 "mapping": qfile,
                 "timeloop_mapping": tfile,
+                "reason": e.reason,
             });
             write_atomic(
                 &a.out.join(&cfile),
@@ -1126,7 +1023,7 @@ fn baseline_cmd(a: BaselineArgs) -> Result<Outcome, Failure> {
         }
     }
     write_atomic(&a.out.join("summary.csv"), &csv)?;
-    println!(
+    outln!(
         "qmap baseline: {} layers ({} distinct shapes, {} from the cache) in {:.1} s -> {}",
         sub.layers.len(),
         table.units,
@@ -1134,333 +1031,89 @@ fn baseline_cmd(a: BaselineArgs) -> Result<Outcome, Failure> {
         table.seconds,
         a.out.display()
     );
-    if unproven > 0 {
-        println!("{unproven} entries are not proven optimal (time limit): see summary.csv");
-        return Ok(Outcome::CheckFailed);
+    // A layer with no mapping at any of its bit choices is infeasible: say why, exit code 1.
+    let mut infeasible = 0;
+    for (layer, entries) in sub.layers.iter().zip(&table.layers) {
+        if entries
+            .iter()
+            .all(|e| e.energy_pj.is_none() && e.proof.optimal())
+        {
+            infeasible += 1;
+            let why = entries.iter().find_map(|e| e.reason.clone());
+            outln!(
+                "layer {}: infeasible: {}",
+                layer.name,
+                why.as_deref().unwrap_or("no mapping of the mapspace fits")
+            );
+        }
     }
-    Ok(Outcome::Ok)
-}
-
-/// Parses `5%` or `0.05`.
-fn parse_gap(text: &str) -> Option<f64> {
-    let t = text.trim();
-    let v = match t.strip_suffix('%') {
-        Some(p) => p.trim().parse::<f64>().ok()? / 100.0,
-        None => t.parse::<f64>().ok()?,
-    };
-    (v.is_finite() && v >= 0.0).then_some(v)
-}
-
-/// The heuristic's mapping file of a layer in a directory, if there is one.
-fn layer_mapping_path(dir: &std::path::Path, name: &str) -> Option<PathBuf> {
-    let stem = file_stem(name);
-    [
-        format!("{stem}.yaml"),
-        format!("{stem}.map.yaml"),
-        format!("{stem}.map.txt"),
-        format!("{stem}.stats.txt"),
-        stem.clone(),
-    ]
-    .into_iter()
-    .map(|f| dir.join(f))
-    .find(|p| p.exists())
-}
-
-/// One layer's verdict in `qmap gap`.
-#[derive(serde::Serialize)]
-struct GapRow {
-    name: String,
-    heuristic_pj: Option<f64>,
-    optimum_pj: Option<f64>,
-    gap: Option<f64>,
-    valid: bool,
-    reason: Option<String>,
-    /// Whether the heuristic's mapping lies in the declared mapspace (the optimum's domain).
-    in_mapspace: bool,
-    optimum_status: String,
-    pass: bool,
-    mapping_file: String,
+    if unproven > 0 {
+        outln!("{unproven} entries are not proven optimal (time limit): see summary.csv");
+    }
+    Ok(if unproven > 0 || infeasible > 0 {
+        Outcome::CheckFailed
+    } else {
+        Outcome::Ok
+    })
 }
 
 fn gap_cmd(a: GapArgs) -> Result<Outcome, Failure> {
-    let max_gap = parse_gap(&a.max_gap).ok_or_else(|| {
-        InputError::new(
-            std::path::Path::new("(command line)"),
-            "--max-gap",
-            format!("`{}` is not a gap (write 0.05 or 5%)", a.max_gap),
-        )
-    })?;
-    let settings = a.optimum.settings(!a.json);
-    // (name, arch, problem, space, opts, mapping file, optimum)
-    struct Item {
-        name: String,
-        problem: Problem,
-        space: crate::mapspace::Mapspace,
-        opts: ModelOptions,
-        file: PathBuf,
-        optimum: Option<crate::network::Optimum>,
-    }
-    let mut items: Vec<Item> = vec![];
-    let arch: Arch;
-    let suite: String;
-    if let Some(tl) = &a.timeloop {
-        let job = load_job(None, &None, Some(tl), a.constraints.as_deref(), None)?;
-        let opt = crate::network::solve_unit(&job.space, &[job.choices[0].1.clone()], &settings)
-            .map_err(|e| solver_failure(&job.file, e))?;
-        suite = job.title.clone();
-        arch = job.arch;
-        items.push(Item {
-            name: job.problem.name.clone(),
-            problem: job.problem,
-            space: job.space,
-            opts: job.choices[0].1.clone(),
-            file: a.mappings.clone(),
-            optimum: opt.into_iter().next(),
-        });
-    } else {
-        let path = a
-            .instance
-            .as_ref()
-            .expect("clap requires INSTANCE without --timeloop");
-        let mut inst = instance::load(path)?;
-        if let Some(sel) = &a.layer {
-            inst.selected = select_layer(&inst, sel, path)?;
-        }
-        let mut cons = inst.constraints()?;
-        if let Some(f) = &a.constraints {
-            cons.add_file(f, &inst.arch)?;
-        }
-        let bits = match (inst.bits.is_native(), inst.bits.fixed()) {
-            (true, _) => None,
-            (false, Some(t)) => Some(t),
-            (false, None) => {
-                return Err(InputError::new(
-                    path,
-                    "bits",
-                    "gap needs one bit-width per tensor role (the instance lists choices)",
-                )
-                .into())
-            }
-        };
-        let mut chosen: Vec<(usize, PathBuf)> = vec![];
-        if a.mappings.is_dir() && a.layer.is_none() {
-            for (i, l) in inst.layers.iter().enumerate() {
-                if let Some(p) = layer_mapping_path(&a.mappings, &l.name) {
-                    chosen.push((i, p));
-                }
-            }
-        }
-        if chosen.is_empty() {
-            // One mapping (a file, or a mapper's output directory) for the selected layer.
-            chosen.push((inst.selected, a.mappings.clone()));
-        }
-        let idx: Vec<usize> = chosen.iter().map(|c| c.0).collect();
-        let sub = sub_instance(&inst, &idx);
-        let table = crate::network::build(&sub, &cons, &[bits], &settings)
-            .map_err(|e| solver_failure(path, e))?;
-        suite = format!("{} on {}", inst.workload_name, inst.arch.name);
-        for ((layer, entries), (_, file)) in sub.layers.iter().zip(&table.layers).zip(chosen) {
-            let e = &entries[0];
-            let space = crate::mapspace::Mapspace::new(&layer.problem, &sub.arch, &cons)
-                .map_err(|err| InputError::new(path, "constraints", err))?;
-            let opts = sub.options(&layer.problem, bits);
-            let mapping = match &e.mapping {
-                Some(ms) => Some(crate::model::mapping_from_spec(
-                    ms,
-                    &sub.arch,
-                    &layer.problem,
-                    path,
-                )?),
-                None => None,
+    check_outputs(&[(a.junit.as_deref(), "--junit")])?;
+    let design = match (&a.timeloop, &a.instance) {
+        (Some(tl), _) => crate::app::gap::Design::Timeloop(tl),
+        (None, Some(path)) => crate::app::gap::Design::Instance {
+            path,
+            layer: a.layer.clone(),
+        },
+        (None, None) => unreachable!("clap requires INSTANCE without --timeloop"),
+    };
+    let suite = a
+        .instance
+        .as_ref()
+        .map_or("timeloop design".to_string(), |p| p.display().to_string());
+    let ran = crate::app::gap::parse_max_gap(&a.max_gap)
+        .map_err(|m| InputError::new(std::path::Path::new("(command line)"), "--max-gap", m))
+        .and_then(|max_gap| {
+            let req = crate::app::gap::GapRequest {
+                design,
+                constraints: a.constraints.as_deref(),
+                mappings: &a.mappings,
+                max_gap,
+                only: a.layers.clone(),
+                allow_missing: a.allow_missing,
+                settings: a.optimum.settings(!a.json),
             };
-            let evaluation = mapping
-                .as_ref()
-                .map(|m| evaluate(&layer.problem, &sub.arch, m, &opts));
-            items.push(Item {
-                name: layer.name.clone(),
-                problem: layer.problem.clone(),
-                space,
-                opts,
-                file,
-                optimum: Some(crate::network::Optimum {
-                    mapping,
-                    evaluation,
-                    proof: e.proof,
-                }),
-            });
-        }
-        arch = sub.arch;
-    }
-    let mut rows = vec![];
-    for it in &items {
-        let m = instance::load_mapping_file(&it.file, &arch, &it.problem)?;
-        let ev = evaluate(&it.problem, &arch, &m, &it.opts);
-        let opt = it
-            .optimum
-            .as_ref()
-            .and_then(|o| o.evaluation.as_ref().map(|e| e.energy_pj));
-        let proof = it.optimum.as_ref().map(|o| o.proof);
-        let optimum_status = match proof {
-            Some(p) => status_name(p.status()).to_string(),
-            None => "infeasible".to_string(),
-        };
-        let in_mapspace = it.space.contains(&m);
-        let (gap, reason) = match (&ev.invalid, opt) {
-            (Some(inv), _) => (
-                None,
-                Some(match &inv.level {
-                    Some(l) => format!("{l}: {}", inv.reason),
-                    None => inv.reason.clone(),
-                }),
-            ),
-            (None, Some(o)) => {
-                let g = (ev.energy_pj - o) / o;
-                let note = (!in_mapspace).then(|| {
-                    format!(
-                        "outside the declared mapspace ({}); the optimum covers the mapspace only",
-                        it.space.check(&m).err().unwrap_or_default()
-                    )
-                });
-                (Some(g), note)
-            }
-            (None, None) => (None, Some("no mapping of the mapspace fits".into())),
-        };
-        let pass = ev.valid && gap.is_some_and(|g| g <= max_gap);
-        rows.push(GapRow {
-            name: it.name.clone(),
-            heuristic_pj: ev.valid.then_some(ev.energy_pj),
-            optimum_pj: opt,
-            gap,
-            valid: ev.valid,
-            reason,
-            in_mapspace,
-            optimum_status,
-            pass,
-            mapping_file: it.file.display().to_string(),
+            crate::app::gap::run(&req)
         });
-    }
-    let all_pass = rows.iter().all(|r| r.pass);
+    // The JUnit file is written whatever happened: a CI job always has its report.
     if let Some(j) = &a.junit {
-        write_atomic(j, &junit_xml(&suite, &rows, max_gap))?;
+        let text = match &ran {
+            Ok(r) => report::gap_junit(Some(r), &r.suite, None),
+            Err(e) => report::gap_junit(None, &suite, Some(&e.to_string())),
+        };
+        write_atomic(j, &text)?;
+    }
+    let r = ran?;
+    for w in report::gap_warnings(&r) {
+        eprintln!("warning: {w}");
+    }
+    if !r.cache_warnings.is_empty() {
+        eprintln!(
+            "warning: {} cache problem(s); what they concern was recomputed: {}",
+            r.cache_warnings.len(),
+            r.cache_warnings.join("; ")
+        );
     }
     if a.json {
-        let v = serde_json::json!({
-            "max_gap": max_gap,
-            "pass": all_pass,
-            "layers": rows,
-        });
-        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        outln!("{}", serde_json::to_string_pretty(&r).expect("json"));
     } else {
-        println!("qmap gap: {suite}  (max gap {:.2}%)", max_gap * 100.0);
-        println!(
-            "{:<16} {:>14} {:>14} {:>9}  {:<8} note",
-            "layer", "heuristic", "optimum", "gap", "verdict"
-        );
-        for r in &rows {
-            println!(
-                "{:<16} {:>14} {:>14} {:>9}  {:<8} {}",
-                r.name,
-                r.heuristic_pj.map_or("-".into(), report::energy),
-                r.optimum_pj.map_or("-".into(), report::energy),
-                r.gap.map_or("-".into(), |g| format!("{:.2}%", g * 100.0)),
-                if !r.valid {
-                    "INVALID"
-                } else if r.pass {
-                    "ok"
-                } else {
-                    "FAIL"
-                },
-                [
-                    r.reason.clone(),
-                    (r.optimum_status != "optimal")
-                        .then(|| format!("optimum {}", r.optimum_status)),
-                ]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join("; ")
-            );
-        }
-        let failed = rows.iter().filter(|r| !r.pass).count();
-        println!(
-            "{} of {} layers within the gap{}",
-            rows.len() - failed,
-            rows.len(),
-            if failed > 0 {
-                format!(", {failed} failed")
-            } else {
-                String::new()
-            }
-        );
+        out!("{}", report::gap_text(&r));
     }
-    Ok(if all_pass {
+    Ok(if r.pass {
         Outcome::Ok
     } else {
         Outcome::CheckFailed
     })
-}
-
-/// A JUnit XML report: one test suite, one test case per layer, a failure per layer above the
-/// gap or invalid.
-fn junit_xml(suite: &str, rows: &[GapRow], max_gap: f64) -> String {
-    use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
-    let mut w = quick_xml::Writer::new_with_indent(Vec::new(), b' ', 2);
-    let failures = rows.iter().filter(|r| !r.pass).count();
-    let mut ev = |e: Event| w.write_event(e).expect("writing to memory");
-    ev(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)));
-    let (n, f) = (rows.len().to_string(), failures.to_string());
-    ev(Event::Start(BytesStart::new("testsuites").with_attributes(
-        [
-            ("name", "qmap gap"),
-            ("tests", n.as_str()),
-            ("failures", f.as_str()),
-        ],
-    )));
-    ev(Event::Start(BytesStart::new("testsuite").with_attributes(
-        [
-            ("name", suite),
-            ("tests", n.as_str()),
-            ("failures", f.as_str()),
-        ],
-    )));
-    for r in rows {
-        let case = BytesStart::new("testcase")
-            .with_attributes([("name", r.name.as_str()), ("classname", suite)]);
-        if r.pass {
-            ev(Event::Empty(case));
-            continue;
-        }
-        ev(Event::Start(case));
-        let message = if !r.valid {
-            format!("invalid mapping: {}", r.reason.clone().unwrap_or_default())
-        } else {
-            match r.gap {
-                Some(g) => format!(
-                    "gap {:.2}% exceeds {:.2}% (heuristic {:.4} pJ, optimum {:.4} pJ)",
-                    g * 100.0,
-                    max_gap * 100.0,
-                    r.heuristic_pj.unwrap_or(f64::NAN),
-                    r.optimum_pj.unwrap_or(f64::NAN)
-                ),
-                None => r.reason.clone().unwrap_or_default(),
-            }
-        };
-        ev(Event::Start(BytesStart::new("failure").with_attributes([
-            ("message", message.as_str()),
-            ("type", if r.valid { "gap" } else { "invalid" }),
-        ])));
-        ev(Event::Text(BytesText::new(&format!(
-            "mapping: {}",
-            r.mapping_file
-        ))));
-        ev(Event::End(BytesEnd::new("failure")));
-        ev(Event::End(BytesEnd::new("testcase")));
-    }
-    ev(Event::End(BytesEnd::new("testsuite")));
-    ev(Event::End(BytesEnd::new("testsuites")));
-    let mut text = String::from_utf8(w.into_inner()).expect("utf-8");
-    text.push('\n');
-    text
 }
 
 /// The uniform-bits energy of a network when each layer is mapped by random search (the seed
@@ -1516,6 +1169,7 @@ fn front_table(
 
 fn front_cmd(a: FrontArgs) -> Result<Outcome, Failure> {
     use crate::front::{self as fr, BitConfig};
+    check_outputs(&[(a.svg.as_deref(), "--svg"), (a.csv.as_deref(), "--csv")])?;
     let inst = instance::load(&a.instance)?;
     let fs = inst.front.clone().ok_or_else(|| {
         InputError::new(
@@ -1563,6 +1217,26 @@ fn front_cmd(a: FrontArgs) -> Result<Outcome, Failure> {
     let settings = a.optimum.settings(!a.json);
     let table = crate::network::build(&inst, &cons, &triples, &settings)
         .map_err(|e| solver_failure(&a.instance, e))?;
+    warn_cache(&table);
+    // A layer no bit choice maps is infeasible, and so is the network: why, exit code 1.
+    if let Some((layer, entries)) = (inst.layers.iter().zip(&table.layers)).find(|(_, es)| {
+        es.iter()
+            .all(|e| e.energy_pj.is_none() && e.proof.optimal())
+    }) {
+        let why = entries.iter().find_map(|e| e.reason.clone());
+        let reason = format!(
+            "layer {}: no mapping at any bit choice: {}",
+            layer.name,
+            why.as_deref().unwrap_or("no mapping of the mapspace fits")
+        );
+        if a.json {
+            let v = serde_json::json!({"status": "infeasible", "reason": reason});
+            outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        } else {
+            outln!("status: infeasible\nreason: {reason}");
+        }
+        return Ok(Outcome::CheckFailed);
+    }
     let unproven = table
         .layers
         .iter()
@@ -1787,13 +1461,15 @@ fn front_cmd(a: FrontArgs) -> Result<Outcome, Failure> {
             "table_seconds": table.seconds,
             "front_seconds": front_seconds,
         });
-        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
     } else {
-        println!(
+        outln!(
             "qmap front: {} on {} ({:?})",
-            inst.workload_name, inst.arch.name, kind
+            inst.workload_name,
+            inst.arch.name,
+            kind
         );
-        println!(
+        outln!(
             "table: {} layers, {} distinct shapes ({} cached), {} bit configurations, {:.1} s{}",
             n,
             table.units,
@@ -1807,7 +1483,7 @@ fn front_cmd(a: FrontArgs) -> Result<Outcome, Failure> {
             }
         );
         if let Some(m) = min_accuracy {
-            println!(
+            outln!(
                 "accuracy >= {m:.4}{}",
                 if a.min_accuracy.is_none() {
                     " (default window: uniform 8-bit - 2 points; --min-accuracy 0 for the whole front)"
@@ -1816,7 +1492,7 @@ fn front_cmd(a: FrontArgs) -> Result<Outcome, Failure> {
                 }
             );
         }
-        println!(
+        outln!(
             "front: {} points{} in {:.2} s ({} stage solves)",
             front.points.len(),
             if front.complete {
@@ -1827,10 +1503,15 @@ fn front_cmd(a: FrontArgs) -> Result<Outcome, Failure> {
             front_seconds,
             front.solves
         );
-        println!();
-        println!(
+        outln!();
+        outln!(
             "{:>4} {:>14} {:>12} {:>12} {:>14} {:<9} weight bits / output bits per layer",
-            "#", "energy", acc_label, "memory KiB", "cycles", "status"
+            "#",
+            "energy",
+            acc_label,
+            "memory KiB",
+            "cycles",
+            "status"
         );
         for (i, p) in front.points.iter().enumerate() {
             let bits: Vec<String> = p
@@ -1838,7 +1519,7 @@ fn front_cmd(a: FrontArgs) -> Result<Outcome, Failure> {
                 .iter()
                 .map(|l| format!("{}/{}", l.bits.weight_bits, l.bits.output_bits))
                 .collect();
-            println!(
+            outln!(
                 "{:>4} {:>14} {:>12.4} {:>12.1} {:>14} {:<9} {}",
                 i,
                 report::energy(p.energy_pj),
@@ -1854,7 +1535,7 @@ fn front_cmd(a: FrontArgs) -> Result<Outcome, Failure> {
         }
         if kind == fr::FrontKind::EnergyCycles {
             if let Some(p) = fr::min_edp(&front) {
-                println!(
+                outln!(
                     "min EDP: {} x {} cycles = {:.4e} pJ*cycles",
                     report::energy(p.energy_pj),
                     report::thousands(p.cycles),
@@ -1864,7 +1545,7 @@ fn front_cmd(a: FrontArgs) -> Result<Outcome, Failure> {
         }
         for (label, u) in [("uniform 8-bit", &uniform8), ("uniform 16-bit", &uniform16)] {
             if let Some(u) = u {
-                println!(
+                outln!(
                     "{label}: {}, {:.4} {acc_label}, {:.1} KiB",
                     report::energy(u.energy_pj),
                     u.accuracy,
@@ -1872,10 +1553,10 @@ fn front_cmd(a: FrontArgs) -> Result<Outcome, Failure> {
                 );
             }
         }
-        println!("{comparison}");
+        outln!("{comparison}");
         if let Some(r) = &nsga {
             match hv {
-                Some((e, h)) => println!(
+                Some((e, h)) => outln!(
                     "NSGA-II ({} evaluations): {} points, {} within the budgets; hypervolume {:.6e} vs exact {:.6e} ({:.2}%)",
                     r.evaluations,
                     r.front.len(),
@@ -1884,7 +1565,7 @@ fn front_cmd(a: FrontArgs) -> Result<Outcome, Failure> {
                     e,
                     100.0 * h / e
                 ),
-                None => println!(
+                None => outln!(
                     "NSGA-II ({} evaluations): {} points, {} within the budgets; no hypervolume comparison: the exact front is incomplete (raise --points)",
                     r.evaluations,
                     r.front.len(),
@@ -1912,7 +1593,7 @@ struct Evaluated {
 fn eval_cmd(a: EvalArgs) -> Result<Outcome, Failure> {
     let e = if let Some(tl) = &a.timeloop {
         let (arch_f, prob_f, map_f, ert_f) = (&tl[0], &tl[1], &tl[2], &tl[3]);
-        let (arch, problem, opts) = timeloop_design(arch_f, prob_f, ert_f)?;
+        let (arch, problem, opts) = crate::app::job::timeloop_design(arch_f, prob_f, ert_f)?;
         let mapping = timeloop::load_mapping(map_f, &arch, &problem)?;
         Evaluated {
             title: format!("{} on {}", problem.name, arch.name),
@@ -1973,7 +1654,7 @@ fn eval_cmd(a: EvalArgs) -> Result<Outcome, Failure> {
     };
     let ev = evaluate(&e.problem, &e.arch, &e.mapping, &e.opts);
     if a.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&ev).expect("evaluation serialises")
         );
@@ -1991,8 +1672,8 @@ fn eval_cmd(a: EvalArgs) -> Result<Outcome, Failure> {
 }
 
 fn print_eval(e: &Evaluated, ev: &Evaluation) {
-    println!("qmap eval: {}", e.title);
-    println!("{}", report::settings_line(&e.problem, &e.opts));
+    outln!("qmap eval: {}", e.title);
+    outln!("{}", report::settings_line(&e.problem, &e.opts));
     let dims: Vec<String> = e
         .problem
         .dims
@@ -2000,13 +1681,13 @@ fn print_eval(e: &Evaluated, ev: &Evaluation) {
         .zip(&e.problem.bounds)
         .map(|(d, b)| format!("{d}={b}"))
         .collect();
-    println!(
+    outln!(
         "problem: {} ({} MACs)",
         dims.join(" "),
         report::thousands(e.problem.macs())
     );
-    println!();
-    print!("{}", report::loop_nest(&e.mapping, &e.arch, &e.problem));
-    println!();
-    print!("{}", report::evaluation_table(ev));
+    outln!();
+    out!("{}", report::loop_nest(&e.mapping, &e.arch, &e.problem));
+    outln!();
+    out!("{}", report::evaluation_table(ev));
 }

@@ -2932,61 +2932,65 @@ impl FrontPlot<'_> {
             PlotAxis::Accuracy => format!("{} [%]", self.accuracy_label),
             PlotAxis::Memory => "weight memory [MiB]".to_string(),
         };
-        let root = SVGBackend::new(path, (900, 600)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(self.title, ("sans-serif", 22))
-            .margin(15)
-            .x_label_area_size(50)
-            .y_label_area_size(80)
-            .build_cartesian_2d(xr, yr)
-            .map_err(|e| err(e.to_string()))?;
-        chart
-            .configure_mesh()
-            .light_line_style(WHITE)
-            .x_desc(x_desc)
-            .y_desc("energy [µJ]")
-            .draw()
-            .map_err(|e| err(e.to_string()))?;
-        chart
-            .draw_series(LineSeries::new(front.clone(), BLUE.stroke_width(2)))
-            .map_err(|e| err(e.to_string()))?
-            .label("exact front (MILP)")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
-        chart
-            .draw_series(front.iter().map(|&p| Circle::new(p, 3, BLUE.filled())))
-            .map_err(|e| err(e.to_string()))?;
-        if let Some((name, _)) = self.baseline {
+        let mut text = String::new();
+        {
+            let root = SVGBackend::with_string(&mut text, (900, 600)).into_drawing_area();
+            root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+            let mut chart = ChartBuilder::on(&root)
+                .caption(self.title, ("sans-serif", 22))
+                .margin(15)
+                .x_label_area_size(50)
+                .y_label_area_size(80)
+                .build_cartesian_2d(xr, yr)
+                .map_err(|e| err(e.to_string()))?;
             chart
-                .draw_series(base.iter().map(|&p| Cross::new(p, 4, RED.stroke_width(2))))
+                .configure_mesh()
+                .light_line_style(WHITE)
+                .x_desc(x_desc)
+                .y_desc("energy [µJ]")
+                .draw()
+                .map_err(|e| err(e.to_string()))?;
+            chart
+                .draw_series(LineSeries::new(front.clone(), BLUE.stroke_width(2)))
                 .map_err(|e| err(e.to_string()))?
-                .label(name)
-                .legend(|(x, y)| Cross::new((x + 10, y), 4, RED.stroke_width(2)));
+                .label("exact front (MILP)")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+            chart
+                .draw_series(front.iter().map(|&p| Circle::new(p, 3, BLUE.filled())))
+                .map_err(|e| err(e.to_string()))?;
+            if let Some((name, _)) = self.baseline {
+                chart
+                    .draw_series(base.iter().map(|&p| Cross::new(p, 4, RED.stroke_width(2))))
+                    .map_err(|e| err(e.to_string()))?
+                    .label(name)
+                    .legend(|(x, y)| Cross::new((x + 10, y), 4, RED.stroke_width(2)));
+            }
+            // Marks (uniform designs sit at the high-accuracy, high-memory end): the label left of
+            // the triangle.
+            let label_style = ("sans-serif", 14)
+                .into_font()
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Right, VPos::Center));
+            chart
+                .draw_series(marks.iter().map(|&(x, y, label)| {
+                    EmptyElement::at((x, y))
+                        + TriangleMarker::new((0, 0), 7, BLACK.filled())
+                        + Text::new(label.to_string(), (-10, 0), label_style.clone())
+                }))
+                .map_err(|e| err(e.to_string()))?
+                .label("uniform designs")
+                .legend(|(x, y)| TriangleMarker::new((x + 10, y), 6, BLACK.filled()));
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| err(e.to_string()))?;
+            root.present().map_err(|e| err(e.to_string()))?;
         }
-        // Marks (uniform designs sit at the high-accuracy, high-memory end): the label left of
-        // the triangle.
-        let label_style = ("sans-serif", 14)
-            .into_font()
-            .color(&BLACK)
-            .pos(Pos::new(HPos::Right, VPos::Center));
-        chart
-            .draw_series(marks.iter().map(|&(x, y, label)| {
-                EmptyElement::at((x, y))
-                    + TriangleMarker::new((0, 0), 7, BLACK.filled())
-                    + Text::new(label.to_string(), (-10, 0), label_style.clone())
-            }))
-            .map_err(|e| err(e.to_string()))?
-            .label("uniform designs")
-            .legend(|(x, y)| TriangleMarker::new((x + 10, y), 6, BLACK.filled()));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| err(e.to_string()))?;
-        root.present().map_err(|e| err(e.to_string()))?;
-        Ok(())
+        // Written like every other output (atomic, through links, in place into a FIFO).
+        crate::report::write_atomic(path, &text).map_err(|e| err(e.to_string()))
     }
 }
 

@@ -57,6 +57,9 @@ impl BitChoices {
 pub struct Instance {
     pub file: PathBuf,
     pub arch: Arch,
+    /// The file the architecture's keep/bypass lists come from, and the path of the levels in
+    /// it (`architecture.levels` inline, `levels` in an architecture file).
+    pub arch_source: (PathBuf, String),
     pub workload_name: String,
     pub layers: Vec<Layer>,
     /// The layer single-layer commands work on.
@@ -108,7 +111,8 @@ impl Instance {
         match &self.constraints {
             Some(serde_yaml_ng::Value::String(f)) => {
                 let dir = self.file.parent().unwrap_or(Path::new("."));
-                cons.add_file(&dir.join(f), &self.arch)?;
+                let f = spec::referenced(&self.file, "constraints", dir, Path::new(f))?;
+                cons.add_file(&f, &self.arch)?;
             }
             Some(v) => cons.add_value(v, &self.file, "constraints", &self.arch)?,
             None => {}
@@ -149,6 +153,7 @@ pub fn load(path: &Path) -> Result<Instance, InputError> {
     let err = |field: &str, msg: String| InputError::new(path, field, msg);
 
     // Architecture.
+    let mut arch_source = (path.to_path_buf(), "architecture.levels".to_string());
     let arch = match (&spec.architecture, &spec.timeloop) {
         (Some(_), Some(_)) => {
             return Err(err(
@@ -163,14 +168,25 @@ pub fn load(path: &Path) -> Result<Instance, InputError> {
             ))
         }
         (Some(a), None) => {
-            let (a, file) = spec::resolve(a, dir, path)?;
+            let (a, file) = spec::resolve(a, dir, path, "architecture")?;
+            if file != path {
+                arch_source = (file.clone(), "levels".into());
+            }
             Arch::from_spec(&a, &file)?
         }
         (None, Some(tl)) => {
-            let ert = tl.ert.as_ref().map(|e| dir.join(e));
-            let mut arch = timeloop::load_arch(&dir.join(&tl.arch), ert.as_deref())?;
+            let ert = tl
+                .ert
+                .as_ref()
+                .map(|e| spec::referenced(path, "timeloop.ert", dir, e))
+                .transpose()?;
+            let file = spec::referenced(path, "timeloop.arch", dir, &tl.arch)?;
+            let mut arch = timeloop::load_arch(&file, ert.as_deref())?;
+            arch_source = (file.clone(), "architecture.subtree (storage levels)".into());
             if let Some(c) = &tl.constraints {
-                timeloop::apply_bypass_constraints(&mut arch, &dir.join(c))?;
+                let c = spec::referenced(path, "timeloop.constraints", dir, c)?;
+                timeloop::apply_bypass_constraints(&mut arch, &c)?;
+                arch_source = (c, "targets (bypass)".into());
             }
             arch
         }
@@ -216,7 +232,8 @@ pub fn load(path: &Path) -> Result<Instance, InputError> {
     } else if let Some(tl) = &spec.timeloop {
         // Bit-widths from the Timeloop problem (`instance.bitwidths`), as the seed's fork reads them.
         if let Some(pf) = &tl.problem {
-            let (_, bw) = timeloop::load_problem(&dir.join(pf))?;
+            let pf = spec::referenced(path, "timeloop.problem", dir, pf)?;
+            let (_, bw) = timeloop::load_problem(&pf)?;
             if let Some(bw) = bw {
                 let get = |k: &str| bw.get(k).copied();
                 if let (Some(i), Some(w), Some(o)) = (get("Inputs"), get("Weights"), get("Outputs"))
@@ -239,6 +256,7 @@ pub fn load(path: &Path) -> Result<Instance, InputError> {
 
     let mut inst = Instance {
         file: path.to_path_buf(),
+        arch_source,
         arch,
         workload_name,
         layers,
@@ -263,13 +281,13 @@ pub fn load(path: &Path) -> Result<Instance, InputError> {
             Some(b) => Err(err(field, format!("{b} is not a bit-width in 1..=64"))),
         };
         inst.front = Some(FrontSettings {
-            accuracy_file: dir.join(&f.accuracy),
+            accuracy_file: spec::referenced(path, "front.accuracy", dir, &f.accuracy)?,
             first_input_bits: bits("front.first_input_bits", f.first_input_bits)?,
             last_output_bits: bits("front.last_output_bits", f.last_output_bits)?,
         });
     }
     if let Some(m) = &spec.mapping {
-        let (ms, file) = spec::resolve(m, dir, path)?;
+        let (ms, file) = spec::resolve(m, dir, path, "mapping")?;
         let mapping = model::mapping_from_spec(&ms, &inst.arch, &inst.layer().problem, &file)?;
         inst.mapping = Some((mapping, file));
     }
@@ -323,9 +341,10 @@ fn check_tensor_names(inst: &Instance) -> Result<(), InputError> {
     for (i, l) in inst.arch.levels.iter().enumerate() {
         for (field, names) in [("keep", &l.must_keep), ("bypass", &l.must_bypass)] {
             if let Some(bad) = names.iter().find(|n| p.tensor_index(n).is_none()) {
+                let (file, levels) = &inst.arch_source;
                 return Err(InputError::new(
-                    &inst.file,
-                    format!("architecture.levels[{i}].{field}"),
+                    file,
+                    format!("{levels}[{i}] ({}).{field}", l.name),
                     format!(
                         "unknown tensor `{bad}` (the problem's tensors: {})",
                         p.tensors
@@ -351,7 +370,8 @@ fn load_workload(spec: &InstanceSpec, dir: &Path, path: &Path) -> Result<Workloa
                 .problem
                 .as_ref()
                 .ok_or_else(|| err("timeloop.problem", "missing (or give `workload`)".into()))?;
-            let (problem, _) = timeloop::load_problem(&dir.join(pf))?;
+            let pf = spec::referenced(path, "timeloop.problem", dir, pf)?;
+            let (problem, _) = timeloop::load_problem(&pf)?;
             let weights = problem
                 .tensor_index("Weights")
                 .map(|t| problem.tensor_size(t))
@@ -392,7 +412,7 @@ fn load_workload(spec: &InstanceSpec, dir: &Path, path: &Path) -> Result<Workloa
             ))
         }
         (None, Some(n)) => {
-            let (net, file) = spec::resolve(n, dir, path)?;
+            let (net, file) = spec::resolve(n, dir, path, "workload.network")?;
             let layers = build_network(&net, dense, w.classes, &file)?;
             let selected = match &w.select {
                 None => 0,
@@ -425,8 +445,7 @@ pub fn load_mapping_file(
     if is_yaml && path.is_file() {
         let text = std::fs::read_to_string(path)
             .map_err(|e| InputError::new(path, "(file)", format!("cannot read: {e}")))?;
-        let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)
-            .map_err(|e| InputError::new(path, "(document)", e.to_string()))?;
+        let value = spec::yaml_value(path, &text)?;
         let qmap_format = value
             .get("mapping")
             .and_then(|m| m.as_sequence())

@@ -4,6 +4,7 @@
 //! (problem, architecture, mapping) → `instance` (a loaded instance) → `eval` (Timeloop's cost
 //! model, the single source of truth) → `report`; `cli` is the command line.
 
+pub mod app;
 pub mod certify;
 pub mod cli;
 pub mod eval;

@@ -16,5 +16,6 @@ fn main() {
             e.code()
         }
     };
+    qmap::cli::flush_stdout();
     std::process::exit(code);
 }

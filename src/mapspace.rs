@@ -418,8 +418,7 @@ impl Constraints {
 
     /// Adds constraints from YAML text; `file` names the source in errors.
     pub fn add_yaml_str(&mut self, text: &str, file: &Path, arch: &Arch) -> Result<(), InputError> {
-        let v: Value = serde_yaml_ng::from_str(text)
-            .map_err(|e| InputError::new(file, "(document)", e.to_string()))?;
+        let v = crate::spec::yaml_value(file, text)?;
         self.add_value(&v, file, "", arch)
     }
 
@@ -979,6 +978,8 @@ pub struct Mapspace {
     size: OnceLock<Count>,
     bypass_patterns: Count,
     notes: Vec<String>,
+    /// Why the space has no mapping at all, when a dim has no factorisation.
+    empty_reason: Option<String>,
 }
 
 /// The prime factorisation of `n`: (prime, exponent) in increasing order.
@@ -1073,18 +1074,13 @@ impl Mapspace {
         }
         let bypass_patterns = count_bypass_patterns(problem, &keep)?;
         let choices = (0..nd)
-            .map(|d| {
-                dim_factor_choices(
-                    problem,
-                    d,
-                    cons,
-                    &slots,
-                    &level_slots,
-                    &rules,
-                    &spatial_rules,
-                )
-            })
+            .map(|d| dim_factor_choices(problem, d, &slots, &level_slots, &rules, &spatial_rules))
             .collect::<Result<Vec<_>, _>>()?;
+        // A dim with no factorisation leaves no mapping: the space is empty (infeasible, for
+        // that reason), not an error.
+        let empty_reason = (0..nd)
+            .find(|&d| choices[d].is_empty())
+            .map(|d| no_factorisation(problem, d, cons));
         let allowed = choices
             .iter()
             .map(|cs| {
@@ -1128,6 +1124,7 @@ impl Mapspace {
             enumerate_orders: (0..nl).map(|l| l > 0).collect(),
             keep,
             free_keeps,
+            empty_reason,
             choices,
             choice_index,
             sigs: Vec::new(),
@@ -1149,9 +1146,9 @@ impl Mapspace {
             })
             .collect();
         space.build_dag();
-        if space.factorisations == 0.0 {
-            return Err(format!(
-                "no factorisation of {} fits the spatial fanouts under the constraints",
+        if space.factorisations == 0.0 && space.empty_reason.is_none() {
+            space.empty_reason = Some(format!(
+                "no factorisation of {}'s dims fits the spatial fanouts under the constraints",
                 problem.name
             ));
         }
@@ -1565,12 +1562,22 @@ impl Mapspace {
     pub fn keep_choice(&self, level: usize, tensor: usize) -> KeepChoice {
         self.keep[level][tensor]
     }
+    /// Why the space has no mapping, when the constraints leave a dim no factorisation (a
+    /// checked reason for `infeasible`).
+    pub fn empty_reason(&self) -> Option<&str> {
+        self.empty_reason.as_deref()
+    }
+    /// Whether the space has no mapping at all ([`Mapspace::empty_reason`]); [`Mapspace::sample`]
+    /// needs a space that is not.
+    pub fn is_empty(&self) -> bool {
+        self.empty_reason.is_some()
+    }
     /// The (level, tensor) pairs whose keep/bypass is free.
     pub fn free_keeps(&self) -> &[(usize, usize)] {
         &self.free_keeps
     }
     /// Number of mappings (factorisations × loop orders × bypass patterns), saturating at
-    /// u128::MAX, which it also is when the count would take more than [`COUNT_OPS`] steps
+    /// u128::MAX, which it also is when the count would take more than `COUNT_OPS` steps
     /// (about half a second). Computed on the first call.
     pub fn size(&self) -> u128 {
         self.count().0
@@ -2490,7 +2497,6 @@ fn count_bypass_patterns(problem: &Problem, keep: &[Vec<KeepChoice>]) -> Result<
 fn dim_factor_choices(
     problem: &Problem,
     d: usize,
-    cons: &Constraints,
     slots: &[Slot],
     level_slots: &[LevelSlots],
     rules: &[Vec<[Rule; 2]>],
@@ -2539,29 +2545,44 @@ fn dim_factor_choices(
             problem.dims[d]
         ));
     }
-    if out.is_empty() {
-        let origins: Vec<String> = cons
-            .levels
-            .iter()
-            .flat_map(|lc| {
-                [&lc.temporal, &lc.spatial]
-                    .into_iter()
-                    .filter_map(|lp| lp.factors.get(&problem.dims[d]))
-                    .map(|r| r.origin.clone())
-            })
-            .unique()
-            .collect();
-        return Err(format!(
-            "no factorisation of {} = {bound} satisfies the constraints{}",
-            problem.dims[d],
-            if origins.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", origins.join("; "))
-            }
-        ));
-    }
     Ok(out)
+}
+
+/// Why dim `d` has no factorisation: the constraints that restrict it, grouped by file
+/// (`no factorisation of M = 997 satisfies the constraints (c.yaml: targets[1].factors,
+/// targets[3].factors)`).
+fn no_factorisation(problem: &Problem, d: usize, cons: &Constraints) -> String {
+    let mut by_file: Vec<(String, Vec<String>)> = vec![];
+    let origins = cons.levels.iter().flat_map(|lc| {
+        [&lc.temporal, &lc.spatial]
+            .into_iter()
+            .filter_map(|lp| lp.factors.get(&problem.dims[d]))
+            .map(|r| r.origin.clone())
+    });
+    for o in origins.unique() {
+        let (file, field) = o.rsplit_once(": ").unwrap_or(("", o.as_str()));
+        match by_file.iter_mut().find(|(f, _)| f == file) {
+            Some((_, fields)) => fields.push(field.to_string()),
+            None => by_file.push((file.to_string(), vec![field.to_string()])),
+        }
+    }
+    let origins: Vec<String> = by_file
+        .into_iter()
+        .map(|(f, fields)| match f.as_str() {
+            "" => fields.join(", "),
+            _ => format!("{f}: {}", fields.join(", ")),
+        })
+        .collect();
+    format!(
+        "no factorisation of {} = {} satisfies the constraints{}",
+        problem.dims[d],
+        problem.bounds[d],
+        if origins.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", origins.join("; "))
+        }
+    )
 }
 
 /// A fast hasher for the packed u128 keys of the loop-order DP.

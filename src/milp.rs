@@ -1333,11 +1333,15 @@ pub fn solve_choices(
     Ok((cert, i))
 }
 
-/// A checked reason why no mapping of `space` is valid at `opts`, where one of these is:
-/// a level whose smallest possible tiles of the tensors it must keep do not fit (every
+/// A checked reason why no mapping of `space` is valid at `opts`, where one of these is: a dim
+/// the constraints leave no factorisation ([`Mapspace::empty_reason`]), a level whose
+/// smallest possible tiles of the tensors it must keep do not fit (every
 /// mapping's tiles are at least those). None when neither applies (the reason is then not
 /// known without searching).
 pub fn diagnose(space: &Mapspace, opts: &ModelOptions) -> Option<String> {
+    if let Some(r) = space.empty_reason() {
+        return Some(r.to_string());
+    }
     let problem = space.problem();
     let arch = space.arch();
     for (l, level) in arch.levels.iter().enumerate() {

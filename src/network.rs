@@ -85,6 +85,13 @@ pub struct Entry {
     pub cycles: Option<u64>,
     pub mapping: Option<MappingSpec>,
     pub proof: Proof,
+    /// The lower bound (pJ) the proof gives (the energy itself for an enumerated optimum);
+    /// None when no mapping fits.
+    #[serde(default)]
+    pub bound_pj: Option<f64>,
+    /// Why no mapping fits (a checked reason), when none does.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// Which exact method fills the table.
@@ -181,7 +188,13 @@ pub struct Table {
     /// Distinct layer shapes, and how many of them came from the cache.
     pub units: usize,
     pub cached_units: usize,
+    /// Per layer, the wall time its unit took in this run (seconds; a cache hit's is its
+    /// check).
+    pub layer_seconds: Vec<f64>,
     pub seconds: f64,
+    /// What the caller should tell the user about the cache: an unusable directory, and the
+    /// cache files that did not check out (each recomputed), one line each.
+    pub cache_warnings: Vec<String>,
 }
 
 /// SHA-256 (hex) of the parts, each terminated by a zero byte.
@@ -237,61 +250,131 @@ pub fn build(
         )
         .expect("static template"),
     );
-    let results: Vec<Result<(Vec<Entry>, bool), String>> = units
+    let mut cache_warnings = vec![];
+    let mut settings = settings.clone();
+    if let Some(dir) = &settings.cache_dir {
+        if let Err(e) =
+            std::fs::create_dir_all(dir).and_then(|_| crate::report::check_dir_writable(dir))
+        {
+            cache_warnings.push(format!(
+                "cache directory {} is not usable ({e}): nothing is read from or written to it",
+                dir.display()
+            ));
+            settings.cache_dir = None;
+        }
+    }
+    type Solved = Result<(Vec<Entry>, CacheUse, f64), String>;
+    let results: Vec<Solved> = units
         .par_iter()
         .map(|(key, rep)| {
-            let r = unit_entries(inst, cons, *rep, key, triples, settings);
+            let t = Instant::now();
+            let layer = &inst.layers[*rep];
+            let opts: Vec<_> = triples
+                .iter()
+                .map(|&b| inst.options(&layer.problem, b))
+                .collect();
+            let unit = Unit {
+                arch: &inst.arch,
+                cons,
+                problem: &layer.problem,
+                shape: key,
+                triples,
+                opts: &opts,
+            };
+            let r = unit
+                .entries(&settings)
+                .map_err(|e| format!("layer {}: {e}", layer.name));
             bar.inc(1);
-            r
+            r.map(|(e, u)| (e, u, t.elapsed().as_secs_f64()))
         })
         .collect();
     bar.finish_and_clear();
     let mut per_unit = vec![];
     let mut cached_units = 0;
-    for r in results {
-        let (entries, cached) = r?;
-        cached_units += cached as usize;
-        per_unit.push(entries);
+    for (r, (_, rep)) in results.into_iter().zip(&units) {
+        let (entries, used, secs) = r?;
+        cached_units += (used == CacheUse::Hit) as usize;
+        if let CacheUse::Rejected(why) = used {
+            cache_warnings.push(format!("layer {}: {why}", inst.layers[*rep].name));
+        }
+        per_unit.push((entries, secs));
     }
-    let layers = inst
-        .layers
-        .iter()
-        .enumerate()
-        .map(|(i, _)| per_unit[unit_of[i]].clone())
-        .collect();
+    let layers = unit_of.iter().map(|&u| per_unit[u].0.clone()).collect();
     Ok(Table {
         layers,
         units: units.len(),
         cached_units,
+        layer_seconds: unit_of.iter().map(|&u| per_unit[u].1).collect(),
         seconds: start.elapsed().as_secs_f64(),
+        cache_warnings,
     })
 }
 
-/// The entries of one layer shape (layer `rep` of the instance), from the cache when present.
-fn unit_entries(
-    inst: &Instance,
-    cons: &Constraints,
-    rep: usize,
-    shape: &str,
-    triples: &[Option<BitTriple>],
-    settings: &TableSettings,
-) -> Result<(Vec<Entry>, bool), String> {
-    let layer = &inst.layers[rep];
-    let problem = &layer.problem;
-    let space = Mapspace::new(problem, &inst.arch, cons)
-        .map_err(|e| format!("layer {}: {e}", layer.name))?;
-    let opts: Vec<_> = triples.iter().map(|&t| inst.options(problem, t)).collect();
-    let cache_file = settings.cache_dir.as_ref().map(|dir| {
+/// How a table unit used the cache.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CacheUse {
+    /// No cache, or no entry yet: computed (and stored).
+    Miss,
+    /// Taken from the cache after every entry checked out.
+    Hit,
+    /// A cache file was there but did not check out (why): recomputed and stored again.
+    Rejected(String),
+}
+
+/// One table unit: a layer shape on a design, at the bit choices `triples` (options `opts`).
+pub struct Unit<'a> {
+    pub arch: &'a crate::model::Arch,
+    pub cons: &'a Constraints,
+    pub problem: &'a Problem,
+    /// [`shape_key`] of the problem.
+    pub shape: &'a str,
+    pub triples: &'a [Option<BitTriple>],
+    pub opts: &'a [ModelOptions],
+}
+
+impl Unit<'_> {
+    /// The unit's entries, from the cache when a file there checks out entry by entry
+    /// (`read_cache`); otherwise solved ([`solve_unit`]) and stored.
+    pub fn entries(&self, settings: &TableSettings) -> Result<(Vec<Entry>, CacheUse), String> {
+        let space = Mapspace::new(self.problem, self.arch, self.cons)?;
+        let cache_file = settings
+            .cache_dir
+            .as_ref()
+            .map(|d| self.cache_file(d, settings));
+        let mut used = CacheUse::Miss;
+        if let Some(f) = &cache_file {
+            match read_cache(f, &space, self.opts, self.triples, self.shape) {
+                Ok(Some(entries)) => return Ok((entries, CacheUse::Hit)),
+                Ok(None) => {}
+                Err(why) => used = CacheUse::Rejected(format!("{}: {why}", f.display())),
+            }
+        }
+        let entries: Vec<Entry> = solve_unit(&space, self.opts, settings)?
+            .into_iter()
+            .zip(self.triples.iter().zip(self.opts))
+            .map(|(o, (&bits, opts))| self.entry(&space, o, bits, opts))
+            .collect();
+        if let Some(f) = &cache_file {
+            write_cache(f, self.shape, &entries);
+        }
+        Ok((entries, used))
+    }
+
+    /// The cache file of the unit: named by a content hash of the model version, the design,
+    /// the constraints, the shape, the bit choices, the options and the engine settings.
+    fn cache_file(&self, dir: &Path, settings: &TableSettings) -> PathBuf {
         let hex = content_hash(&[
             MODEL_VERSION.to_string(),
             env!("CARGO_PKG_VERSION").to_string(),
-            format!("{:?}", inst.arch),
-            format!("{cons:?}"),
-            shape.to_string(),
-            format!("{triples:?}"),
+            format!("{:?}", self.arch),
+            format!("{:?}", self.cons),
+            self.shape.to_string(),
+            format!("{:?}", self.triples),
             format!(
                 "{:?}",
-                opts.first().map(|o| (o.packing, o.psum, o.seed_compat))
+                self.opts
+                    .first()
+                    .map(|o| (o.packing, o.psum, o.seed_compat))
             ),
             format!(
                 "{:?} {} {:?}",
@@ -299,32 +382,34 @@ fn unit_entries(
             ),
         ]);
         dir.join(format!("{hex}.json"))
-    });
-    if let Some(f) = &cache_file {
-        if let Some(entries) = read_cache(f, &space, &opts) {
-            return Ok((entries, true));
-        }
     }
-    let (arch, name) = (&inst.arch, &layer.name);
-    let entries: Vec<Entry> = solve_unit(&space, &opts, settings)
-        .map_err(|e| format!("layer {name}: {e}"))?
-        .into_iter()
-        .zip(triples)
-        .map(|(o, &bits)| Entry {
+
+    /// The table entry of an optimum.
+    fn entry(
+        &self,
+        space: &Mapspace,
+        o: Optimum,
+        bits: Option<BitTriple>,
+        opts: &ModelOptions,
+    ) -> Entry {
+        let energy = o.evaluation.as_ref().map(|e| e.energy_pj);
+        let bound = o.proof.bound_and_gap(energy.unwrap_or(f64::INFINITY)).0;
+        Entry {
             bits,
-            energy_pj: o.evaluation.as_ref().map(|e| e.energy_pj),
+            energy_pj: energy,
             cycles: o.evaluation.as_ref().map(|e| e.cycles),
             mapping: o
                 .mapping
                 .as_ref()
-                .map(|m| mapping_to_spec(m, arch, problem)),
+                .map(|m| mapping_to_spec(m, self.arch, self.problem)),
             proof: o.proof,
-        })
-        .collect();
-    if let Some(f) = &cache_file {
-        write_cache(f, &entries);
+            bound_pj: bound.is_finite().then_some(bound),
+            reason: energy
+                .is_none()
+                .then(|| milp::diagnose(space, opts))
+                .flatten(),
+        }
     }
-    Ok((entries, false))
 }
 
 /// A proven (or, on a time limit, bounded) energy optimum at one bit choice.
@@ -688,42 +773,112 @@ fn enumerate_best(
     Ok((cert, best))
 }
 
-/// Reads a cache file; any entry that does not re-evaluate to its stored energy (or a file
-/// that does not parse) makes the whole unit count as missing.
+/// A cache file: the entries of one table unit under its content hash.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CacheFile {
+    model_version: String,
+    /// The unit's [`shape_key`]: a file of another shape is not taken.
+    shape: String,
+    entries: Vec<Entry>,
+}
+
+/// Reads the cache file `f` of a unit: None when there is none; an error (why) when it does
+/// not check out. Every entry is verified whole: it is at the bit triple asked, at its place;
+/// its mapping is in the mapspace, valid, and re-evaluates to the stored energy and cycles;
+/// its bound is at most its energy, within the gap tolerance of it when it says optimal, and
+/// the proof's own; an entry without a mapping has a reason that checks out again
+/// ([`milp::diagnose`]) unless it claims nothing (a time limit).
 fn read_cache(
     f: &Path,
     space: &Mapspace,
-    opts: &[crate::model::ModelOptions],
-) -> Option<Vec<Entry>> {
-    let text = std::fs::read_to_string(f).ok()?;
-    let entries: Vec<Entry> = serde_json::from_str(&text).ok()?;
-    if entries.len() != opts.len() {
-        return None;
+    opts: &[ModelOptions],
+    triples: &[Option<BitTriple>],
+    shape: &str,
+) -> Result<Option<Vec<Entry>>, String> {
+    let text = match std::fs::read_to_string(f) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("unreadable ({e})")),
+    };
+    let file: CacheFile =
+        serde_json::from_str(&text).map_err(|e| format!("not a cache file ({e})"))?;
+    if file.model_version != MODEL_VERSION || file.shape != shape {
+        return Err("made for another model version or layer shape".into());
+    }
+    if file.entries.len() != opts.len() {
+        return Err(format!(
+            "{} entries for {} bit choices",
+            file.entries.len(),
+            opts.len()
+        ));
+    }
+    for (i, (e, o)) in file.entries.iter().zip(opts).enumerate() {
+        check_entry(e, triples[i], space, o, f).map_err(|why| format!("entry {i}: {why}"))?;
+    }
+    Ok(Some(file.entries))
+}
+
+/// Verifies one cache entry (see [`read_cache`]).
+fn check_entry(
+    e: &Entry,
+    bits: Option<BitTriple>,
+    space: &Mapspace,
+    opts: &ModelOptions,
+    f: &Path,
+) -> Result<(), String> {
+    if e.bits != bits {
+        return Err(format!("bits {:?} where {bits:?} belong", e.bits));
     }
     let (problem, arch) = (space.problem(), space.arch());
-    for (e, o) in entries.iter().zip(opts) {
-        match (&e.mapping, e.energy_pj) {
-            (Some(ms), Some(energy)) => {
-                let m = mapping_from_spec(ms, arch, problem, f).ok()?;
-                let ev = evaluate(problem, arch, &m, o);
-                if !ev.valid || ev.energy_pj != energy || !space.contains(&m) {
-                    return None;
-                }
-            }
-            (None, None) => {}
-            _ => return None,
+    let status = e.proof.status();
+    let (Some(ms), Some(energy)) = (&e.mapping, e.energy_pj) else {
+        if e.mapping.is_some() || e.energy_pj.is_some() {
+            return Err("a mapping without an energy, or an energy without a mapping".into());
         }
+        return match status {
+            Status::TimeLimit | Status::Unknown => Ok(()),
+            _ => milp::diagnose(space, opts)
+                .map(|_| ())
+                .ok_or_else(|| "infeasible without a reason that checks out".into()),
+        };
+    };
+    let m = mapping_from_spec(ms, arch, problem, f).map_err(|e| e.to_string())?;
+    let ev = evaluate(problem, arch, &m, opts);
+    if !ev.valid || !space.contains(&m) {
+        return Err("its mapping is not a valid mapping of the mapspace".into());
     }
-    Some(entries)
+    if (ev.energy_pj - energy).abs() > 1e-12 * energy || e.cycles != Some(ev.cycles) {
+        return Err(format!(
+            "stored {energy} pJ, {:?} cycles; the mapping evaluates to {} pJ, {} cycles",
+            e.cycles, ev.energy_pj, ev.cycles
+        ));
+    }
+    let bound = e.bound_pj.ok_or("no bound")?;
+    let (proof_bound, _) = e.proof.bound_and_gap(energy);
+    let consistent = bound <= energy * (1.0 + 1e-12)
+        && (proof_bound - bound).abs() <= 1e-12 * energy
+        && (status != Status::Optimal || milp::relative_gap(energy, bound) <= 1e-6);
+    if !consistent {
+        return Err(format!(
+            "status {status:?} with energy {energy} pJ and bound {bound} pJ do not agree"
+        ));
+    }
+    Ok(())
 }
 
 /// Writes a cache file atomically; a failure only costs a later recomputation, so it is
-/// ignored.
-fn write_cache(f: &Path, entries: &[Entry]) {
+/// ignored (an unusable directory is reported once by [`build`]).
+fn write_cache(f: &Path, shape: &str, entries: &[Entry]) {
     if let Some(dir) = f.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    if let Ok(text) = serde_json::to_string(entries) {
+    let file = CacheFile {
+        model_version: MODEL_VERSION.into(),
+        shape: shape.into(),
+        entries: entries.to_vec(),
+    };
+    if let Ok(text) = serde_json::to_string(&file) {
         let _ = crate::report::write_atomic(f, &text);
     }
 }

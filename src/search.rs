@@ -956,6 +956,9 @@ pub fn random_until(
     let mut invalid_streak = 0u64;
     let mut samples = 0u64;
     let stop = loop {
+        if space.is_empty() {
+            break StopReason::Exhausted;
+        }
         if b.valid >= max_samples {
             break StopReason::MaxSamples;
         }

@@ -23,10 +23,84 @@ impl InputError {
     ) -> Self {
         InputError {
             file: file.as_ref().display().to_string(),
-            field: field.into(),
-            message: message.into(),
+            field: cut(&field.into(), 200),
+            message: cut_values(&message.into()),
         }
     }
+}
+
+/// `text` cut to `max` characters (with how many were left out).
+fn cut(text: &str, max: usize) -> String {
+    let n = text.chars().count();
+    if n <= max {
+        return text.to_string();
+    }
+    let head: String = text.chars().take(max).collect();
+    format!("{head}… ({} more characters)", n - max)
+}
+
+/// A message whose quoted values (between backticks) are cut to 80 characters each, and which
+/// is cut to 2,000 characters in all: an input's 10,000-character value is not echoed whole.
+fn cut_values(message: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in message.split('`').enumerate() {
+        if i > 0 {
+            out.push('`');
+        }
+        if i % 2 == 1 {
+            out.push_str(&cut(part, 80));
+        } else {
+            out.push_str(part);
+        }
+    }
+    cut(&out, 2000)
+}
+
+/// The deepest nesting a YAML document may have: deeper documents are refused before parsing
+/// (the parser takes time quadratic in the depth: 80,000 nested brackets took 31 s).
+pub const MAX_YAML_DEPTH: usize = 128;
+
+/// Refuses a YAML text nested deeper than [`MAX_YAML_DEPTH`] (flow brackets and braces, and
+/// block indentation), in one pass over it.
+fn check_depth(text: &str) -> Result<(), String> {
+    let (mut depth, mut quote) = (0usize, None::<char>);
+    for line in text.lines() {
+        let indent = line.len() - line.trim_start_matches([' ', '-']).len();
+        if indent / 2 > MAX_YAML_DEPTH {
+            return Err(format!("indented deeper than {MAX_YAML_DEPTH} levels"));
+        }
+        let mut comment = false;
+        for c in line.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '#') => comment = true,
+                _ if comment => {}
+                (None, '"') | (None, '\'') => quote = Some(c),
+                (None, '[') | (None, '{') => {
+                    depth += 1;
+                    if depth > MAX_YAML_DEPTH {
+                        return Err(format!("nested deeper than {MAX_YAML_DEPTH} levels"));
+                    }
+                }
+                (None, ']') | (None, '}') => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        // Single quotes inside a plain scalar (an apostrophe) end at the line.
+        if quote == Some('\'') {
+            quote = None;
+        }
+    }
+    Ok(())
+}
+
+/// Parses YAML text from `path` into a generic value, with the depth check (errors name the
+/// file, field `(document)`).
+pub fn yaml_value(path: &Path, text: &str) -> Result<serde_yaml_ng::Value, InputError> {
+    check_depth(text).map_err(|m| InputError::new(path, "(document)", m))?;
+    serde_yaml_ng::from_str(text)
+        .map_err(|e| InputError::new(path, "(document)", format!("invalid YAML: {e}")))
 }
 
 /// Reads and parses a YAML file into `T`, mapping serde's errors to an [`InputError`] that names
@@ -42,6 +116,7 @@ pub fn parse_yaml<T: serde::de::DeserializeOwned>(
     path: &Path,
     text: &str,
 ) -> Result<T, InputError> {
+    check_depth(text).map_err(|m| InputError::new(path, "(document)", m))?;
     let de = serde_yaml_ng::Deserializer::from_str(text);
     serde_path_to_error_free(de).map_err(|(field, msg)| InputError::new(path, field, msg))
 }
@@ -76,13 +151,45 @@ pub fn resolve<T: serde::de::DeserializeOwned + Clone>(
     item: &Inline<T>,
     base_dir: &Path,
     owner_file: &Path,
+    field: &str,
 ) -> Result<(T, PathBuf), InputError> {
     match item {
         Inline::Path(p) => {
-            let path = base_dir.join(p);
+            let path = referenced(owner_file, field, base_dir, p)?;
             Ok((load_yaml(&path)?, path))
         }
         Inline::Value(v) => Ok((v.clone(), owner_file.to_path_buf())),
+    }
+}
+
+/// The file `rel` that `owner_file`'s `field` names (relative to `base_dir`, the owner's
+/// directory), when it can be read; otherwise an error against the owner and the field:
+/// `x.yaml: architecture: cannot read ../arch/y.yaml (relative to x.yaml): No such file`.
+pub fn referenced(
+    owner_file: &Path,
+    field: &str,
+    base_dir: &Path,
+    rel: &Path,
+) -> Result<PathBuf, InputError> {
+    let path = base_dir.join(rel);
+    let problem = match std::fs::metadata(&path) {
+        Ok(m) if m.is_dir() => Some("it is a directory".to_string()),
+        Ok(_) => std::fs::File::open(&path).err().map(|e| e.to_string()),
+        Err(e) => Some(e.to_string()),
+    };
+    match problem {
+        None => Ok(path),
+        Some(why) => Err(InputError::new(
+            owner_file,
+            field,
+            format!(
+                "cannot read `{}` (relative to {}): {why}",
+                rel.display(),
+                owner_file
+                    .file_name()
+                    .map_or("its file".into(), |n| n.to_string_lossy().into_owned())
+            ),
+        )),
     }
 }
 

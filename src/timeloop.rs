@@ -84,8 +84,7 @@ fn load_value(path: &Path) -> Result<Value, InputError> {
 }
 
 fn parse_value(path: &Path, text: &str) -> Result<Value, InputError> {
-    let mut v: Value = serde_yaml_ng::from_str(text)
-        .map_err(|e| InputError::new(path, "(document)", format!("invalid YAML: {e}")))?;
+    let mut v = crate::spec::yaml_value(path, text)?;
     v.apply_merge()
         .map_err(|e| InputError::new(path, "(document)", format!("invalid YAML merge: {e}")))?;
     Ok(untag(v))

@@ -87,6 +87,8 @@ fn gap_reports_optimal_suboptimal_and_invalid_mappings() {
             maps.to_str().unwrap(),
             "--cache",
             cache.to_str().unwrap(),
+            "--layers",
+            "conv1,b3_exp,b4_exp",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -136,8 +138,18 @@ fn gap_reports_optimal_suboptimal_and_invalid_mappings() {
     ));
     assert_eq!(by_name_in(&v, "b4_exp")["pass"], true);
     assert_eq!(by_name_in(&v, "b3_exp")["pass"], false);
+    // A layer asked for without a mapping fails (issue 20: it used to pass unseen); with
+    // --allow-missing it is only listed.
     std::fs::remove_file(maps.join("b3_exp.yaml")).unwrap();
     let a = args(&["--max-gap", "0.1"]);
+    let out = qmap_in(&dir, &a.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("no mapping for 1 layer(s): b3_exp"),
+        "{}",
+        stdout(&out)
+    );
+    let a = args(&["--max-gap", "0.1", "--allow-missing"]);
     let out = qmap_in(&dir, &a.iter().map(|s| s.as_str()).collect::<Vec<_>>());
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(stdout(&out).contains("2 of 2 layers within the gap"));

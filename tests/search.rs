@@ -580,9 +580,16 @@ fn constraint_errors_name_file_and_field() {
     );
     let err = Mapspace::new(&tiny_problem(), &a, &c).unwrap_err();
     assert!(err.contains("inline.yaml") && err.contains("`K`"), "{err}");
-    // A fixed factor that does not divide the bound leaves no mapping.
+    // A fixed factor that does not divide the bound leaves no mapping: an empty space, with
+    // the reason (infeasible, not an error).
     let c = constraints(&a, "targets: [{target: Buf, type: temporal, factors: P=2}]");
-    assert!(Mapspace::new(&tiny_problem(), &a, &c).is_err());
+    let space = Mapspace::new(&tiny_problem(), &a, &c).unwrap();
+    assert!(space.is_empty());
+    let why = space.empty_reason().unwrap();
+    assert!(
+        why.contains("no factorisation of P") && why.contains("inline.yaml"),
+        "{why}"
+    );
     // Constraints against the architecture's keep rules.
     let c = constraints(
         &a,
@@ -615,7 +622,7 @@ fn inline_instance_constraints() {
     let v: serde_yaml_ng::Value =
         serde_yaml_ng::from_str("- {target: Buf, type: spatial, factors: M=4, split: 0}\n- {target: Buf, type: spatial, permutation: M}\n").unwrap();
     let c = Constraints::from_value(&v, Path::new("inst.yaml"), "constraints", &a).unwrap();
-    assert!(Mapspace::new(&p, &a, &c).is_err());
+    assert!(Mapspace::new(&p, &a, &c).unwrap().is_empty());
     let v: serde_yaml_ng::Value =
         serde_yaml_ng::from_str("[{target: Nope, type: temporal}]").unwrap();
     let e = Constraints::from_value(&v, Path::new("inst.yaml"), "constraints", &a).unwrap_err();
