@@ -250,19 +250,8 @@ pub fn build(
         )
         .expect("static template"),
     );
-    let mut cache_warnings = vec![];
-    let mut settings = settings.clone();
-    if let Some(dir) = &settings.cache_dir {
-        if let Err(e) =
-            std::fs::create_dir_all(dir).and_then(|_| crate::report::check_dir_writable(dir))
-        {
-            cache_warnings.push(format!(
-                "cache directory {} is not usable ({e}): nothing is read from or written to it",
-                dir.display()
-            ));
-            settings.cache_dir = None;
-        }
-    }
+    let (settings, unusable) = usable_cache(settings);
+    let mut cache_warnings: Vec<String> = unusable.into_iter().collect();
     type Solved = Result<(Vec<Entry>, CacheUse, f64), String>;
     let results: Vec<Solved> = units
         .par_iter()
@@ -308,6 +297,25 @@ pub fn build(
         seconds: start.elapsed().as_secs_f64(),
         cache_warnings,
     })
+}
+
+/// `settings` with its cache directory checked (created if need be, and a file created and
+/// removed there): when it is not usable, the settings without a cache and why.
+pub fn usable_cache(settings: &TableSettings) -> (TableSettings, Option<String>) {
+    let mut settings = settings.clone();
+    let mut why = None;
+    if let Some(dir) = &settings.cache_dir {
+        let checked =
+            std::fs::create_dir_all(dir).and_then(|_| crate::report::check_dir_writable(dir));
+        if let Err(e) = checked {
+            why = Some(format!(
+                "cache directory {} is not usable ({e}): nothing is read from or written to it",
+                dir.display()
+            ));
+            settings.cache_dir = None;
+        }
+    }
+    (settings, why)
 }
 
 /// How a table unit used the cache.

@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::design::{ARCH as TL_ARCH, ERT as TL_ERT, PROBLEM as TL_PROBLEM};
 use common::{json, qmap_in, root, scratch, stdout};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -529,56 +530,3 @@ fn an_infeasible_layer_exits_1_with_its_reason_everywhere() {
         );
     }
 }
-
-const TL_ARCH: &str = "architecture:
-  version: 0.3
-  subtree:
-    - name: chip
-      attributes: {word-bits: 8}
-      local:
-        - name: DRAM
-          class: DRAM
-          attributes: {width: 64, block-size: 8}
-      subtree:
-        - name: PE[0..3]
-          local:
-            - name: buf
-              class: storage
-              subclass: regfile
-              attributes: {depth: 16, width: 16, meshX: 2}
-            - name: mac
-              class: compute
-              subclass: intmac
-              attributes: {meshX: 2}
-";
-
-const TL_ERT: &str = "ERT:
-  tables:
-    - name: chip.DRAM
-      actions:
-        - {name: read, arguments: null, energy: 100}
-        - {name: write, arguments: null, energy: 90}
-    - name: chip.PE[0..3].buf
-      actions:
-        - {name: read, arguments: null, energy: 1.0}
-        - {name: write, arguments: null, energy: 2.0}
-        - {name: update, arguments: null, energy: 2.5}
-    - name: chip.PE[0..3].mac
-      actions:
-        - {name: mac_random, arguments: null, energy: 0.5}
-";
-
-const TL_PROBLEM: &str = "problem:
-  shape:
-    name: MatVec
-    dimensions: [K, N]
-    data-spaces:
-      - name: A
-        projection: [[[K]], [[N]]]
-      - name: x
-        projection: [[[K]]]
-      - name: y
-        projection: [[[N]]]
-        read-write: true
-  instance: {K: 8, N: 4}
-";

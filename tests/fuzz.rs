@@ -10,6 +10,10 @@
 
 mod common;
 
+use common::design::{
+    ARCH as TL_ARCH, CONSTRAINTS as TL_CONSTRAINTS, ERT as TL_ERT, MAP_TXT as TL_MAP_TXT,
+    MAP_YAML as TL_MAP_YAML, PROBLEM as TL_PROBLEM, STATS_TXT as TL_STATS_TXT,
+};
 use common::{root, scratch};
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
@@ -19,153 +23,6 @@ use std::time::{Duration, Instant};
 
 /// A case running longer than this is a hang.
 const HANG_SECONDS: u64 = 30;
-
-/// A small Timeloop design (v0.3 spellings) of the project's own.
-const TL_ARCH: &str = "architecture:
-  version: 0.3
-  subtree:
-    - name: chip
-      attributes: {word-bits: 8}
-      local:
-        - name: DRAM
-          class: DRAM
-          attributes: {width: 64, block-size: 8}
-        - name: column[0..1]
-          class: dummy_storage
-          attributes: {meshX: 2}
-      subtree:
-        - name: PE[0..3]
-          local:
-            - name: buf
-              class: storage
-              subclass: regfile
-              attributes: {depth: 16, width: 16, meshX: 2}
-            - name: mac
-              class: compute
-              subclass: intmac
-              attributes: {meshX: 2}
-";
-
-const TL_ERT: &str = "ERT:
-  tables:
-    - name: chip.DRAM
-      actions:
-        - {name: read, arguments: null, energy: 100}
-        - {name: write, arguments: null, energy: 90}
-    - name: chip.PE[0..3].buf
-      actions:
-        - {name: read, arguments: {address_delta: 0}, energy: 1.0}
-        - {name: write, arguments: null, energy: 2.0}
-        - {name: update, arguments: null, energy: 2.5}
-    - name: chip.PE[0..3].mac
-      actions:
-        - {name: mac_random, arguments: null, energy: 0.5}
-";
-
-const TL_PROBLEM: &str = "problem:
-  shape:
-    name: MatVec
-    dimensions: [K, N]
-    data-spaces:
-      - name: A
-        projection: [[[K]], [[N]]]
-      - name: x
-        projection: [[[K]]]
-      - name: y
-        projection: [[[N]]]
-        read-write: true
-  instance: {K: 8, N: 4}
-";
-
-const TL_MAP_YAML: &str = "mapping:
-  - target: buf
-    type: temporal
-    factors: K2 N2
-    permutation: KN
-  - target: column
-    type: spatial
-    factors: K2 N1
-    permutation: KN
-    split: 0
-  - target: DRAM
-    type: temporal
-    factors: K2 N1
-    permutation: KN
-  - target: DRAM
-    type: spatial
-    factors: K1 N2
-    permutation: NK
-    split: 1
-";
-
-const TL_MAP_TXT: &str = "
-DRAM [ A:32 (32) x:8 (8) y:4 (4) ]
------------------------------------
-| for K in [0:2)
-|   for N in [0:2) (Spatial-X)
-
-column [ ]
-----------
-|     for K in [0:2) (Spatial-Y)
-
-buf [ y:2 (2) ]
----------------
-|       for K in [0:2)
-|         for N in [0:2)
-|           << Compute >>
-";
-
-const TL_STATS_TXT: &str = "Buffer and Arithmetic Levels
-----------------------------
-Level 0
--------
-=== mac ===
-
-    SPECS
-    -----
-    Word bits             : 8
-
-Level 1
--------
-=== buf ===
-
-    MAPPING
-    -------
-    Loop nest:
-      for K in [0:2)
-        for N in [0:2)
-
-    STATS
-    -----
-    Cycles               : 4
-    y:
-        Partition size                           : 2
-
-Level 3
--------
-=== DRAM ===
-
-    MAPPING
-    -------
-    Loop nest:
-      for K in [0:2)
-        for N in [0:2) (Spatial-X)
-
-    STATS
-    -----
-    A:
-        Partition size                           : 32
-    x:
-        Partition size                           : 8
-    y:
-        Partition size                           : 4
-";
-
-const TL_CONSTRAINTS: &str = "constraints:
-  targets:
-    - {target: buf, type: temporal, factors: N=1, permutation: KN}
-    - {target: DRAM, type: spatial, factors: K=1, split: 999}
-";
 
 /// One input kind: the files of a case (name, text), one of them mutated, and the command
 /// line that reads them.

@@ -20,6 +20,7 @@ use qmap::timeloop::{
 use std::collections::HashMap;
 use std::path::Path;
 
+use common::design::{ARCH, MAP_TXT, PROBLEM, STATS_TXT};
 use common::timeloop_stats::*;
 
 const EXERCISES: [&str; 3] = ["eyeriss_like", "simba_like", "simple_weight_stationary"];
@@ -394,118 +395,6 @@ fn export_round_trips_on_every_reference_mapping() {
 // ---------------------------------------------------------------------------------------------
 // 3. A small design without the reference: the formats, the dispatcher, the errors
 // ---------------------------------------------------------------------------------------------
-
-const ARCH: &str = "
-architecture:
-  version: 0.3
-  subtree:
-    - name: chip
-      attributes: {word-bits: 8}
-      local:
-        - name: DRAM
-          class: DRAM
-          attributes: {width: 64, block-size: 8, vector-access-energy: 100}
-        - name: column[0..1]
-          class: dummy_storage
-          attributes: {meshX: 2}
-      subtree:
-        - name: PE[0..3]
-          local:
-            - name: buf
-              class: storage
-              subclass: regfile
-              attributes: {depth: 16, width: 16, meshX: 2, vector-access-energy: 1}
-            - name: mac
-              class: compute
-              subclass: intmac
-              attributes: {meshX: 2, vector-access-energy: 0.5}
-";
-
-const PROBLEM: &str = "
-problem:
-  shape:
-    name: MatVec
-    dimensions: [K, N]
-    data-spaces:
-      - name: A
-        projection: [[[K]], [[N]]]
-      - name: x
-        projection: [[[K]]]
-      - name: y
-        projection: [[[N]]]
-        read-write: true
-  instance: {K: 8, N: 4}
-";
-
-/// As Timeloop prints it: DRAM (fanout 2 along X to `column`) spreads N; `column` (a dummy
-/// level, fanout 2 along Y to buf) spreads K; buf has no fanout.
-const MAP_TXT: &str = "
-DRAM [ A:32 (32) x:8 (8) y:4 (4) ] 
------------------------------------
-| for K in [0:2)
-|   for N in [0:2) (Spatial-X)
-
-column [ ] 
-----------
-|     for K in [0:2) (Spatial-Y)
-
-buf [ y:2 (2) ] 
----------------
-|       for K in [0:2)
-|         for N in [0:2)
-|           << Compute >>
-";
-
-const STATS_TXT: &str = "Buffer and Arithmetic Levels
-----------------------------
-Level 0
--------
-=== mac ===
-
-    SPECS
-    -----
-    Word bits             : 8
-
-Level 1
--------
-=== buf ===
-
-    MAPPING
-    -------
-    Loop nest:
-      for K in [0:2)
-        for N in [0:2)
-
-    STATS
-    -----
-    Cycles               : 4
-    y:
-        Partition size                           : 2
-
-Level 3
--------
-=== DRAM ===
-
-    MAPPING
-    -------
-    Loop nest:
-      for K in [0:2)
-        for N in [0:2) (Spatial-X)
-
-    STATS
-    -----
-    A:
-        Partition size                           : 32
-    x:
-        Partition size                           : 8
-    y:
-        Partition size                           : 4
-
-Networks
---------
-=== buf ===
-    Nonsense:
-";
 
 fn small_design(t: &TempDir) -> (Arch, Problem) {
     let arch = load_arch(&t.file("arch.yaml", ARCH), None).unwrap();

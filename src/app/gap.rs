@@ -399,18 +399,8 @@ fn optima(
     items: &mut [Item],
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Option<Entry>>, InputError> {
-    let mut settings = req.settings.clone();
-    if let Some(dir) = &settings.cache_dir {
-        if let Err(e) =
-            std::fs::create_dir_all(dir).and_then(|_| crate::report::check_dir_writable(dir))
-        {
-            warnings.push(format!(
-                "cache directory {} is not usable ({e}): nothing is read from or written to it",
-                dir.display()
-            ));
-            settings.cache_dir = None;
-        }
-    }
+    let (settings, unusable) = crate::network::usable_cache(&req.settings);
+    warnings.extend(unusable);
     let mut out = vec![];
     for it in items.iter_mut() {
         if it.mapping.is_err() {

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod design;
 pub mod timeloop_stats;
 
 use std::path::{Path, PathBuf};
