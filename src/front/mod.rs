@@ -1,8 +1,8 @@
 //! The network front: per-layer bit-widths chosen from a table E*(layer, bits) (selection MILP, exact ε-constraint fronts, EDP, NSGA-II baseline, hypervolume, SVG plot) and the accuracy models.
 //!
 //! The front depends only on an energy table: whoever builds E*(layer, bits) (`qmap front`
-//! builds it from proven per-layer optima) hands it over with an accuracy model and the allowed
-//! bit-widths, and gets exact fronts back.
+//! builds it from proven per-layer optima, [`crate::app::codesign`]) hands it over with an
+//! accuracy model and the allowed bit-widths, and gets exact fronts back.
 //!
 //! # Where things are
 //! - [`table`]: the inputs: the table E*(layer, bits) ([`EnergyTable`]) and the allowed
