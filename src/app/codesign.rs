@@ -13,8 +13,8 @@
 //! hypervolumes of both fronts. A network some layer of which has no mapping at any bit choice
 //! is reported infeasible, with the reason.
 //!
-//! The report is typed ([`CodesignReport`]); its JSON is `qmap front --json`, and [`print`](mod@print)
-//! holds its terminal text and its CSV.
+//! The report is typed ([`CodesignReport`]); its JSON is `qmap front --json`, and
+//! [`print`](mod@print) holds its terminal text and its CSV.
 
 pub mod print;
 
@@ -150,31 +150,29 @@ pub struct FrontReport {
     /// Uniform 8-bit mapped by random search (pJ); None when a layer finds no valid mapping.
     pub uniform_8bit_random_search_pj: Option<f64>,
     pub workload: String,
-    /// The table's size and work (terminal text only).
+    /// What the terminal text says besides.
     #[serde(skip)]
-    pub table: TableSummary,
-    /// Whether `min_accuracy` is the default window (not asked for).
-    #[serde(skip)]
-    pub default_min_accuracy: bool,
-    /// Lexicographic stages solved for the front.
-    #[serde(skip)]
-    pub front_solves: usize,
-    /// Designs NSGA-II evaluated.
-    #[serde(skip)]
-    pub nsga2_evaluations: Option<usize>,
+    pub work: Work,
     #[serde(skip)]
     pub cache_warnings: Vec<String>,
 }
 
-/// The table of per-layer optima: its size and work.
+/// The work behind a front (the terminal text's, not in the JSON).
 #[derive(Debug, Clone, Default)]
-pub struct TableSummary {
+pub struct Work {
+    /// Layers of the network.
     pub layers: usize,
-    /// Distinct layer shapes, and how many of them came from the cache.
+    /// Distinct layer shapes of the table, and how many of them came from the cache.
     pub units: usize,
     pub cached_units: usize,
     /// Bit configurations some layer may take.
     pub bit_configurations: usize,
+    /// Whether `min_accuracy` is the default window (not asked for).
+    pub default_min_accuracy: bool,
+    /// Lexicographic stages solved for the front.
+    pub front_solves: usize,
+    /// Designs NSGA-II evaluated.
+    pub nsga2_evaluations: Option<usize>,
 }
 
 /// The hypervolumes of the exact front and of NSGA-II's points.
@@ -546,15 +544,15 @@ impl FrontReport {
             uniform_8bit: exact.uniform8.as_ref().map(design),
             uniform_8bit_random_search_pj: d.random8,
             workload: inputs.inst.workload_name.clone(),
-            table: TableSummary {
+            work: Work {
                 layers: inputs.inst.layers.len(),
                 units: table.units,
                 cached_units: table.cached_units,
                 bit_configurations: inputs.triples.len(),
+                default_min_accuracy: req.min_accuracy.is_none(),
+                front_solves: front.solves,
+                nsga2_evaluations: d.nsga.as_ref().map(|r| r.result.evaluations),
             },
-            default_min_accuracy: req.min_accuracy.is_none(),
-            front_solves: front.solves,
-            nsga2_evaluations: d.nsga.as_ref().map(|r| r.result.evaluations),
             cache_warnings: table.cache_warnings.clone(),
         }
     }

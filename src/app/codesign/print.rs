@@ -27,7 +27,7 @@ fn front_text(r: &FrontReport) -> String {
 /// The header lines: the instance, the table, the accuracy budget and the front's size.
 fn summary(r: &FrontReport) -> String {
     let mut out = String::new();
-    let t = &r.table;
+    let t = &r.work;
     let unproven = r.table_entries_not_proven;
     let _ = writeln!(
         out,
@@ -52,7 +52,7 @@ fn summary(r: &FrontReport) -> String {
         let _ = writeln!(
             out,
             "accuracy >= {m:.4}{}",
-            if r.default_min_accuracy {
+            if t.default_min_accuracy {
                 " (default window: uniform 8-bit - 2 points; --min-accuracy 0 for the whole front)"
             } else {
                 ""
@@ -69,7 +69,7 @@ fn summary(r: &FrontReport) -> String {
             " (incomplete: --points or a time limit)"
         },
         r.front_seconds,
-        r.front_solves
+        t.front_solves
     );
     out
 }
@@ -135,7 +135,7 @@ fn comparisons(r: &FrontReport) -> String {
     }
     let _ = writeln!(out, "{}", r.comparison);
     if let (Some(points), Some(within), Some(evaluations)) =
-        (&r.nsga2, r.nsga2_within_budgets, r.nsga2_evaluations)
+        (&r.nsga2, r.nsga2_within_budgets, r.work.nsga2_evaluations)
     {
         let _ = match r.hypervolume {
             Some(hv) => writeln!(

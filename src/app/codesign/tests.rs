@@ -1,6 +1,6 @@
 //! The report's JSON is what `qmap front --json` printed when it was built with `json!`
 //! literals (keys in alphabetical order at every level, mappings included): the same text for
-//! the same numbers, and key-sorted on a real run.
+//! the same numbers. (`tests/front_cli.rs` checks that real runs print key-sorted JSON.)
 
 use super::*;
 use crate::front::PointStatus;
@@ -67,10 +67,10 @@ fn report(full: bool) -> FrontReport {
         uniform_8bit: some(design(3.0, PointStatus::Evaluated, true)),
         uniform_8bit_random_search_pj: full.then_some(3201548633.033),
         workload: "mobilenet_v1".into(),
-        table: TableSummary::default(),
-        default_min_accuracy: true,
-        front_solves: 7,
-        nsga2_evaluations: full.then_some(260),
+        work: Work {
+            nsga2_evaluations: full.then_some(260),
+            ..Work::default()
+        },
         cache_warnings: vec!["a warning is not in the JSON".into()],
     }
 }
@@ -143,78 +143,4 @@ fn the_report_prints_as_the_json_literals_did() {
         serde_json::to_string_pretty(&r).unwrap(),
         serde_json::to_string_pretty(&want).unwrap()
     );
-}
-
-/// A four-layer network on the shipped Eyeriss, bits {4, 8}, a proxy (as in `tests/front_cli.rs`).
-fn small_instance(dir: &Path) -> std::path::PathBuf {
-    let root = env!("CARGO_MANIFEST_DIR");
-    std::fs::write(
-        dir.join("acc.yaml"),
-        "kind: proxy\nfull_precision_accuracy: 70.0\nsource: test proxy\nlayers:\n\
-         \x20 - {name: l1, weight_sensitivity: 40, activation_sensitivity: 40}\n\
-         \x20 - {name: l2, weight_sensitivity: 80, activation_sensitivity: 20}\n\
-         \x20 - {name: l3, weight_sensitivity: 10, activation_sensitivity: 60}\n\
-         \x20 - {name: l4, weight_sensitivity: 30, activation_sensitivity: 30}\n",
-    )
-    .unwrap();
-    let inst = dir.join("inst.yaml");
-    std::fs::write(
-        &inst,
-        format!(
-            "architecture: {root}/models/arch/eyeriss.yaml\n\
-             constraints: {root}/models/arch/eyeriss_constraints.yaml\n\
-             workload:\n  network:\n    name: tiny\n    input: {{channels: 8, height: 14, width: 14}}\n    layers:\n\
-             \x20     - {{name: l1, kind: conv2d, C: 8, M: 16, P: 14, Q: 14, R: 1, S: 1}}\n\
-             \x20     - {{name: l2, kind: depthwise, G: 16, P: 14, Q: 14, R: 3, S: 3, pad: 1}}\n\
-             \x20     - {{name: l3, kind: conv2d, C: 16, M: 8, P: 14, Q: 14, R: 1, S: 1}}\n\
-             \x20     - {{name: l4, kind: fc, C: 1568, M: 10}}\n\
-             bits: {{inputs: [4, 8], weights: [4, 8], outputs: [4, 8]}}\n\
-             front: {{accuracy: acc.yaml}}\n"
-        ),
-    )
-    .unwrap();
-    inst
-}
-
-/// On a real run (every field set: NSGA-II, the energy × cycles front's minimum EDP, mappings)
-/// the report's JSON has its keys in alphabetical order at every level, as a `json!` value
-/// prints: re-serialising it through a `serde_json::Value` changes nothing.
-#[test]
-fn a_real_report_prints_key_sorted() {
-    let dir = std::env::temp_dir().join(format!("qmap-codesign-unit-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let inst = small_instance(&dir);
-    let req = CodesignRequest {
-        instance: &inst,
-        kind: FrontKind::EnergyCycles,
-        method: Method::Nsga2,
-        max_points: 50,
-        min_accuracy: None,
-        accuracy_resolution: 1e-6,
-        max_memory_bytes: None,
-        seed: 1,
-        csv: None,
-        svg: None,
-        settings: TableSettings {
-            engine: crate::network::Engine::Auto,
-            enumerate_limit: crate::network::ENUMERATE_LIMIT,
-            time_limit: Some(120.0),
-            cache_dir: None,
-            progress: false,
-        },
-    };
-    let r = run(&req).unwrap();
-    let CodesignReport::Front(f) = &r else {
-        panic!("a feasible network")
-    };
-    assert!(f.min_edp.is_some() && f.nsga2.is_some() && f.uniform_16bit.is_some());
-    assert!(f
-        .points
-        .iter()
-        .all(|p| p.layers.iter().all(|l| l.mapping.is_some())));
-    let text = serde_json::to_string_pretty(&r).unwrap();
-    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(text, serde_json::to_string_pretty(&value).unwrap());
-    let _ = std::fs::remove_dir_all(&dir);
 }
