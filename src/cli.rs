@@ -569,7 +569,11 @@ fn count_deadline(start: Instant, time_limit: Option<f64>) -> Option<Instant> {
 /// Tells the user, once per run and on stderr, what went wrong with the cache: an unusable
 /// directory, or files that did not check out (their entries were recomputed).
 fn warn_cache(table: &crate::network::Table) {
-    let w = &table.cache_warnings;
+    warn_cache_lines(&table.cache_warnings);
+}
+
+/// [`warn_cache`] for the warnings of a report.
+fn warn_cache_lines(w: &[String]) {
     if w.is_empty() {
         return;
     }
@@ -1116,468 +1120,45 @@ fn gap_cmd(a: GapArgs) -> Result<Outcome, Failure> {
     })
 }
 
-/// The uniform-bits energy of a network when each layer is mapped by random search (the seed
-/// paper's mapper: 10,000 valid samples per layer, seeded), in pJ; None when a layer finds no
-/// valid mapping.
-fn uniform_random_energy(
-    inst: &instance::Instance,
-    cons: &crate::mapspace::Constraints,
-    bits: instance::BitTriple,
-    seed: u64,
-) -> Option<f64> {
-    use rayon::prelude::*;
-    inst.layers
-        .par_iter()
-        .map(|l| {
-            let space = crate::mapspace::Mapspace::new(&l.problem, &inst.arch, cons).ok()?;
-            let opts = inst.options(&l.problem, Some(bits));
-            let r = crate::search::random(&space, &opts, Objective::Energy, seed, 10_000, None);
-            r.value.is_finite().then_some(r.value)
-        })
-        .sum::<Option<f64>>()
-}
-
-/// The selection problem's table from the per-layer optima: the entries with a mapping whose
-/// (layer weights, bits) `keep` accepts.
-fn front_table(
-    inst: &instance::Instance,
-    table: &crate::network::Table,
-    keep: impl Fn(u64, instance::BitTriple) -> bool,
-) -> crate::front::EnergyTable {
-    let mut et = crate::front::EnergyTable::for_layers(&inst.layers);
-    for (lt, entries) in et.layers.iter_mut().zip(&table.layers) {
-        for e in entries {
-            if let (Some((i, w, o)), Some(energy_pj), Some(cycles)) =
-                (e.bits, e.energy_pj, e.cycles)
-            {
-                if keep(lt.weights, (i, w, o)) {
-                    lt.entries.push(crate::front::TableEntry {
-                        bits: crate::front::BitConfig {
-                            input_bits: i,
-                            weight_bits: w,
-                            output_bits: o,
-                        },
-                        energy_pj,
-                        cycles,
-                    });
-                }
-            }
-        }
-    }
-    et
-}
-
 fn front_cmd(a: FrontArgs) -> Result<Outcome, Failure> {
-    use crate::front::{self as fr, BitConfig};
+    use crate::app::codesign::{self, CodesignError, CodesignRequest, Method};
+    use crate::front::FrontKind;
     check_outputs(&[(a.svg.as_deref(), "--svg"), (a.csv.as_deref(), "--csv")])?;
-    let inst = instance::load(&a.instance)?;
-    let fs = inst.front.clone().ok_or_else(|| {
-        InputError::new(
-            &a.instance,
-            "front",
-            "missing: `qmap front` needs a `front:` section with the accuracy model",
-        )
-    })?;
-    if inst.bits.is_native() {
-        return Err(InputError::new(
-            &a.instance,
-            "bits",
-            "`qmap front` needs bit-width lists (inputs/outputs: activation bits, weights)",
-        )
-        .into());
-    }
-    let cons = inst.constraints()?;
-    let accuracy = fr::AccuracyModel::load(&fs.accuracy_file)?;
-    let mut activations: Vec<u32> = inst
-        .bits
-        .inputs
-        .iter()
-        .chain(&inst.bits.outputs)
-        .copied()
-        .collect();
-    activations.sort_unstable();
-    activations.dedup();
-    let bitsets = fr::BitSets {
-        weights: inst.bits.weights.clone(),
-        activations,
-        first_input: fs.first_input_bits,
-        last_output: fs.last_output_bits,
-    };
-    // Every configuration some layer may take, plus uniform 16 bits for the plot's mark.
-    let n = inst.layers.len();
-    let mut triples: Vec<Option<instance::BitTriple>> = vec![];
-    for (i, l) in inst.layers.iter().enumerate() {
-        for c in bitsets.layer_configs(l.producer, i + 1 == n) {
-            let t = Some((c.input_bits, c.weight_bits, c.output_bits));
-            if !triples.contains(&t) {
-                triples.push(t);
-            }
-        }
-    }
-    let settings = a.optimum.settings(!a.json);
-    let table = crate::network::build(&inst, &cons, &triples, &settings)
-        .map_err(|e| solver_failure(&a.instance, e))?;
-    warn_cache(&table);
-    // A layer no bit choice maps is infeasible, and so is the network: why, exit code 1.
-    if let Some((layer, entries)) = (inst.layers.iter().zip(&table.layers)).find(|(_, es)| {
-        es.iter()
-            .all(|e| e.energy_pj.is_none() && e.proof.optimal())
-    }) {
-        let why = entries.iter().find_map(|e| e.reason.clone());
-        let reason = format!(
-            "layer {}: no mapping at any bit choice: {}",
-            layer.name,
-            why.as_deref().unwrap_or("no mapping of the mapspace fits")
-        );
-        if a.json {
-            let v = serde_json::json!({"status": "infeasible", "reason": reason});
-            outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
-        } else {
-            outln!("status: infeasible\nreason: {reason}");
-        }
-        return Ok(Outcome::CheckFailed);
-    }
-    let unproven = table
-        .layers
-        .iter()
-        .flatten()
-        .filter(|e| !e.proof.optimal())
-        .count();
-    // Per-layer weight budgets (weight_budget_bytes) apply to the selection too.
-    let energy_table = front_table(&inst, &table, |weights, t| {
-        inst.bits.weight_budget_bytes.is_none() || inst.bits.triples(weights).contains(&t)
-    });
-    let front_err = |e: fr::FrontError| InputError::new(&a.instance, "front", e.to_string());
-    let problem =
-        fr::SelectionProblem::new(&energy_table, &accuracy, &bitsets).map_err(front_err)?;
-    let kind = match a.front {
-        FrontKindArg::Accuracy => fr::FrontKind::EnergyAccuracy,
-        FrontKindArg::Memory => fr::FrontKind::EnergyMemory,
-        FrontKindArg::Both => fr::FrontKind::EnergyAccuracyMemory,
-        FrontKindArg::Cycles => fr::FrontKind::EnergyCycles,
-    };
-    let uniform8 = problem.uniform(8);
-    let min_accuracy = a
-        .min_accuracy
-        .or(uniform8.as_ref().map(|u| u.accuracy - 2.0));
-    let opts = fr::FrontOptions {
-        max_points: a.points,
-        accuracy_resolution: a.accuracy_resolution,
-        budgets: fr::Budgets {
-            min_accuracy,
-            max_memory_bytes: a.max_memory,
-            ..Default::default()
+    let req = CodesignRequest {
+        instance: &a.instance,
+        kind: match a.front {
+            FrontKindArg::Accuracy => FrontKind::EnergyAccuracy,
+            FrontKindArg::Memory => FrontKind::EnergyMemory,
+            FrontKindArg::Both => FrontKind::EnergyAccuracyMemory,
+            FrontKindArg::Cycles => FrontKind::EnergyCycles,
         },
-        ..Default::default()
+        method: match a.method {
+            FrontMethod::Exact => Method::Exact,
+            FrontMethod::Nsga2 => Method::Nsga2,
+        },
+        max_points: a.points,
+        min_accuracy: a.min_accuracy,
+        accuracy_resolution: a.accuracy_resolution,
+        max_memory_bytes: a.max_memory,
+        seed: a.seed,
+        csv: a.csv.as_deref(),
+        svg: a.svg.as_deref(),
+        settings: a.optimum.settings(!a.json),
     };
-    let front = fr::trace_front(&problem, kind, &opts).map_err(front_err)?;
-    let front_seconds = front.seconds;
-    // The uniform 16-bit design (mark only): its own table at 16 bits.
-    let uniform16 = {
-        let t16 = crate::network::build(&inst, &cons, &[Some((16, 16, 16))], &settings).ok();
-        t16.and_then(|t16| {
-            let et = front_table(&inst, &t16, |_, _| true);
-            let b16 = fr::BitSets {
-                weights: vec![16],
-                activations: vec![16],
-                first_input: 16,
-                last_output: 16,
-            };
-            fr::SelectionProblem::new(&et, &accuracy, &b16)
-                .ok()?
-                .uniform(16)
-        })
-    };
-    let random8 = uniform_random_energy(&inst, &cons, (8, 8, 8), a.seed);
-    // The seed's comparison: the least-energy design at least as accurate as uniform 8-bit (a
-    // point of the energy × accuracy front; solved directly, whatever front was asked for).
-    let best_vs_8 = match &uniform8 {
-        Some(u) => fr::select(
-            &problem,
-            fr::Goal::Energy,
-            &fr::Budgets {
-                min_accuracy: Some(u.accuracy),
-                ..Default::default()
-            },
-            None,
-        )
-        .map_err(front_err)?,
-        None => None,
-    };
-    let best_vs_8 = best_vs_8.as_ref();
-    let nsga = (a.method == FrontMethod::Nsga2).then(|| {
-        fr::nsga2(
-            &problem,
-            &fr::Nsga2Options {
-                seed: a.seed,
-                ..Default::default()
-            },
-        )
-    });
-    let criteria = kind.criteria();
-    // NSGA-II's points within the same budgets as the exact front (it searches without them).
-    let nsga_in: Vec<fr::FrontPoint> = nsga
-        .as_ref()
-        .map(|r| {
-            r.front
-                .iter()
-                .filter(|p| {
-                    min_accuracy.is_none_or(|m| p.accuracy >= m)
-                        && a.max_memory.is_none_or(|m| p.memory_bytes <= m)
-                })
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default();
-    // Hypervolumes are compared only against a complete exact front.
-    let hv = nsga.as_ref().filter(|_| front.complete).map(|_| {
-        // Reference: 1% beyond the worst value of either point set in each criterion.
-        let all: Vec<Vec<f64>> = front
-            .points
-            .iter()
-            .chain(&nsga_in)
-            .map(|p| p.costs(criteria))
-            .collect();
-        let reference: Vec<f64> = (0..criteria.len())
-            .map(|c| {
-                let (lo, hi) = all
-                    .iter()
-                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-                        (lo.min(v[c]), hi.max(v[c]))
-                    });
-                hi + 0.01 * (hi - lo).max(hi.abs() * 1e-6)
-            })
-            .collect();
-        (
-            fr::front_hypervolume(&front.points, criteria, &reference),
-            fr::front_hypervolume(&nsga_in, criteria, &reference),
-        )
-    });
-    let acc_label = accuracy.label();
-    // A layer's optimal mapping at a bit configuration (from the table).
-    let mapping_of = |l: usize, b: &BitConfig| {
-        table.layers[l]
-            .iter()
-            .find(|e| e.bits == Some((b.input_bits, b.weight_bits, b.output_bits)))
-            .and_then(|e| e.mapping.clone())
-    };
-    let point_json = |p: &fr::FrontPoint| {
-        serde_json::json!({
-            "energy_pj": p.energy_pj,
-            "accuracy": p.accuracy,
-            "memory_bytes": p.memory_bytes,
-            "cycles": p.cycles,
-            "status": p.status,
-            "layers": p.layers.iter().enumerate().map(|(i, l)| serde_json::json!({
-                "name": l.name,
-                "input_bits": l.bits.input_bits,
-                "weight_bits": l.bits.weight_bits,
-                "output_bits": l.bits.output_bits,
-                "energy_pj": l.energy_pj,
-                "mapping": mapping_of(i, &l.bits),
-            })).collect::<Vec<_>>(),
-        })
-    };
-    let saving = |base: f64, p: &fr::FrontPoint| 1.0 - p.energy_pj / base;
-    let comparison = match (&uniform8, best_vs_8) {
-        (Some(u), Some(b)) => format!(
-            "best point at least as accurate as uniform 8-bit: {} ({:.4} {acc_label}); saves {:.1}% vs uniform 8-bit mapped optimally ({}), {} vs uniform 8-bit mapped by random search ({})",
-            report::energy(b.energy_pj),
-            b.accuracy,
-            saving(u.energy_pj, b) * 100.0,
-            report::energy(u.energy_pj),
-            random8.map_or("-".into(), |r| format!("{:.1}%", saving(r, b) * 100.0)),
-            random8.map_or("no valid mapping".into(), report::energy),
-        ),
-        _ => "no uniform 8-bit design in the table".into(),
-    };
-    if let Some(csv) = &a.csv {
-        let mut text = String::from("point,energy_pj,accuracy,memory_bytes,cycles,status,layer,input_bits,weight_bits,output_bits,layer_energy_pj\n");
-        for (i, p) in front.points.iter().enumerate() {
-            for l in &p.layers {
-                text.push_str(&format!(
-                    "{i},{},{},{},{},{},{},{},{},{},{}\n",
-                    p.energy_pj,
-                    p.accuracy,
-                    p.memory_bytes,
-                    p.cycles,
-                    serde_json::to_value(p.status)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default(),
-                    l.name,
-                    l.bits.input_bits,
-                    l.bits.weight_bits,
-                    l.bits.output_bits,
-                    l.energy_pj
-                ));
-            }
-        }
-        write_atomic(csv, &text)?;
-    }
-    if let Some(svg) = &a.svg {
-        let mut marks = vec![];
-        if let Some(u) = &uniform8 {
-            marks.push(fr::PlotMark::from_point("uniform 8-bit", u));
-        }
-        if let Some(u) = &uniform16 {
-            marks.push(fr::PlotMark::from_point("uniform 16-bit", u));
-        }
-        let title = format!("{} on {}", inst.workload_name, inst.arch.name);
-        let plot = fr::FrontPlot {
-            title: &title,
-            x_axis: if a.front == FrontKindArg::Memory {
-                fr::PlotAxis::Memory
-            } else {
-                fr::PlotAxis::Accuracy
-            },
-            accuracy_label: acc_label,
-            front: &front.points,
-            baseline: nsga.as_ref().map(|r| ("NSGA-II", r.front.as_slice())),
-            marks: &marks,
-        };
-        plot.write_svg(svg)
-            .map_err(|e| InputError::new(svg, "(file)", e.to_string()))?;
-    }
+    let r = codesign::run(&req).map_err(|e| match e {
+        CodesignError::Input(e) => Failure::Input(e),
+        CodesignError::Solver(e) => solver_failure(&a.instance, e),
+    })?;
+    warn_cache_lines(r.cache_warnings());
     if a.json {
-        let v = serde_json::json!({
-            "workload": inst.workload_name,
-            "architecture": inst.arch.name,
-            "front": format!("{:?}", kind),
-            "accuracy_model": acc_label,
-            "complete": front.complete,
-            "points": front.points.iter().map(point_json).collect::<Vec<_>>(),
-            "uniform_8bit": uniform8.as_ref().map(point_json),
-            "uniform_16bit": uniform16.as_ref().map(point_json),
-            "uniform_8bit_random_search_pj": random8,
-            "min_edp": (kind == fr::FrontKind::EnergyCycles).then(|| fr::min_edp(&front).map(point_json)).flatten(),
-            "nsga2": nsga.as_ref().map(|r| r.front.iter().map(point_json).collect::<Vec<_>>()),
-            "nsga2_within_budgets": nsga.as_ref().map(|_| nsga_in.len()),
-            "hypervolume": hv.map(|(e, n)| serde_json::json!({"exact": e, "nsga2": n})),
-            "comparison": comparison,
-            "min_accuracy": min_accuracy,
-            "best_vs_uniform_8bit": best_vs_8.map(point_json),
-            "table_entries_not_proven": unproven,
-            "table_seconds": table.seconds,
-            "front_seconds": front_seconds,
-        });
-        outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        outln!("{}", serde_json::to_string_pretty(&r).expect("json"));
     } else {
-        outln!(
-            "qmap front: {} on {} ({:?})",
-            inst.workload_name,
-            inst.arch.name,
-            kind
-        );
-        outln!(
-            "table: {} layers, {} distinct shapes ({} cached), {} bit configurations, {:.1} s{}",
-            n,
-            table.units,
-            table.cached_units,
-            triples.len(),
-            table.seconds,
-            if unproven > 0 {
-                format!("; {unproven} entries NOT proven optimal (time limit)")
-            } else {
-                String::new()
-            }
-        );
-        if let Some(m) = min_accuracy {
-            outln!(
-                "accuracy >= {m:.4}{}",
-                if a.min_accuracy.is_none() {
-                    " (default window: uniform 8-bit - 2 points; --min-accuracy 0 for the whole front)"
-                } else {
-                    ""
-                }
-            );
-        }
-        outln!(
-            "front: {} points{} in {:.2} s ({} stage solves)",
-            front.points.len(),
-            if front.complete {
-                ""
-            } else {
-                " (incomplete: --points or a time limit)"
-            },
-            front_seconds,
-            front.solves
-        );
-        outln!();
-        outln!(
-            "{:>4} {:>14} {:>12} {:>12} {:>14} {:<9} weight bits / output bits per layer",
-            "#",
-            "energy",
-            acc_label,
-            "memory KiB",
-            "cycles",
-            "status"
-        );
-        for (i, p) in front.points.iter().enumerate() {
-            let bits: Vec<String> = p
-                .layers
-                .iter()
-                .map(|l| format!("{}/{}", l.bits.weight_bits, l.bits.output_bits))
-                .collect();
-            outln!(
-                "{:>4} {:>14} {:>12.4} {:>12.1} {:>14} {:<9} {}",
-                i,
-                report::energy(p.energy_pj),
-                p.accuracy,
-                p.memory_bytes / 1024.0,
-                report::thousands(p.cycles),
-                serde_json::to_value(p.status)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
-                bits.join(" ")
-            );
-        }
-        if kind == fr::FrontKind::EnergyCycles {
-            if let Some(p) = fr::min_edp(&front) {
-                outln!(
-                    "min EDP: {} x {} cycles = {:.4e} pJ*cycles",
-                    report::energy(p.energy_pj),
-                    report::thousands(p.cycles),
-                    p.edp()
-                );
-            }
-        }
-        for (label, u) in [("uniform 8-bit", &uniform8), ("uniform 16-bit", &uniform16)] {
-            if let Some(u) = u {
-                outln!(
-                    "{label}: {}, {:.4} {acc_label}, {:.1} KiB",
-                    report::energy(u.energy_pj),
-                    u.accuracy,
-                    u.memory_bytes / 1024.0
-                );
-            }
-        }
-        outln!("{comparison}");
-        if let Some(r) = &nsga {
-            match hv {
-                Some((e, h)) => outln!(
-                    "NSGA-II ({} evaluations): {} points, {} within the budgets; hypervolume {:.6e} vs exact {:.6e} ({:.2}%)",
-                    r.evaluations,
-                    r.front.len(),
-                    nsga_in.len(),
-                    h,
-                    e,
-                    100.0 * h / e
-                ),
-                None => outln!(
-                    "NSGA-II ({} evaluations): {} points, {} within the budgets; no hypervolume comparison: the exact front is incomplete (raise --points)",
-                    r.evaluations,
-                    r.front.len(),
-                    nsga_in.len()
-                ),
-            }
-        }
+        out!("{}", codesign::print::text(&r));
     }
-    Ok(if unproven > 0 {
-        Outcome::CheckFailed
-    } else {
+    Ok(if r.pass() {
         Outcome::Ok
+    } else {
+        Outcome::CheckFailed
     })
 }
 

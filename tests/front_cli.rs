@@ -1,7 +1,8 @@
 //! `qmap front` end to end on a small network: every front point's per-layer mappings
 //! re-evaluate to the reported per-layer energies and sum to the point's energy, activation
 //! bits chain, the front is non-dominated, the table is served from the cache on a second run,
-//! NSGA-II's hypervolume never exceeds the exact front's, and the CSV and SVG files are written.
+//! NSGA-II's hypervolume never exceeds the exact front's, the CSV and SVG files are written,
+//! and the JSON's keys are in alphabetical order at every level.
 
 use qmap::eval::evaluate;
 use qmap::instance;
@@ -42,6 +43,15 @@ fn small_instance(dir: &Path) -> PathBuf {
     inst
 }
 
+/// `--json` prints its keys in alphabetical order at every level (mappings included), as it did
+/// when it was built from `json!` literals: re-printing it through a `serde_json::Value` changes
+/// nothing.
+fn assert_key_sorted(out: &std::process::Output) {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(text, serde_json::to_string_pretty(&v).unwrap() + "\n");
+}
+
 #[test]
 fn front_points_reevaluate_and_chain() {
     let dir = scratch("small");
@@ -71,6 +81,7 @@ fn front_points_reevaluate_and_chain() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert_key_sorted(&out);
     let v = json(&out);
     let points = v["points"].as_array().unwrap();
     assert!(points.len() >= 3, "{v}");
@@ -144,7 +155,7 @@ fn front_points_reevaluate_and_chain() {
     let again = json(&qmap_in(&dir, &args));
     assert_eq!(again["points"], v["points"]);
     // NSGA-II over the same table: never above the exact front's hypervolume.
-    let n = json(&qmap_in(
+    let out = qmap_in(
         &dir,
         &[
             "front",
@@ -159,7 +170,9 @@ fn front_points_reevaluate_and_chain() {
             "--cache",
             cache.to_str().unwrap(),
         ],
-    ));
+    );
+    assert_key_sorted(&out);
+    let n = json(&out);
     let hv = &n["hypervolume"];
     assert!(hv["nsga2"].as_f64().unwrap() <= hv["exact"].as_f64().unwrap() * (1.0 + 1e-12));
     assert!(hv["nsga2"].as_f64().unwrap() > 0.0);

@@ -1,5 +1,6 @@
 //! What the commands do, as functions a library user can call: each takes its request and
 //! returns a typed report (`Serialize`) that the command line only prints.
 
+pub mod codesign;
 pub mod gap;
 pub mod job;

@@ -1,0 +1,700 @@
+//! `qmap front`, network co-design: the exact Pareto front of energy × accuracy (× memory, or ×
+//! cycles) over per-layer bit-widths, each layer mapped optimally, and the seed paper's
+//! comparison.
+//!
+//! [`run`] builds the table E*(layer, bits) of proven per-layer optima at every bit
+//! configuration some layer may take ([`crate::network::build`]: identical shapes and packing
+//! classes solved once, cached), joins it with the instance's accuracy model into the selection
+//! problem and traces the front ([`crate::front::trace_front`]). By default only points within 2
+//! accuracy points of uniform 8-bit are traced. The report adds the uniform 8- and 16-bit
+//! designs, the least-energy design at least as accurate as uniform 8-bit against uniform 8-bit
+//! mapped optimally and mapped by random search (10,000 valid samples per layer, the seed's
+//! mapper), and, with [`Method::Nsga2`], the seed's NSGA-II over the same table with the
+//! hypervolumes of both fronts. A network some layer of which has no mapping at any bit choice
+//! is reported infeasible, with the reason.
+//!
+//! The report is typed ([`CodesignReport`]); its JSON is `qmap front --json`, and
+//! [`print`](mod@print) holds its terminal text and its CSV.
+
+pub mod print;
+
+use crate::front::{self as fr, FrontKind, FrontPoint};
+use crate::instance::{self, BitTriple, Instance};
+use crate::mapspace::Constraints;
+use crate::network::{Table, TableSettings};
+use crate::spec::{InputError, MappingSpec, Objective};
+use serde::{Serialize, Serializer};
+use std::path::Path;
+
+/// How the front is traced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// The exact front (epsilon-constraint over the selection problem).
+    Exact,
+    /// The exact front and the seed's NSGA-II over the same table, compared (hypervolume).
+    Nsga2,
+}
+
+/// What `qmap front` is asked.
+#[derive(Debug, Clone)]
+pub struct CodesignRequest<'a> {
+    /// Instance with a network workload, bit-width lists and a `front:` section.
+    pub instance: &'a Path,
+    pub kind: FrontKind,
+    pub method: Method,
+    /// Stop after this many front points (lowest energy first).
+    pub max_points: usize,
+    /// Only points with at least this accuracy; None: uniform 8-bit's accuracy minus 2 points.
+    pub min_accuracy: Option<f64>,
+    /// Accuracies closer than this count as equal (percentage points).
+    pub accuracy_resolution: f64,
+    /// Only points with at most this weight memory (bytes).
+    pub max_memory_bytes: Option<f64>,
+    /// Seed of NSGA-II and of the random search of the uniform 8-bit comparison.
+    pub seed: u64,
+    /// Write the front's points as CSV here ([`print::csv`]).
+    pub csv: Option<&'a Path>,
+    /// Write an SVG plot of the front here (uniform 8- and 16-bit designs marked).
+    pub svg: Option<&'a Path>,
+    /// How the per-layer optima are proved and cached.
+    pub settings: TableSettings,
+}
+
+/// Why co-design did not run to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum CodesignError {
+    /// Bad input: the instance, the accuracy model, the front's data, an output file.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// Building the table of per-layer optima failed: the solver's message (an internal error,
+    /// or a request the solver refuses).
+    #[error("{0}")]
+    Solver(String),
+}
+
+/// The outcome: the network is infeasible, or its front.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum CodesignReport {
+    Infeasible(InfeasibleNetwork),
+    Front(Box<FrontReport>),
+}
+
+impl CodesignReport {
+    /// False when the network is infeasible or some table entry is not proven optimal (a check
+    /// failed: exit code 1).
+    pub fn pass(&self) -> bool {
+        match self {
+            CodesignReport::Infeasible(_) => false,
+            CodesignReport::Front(f) => f.table_entries_not_proven == 0,
+        }
+    }
+
+    /// What the caller should tell the user about the cache (one line each): an unusable
+    /// directory, and the cache files that did not check out (each recomputed).
+    pub fn cache_warnings(&self) -> &[String] {
+        match self {
+            CodesignReport::Infeasible(i) => &i.cache_warnings,
+            CodesignReport::Front(f) => &f.cache_warnings,
+        }
+    }
+}
+
+/// A network that some layer makes infeasible: no mapping at any bit choice.
+#[derive(Debug, Clone, Serialize)]
+pub struct InfeasibleNetwork {
+    /// The layer and why none of its mappings fits.
+    pub reason: String,
+    /// `infeasible`.
+    pub status: &'static str,
+    #[serde(skip)]
+    pub cache_warnings: Vec<String>,
+}
+
+/// The front and the comparisons. Fields are in the order of `qmap front --json` (alphabetical);
+/// wall times end in `seconds`.
+#[derive(Debug, Clone, Serialize)]
+pub struct FrontReport {
+    /// `accuracy (table)` or `accuracy (proxy)` ([`fr::AccuracyKind::label`]).
+    pub accuracy_model: &'static str,
+    pub architecture: String,
+    /// The least-energy design at least as accurate as uniform 8-bit.
+    pub best_vs_uniform_8bit: Option<Design>,
+    /// The seed's comparison, as a sentence.
+    pub comparison: String,
+    /// False when `max_points` or a time limit stopped the front.
+    pub complete: bool,
+    /// The front's kind, as Rust names it (`EnergyAccuracy`).
+    #[serde(serialize_with = "debug_name")]
+    pub front: FrontKind,
+    pub front_seconds: f64,
+    /// Hypervolumes of the exact front and of NSGA-II's points within the budgets, against a
+    /// common reference (NSGA-II against a complete exact front only).
+    pub hypervolume: Option<Hypervolumes>,
+    /// The accuracy budget of the points (the default window or `min_accuracy`).
+    pub min_accuracy: Option<f64>,
+    /// The point of least network EDP (energy × cycles fronts only).
+    pub min_edp: Option<Design>,
+    /// NSGA-II's points (status `heuristic`), with [`Method::Nsga2`].
+    pub nsga2: Option<Vec<Design>>,
+    /// How many of them meet the front's budgets.
+    pub nsga2_within_budgets: Option<usize>,
+    /// The front, in increasing energy.
+    pub points: Vec<Design>,
+    /// Table entries whose optimum is not proven (time limit).
+    pub table_entries_not_proven: usize,
+    pub table_seconds: f64,
+    /// Uniform 16-bit (each layer at 16 bits, mapped optimally; the plot's mark).
+    pub uniform_16bit: Option<Design>,
+    pub uniform_8bit: Option<Design>,
+    /// Uniform 8-bit mapped by random search (pJ); None when a layer finds no valid mapping.
+    pub uniform_8bit_random_search_pj: Option<f64>,
+    pub workload: String,
+    /// What the terminal text says besides.
+    #[serde(skip)]
+    pub work: Work,
+    #[serde(skip)]
+    pub cache_warnings: Vec<String>,
+}
+
+/// The work behind a front (the terminal text's, not in the JSON).
+#[derive(Debug, Clone, Default)]
+pub struct Work {
+    /// Layers of the network.
+    pub layers: usize,
+    /// Distinct layer shapes of the table, and how many of them came from the cache.
+    pub units: usize,
+    pub cached_units: usize,
+    /// Bit configurations some layer may take.
+    pub bit_configurations: usize,
+    /// Whether `min_accuracy` is the default window (not asked for).
+    pub default_min_accuracy: bool,
+    /// Lexicographic stages solved for the front.
+    pub front_solves: usize,
+    /// Designs NSGA-II evaluated.
+    pub nsga2_evaluations: Option<usize>,
+}
+
+/// The hypervolumes of the exact front and of NSGA-II's points.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Hypervolumes {
+    pub exact: f64,
+    pub nsga2: f64,
+}
+
+/// One network design: totals, status and per-layer choices with their optimal mappings.
+#[derive(Debug, Clone, Serialize)]
+pub struct Design {
+    pub accuracy: f64,
+    pub cycles: u64,
+    pub energy_pj: f64,
+    pub layers: Vec<LayerDesign>,
+    pub memory_bytes: f64,
+    pub status: fr::PointStatus,
+}
+
+impl Design {
+    /// Network EDP (pJ · cycles).
+    pub fn edp(&self) -> f64 {
+        self.energy_pj * self.cycles as f64
+    }
+}
+
+/// A layer's bits, energy and optimal mapping in a design.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerDesign {
+    pub energy_pj: f64,
+    pub input_bits: u32,
+    /// The layer's optimal mapping at these bits (from the table), keys in alphabetical order.
+    #[serde(serialize_with = "sorted_keys")]
+    pub mapping: Option<MappingSpec>,
+    pub name: String,
+    pub output_bits: u32,
+    pub weight_bits: u32,
+}
+
+/// Serialises a value's Rust name (`{:?}`).
+fn debug_name<T: std::fmt::Debug, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("{v:?}"))
+}
+
+/// Serialises a value through a JSON value, so that the keys of its maps and structs come in
+/// alphabetical order (as `qmap front --json` has always printed mappings).
+fn sorted_keys<T: Serialize, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    serde_json::to_value(v)
+        .map_err(serde::ser::Error::custom)?
+        .serialize(s)
+}
+
+/// Runs co-design (see the module doc). The CSV and SVG files are written before it returns.
+pub fn run(req: &CodesignRequest) -> Result<CodesignReport, CodesignError> {
+    let inputs = Inputs::load(req.instance)?;
+    let table = crate::network::build(&inputs.inst, &inputs.cons, &inputs.triples, &req.settings)
+        .map_err(CodesignError::Solver)?;
+    if let Some(reason) = infeasible_layer(&inputs.inst, &table) {
+        return Ok(CodesignReport::Infeasible(InfeasibleNetwork {
+            reason,
+            status: "infeasible",
+            cache_warnings: table.cache_warnings.clone(),
+        }));
+    }
+    let unproven = table
+        .layers
+        .iter()
+        .flatten()
+        .filter(|e| !e.proof.optimal())
+        .count();
+    let exact = exact_front(req, &inputs, &table)?;
+    let uniform16 = uniform16(&inputs, &req.settings);
+    let random8 = uniform_random_energy(&inputs.inst, &inputs.cons, (8, 8, 8), req.seed);
+    let best_vs_8 = best_vs_uniform8(req, &exact)?;
+    let nsga = (req.method == Method::Nsga2).then(|| nsga2_run(req, &exact));
+    let designs = Designs {
+        uniform16,
+        random8,
+        best_vs_8,
+        nsga,
+    };
+    let report = FrontReport::new(req, &inputs, &table, unproven, &exact, &designs);
+    if let Some(csv) = req.csv {
+        crate::report::write_atomic(csv, &print::csv(&report))
+            .map_err(|e| InputError::new(csv, "(file)", format!("cannot write: {e}")))?;
+    }
+    if let Some(svg) = req.svg {
+        write_plot(svg, &inputs, &exact, &designs)?;
+    }
+    Ok(CodesignReport::Front(Box::new(report)))
+}
+
+/// The instance with what the front needs: its constraints, accuracy model, bit sets and the
+/// bit configurations the table needs.
+struct Inputs {
+    inst: Instance,
+    cons: Constraints,
+    accuracy: fr::AccuracyModel,
+    bitsets: fr::BitSets,
+    /// Every configuration some layer may take.
+    triples: Vec<Option<BitTriple>>,
+}
+
+impl Inputs {
+    fn load(path: &Path) -> Result<Inputs, InputError> {
+        let inst = instance::load(path)?;
+        let fs = inst.front.clone().ok_or_else(|| {
+            InputError::new(
+                path,
+                "front",
+                "missing: `qmap front` needs a `front:` section with the accuracy model",
+            )
+        })?;
+        if inst.bits.is_native() {
+            return Err(InputError::new(
+                path,
+                "bits",
+                "`qmap front` needs bit-width lists (inputs/outputs: activation bits, weights)",
+            ));
+        }
+        let cons = inst.constraints()?;
+        let accuracy = fr::AccuracyModel::load(&fs.accuracy_file)?;
+        let mut activations: Vec<u32> = inst
+            .bits
+            .inputs
+            .iter()
+            .chain(&inst.bits.outputs)
+            .copied()
+            .collect();
+        activations.sort_unstable();
+        activations.dedup();
+        let bitsets = fr::BitSets {
+            weights: inst.bits.weights.clone(),
+            activations,
+            first_input: fs.first_input_bits,
+            last_output: fs.last_output_bits,
+        };
+        let triples = layer_triples(&inst, &bitsets);
+        Ok(Inputs {
+            inst,
+            cons,
+            accuracy,
+            bitsets,
+            triples,
+        })
+    }
+}
+
+/// Every bit configuration some layer of the network may take, in order of first appearance.
+fn layer_triples(inst: &Instance, bitsets: &fr::BitSets) -> Vec<Option<BitTriple>> {
+    let n = inst.layers.len();
+    let mut triples: Vec<Option<BitTriple>> = vec![];
+    for (i, l) in inst.layers.iter().enumerate() {
+        for c in bitsets.layer_configs(l.producer, i + 1 == n) {
+            let t = Some((c.input_bits, c.weight_bits, c.output_bits));
+            if !triples.contains(&t) {
+                triples.push(t);
+            }
+        }
+    }
+    triples
+}
+
+/// A layer no bit choice maps (proved) makes the network infeasible: the reason, naming it.
+fn infeasible_layer(inst: &Instance, table: &Table) -> Option<String> {
+    let (layer, entries) = (inst.layers.iter().zip(&table.layers)).find(|(_, es)| {
+        es.iter()
+            .all(|e| e.energy_pj.is_none() && e.proof.optimal())
+    })?;
+    let why = entries.iter().find_map(|e| e.reason.clone());
+    Some(format!(
+        "layer {}: no mapping at any bit choice: {}",
+        layer.name,
+        why.as_deref().unwrap_or("no mapping of the mapspace fits")
+    ))
+}
+
+/// The exact front and what it was traced from.
+struct ExactFront {
+    problem: fr::SelectionProblem,
+    uniform8: Option<FrontPoint>,
+    /// The accuracy budget (asked for, or uniform 8-bit's accuracy minus 2 points).
+    min_accuracy: Option<f64>,
+    front: fr::Front,
+}
+
+/// A front error about the instance's `front` data.
+fn front_error(req: &CodesignRequest, e: fr::FrontError) -> InputError {
+    InputError::new(req.instance, "front", e.to_string())
+}
+
+/// The selection problem over the table (per-layer weight budgets, `weight_budget_bytes`, apply
+/// to it too) and its exact front within the budgets.
+fn exact_front(
+    req: &CodesignRequest,
+    inputs: &Inputs,
+    table: &Table,
+) -> Result<ExactFront, InputError> {
+    let inst = &inputs.inst;
+    let energy_table = front_table(inst, table, |weights, t| {
+        inst.bits.weight_budget_bytes.is_none() || inst.bits.triples(weights).contains(&t)
+    });
+    let problem = fr::SelectionProblem::new(&energy_table, &inputs.accuracy, &inputs.bitsets)
+        .map_err(|e| front_error(req, e))?;
+    let uniform8 = problem.uniform(8);
+    let min_accuracy = req
+        .min_accuracy
+        .or(uniform8.as_ref().map(|u| u.accuracy - 2.0));
+    let opts = fr::FrontOptions {
+        max_points: req.max_points,
+        accuracy_resolution: req.accuracy_resolution,
+        budgets: fr::Budgets {
+            min_accuracy,
+            max_memory_bytes: req.max_memory_bytes,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let front = fr::trace_front(&problem, req.kind, &opts).map_err(|e| front_error(req, e))?;
+    Ok(ExactFront {
+        problem,
+        uniform8,
+        min_accuracy,
+        front,
+    })
+}
+
+/// The uniform 16-bit design (the plot's mark only): its own table at 16 bits; None when that
+/// fails.
+fn uniform16(inputs: &Inputs, settings: &TableSettings) -> Option<FrontPoint> {
+    let t16 =
+        crate::network::build(&inputs.inst, &inputs.cons, &[Some((16, 16, 16))], settings).ok()?;
+    let et = front_table(&inputs.inst, &t16, |_, _| true);
+    let b16 = fr::BitSets {
+        weights: vec![16],
+        activations: vec![16],
+        first_input: 16,
+        last_output: 16,
+    };
+    fr::SelectionProblem::new(&et, &inputs.accuracy, &b16)
+        .ok()?
+        .uniform(16)
+}
+
+/// The seed's comparison: the least-energy design at least as accurate as uniform 8-bit (a
+/// point of the energy × accuracy front; solved directly, whatever front was asked for).
+fn best_vs_uniform8(
+    req: &CodesignRequest,
+    exact: &ExactFront,
+) -> Result<Option<FrontPoint>, InputError> {
+    let Some(u) = &exact.uniform8 else {
+        return Ok(None);
+    };
+    let budgets = fr::Budgets {
+        min_accuracy: Some(u.accuracy),
+        ..Default::default()
+    };
+    fr::select(&exact.problem, fr::Goal::Energy, &budgets, None).map_err(|e| front_error(req, e))
+}
+
+/// NSGA-II's run and its comparison with the exact front.
+struct Nsga2Run {
+    result: fr::Nsga2Result,
+    /// Its points within the exact front's budgets (it searches without them).
+    within: Vec<FrontPoint>,
+    /// (exact, NSGA-II) hypervolumes; only against a complete exact front.
+    hypervolume: Option<(f64, f64)>,
+}
+
+/// Runs the seed's NSGA-II over the same selection problem and compares it with the front.
+fn nsga2_run(req: &CodesignRequest, exact: &ExactFront) -> Nsga2Run {
+    let opts = fr::Nsga2Options {
+        seed: req.seed,
+        ..Default::default()
+    };
+    let result = fr::nsga2(&exact.problem, &opts);
+    let within: Vec<FrontPoint> = result
+        .front
+        .iter()
+        .filter(|p| {
+            exact.min_accuracy.is_none_or(|m| p.accuracy >= m)
+                && req.max_memory_bytes.is_none_or(|m| p.memory_bytes <= m)
+        })
+        .cloned()
+        .collect();
+    let front = &exact.front;
+    let hypervolume = front.complete.then(|| {
+        let criteria = req.kind.criteria();
+        let reference = hypervolume_reference(&front.points, &within, criteria);
+        (
+            fr::front_hypervolume(&front.points, criteria, &reference),
+            fr::front_hypervolume(&within, criteria, &reference),
+        )
+    });
+    Nsga2Run {
+        result,
+        within,
+        hypervolume,
+    }
+}
+
+/// The hypervolume reference: 1% beyond the worst value of either point set in each criterion.
+fn hypervolume_reference(
+    a: &[FrontPoint],
+    b: &[FrontPoint],
+    criteria: &[fr::Criterion],
+) -> Vec<f64> {
+    let all: Vec<Vec<f64>> = a.iter().chain(b).map(|p| p.costs(criteria)).collect();
+    (0..criteria.len())
+        .map(|c| {
+            let (lo, hi) = all
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                    (lo.min(v[c]), hi.max(v[c]))
+                });
+            hi + 0.01 * (hi - lo).max(hi.abs() * 1e-6)
+        })
+        .collect()
+}
+
+/// The designs compared with the front.
+struct Designs {
+    uniform16: Option<FrontPoint>,
+    /// Uniform 8-bit mapped by random search (pJ).
+    random8: Option<f64>,
+    best_vs_8: Option<FrontPoint>,
+    nsga: Option<Nsga2Run>,
+}
+
+impl FrontReport {
+    fn new(
+        req: &CodesignRequest,
+        inputs: &Inputs,
+        table: &Table,
+        unproven: usize,
+        exact: &ExactFront,
+        d: &Designs,
+    ) -> FrontReport {
+        let design = |p: &FrontPoint| Design::new(p, table);
+        let front = &exact.front;
+        let accuracy_model = inputs.accuracy.label();
+        FrontReport {
+            accuracy_model,
+            architecture: inputs.inst.arch.name.clone(),
+            best_vs_uniform_8bit: d.best_vs_8.as_ref().map(design),
+            comparison: comparison(accuracy_model, exact.uniform8.as_ref(), d),
+            complete: front.complete,
+            front: req.kind,
+            front_seconds: front.seconds,
+            hypervolume: d
+                .nsga
+                .as_ref()
+                .and_then(|r| r.hypervolume)
+                .map(|(e, n)| Hypervolumes { exact: e, nsga2: n }),
+            min_accuracy: exact.min_accuracy,
+            min_edp: (req.kind == FrontKind::EnergyCycles)
+                .then(|| fr::min_edp(front).map(design))
+                .flatten(),
+            nsga2: d
+                .nsga
+                .as_ref()
+                .map(|r| r.result.front.iter().map(design).collect()),
+            nsga2_within_budgets: d.nsga.as_ref().map(|r| r.within.len()),
+            points: front.points.iter().map(design).collect(),
+            table_entries_not_proven: unproven,
+            table_seconds: table.seconds,
+            uniform_16bit: d.uniform16.as_ref().map(design),
+            uniform_8bit: exact.uniform8.as_ref().map(design),
+            uniform_8bit_random_search_pj: d.random8,
+            workload: inputs.inst.workload_name.clone(),
+            work: Work {
+                layers: inputs.inst.layers.len(),
+                units: table.units,
+                cached_units: table.cached_units,
+                bit_configurations: inputs.triples.len(),
+                default_min_accuracy: req.min_accuracy.is_none(),
+                front_solves: front.solves,
+                nsga2_evaluations: d.nsga.as_ref().map(|r| r.result.evaluations),
+            },
+            cache_warnings: table.cache_warnings.clone(),
+        }
+    }
+}
+
+impl Design {
+    /// A point with each layer's optimal mapping at its bits (from `table`; None where the table
+    /// has no entry at those bits).
+    fn new(p: &FrontPoint, table: &Table) -> Design {
+        let mapping_of = |l: usize, b: &fr::BitConfig| {
+            table.layers[l]
+                .iter()
+                .find(|e| e.bits == Some((b.input_bits, b.weight_bits, b.output_bits)))
+                .and_then(|e| e.mapping.clone())
+        };
+        Design {
+            accuracy: p.accuracy,
+            cycles: p.cycles,
+            energy_pj: p.energy_pj,
+            layers: p
+                .layers
+                .iter()
+                .enumerate()
+                .map(|(i, l)| LayerDesign {
+                    energy_pj: l.energy_pj,
+                    input_bits: l.bits.input_bits,
+                    mapping: mapping_of(i, &l.bits),
+                    name: l.name.clone(),
+                    output_bits: l.bits.output_bits,
+                    weight_bits: l.bits.weight_bits,
+                })
+                .collect(),
+            memory_bytes: p.memory_bytes,
+            status: p.status,
+        }
+    }
+}
+
+/// The seed's comparison as a sentence: the best design at least as accurate as uniform 8-bit,
+/// and what it saves against uniform 8-bit mapped optimally and by random search.
+fn comparison(acc_label: &str, uniform8: Option<&FrontPoint>, d: &Designs) -> String {
+    let saving = |base: f64, p: &FrontPoint| 1.0 - p.energy_pj / base;
+    let energy = crate::report::energy;
+    match (uniform8, d.best_vs_8.as_ref()) {
+        (Some(u), Some(b)) => format!(
+            "best point at least as accurate as uniform 8-bit: {} ({:.4} {acc_label}); saves {:.1}% vs uniform 8-bit mapped optimally ({}), {} vs uniform 8-bit mapped by random search ({})",
+            energy(b.energy_pj),
+            b.accuracy,
+            saving(u.energy_pj, b) * 100.0,
+            energy(u.energy_pj),
+            d.random8.map_or("-".into(), |r| format!("{:.1}%", saving(r, b) * 100.0)),
+            d.random8.map_or("no valid mapping".into(), energy),
+        ),
+        _ => "no uniform 8-bit design in the table".into(),
+    }
+}
+
+/// Writes the plot of the front to `path`: against weight memory for an energy × memory front,
+/// else against accuracy; NSGA-II's points and the uniform designs marked.
+fn write_plot(
+    path: &Path,
+    inputs: &Inputs,
+    exact: &ExactFront,
+    d: &Designs,
+) -> Result<(), InputError> {
+    let mut marks = vec![];
+    if let Some(u) = &exact.uniform8 {
+        marks.push(fr::PlotMark::from_point("uniform 8-bit", u));
+    }
+    if let Some(u) = &d.uniform16 {
+        marks.push(fr::PlotMark::from_point("uniform 16-bit", u));
+    }
+    let title = format!("{} on {}", inputs.inst.workload_name, inputs.inst.arch.name);
+    let plot = fr::FrontPlot {
+        title: &title,
+        x_axis: if exact.front.kind == FrontKind::EnergyMemory {
+            fr::PlotAxis::Memory
+        } else {
+            fr::PlotAxis::Accuracy
+        },
+        accuracy_label: inputs.accuracy.label(),
+        front: &exact.front.points,
+        baseline: d
+            .nsga
+            .as_ref()
+            .map(|r| ("NSGA-II", r.result.front.as_slice())),
+        marks: &marks,
+    };
+    plot.write_svg(path)
+        .map_err(|e| InputError::new(path, "(file)", e.to_string()))
+}
+
+/// The uniform-bits energy of a network when each layer is mapped by random search (the seed
+/// paper's mapper: 10,000 valid samples per layer, seeded), in pJ; None when a layer finds no
+/// valid mapping.
+fn uniform_random_energy(
+    inst: &Instance,
+    cons: &Constraints,
+    bits: BitTriple,
+    seed: u64,
+) -> Option<f64> {
+    use rayon::prelude::*;
+    inst.layers
+        .par_iter()
+        .map(|l| {
+            let space = crate::mapspace::Mapspace::new(&l.problem, &inst.arch, cons).ok()?;
+            let opts = inst.options(&l.problem, Some(bits));
+            let r = crate::search::random(&space, &opts, Objective::Energy, seed, 10_000, None);
+            r.value.is_finite().then_some(r.value)
+        })
+        .sum::<Option<f64>>()
+}
+
+/// The selection problem's table from the per-layer optima: the entries with a mapping whose
+/// (layer weights, bits) `keep` accepts.
+fn front_table(
+    inst: &Instance,
+    table: &Table,
+    keep: impl Fn(u64, BitTriple) -> bool,
+) -> fr::EnergyTable {
+    let mut et = fr::EnergyTable::for_layers(&inst.layers);
+    for (lt, entries) in et.layers.iter_mut().zip(&table.layers) {
+        for e in entries {
+            if let (Some((i, w, o)), Some(energy_pj), Some(cycles)) =
+                (e.bits, e.energy_pj, e.cycles)
+            {
+                if keep(lt.weights, (i, w, o)) {
+                    lt.entries.push(fr::TableEntry {
+                        bits: fr::BitConfig {
+                            input_bits: i,
+                            weight_bits: w,
+                            output_bits: o,
+                        },
+                        energy_pj,
+                        cycles,
+                    });
+                }
+            }
+        }
+    }
+    et
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,400 @@
+//! Accuracy models: what a network loses in accuracy at given per-layer bit-widths.
+//!
+//! [`AccuracyModel`]: `table` (additive per-layer accuracy deltas per (weight bits, activation
+//! bits), measured by the user) or `proxy` (HAWQ-style: delta_l = −(s_w,l·noise(w_l) +
+//! s_a,l·noise(a_l)), noise(b) = 2^(−2b)). Network accuracy = full-precision accuracy + Σ_l delta_l.
+//! **The activation bits of a layer's delta are its input activation bits**: the bits of the
+//! activations its MACs consume (its producer's output bits, or `first_input`). The label of a
+//! model kind ([`AccuracyKind::label`]) says `accuracy (proxy)` for the proxy: never print a proxy
+//! value as measured accuracy.
+
+use crate::spec::{self, InputError};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The kind of an accuracy model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccuracyKind {
+    /// Per-layer deltas measured by the user.
+    Table,
+    /// HAWQ-style noise proxy: not a measured accuracy.
+    Proxy,
+}
+
+impl AccuracyKind {
+    /// How to name the accuracy column: `accuracy (table)` or `accuracy (proxy)`.
+    pub fn label(self) -> &'static str {
+        match self {
+            AccuracyKind::Table => "accuracy (table)",
+            AccuracyKind::Proxy => "accuracy (proxy)",
+        }
+    }
+}
+
+/// An accuracy model: accuracy = full-precision accuracy + Σ_l delta_l(weight bits, input bits).
+#[derive(Debug, Clone)]
+pub enum AccuracyModel {
+    Table(AccuracyTable),
+    Proxy(AccuracyProxy),
+}
+
+/// A layer's accuracy deltas: (weight bits, activation bits) → delta (percentage points).
+pub type LayerDeltas = BTreeMap<(u32, u32), f64>;
+
+/// Additive per-layer accuracy deltas (percentage points) per (weight bits, activation bits).
+#[derive(Debug, Clone)]
+pub struct AccuracyTable {
+    pub full_precision_accuracy: f64,
+    pub source: String,
+    /// The file the deltas came from (errors name it).
+    pub file: PathBuf,
+    /// The field of `file` holding the deltas (`deltas`, or a CSV's rows).
+    pub field: String,
+    /// layer name → (weight bits, activation bits) → delta.
+    pub deltas: BTreeMap<String, LayerDeltas>,
+}
+
+/// HAWQ-style proxy: delta_l = −(weight · 2^(−2·w) + activation · 2^(−2·a)).
+#[derive(Debug, Clone)]
+pub struct AccuracyProxy {
+    pub full_precision_accuracy: f64,
+    pub source: String,
+    pub file: PathBuf,
+    /// layer name → sensitivities.
+    pub layers: BTreeMap<String, Sensitivity>,
+}
+
+/// A layer's proxy sensitivities (percentage points per unit noise).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Sensitivity {
+    pub weight: f64,
+    pub activation: f64,
+}
+
+/// The proxy's noise of a b-bit uniform quantizer, relative to its range (up to a constant): 2^(−2b).
+pub fn quantization_noise(bits: u32) -> f64 {
+    (-2.0 * bits as f64).exp2()
+}
+
+/// An accuracy file (YAML).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccuracyFile {
+    kind: AccuracyKind,
+    /// Informational: the network the file is for.
+    #[serde(default)]
+    #[allow(dead_code)]
+    network: Option<String>,
+    full_precision_accuracy: f64,
+    /// Where the numbers come from.
+    source: String,
+    /// Proxy: per-layer sensitivities.
+    #[serde(default)]
+    layers: Option<Vec<ProxyLayerSpec>>,
+    /// Table: the deltas inline.
+    #[serde(default)]
+    deltas: Option<Vec<DeltaRow>>,
+    /// Table: the deltas in a CSV file (relative to this file).
+    #[serde(default)]
+    deltas_csv: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProxyLayerSpec {
+    name: String,
+    weight_sensitivity: f64,
+    activation_sensitivity: f64,
+}
+
+/// One row of an accuracy table (YAML `deltas` entry or CSV row with header
+/// `layer,weight_bits,activation_bits,delta`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeltaRow {
+    pub layer: String,
+    pub weight_bits: u32,
+    pub activation_bits: u32,
+    /// Accuracy change in percentage points (negative = loss).
+    pub delta: f64,
+}
+
+impl AccuracyModel {
+    /// Loads a YAML accuracy file (`kind: table` or `kind: proxy`); a table's deltas are inline
+    /// (`deltas`) or in a CSV file (`deltas_csv`).
+    pub fn load(path: &Path) -> Result<AccuracyModel, InputError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| InputError::new(path, "(file)", format!("cannot read: {e}")))?;
+        AccuracyModel::parse(path, &text)
+    }
+
+    /// Parses YAML text that came from `path` (relative CSV paths resolve against its folder).
+    pub fn parse(path: &Path, text: &str) -> Result<AccuracyModel, InputError> {
+        let f: AccuracyFile = spec::parse_yaml(path, text)?;
+        let fp = f.full_precision_accuracy;
+        if !fp.is_finite() || fp <= 0.0 || fp > 100.0 {
+            return Err(InputError::new(
+                path,
+                "full_precision_accuracy",
+                format!("must be a percentage in (0, 100], got {fp}"),
+            ));
+        }
+        if f.source.trim().is_empty() {
+            return Err(InputError::new(
+                path,
+                "source",
+                "say where the numbers come from",
+            ));
+        }
+        match f.kind {
+            AccuracyKind::Proxy => AccuracyModel::parse_proxy(path, f),
+            AccuracyKind::Table => AccuracyModel::parse_table(path, f),
+        }
+    }
+
+    /// A proxy file's per-layer sensitivities (`layers`; deltas are refused).
+    fn parse_proxy(path: &Path, f: AccuracyFile) -> Result<AccuracyModel, InputError> {
+        let fp = f.full_precision_accuracy;
+        for (k, present) in [
+            ("deltas", f.deltas.is_some()),
+            ("deltas_csv", f.deltas_csv.is_some()),
+        ] {
+            if present {
+                return Err(InputError::new(
+                    path,
+                    k,
+                    "a proxy takes `layers`, not deltas",
+                ));
+            }
+        }
+        let specs = f.layers.ok_or_else(|| {
+            InputError::new(path, "layers", "a proxy needs per-layer sensitivities")
+        })?;
+        let mut layers = BTreeMap::new();
+        for (i, l) in specs.iter().enumerate() {
+            for (k, v) in [
+                ("weight_sensitivity", l.weight_sensitivity),
+                ("activation_sensitivity", l.activation_sensitivity),
+            ] {
+                if !v.is_finite() || v < 0.0 {
+                    return Err(InputError::new(
+                        path,
+                        format!("layers[{i}].{k}"),
+                        format!("must be a finite number >= 0, got {v}"),
+                    ));
+                }
+            }
+            let s = Sensitivity {
+                weight: l.weight_sensitivity,
+                activation: l.activation_sensitivity,
+            };
+            if layers.insert(l.name.clone(), s).is_some() {
+                return Err(InputError::new(
+                    path,
+                    format!("layers[{i}].name"),
+                    format!("duplicate layer `{}`", l.name),
+                ));
+            }
+        }
+        Ok(AccuracyModel::Proxy(AccuracyProxy {
+            full_precision_accuracy: fp,
+            source: f.source,
+            file: path.to_path_buf(),
+            layers,
+        }))
+    }
+
+    /// A table file's deltas, inline (`deltas`) or in a CSV file (`deltas_csv`), not both.
+    fn parse_table(path: &Path, f: AccuracyFile) -> Result<AccuracyModel, InputError> {
+        let fp = f.full_precision_accuracy;
+        if f.layers.is_some() {
+            return Err(InputError::new(
+                path,
+                "layers",
+                "a table takes `deltas` or `deltas_csv`, not sensitivities",
+            ));
+        }
+        match (f.deltas, f.deltas_csv) {
+            (Some(rows), None) => {
+                let deltas = collect_deltas(path, "deltas", rows.into_iter().map(Ok))?;
+                Ok(AccuracyModel::Table(AccuracyTable {
+                    full_precision_accuracy: fp,
+                    source: f.source,
+                    file: path.to_path_buf(),
+                    field: "deltas".into(),
+                    deltas,
+                }))
+            }
+            (None, Some(csv)) => {
+                let dir = path.parent().unwrap_or(Path::new("."));
+                AccuracyModel::table_from_csv(&dir.join(csv), fp, &f.source)
+            }
+            (Some(_), Some(_)) => Err(InputError::new(
+                path,
+                "deltas_csv",
+                "give `deltas` or `deltas_csv`, not both",
+            )),
+            (None, None) => Err(InputError::new(
+                path,
+                "deltas",
+                "a table needs `deltas` (inline) or `deltas_csv` (a file)",
+            )),
+        }
+    }
+
+    /// Reads a CSV table with header `layer,weight_bits,activation_bits,delta` (`#` starts a
+    /// comment line); the full-precision accuracy and the source are given by the caller.
+    pub fn table_from_csv(
+        path: &Path,
+        full_precision_accuracy: f64,
+        source: &str,
+    ) -> Result<AccuracyModel, InputError> {
+        let mut rdr = csv::ReaderBuilder::new()
+            .comment(Some(b'#'))
+            .trim(csv::Trim::All)
+            .from_path(path)
+            .map_err(|e| InputError::new(path, "(file)", format!("cannot read: {e}")))?;
+        let headers = rdr
+            .headers()
+            .map_err(|e| InputError::new(path, "(header)", e.to_string()))?
+            .clone();
+        let rows = rdr.deserialize::<DeltaRow>().map(|r| {
+            r.map_err(|e| {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                let field = match e.kind() {
+                    csv::ErrorKind::Deserialize { err, .. } => {
+                        match err.field().and_then(|i| headers.get(i as usize)) {
+                            Some(h) => format!("line {line}: {h}"),
+                            None => format!("line {line}"),
+                        }
+                    }
+                    _ => format!("line {line}"),
+                };
+                let msg = match e.kind() {
+                    csv::ErrorKind::Deserialize { err, .. } => err.kind().to_string(),
+                    _ => e.to_string(),
+                };
+                InputError::new(path, field, msg)
+            })
+        });
+        let deltas = collect_deltas(path, "rows", rows)?;
+        Ok(AccuracyModel::Table(AccuracyTable {
+            full_precision_accuracy,
+            source: source.to_string(),
+            file: path.to_path_buf(),
+            field: "rows".into(),
+            deltas,
+        }))
+    }
+
+    pub fn kind(&self) -> AccuracyKind {
+        match self {
+            AccuracyModel::Table(_) => AccuracyKind::Table,
+            AccuracyModel::Proxy(_) => AccuracyKind::Proxy,
+        }
+    }
+
+    /// `accuracy (table)` or `accuracy (proxy)`.
+    pub fn label(&self) -> &'static str {
+        self.kind().label()
+    }
+
+    pub fn full_precision_accuracy(&self) -> f64 {
+        match self {
+            AccuracyModel::Table(t) => t.full_precision_accuracy,
+            AccuracyModel::Proxy(p) => p.full_precision_accuracy,
+        }
+    }
+
+    pub fn source(&self) -> &str {
+        match self {
+            AccuracyModel::Table(t) => &t.source,
+            AccuracyModel::Proxy(p) => &p.source,
+        }
+    }
+
+    pub fn file(&self) -> &Path {
+        match self {
+            AccuracyModel::Table(t) => &t.file,
+            AccuracyModel::Proxy(p) => &p.file,
+        }
+    }
+
+    /// Layer names the model covers.
+    pub fn layer_names(&self) -> Vec<&str> {
+        match self {
+            AccuracyModel::Table(t) => t.deltas.keys().map(String::as_str).collect(),
+            AccuracyModel::Proxy(p) => p.layers.keys().map(String::as_str).collect(),
+        }
+    }
+
+    /// The accuracy delta of layer `layer` at `weight_bits` and input `activation_bits`; None
+    /// when the model has no value for it.
+    pub fn delta(&self, layer: &str, weight_bits: u32, activation_bits: u32) -> Option<f64> {
+        match self {
+            AccuracyModel::Table(t) => t
+                .deltas
+                .get(layer)
+                .and_then(|m| m.get(&(weight_bits, activation_bits)))
+                .copied(),
+            AccuracyModel::Proxy(p) => p.layers.get(layer).map(|s| {
+                -(s.weight * quantization_noise(weight_bits)
+                    + s.activation * quantization_noise(activation_bits))
+            }),
+        }
+    }
+
+    /// The field of the model's file that per-layer values live in (for error messages).
+    pub(crate) fn layers_field(&self) -> &str {
+        match self {
+            AccuracyModel::Table(t) => &t.field,
+            AccuracyModel::Proxy(_) => "layers",
+        }
+    }
+}
+
+fn collect_deltas(
+    path: &Path,
+    field: &str,
+    rows: impl Iterator<Item = Result<DeltaRow, InputError>>,
+) -> Result<BTreeMap<String, LayerDeltas>, InputError> {
+    let mut deltas: BTreeMap<String, LayerDeltas> = BTreeMap::new();
+    for (i, r) in rows.enumerate() {
+        let r = r?;
+        let at = |k: &str| format!("{field}[{i}].{k}");
+        if !r.delta.is_finite() {
+            return Err(InputError::new(
+                path,
+                at("delta"),
+                "must be a finite number",
+            ));
+        }
+        for (k, b) in [
+            ("weight_bits", r.weight_bits),
+            ("activation_bits", r.activation_bits),
+        ] {
+            if b == 0 {
+                return Err(InputError::new(path, at(k), "must be > 0"));
+            }
+        }
+        let m = deltas.entry(r.layer.clone()).or_default();
+        if m.insert((r.weight_bits, r.activation_bits), r.delta)
+            .is_some()
+        {
+            return Err(InputError::new(
+                path,
+                format!("{field}[{i}]"),
+                format!(
+                    "duplicate row for layer `{}`, weight_bits {}, activation_bits {}",
+                    r.layer, r.weight_bits, r.activation_bits
+                ),
+            ));
+        }
+    }
+    if deltas.is_empty() {
+        return Err(InputError::new(path, field, "no rows"));
+    }
+    Ok(deltas)
+}
