@@ -1153,7 +1153,7 @@ fn front_cmd(a: FrontArgs) -> Result<Outcome, Failure> {
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&r).expect("json"));
     } else {
-        out!("{}", codesign::print::text(&r));
+        out!("{}", crate::report::codesign::text(&r));
     }
     Ok(if r.pass() {
         Outcome::Ok

@@ -16,8 +16,6 @@
 //! The report is typed ([`CodesignReport`]); its JSON is `qmap front --json`, and
 //! [`print`](mod@print) holds its terminal text and its CSV.
 
-pub mod print;
-
 use crate::front::{self as fr, FrontKind, FrontPoint};
 use crate::instance::{self, BitTriple, Instance};
 use crate::mapspace::Constraints;
@@ -52,7 +50,7 @@ pub struct CodesignRequest<'a> {
     pub max_memory_bytes: Option<f64>,
     /// Seed of NSGA-II and of the random search of the uniform 8-bit comparison.
     pub seed: u64,
-    /// Write the front's points as CSV here ([`print::csv`]).
+    /// Write the front's points as CSV here ([`crate::report::codesign::csv`]).
     pub csv: Option<&'a Path>,
     /// Write an SVG plot of the front here (uniform 8- and 16-bit designs marked).
     pub svg: Option<&'a Path>,
@@ -257,7 +255,7 @@ pub fn run(req: &CodesignRequest) -> Result<CodesignReport, CodesignError> {
     };
     let report = FrontReport::new(req, &inputs, &table, unproven, &exact, &designs);
     if let Some(csv) = req.csv {
-        crate::report::write_atomic(csv, &print::csv(&report))
+        crate::report::write_atomic(csv, &crate::report::codesign::csv(&report))
             .map_err(|e| InputError::new(csv, "(file)", format!("cannot write: {e}")))?;
     }
     if let Some(svg) = req.svg {

@@ -1,9 +1,9 @@
 //! The co-design report for people and spreadsheets: the terminal text of `qmap front` and the
 //! CSV of its points (`--csv`). Its JSON (`--json`) is the report's serialisation.
 
-use super::{CodesignReport, Design, FrontReport};
+use super::text::{energy, thousands};
+use crate::app::codesign::{CodesignReport, Design, FrontReport};
 use crate::front::{FrontKind, PointStatus};
-use crate::report::{energy, thousands};
 use std::fmt::Write;
 
 /// The terminal text of a report.
