@@ -1570,7 +1570,7 @@ impl Mapspace {
         &self.free_keeps
     }
     /// Number of mappings (factorisations × loop orders × bypass patterns), saturating at
-    /// u128::MAX, which it also is when the count would take more than [`COUNT_OPS`] steps
+    /// u128::MAX, which it also is when the count would take more than `COUNT_OPS` steps
     /// (about half a second). Computed on the first call.
     pub fn size(&self) -> u128 {
         self.count().0
