@@ -38,7 +38,14 @@
 //! * the leading run of loops irrelevant to a tensor (temporal reuse) subtracts their logs,
 //!   linearised with run/transparency indicators;
 //! * the sliding window: a load mode per child (whole tiles, or sliding along a halo dim's loop
-//!   at some level), each mode's terms switched off in log space (`a − M(1 − y)`);
+//!   at some level), each mode's terms switched off in log space (`a − M(1 − y)`). Timeloop's
+//!   walk also carries the window across a wrap-around where an outer loop's move matches
+//!   (`eval::timeloop_loads`): a loop is a possible member when its move, linear in its
+//!   rank dims' one-hots, equals the inner moves' sum as the rule requires (`WindowCarry`;
+//!   conditions no factorisation meets get no column), and each mode is bounded below over the
+//!   orders of its class with the members' factors taken off its reloads. The class (innermost
+//!   dim per level) no longer fixes the loads, so a candidate is the cheapest order of its
+//!   class (`best_in_class`);
 //! * Outputs' first-write elision subtracts the partition, exactly, through a one-hot over the
 //!   product of the irrelevant spatial factors above the level;
 //! * cluster energy (`min(instances, clusters)`) through a one-hot over the instances used;
@@ -80,7 +87,8 @@
 //!   (minus probing, which costs seconds on dims with a thousand factorisations).
 //!
 //! Status: sound and complete on the tests' 300 random small layers (each proved at the
-//! exhaustive optimum; the slowest, with 64 bypass patterns or 150,000 mappings, in about 25 s);
+//! exhaustive optimum; the slowest, with 64 bypass patterns or 150,000 mappings, in about 30-60
+//! s);
 //! slow to close the gap on Simba's larger layers (2-8 s), where branch and bound, not the
 //! candidate loop, takes the time: the root LP is 20-40 % below the optimum (Simba b2_pw; the LP
 //! mixes two mappings at fractions, and in log space such a mix undervalues every term that
