@@ -210,8 +210,14 @@ pub struct ExportArgs {
     #[arg(long)]
     pub mapping: Option<PathBuf>,
     /// Output file (Timeloop v0.4 `problem:` + `mapping:`).
+    #[arg(long, required_unless_present = "timeloop_dir")]
+    pub out: Option<PathBuf>,
+    /// Also write the architecture, its energies, the problem and the mapping as the four
+    /// files `timeloop-model` takes (`arch.yaml`, `ERT.yaml`, `problem.yaml`, `map.yaml`) in
+    /// this directory: `timeloop-model arch.yaml problem.yaml map.yaml ERT.yaml` reruns the
+    /// evaluation in Timeloop v3.0.3.
     #[arg(long)]
-    pub out: PathBuf,
+    pub timeloop_dir: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -872,7 +878,7 @@ fn search_cmd(a: SearchArgs) -> Result<Outcome, Failure> {
 }
 
 fn export_cmd(a: ExportArgs) -> Result<Outcome, Failure> {
-    check_outputs(&[(Some(&a.out), "--out")])?;
+    check_outputs(&[(a.out.as_deref(), "--out")])?;
     let job = load_job(Some(&a.instance), &a.layer, None, None, None)?;
     if job.choices.len() != 1 {
         return Err(InputError::new(
@@ -907,17 +913,63 @@ fn export_cmd(a: ExportArgs) -> Result<Outcome, Failure> {
             .map_or("mapping".to_string(), |l| format!("mapping.{l}"));
         return Err(InputError::new(&mapping_file, field, inv.reason.clone()).into());
     }
-    write_atomic(
-        &a.out,
-        &timeloop_text(&a.out, &m, &job.arch, &job.problem, opts)?,
-    )?;
-    outln!(
-        "wrote {} ({}: {}, {} cycles)",
-        a.out.display(),
+    let title = format!(
+        "{}: {}, {} cycles",
         job.title,
         report::energy(ev.energy_pj),
         ev.cycles
     );
+    if let Some(out) = &a.out {
+        write_atomic(out, &timeloop_text(out, &m, &job.arch, &job.problem, opts)?)?;
+        outln!("wrote {} ({title})", out.display());
+    }
+    if let Some(dir) = &a.timeloop_dir {
+        let issues = timeloop::timeloop_export_issues(&m, &job.arch, &job.problem);
+        if !issues.is_empty() {
+            return Err(InputError::new(
+                dir,
+                "(export)",
+                format!(
+                    "Timeloop's format cannot express this mapping exactly: {}",
+                    issues.join("; ")
+                ),
+            )
+            .into());
+        }
+        check_output_dir(dir, "--timeloop-dir")?;
+        let files = [
+            ("arch.yaml", timeloop::export_arch(&job.arch)),
+            ("ERT.yaml", timeloop::export_ert(&job.arch)),
+            (
+                "problem.yaml",
+                timeloop::export_problem(&job.problem, opts.bits.as_ref()),
+            ),
+            (
+                "map.yaml",
+                timeloop::export_mapping(&m, &job.arch, &job.problem),
+            ),
+        ];
+        for (name, text) in files {
+            write_atomic(&dir.join(name), &text)?;
+        }
+        outln!(
+            "wrote {}/{{arch,ERT,problem,map}}.yaml ({title})",
+            dir.display()
+        );
+        for issue in timeloop::arch_export_issues(&job.arch) {
+            outln!("note: {issue}");
+        }
+        if opts.bits.is_some() {
+            outln!(
+                "note: the problem carries `instance.bitwidths` (the seed fork's packing); \
+                 Timeloop v3.0.3 itself has no packing"
+            );
+        }
+        outln!(
+            "rerun: cd {} && timeloop-model arch.yaml problem.yaml map.yaml ERT.yaml",
+            dir.display()
+        );
+    }
     Ok(Outcome::Ok)
 }
 

@@ -38,7 +38,14 @@
 //! * the leading run of loops irrelevant to a tensor (temporal reuse) subtracts their logs,
 //!   linearised with run/transparency indicators;
 //! * the sliding window: a load mode per child (whole tiles, or sliding along a halo dim's loop
-//!   at some level), each mode's terms switched off in log space (`a − M(1 − y)`);
+//!   at some level), each mode's terms switched off in log space (`a − M(1 − y)`). Timeloop's
+//!   walk also carries the window across a wrap-around where an outer loop's move matches
+//!   (`eval::timeloop_loads`): a loop is a possible member when its move, linear in its
+//!   rank dims' one-hots, equals the inner moves' sum as the rule requires (`WindowCarry`;
+//!   conditions no factorisation meets get no column), and each mode is bounded below over the
+//!   orders of its class with the members' factors taken off its reloads. The class (innermost
+//!   dim per level) no longer fixes the loads, so a candidate is the cheapest order of its
+//!   class (`best_in_class`);
 //! * Outputs' first-write elision subtracts the partition, exactly, through a one-hot over the
 //!   product of the irrelevant spatial factors above the level;
 //! * cluster energy (`min(instances, clusters)`) through a one-hot over the instances used;
@@ -80,7 +87,8 @@
 //!   (minus probing, which costs seconds on dims with a thousand factorisations).
 //!
 //! Status: sound and complete on the tests' 300 random small layers (each proved at the
-//! exhaustive optimum; the slowest, with 64 bypass patterns or 150,000 mappings, in about 25 s);
+//! exhaustive optimum; the slowest, with 64 bypass patterns or 150,000 mappings, in about 30-60
+//! s);
 //! slow to close the gap on Simba's larger layers (2-8 s), where branch and bound, not the
 //! candidate loop, takes the time: the root LP is 20-40 % below the optimum (Simba b2_pw; the LP
 //! mixes two mappings at fractions, and in log space such a mix undervalues every term that
@@ -1510,6 +1518,9 @@ struct Pattern {
     best: Option<(Mapping, Evaluation)>,
     /// Proven lower bound of the pattern's mapspace.
     bound: f64,
+    /// The least model value of the loop order classes excluded without finding their best
+    /// loop order (more orders than [`CLASS_ORDERS`]): the bound never goes above it.
+    floor: f64,
     /// The bound meets the best value (or the cutoff): nothing left to do.
     done: bool,
     /// Whether `m` and `vars` are the pattern's model (else it waits, with its completion
@@ -1550,6 +1561,348 @@ struct Vars {
 }
 
 /// Builds the model of one bypass pattern (None when a dim has no allowed factorisation).
+/// Which conditions of [`WindowCarry`] some factorisation of a two-term rank's dims can meet
+/// (the others get no column): keys `(first, i, lam, j, g, partner)` with `first` true for the
+/// run's conditions (`after_run`: i and lam unused) and false for a member j at level g of the
+/// sliding mode whose innermost loop is term i at level lam; `partner`: with the partner of j
+/// at g inside j. None when there are too many pairs of factorisations to check (then every
+/// condition counts as possible).
+type CarryKey = (bool, usize, usize, usize, usize, bool);
+
+/// Most pairs of factorisations [`carry_possible`] checks.
+const CARRY_PAIRS: usize = 200_000;
+
+fn carry_possible(
+    space: &Mapspace,
+    rank: &[crate::model::Term],
+    child: usize,
+) -> Option<std::collections::HashSet<CarryKey>> {
+    let [t1, t2] = rank else {
+        return Some(Default::default());
+    };
+    let (ca, cb) = (space.dim_choices(t1.dim), space.dim_choices(t2.dim));
+    if ca.len().saturating_mul(cb.len()) > CARRY_PAIRS {
+        return None;
+    }
+    let nl = space.arch().levels.len();
+    let slots = space.slots();
+    // Per choice and level: the move of the dim's temporal loop there (0 when unit).
+    let moves = |choices: &[Vec<u64>], coef: u64| -> Vec<Vec<u64>> {
+        choices
+            .iter()
+            .map(|c| {
+                (0..nl)
+                    .map(|g| {
+                        if c[space.level_slots(g).temporal] <= 1 {
+                            return 0;
+                        }
+                        let inner: u64 = slots
+                            .iter()
+                            .zip(c)
+                            .filter(|(s, _)| {
+                                s.level < g || (s.level == g && s.kind != SlotKind::Temporal)
+                            })
+                            .map(|(_, f)| *f)
+                            .product();
+                        coef * inner
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    let (ma, mb) = (moves(ca, t1.coef), moves(cb, t2.coef));
+    let mut out = std::collections::HashSet::new();
+    let first = child + 1;
+    for a in &ma {
+        for b in &mb {
+            let m = [a, b];
+            let below = |from: usize, g: usize| -> u64 { (from..g).map(|l| a[l] + b[l]).sum() };
+            // A loop carried after the run: v_j = Σ below (+ its partner at g).
+            for g in first..nl {
+                for j in 0..2 {
+                    let vj = m[j][g];
+                    if vj == 0 {
+                        continue;
+                    }
+                    let s = below(first, g);
+                    if vj == s {
+                        out.insert((true, 0, 0, j, g, false));
+                    }
+                    let p = m[1 - j][g];
+                    if p > 0 && vj == s + p {
+                        out.insert((true, 0, 0, j, g, true));
+                    }
+                }
+            }
+            // A member of the sliding mode of term i at lam.
+            for lam in first..nl {
+                for i in 0..2 {
+                    let v1 = m[i][lam];
+                    if v1 == 0 {
+                        continue;
+                    }
+                    for g in lam..nl {
+                        for j in 0..2 {
+                            let vj = m[j][g];
+                            if vj == 0 || (g == lam && j == i) {
+                                continue;
+                            }
+                            if g == lam {
+                                if vj == 2 * v1 {
+                                    out.insert((false, i, lam, j, g, false));
+                                }
+                                continue;
+                            }
+                            let s = v1 + below(lam, g);
+                            if vj == s {
+                                out.insert((false, i, lam, j, g, false));
+                            }
+                            let p = m[1 - j][g];
+                            if p > 0 && vj == s + p {
+                                out.insert((false, i, lam, j, g, true));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Some(out)
+}
+
+/// How the MILP bounds the loads of Timeloop's window carried across a wrap-around
+/// (`eval::timeloop_loads`): a loop j outside the innermost one loads only the new part of the
+/// tile when `v_j = v1 + Σ_{i<j} v_i` (v: a loop's move of the tile), which needs every
+/// relevant loop inside j to move along j's sliding rank (any other relevant loop, a
+/// *breaker*, ends it). Along a two-term rank (W = P·s + R·d) the moves of its dims' loops are
+/// linear in those dims' one-hots over their factorisations, so the condition is exact up to
+/// the order of j's own level: every loop of the levels below j is inside it; j's partner on
+/// the rank at its level may be inside or outside (both are tried). Per loop order class (the
+/// innermost dim of each level) the bounds below are therefore at most the loads of every
+/// order in the class.
+struct WindowCarry<'a> {
+    space: &'a Mapspace,
+    tensor: &'a crate::model::Tensor,
+    child: usize,
+    /// The move of dim d's temporal loop at level g along a rank term of coefficient `coef`
+    /// (coef × the product of d's factors inside it), 0 when the loop is unit: linear in d's
+    /// one-hot.
+    moves: &'a dyn Fn(&Vars, usize, u64, usize) -> Lin,
+    /// Whether dim d's temporal loop at level g is non-unit (None: it never is).
+    nonunit: &'a dyn Fn(&Vars, usize, usize) -> Option<Lin>,
+    /// log of dim d's temporal factor at level g, and its largest value.
+    log_factor: &'a dyn Fn(&Vars, usize, usize) -> (Lin, f64),
+    /// Per rank, the conditions some factorisation meets ([`carry_possible`]).
+    possible: Vec<Option<std::collections::HashSet<CarryKey>>>,
+}
+
+impl WindowCarry<'_> {
+    fn can(&self, r: usize, key: CarryKey) -> bool {
+        self.possible[r].as_ref().is_none_or(|s| s.contains(&key))
+    }
+
+    fn levels(&self) -> usize {
+        self.space.arch().levels.len()
+    }
+
+    /// The dims that break a chain along rank r: those the tensor uses outside it.
+    fn breakers(&self, r: usize) -> Vec<usize> {
+        let rank = &self.tensor.ranks[r];
+        (0..self.space.problem().dims.len())
+            .filter(|&d| self.tensor.relevant(d) && !rank.iter().any(|t| t.dim == d))
+            .collect()
+    }
+
+    /// `y` only where no breaker of rank r has a non-unit loop at levels `from..to`.
+    fn no_breakers(&self, m: &mut Model, vars: &Vars, y: usize, r: usize, from: usize, to: usize) {
+        for l in from..to {
+            for k in self.breakers(r) {
+                if let Some(nk) = (self.nonunit)(vars, k, l) {
+                    m.le(&Lin::var(y, 1.0).plus(&nk), 1.0);
+                }
+            }
+        }
+    }
+
+    /// A binary that can be 1 only where the integer-valued expression `e` is 0.
+    fn zero(m: &mut Model, e: &Lin) -> usize {
+        let (lo, hi) = lin_range(e, m);
+        let big = lo.abs().max(hi.abs()) + 1.0;
+        let y = m.bin();
+        m.le(&e.clone().plus(&Lin::var(y, big)), big + 0.5);
+        m.ge(&e.clone().minus(&Lin::var(y, big)), -big - 0.5);
+        y
+    }
+
+    /// The sum of the moves along rank r of its loops at levels `from..to`.
+    fn rank_moves(&self, vars: &Vars, r: usize, from: usize, to: usize) -> Lin {
+        let mut sum = Lin::default();
+        for l in from..to {
+            for t in &self.tensor.ranks[r] {
+                sum.add(&(self.moves)(vars, t.dim, t.coef, l), 1.0);
+            }
+        }
+        sum
+    }
+
+    /// A binary that can be 1 only where rank r's loop `tj` at level g moves by `target` plus
+    /// the moves of its rank's loops below g (all inside it), or plus its partner's at g too
+    /// (`key(partner)`: whether some factorisation can); None when neither can happen.
+    #[allow(clippy::too_many_arguments)]
+    fn lands(
+        &self,
+        m: &mut Model,
+        vars: &Vars,
+        r: usize,
+        tj: &crate::model::Term,
+        g: usize,
+        from: usize,
+        target: &Lin,
+        key: impl Fn(bool) -> CarryKey,
+    ) -> Option<usize> {
+        let base = (self.moves)(vars, tj.dim, tj.coef, g)
+            .minus(target)
+            .minus(&self.rank_moves(vars, r, from, g));
+        let mut any = Lin::default();
+        if self.can(r, key(false)) {
+            any.t.push((Self::zero(m, &base), 1.0));
+        }
+        for other in self.tensor.ranks[r].iter().filter(|t| t.dim != tj.dim) {
+            if (self.nonunit)(vars, other.dim, g).is_some() && self.can(r, key(true)) {
+                let with = base
+                    .clone()
+                    .minus(&(self.moves)(vars, other.dim, other.coef, g));
+                any.t.push((Self::zero(m, &with), 1.0));
+            }
+        }
+        match any.t.as_slice() {
+            [] => None,
+            [(y, _)] => Some(*y),
+            _ => {
+                let y = m.bin();
+                m.le(&Lin::var(y, 1.0).minus(&any), 0.0);
+                Some(y)
+            }
+        }
+    }
+
+    /// The log of the product of the loops that may be carried after the innermost loop when
+    /// it is `term`'s dim at level `lam` (the sliding mode of rank r): a sum of columns, each at
+    /// most a possible member's log factor.
+    fn members(
+        &self,
+        m: &mut Model,
+        vars: &Vars,
+        r: usize,
+        term: &crate::model::Term,
+        lam: usize,
+    ) -> Lin {
+        let rank = &self.tensor.ranks[r];
+        let i = rank.iter().position(|t| t.dim == term.dim).unwrap_or(0);
+        let v1 = (self.moves)(vars, term.dim, term.coef, lam);
+        let mut total = Lin::default();
+        for g in lam..self.levels() {
+            for (j, tj) in rank.iter().enumerate() {
+                if g == lam && tj.dim == term.dim {
+                    continue;
+                }
+                let Some(nu) = (self.nonunit)(vars, tj.dim, g) else {
+                    continue;
+                };
+                // At the innermost loop's level j comes right after it: v_j = 2 v1; above,
+                // v_j = v1 + every move along the rank below g (+ its partner's at g).
+                let key = |partner| (false, i, lam, j, g, partner);
+                let pm = if g == lam {
+                    if !self.can(r, key(false)) {
+                        continue;
+                    }
+                    let e = (self.moves)(vars, tj.dim, tj.coef, g).minus(&v1).minus(&v1);
+                    Self::zero(m, &e)
+                } else {
+                    let Some(pm) = self.lands(m, vars, r, tj, g, lam, &v1, key) else {
+                        continue;
+                    };
+                    self.no_breakers(m, vars, pm, r, lam, g);
+                    pm
+                };
+                m.le(&Lin::var(pm, 1.0).minus(&nu), 0.0);
+                total
+                    .t
+                    .push((self.log_factor_if(m, vars, tj.dim, g, pm), 1.0));
+            }
+        }
+        total
+    }
+
+    /// When the innermost loop does not use the tensor: a binary (the run's carried mode) that
+    /// can be 1 only where a loop may be carried after the first relevant loop (`v_j = Σ_{i<j} v_i`: one whose move
+    /// is the sum of the moves along its rank below it, + its partner's at its level), with no
+    /// breaker below it, and the log of the product of those loops (columns each at most a
+    /// possible one's log factor); None when none can be.
+    fn after_run(&self, m: &mut Model, vars: &Vars, none: &[Option<Lin>]) -> Option<(usize, Lin)> {
+        let nl = self.levels();
+        let first = self.child + 1;
+        let mut possible = Lin::default();
+        let mut log_k = Lin::default();
+        for (r, rank) in self.tensor.ranks.iter().enumerate() {
+            let [t1, t2] = rank.as_slice() else {
+                continue;
+            };
+            for g in first..nl {
+                for (j, tj) in [t1, t2].into_iter().enumerate() {
+                    let Some(nu) = (self.nonunit)(vars, tj.dim, g) else {
+                        continue;
+                    };
+                    let key = |partner| (true, 0, 0, j, g, partner);
+                    let Some(y) = self.lands(m, vars, r, tj, g, first, &Lin::default(), key) else {
+                        continue;
+                    };
+                    m.le(&Lin::var(y, 1.0).minus(&nu), 0.0);
+                    self.no_breakers(m, vars, y, r, first, g);
+                    possible.t.push((y, 1.0));
+                    log_k
+                        .t
+                        .push((self.log_factor_if(m, vars, tj.dim, g, y), 1.0));
+                }
+            }
+        }
+        if possible.t.is_empty() {
+            return None;
+        }
+        // ... and only where the innermost loop above the child is irrelevant to the tensor:
+        // the first level with loops has an irrelevant dim innermost.
+        let mut irrelevant_first = Lin::default();
+        let nd = self.space.problem().dims.len();
+        for l in first..nl {
+            let z = m.col(0.0, 1.0, false, 0.0);
+            let mut inner = Lin::default();
+            for d in (0..nd).filter(|&d| !self.tensor.relevant(d)) {
+                if let Some(c) = vars.delta[l][d] {
+                    inner.t.push((c, 1.0));
+                }
+            }
+            m.le(&Lin::var(z, 1.0).minus(&inner), 0.0);
+            for n in none.iter().take(l).skip(first).flatten() {
+                m.le(&Lin::var(z, 1.0).minus(n), 0.0);
+            }
+            irrelevant_first.t.push((z, 1.0));
+        }
+        let y = m.bin();
+        m.le(&Lin::var(y, 1.0).minus(&possible), 0.0);
+        m.le(&Lin::var(y, 1.0).minus(&irrelevant_first), 0.0);
+        Some((y, log_k))
+    }
+
+    /// A column at most dim d's log factor at level g, and 0 unless binary `y` is 1.
+    fn log_factor_if(&self, m: &mut Model, vars: &Vars, d: usize, g: usize, y: usize) -> usize {
+        let (lfv, maxlog) = (self.log_factor)(vars, d, g);
+        let u = m.col(0.0, maxlog, false, 0.0);
+        m.le(&Lin::var(u, 1.0).minus(&lfv), 0.0);
+        m.le(&Lin::var(u, 1.0).minus(&Lin::var(y, maxlog)), 0.0);
+        u
+    }
+}
+
 fn build_pattern(
     space: &Mapspace,
     opts: &ModelOptions,
@@ -2223,10 +2576,61 @@ fn build_pattern(
                     savings.t.push((wv, 1.0));
                 }
             }
-            // Load modes: whole tiles (with the run's reuse), or sliding windows.
+            // Load modes: whole tiles (with the run's reuse), or sliding windows. Timeloop's
+            // walk (eval::timeloop_loads) also loads only the new part at the step of a loop j
+            // outside the innermost one when `v_j = v1 + Σ_{i<j} v_i` (the window carried
+            // across the inner loops' wrap-around): each mode is a lower bound over the loop
+            // orders of its class (innermost dim per level) with such loops where they are
+            // possible ([`WindowCarry`]).
             let mut modes: Vec<(Option<usize>, Vec<Lin>)> = vec![];
             let ns = lt.clone().plus(&above).minus(&savings);
-            modes.push((None, vec![ns]));
+            modes.push((None, vec![ns.clone()]));
+            let carry = WindowCarry {
+                space,
+                tensor,
+                child: c,
+                moves: &|vars: &Vars, d: usize, coef: u64, g: usize| {
+                    let s = space.level_slots(g).temporal;
+                    per_dim(vars, d, &|ch| {
+                        if ch[s] <= 1 {
+                            return 0.0;
+                        }
+                        let inner: u64 = slots
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, sl)| {
+                                sl.level < g || (sl.level == g && sl.kind != SlotKind::Temporal)
+                            })
+                            .map(|(i, _)| ch[i])
+                            .product();
+                        (coef * inner) as f64
+                    })
+                },
+                nonunit: &|vars: &Vars, d: usize, g: usize| {
+                    let s = space.level_slots(g).temporal;
+                    can_nonunit(d, s).then(|| nonunit(vars, d, s))
+                },
+                log_factor: &|vars: &Vars, d: usize, g: usize| {
+                    let s = space.level_slots(g).temporal;
+                    let maxlog = choices[d].iter().map(|c| ln(c[s])).fold(0.0, f64::max);
+                    (lf(vars, d, s), maxlog)
+                },
+                possible: tensor
+                    .ranks
+                    .iter()
+                    .map(|rank| carry_possible(space, rank, c))
+                    .collect(),
+            };
+            // The run's mode when a window loop may be carried after the first relevant loop:
+            // at least half of it (the first relevant loop's own steps reload: docs/model.md).
+            // The run's mode when loops may be carried after the first relevant loop a: with
+            // K the product of those loops, loads ≥ T·steps/run · (1 − 1/N_a + 1/(N_a·K)) ≥
+            // T·steps/run · (1 + 1/K) / 2 (N_a ≥ 2).
+            let carried_run = carry.after_run(&mut m, &vars, &none);
+            if let Some((y, log_k)) = carried_run {
+                let half = ns.clone().plus(&Lin::konst(-2f64.ln()));
+                modes.push((Some(y), vec![half.clone(), half.minus(&log_k)]));
+            }
             for (r, rank) in tensor.ranks.iter().enumerate() {
                 if rank.len() != 2 {
                     continue;
@@ -2263,14 +2667,30 @@ fn build_pattern(
                                 .product();
                             ln(term.coef * inner)
                         });
-                        let t1 = above.clone().minus(&lb1).plus(&lt);
-                        let t2 = above
-                            .clone()
-                            .plus(&l1m)
-                            .plus(&lt)
-                            .minus(&rank_logs[r])
-                            .plus(&lshift);
-                        modes.push((Some(y), vec![t1, t2]));
+                        // Loops that may be carried after this one: their factors come off the
+                        // reloads (the whole tile once per Π of the loops outside all of them).
+                        let carried = carry.members(&mut m, &vars, r, term, lam);
+                        // With K the product of the loops carried after this one (placed right
+                        // after it: the most weight), loads ≥ T·steps/(B1·K) +
+                        // D·steps·(1 − 1/(B1·K)), and 1 − 1/(B1·K) ≥ 1 − 1/B1 + [K ≥ 2]/(2·B1)
+                        // + [K ≥ 4]/(4·B1).
+                        let t1 = above.clone().minus(&lb1).plus(&lt).minus(&carried);
+                        let d_steps = above.clone().plus(&lt).minus(&rank_logs[r]).plus(&lshift);
+                        let t2 = d_steps.clone().plus(&l1m);
+                        let mut parts = vec![t1, t2];
+                        if !carried.t.is_empty() {
+                            // K's factors count only with the parts they bring: without y2 no
+                            // loop is carried (K = 1), without y4 K ≤ 4.
+                            let (lo, hi) = lin_range(&carried, &m);
+                            let most = hi.max(-lo).max(0.0) + 1.0;
+                            for (k, cap) in [(2.0f64, 0.0), (4.0, 4f64.ln())] {
+                                let yk = m.bin();
+                                m.le(&carried.clone().minus(&Lin::var(yk, most)), cap);
+                                let part = d_steps.clone().minus(&lb1);
+                                parts.push(part.plus(&Lin::konst(-k.ln())).switched(yk));
+                            }
+                        }
+                        modes.push((Some(y), parts));
                     }
                 }
             }
@@ -2459,6 +2879,7 @@ fn build_pattern(
         seen: Default::default(),
         best: None,
         bound: f64::NEG_INFINITY,
+        floor: f64::INFINITY,
         done: false,
         built: true,
         rounds: 0,
@@ -2481,6 +2902,7 @@ impl Pattern {
             seen: Default::default(),
             best: None,
             bound,
+            floor: f64::INFINITY,
             done: false,
             built: false,
             rounds: 0,
@@ -2641,6 +3063,7 @@ impl Pattern {
             HighsModelStatus::Infeasible => {
                 // Nothing beats the cutoff (or nothing is feasible at all) in this pattern.
                 self.bound = cutoff.map_or(f64::INFINITY, |c| c * (1.0 - so.gap / 2.0));
+                self.bound = self.bound.min(self.floor);
                 self.done = true;
                 return Ok(true);
             }
@@ -2650,7 +3073,7 @@ impl Pattern {
                 let lb = Some(obj_bound * scale)
                     .filter(|b| b.is_finite())
                     .unwrap_or(f64::NEG_INFINITY);
-                self.bound = self.bound.max(lb);
+                self.bound = self.bound.max(lb).min(self.floor);
                 // What the interrupted search found still counts for the incumbent.
                 for y in improving.iter().chain(&x) {
                     offer(space, opts, &self.vars, &self.keep, &mut self.best, y, lb)?;
@@ -2663,15 +3086,22 @@ impl Pattern {
             return Err("HiGHS returned no solution".into());
         };
         let lb = obj_bound * scale;
-        self.bound = self.bound.max(lb);
+        self.bound = self.bound.max(lb).min(self.floor);
         self.rounds += 1;
-        let ev = offer(space, opts, &self.vars, &self.keep, &mut self.best, &x, lb)?;
+        let (ev, resolved) = offer(space, opts, &self.vars, &self.keep, &mut self.best, &x, lb)?;
         let model_value = model_value(m, &x) * scale;
         if std::env::var("QMAP_MILP_PROFILE").is_ok() {
             eprintln!(
                 "  round: bound {lb:.6e} model {model_value:.6e} evaluator {:.6e} valid {}",
                 ev.energy_pj, ev.valid
             );
+            if std::env::var("QMAP_MILP_PROFILE").is_ok_and(|v| v == "2") {
+                let (mapping, _) = best_in_class(space, opts, &self.vars, &self.keep, &x);
+                eprint!(
+                    "{}",
+                    crate::report::loop_nest(&mapping, space.arch(), problem)
+                );
+            }
             // Per (level, tensor): the model's terms against the evaluator's energy (Outputs'
             // linear parts, the subtracted partitions, are not in the terms).
             if ev.valid {
@@ -2718,6 +3148,7 @@ impl Pattern {
             .as_ref()
             .map_or(f64::INFINITY, |b| b.1.energy_pj)
             .min(cutoff.unwrap_or(f64::INFINITY));
+        let lb = lb.min(self.floor);
         if ub.is_finite() && (ub - lb) <= so.gap * ub {
             self.bound = lb;
             self.done = true;
@@ -2782,6 +3213,11 @@ impl Pattern {
         // The MILP may still value this mapping below the evaluator (ceilings, coinciding
         // offsets) or it may be invalid: exclude it.
         let exact_now = ev.valid && model_value >= ev.energy_pj * (1.0 - so.gap * 0.5);
+        if ev.valid && !exact_now && !resolved {
+            // Excluded without its best loop order: its model value still bounds it.
+            self.floor = self.floor.min(model_value);
+            self.bound = self.bound.min(self.floor);
+        }
         if !ev.valid || !exact_now || !self.seen.insert(key.clone()) {
             let mut l = Lin::default();
             let mut ones = 0.0;
@@ -2799,8 +3235,9 @@ impl Pattern {
     }
 }
 
-/// Evaluates the mapping of MILP solution `y` and keeps it in `best` if it beats it; fails if
-/// the MILP's bound `lb` exceeds its evaluator value (the cross-check). Returns the evaluation.
+/// Evaluates the best mapping of MILP solution `y`'s loop order class ([`best_in_class`]) and
+/// keeps it in `best` if it beats it; fails if the MILP's bound `lb` exceeds its evaluator
+/// value (the cross-check). Returns the evaluation and whether it is the class's best.
 fn offer(
     space: &Mapspace,
     opts: &ModelOptions,
@@ -2809,11 +3246,11 @@ fn offer(
     best: &mut Option<(Mapping, Evaluation)>,
     y: &[f64],
     lb: f64,
-) -> Result<Evaluation, String> {
-    let mapping = candidate(space, vars, keep, y);
+) -> Result<(Evaluation, bool), String> {
+    let (mapping, resolved) = best_in_class(space, opts, vars, keep, y);
     let ev = evaluate(space.problem(), space.arch(), &mapping, opts);
     if !ev.valid {
-        return Ok(ev);
+        return Ok((ev, resolved));
     }
     if lb > ev.energy_pj * (1.0 + 1e-7) {
         return Err(format!(
@@ -2824,7 +3261,95 @@ fn offer(
     if best.as_ref().is_none_or(|b| ev.energy_pj < b.1.energy_pj) {
         *best = Some((mapping, ev.clone()));
     }
-    Ok(ev)
+    Ok((ev, resolved))
+}
+
+/// Most loop orders [`best_in_class`] evaluates for one class.
+const CLASS_ORDERS: usize = 40_320;
+
+/// The cheapest mapping of MILP solution `x`'s loop order class: its factorisation and keep
+/// pattern, each level's innermost loop (or permutation prefix) as the MILP chose it, and the
+/// other loops of each level in every order (the canonical order of [`candidate`] first, so
+/// that ties keep it). The MILP cannot tell these orders apart (Timeloop's window carried
+/// across a wrap-around, `eval::timeloop_loads`, depends on more than the innermost loops),
+/// so a class is excluded only once its best order is known. True when every order was
+/// evaluated (at most [`CLASS_ORDERS`]); else the canonical order alone.
+fn best_in_class(
+    space: &Mapspace,
+    opts: &ModelOptions,
+    vars: &Vars,
+    keep: &[Vec<bool>],
+    x: &[f64],
+) -> (Mapping, bool) {
+    let canonical = candidate(space, vars, keep, x);
+    // Per level, the position from which its loops are free, and their permutations.
+    let mut free: Vec<(usize, Vec<Vec<Loop>>)> = vec![];
+    let mut total = 1usize;
+    for (l, lm) in canonical.levels.iter().enumerate() {
+        if !space.orders_enumerated(l) {
+            continue;
+        }
+        let prefix = space.temporal_prefix(l);
+        let nonunit: Vec<&Loop> = lm.temporal.iter().filter(|lp| lp.factor > 1).collect();
+        let fixed = nonunit
+            .iter()
+            .take_while(|lp| prefix.contains(&lp.dim))
+            .count()
+            .max(1)
+            .min(nonunit.len());
+        let rest = &nonunit[fixed..];
+        if rest.len() < 2 {
+            continue;
+        }
+        let perms: Vec<Vec<Loop>> = rest
+            .iter()
+            .map(|lp| **lp)
+            .permutations(rest.len())
+            .collect();
+        total = total.saturating_mul(perms.len());
+        free.push((l, perms));
+    }
+    if free.is_empty() {
+        return (canonical, true);
+    }
+    if total > CLASS_ORDERS {
+        return (canonical, false);
+    }
+    let mut ev = crate::eval::Evaluator::new(space.problem(), space.arch());
+    let mut best = (canonical.clone(), ev.score(&canonical, opts).map(|s| s.0));
+    if best.1.is_none() {
+        // Invalid: so is every order of the class.
+        return (canonical, true);
+    }
+    let mut m = canonical.clone();
+    let mut idx = vec![0usize; free.len()];
+    loop {
+        for ((l, perms), &i) in free.iter().zip(&idx) {
+            let lm = &canonical.levels[*l];
+            let head = lm.temporal.len() - perms[i].len();
+            m.levels[*l].temporal.truncate(head);
+            m.levels[*l].temporal.extend_from_slice(&perms[i]);
+        }
+        if let Some((e, _)) = ev.score(&m, opts) {
+            if best.1.is_none_or(|b| e < b) {
+                best = (m.clone(), Some(e));
+            }
+        }
+        // Next combination.
+        let mut k = 0;
+        while k < idx.len() {
+            idx[k] += 1;
+            if idx[k] < free[k].1.len() {
+                break;
+            }
+            idx[k] = 0;
+            k += 1;
+        }
+        if k == idx.len() {
+            break;
+        }
+    }
+    (best.0, true)
 }
 
 /// Range of a linear expression over its columns' bounds.

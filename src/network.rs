@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 /// Bumped whenever the cost model, the mapspace or the solvers change what a table entry is:
 /// part of every cache key, so a changed model never reuses stale entries.
-pub const MODEL_VERSION: &str = "qmap-table-3";
+pub const MODEL_VERSION: &str = "qmap-table-4";
 
 /// How an entry's optimality is established.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

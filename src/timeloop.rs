@@ -1761,6 +1761,180 @@ pub fn export_mapping(mapping: &Mapping, arch: &Arch, problem: &Problem) -> Stri
     out
 }
 
+/// A component name for a Timeloop tree: the name with its instance range (`psum_spad[1..168]`).
+fn ranged(name: &str, instances: u64) -> String {
+    format!("{name}[1..{instances}]")
+}
+
+/// An energy as Accelergy writes ERT values: the shortest decimal that reads back exactly.
+fn energy_text(e: f64) -> String {
+    let s = format!("{e}");
+    if s.contains(['.', 'e', 'E']) {
+        s
+    } else {
+        format!("{s}.0")
+    }
+}
+
+/// The name a Timeloop tree gives the architecture's single subtree.
+fn system_name(arch: &Arch) -> String {
+    let name: String = arch
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.is_empty() || !name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+        format!("system_{name}")
+    } else {
+        name
+    }
+}
+
+/// Why `arch` has no exact Timeloop spelling (empty when [`export_arch`] is exact).
+pub fn arch_export_issues(arch: &Arch) -> Vec<String> {
+    let mut issues = Vec::new();
+    if !arch.mac.energy_table.is_empty() {
+        issues.push(format!(
+            "{}: the per-bit-width MAC energy table has no Timeloop spelling (the ERT gives the \
+             default {} pJ per MAC)",
+            arch.mac.name, arch.mac.energy
+        ));
+    }
+    for l in &arch.levels {
+        if l.width != l.word_bits * l.block_size * l.cluster_size {
+            issues.push(format!(
+                "{}: width {} is not word bits × block size × cluster size ({}); the export \
+                 writes the product (qmap's counts and energies do not use the width)",
+                l.name,
+                l.width,
+                l.word_bits * l.block_size * l.cluster_size
+            ));
+        }
+    }
+    issues
+}
+
+/// Writes an architecture as a Timeloop architecture file: the v0.4 tree (one subtree whose
+/// `local` list holds every level, outermost first, then the MACs, instance counts as name
+/// ranges and meshes as `meshX`/`meshY`), with the hyphenated attribute spellings Timeloop v3.0.3
+/// reads (`word-bits`, `block-size`, `cluster-size`), and the levels' keep rules as
+/// `architecture_constraints` (bypass targets). The outermost unbounded level is class `DRAM`,
+/// dummy levels `dummy_storage`, the others `storage`, the MACs `intmac`. Energies go to the
+/// ERT ([`export_ert`]); [`arch_export_issues`] says what the format cannot carry.
+pub fn export_arch(arch: &Arch) -> String {
+    let mut out = String::from("architecture:\n  version: '0.4'\n  subtree:\n");
+    out += &format!(
+        "    - name: {}\n      local:\n",
+        yaml_str(&system_name(arch))
+    );
+    let outer = arch.levels.len() - 1;
+    for (i, l) in arch.levels.iter().enumerate().rev() {
+        let class = if l.dummy {
+            "dummy_storage"
+        } else if i == outer && l.depth.is_none() {
+            "DRAM"
+        } else {
+            "storage"
+        };
+        out += &format!(
+            "        - name: {}\n          class: {class}\n          attributes:\n",
+            yaml_str(&ranged(&l.name, l.instances))
+        );
+        let mut attr = |k: &str, v: String| out += &format!("            {k}: {v}\n");
+        if let Some(d) = l.depth {
+            attr("depth", d.to_string());
+        }
+        attr(
+            "width",
+            (l.word_bits * l.block_size * l.cluster_size).to_string(),
+        );
+        attr("word-bits", l.word_bits.to_string());
+        attr("block-size", l.block_size.to_string());
+        attr("cluster-size", l.cluster_size.to_string());
+        attr("meshX", l.mesh_x.to_string());
+        attr("meshY", l.mesh_y.to_string());
+        for (k, bw) in [
+            ("read_bandwidth", l.read_bandwidth),
+            ("write_bandwidth", l.write_bandwidth),
+            ("shared_bandwidth", l.shared_bandwidth),
+        ] {
+            if let Some(bw) = bw {
+                attr(k, format!("{bw}"));
+            }
+        }
+    }
+    let m = &arch.mac;
+    out += &format!(
+        "        - name: {}\n          class: intmac\n          attributes:\n            \
+         meshX: {}\n            meshY: {}\n",
+        yaml_str(&ranged(&m.name, m.instances)),
+        m.mesh_x,
+        m.mesh_y
+    );
+    let rules: Vec<&Level> = arch
+        .levels
+        .iter()
+        .filter(|l| !l.dummy && (!l.must_keep.is_empty() || !l.must_bypass.is_empty()))
+        .collect();
+    if !rules.is_empty() {
+        out += "architecture_constraints:\n  targets:\n";
+        for l in rules {
+            out += &format!(
+                "    - target: {}\n      type: bypass\n      keep: {}\n      bypass: {}\n",
+                yaml_str(&l.name),
+                yaml_list(l.must_keep.iter().map(String::as_str)),
+                yaml_list(l.must_bypass.iter().map(String::as_str))
+            );
+        }
+    }
+    out
+}
+
+/// Writes an architecture's energies as a Timeloop energy reference table (Accelergy's ERT
+/// v0.4): per level the energies of one vector `read`, `write` (fill) and `update`, and `leak`
+/// 0 (Timeloop v3.0.3 charges no leakage); per MAC `compute`. Dummy levels have no table
+/// (they hold nothing, so Timeloop never charges them).
+pub fn export_ert(arch: &Arch) -> String {
+    let sys = system_name(arch);
+    let mut out = String::from("ERT:\n  version: '0.4'\n  tables:\n");
+    let mut table = |name: &str, instances: u64, actions: &[(&str, f64)]| {
+        out += &format!(
+            "    - name: {}\n      actions:\n",
+            yaml_str(&format!("{sys}.{}", ranged(name, instances)))
+        );
+        for (a, e) in actions {
+            out += &format!(
+                "        - name: {a}\n          arguments: null\n          energy: {}\n",
+                energy_text(*e)
+            );
+        }
+    };
+    for l in arch.levels.iter().rev().filter(|l| !l.dummy) {
+        table(
+            &l.name,
+            l.instances,
+            &[
+                ("read", l.read_energy),
+                ("write", l.write_energy),
+                ("update", l.update_energy),
+                ("leak", 0.0),
+            ],
+        );
+    }
+    table(
+        &arch.mac.name,
+        arch.mac.instances,
+        &[("compute", arch.mac.energy), ("leak", 0.0)],
+    );
+    out
+}
+
 /// Writes a problem as a Timeloop problem file (inline shape, the hyphenated keys timeloop-model
 /// v3 reads), with the seed fork's `instance.bitwidths` when `bits` are given.
 pub fn export_problem(problem: &Problem, bits: Option<&Bits>) -> String {

@@ -131,3 +131,27 @@ fn instance_switches_for_the_seed_modelling() {
         ["N", "G", "P", "Q", "R", "S"]
     );
 }
+
+/// The paper's MobileNetV1 as its pipeline ran it (`mobilenet_v1_seed.yaml`): output sizes 112
+/// ×3, 55 ×4, 27 ×4, 13 ×12, 6 ×4, dense depthwise layers, and a 1×1 head of 1024 → 1000 over
+/// the 6×6 map (the published head count 36,864,000 = 1024 · 1000 · 36). MACs of the 27 layers:
+/// Σ C·M·P·Q·R·S = 4,211,429,376; with the head 4,248,293,376.
+#[test]
+fn mobilenet_v1_as_the_seed_pipeline_ran_it() {
+    let l = net("mobilenet_v1_seed.yaml", false, None);
+    assert_eq!(l.len(), 28);
+    assert_eq!(total_macs(&l), 4_248_293_376);
+    assert_eq!(total_macs(&l[..27]), 4_211_429_376);
+    assert_eq!(l[27].problem.macs(), 36_864_000);
+    let sizes: Vec<u64> = l[..27].iter().map(|x| x.problem.bounds[3]).collect();
+    let mut want = vec![112; 3];
+    for (size, n) in [(55, 4), (27, 4), (13, 12), (6, 4)] {
+        want.extend(std::iter::repeat_n(size, n));
+    }
+    assert_eq!(sizes, want);
+    // Dense depthwise: C = M on every 3x3 layer after conv1.
+    assert!(l[1..27]
+        .iter()
+        .filter(|x| x.problem.bounds[5] == 3)
+        .all(|x| x.problem.bounds[1] == x.problem.bounds[2]));
+}

@@ -15,17 +15,29 @@
 //!   warm: table and front times, the seed's comparison line, NSGA-II's hypervolume against the
 //!   exact front's.
 //!
-//! Usage: `qmap-bench [layers] [table] [front] [--all] [--time-limit S]` (default: all parts;
-//! `layers` runs a representative subset of layer shapes unless `--all`).
+//! * `seed` (not in the default set): the seed paper's reproduction (`docs/reproduction.md`):
+//!   `qmap baseline` of `models/nets/mobilenet_v1_seed.yaml` on the shipped Eyeriss and Simba
+//!   designs under their constraints, 8-bit activations, weights 2..8 bits; qmap's proven
+//!   network totals beside the paper's published ones, and the same optimal mappings priced
+//!   with the paper's two model differences (the seed fork's extra inner-level Outputs fills,
+//!   `seed_compat`, and its per-register charging of Simba's clustered PEWeightRegs), as a
+//!   markdown table. `--out DIR` keeps the baseline outputs (default: a temporary directory).
+//!
+//! Usage: `qmap-bench [layers] [table] [front] [seed] [--all] [--time-limit S] [--out DIR]`
+//! (default: layers, table and front; `layers` runs a representative subset of layer shapes
+//! unless `--all`).
 
+use qmap::eval::{evaluate, Evaluation};
+use qmap::instance;
 use qmap::mapspace::Mapspace;
 use qmap::milp::{solve, SolveOptions, Status};
+use qmap::model::ModelOptions;
 use qmap::network::{
     enumeration_size, prove_best, Engine, ENUMERATE_LIMIT, ENUMERATE_TRIAL_SECONDS,
 };
 use qmap::search::{exhaustive, random};
 use qmap::spec::Objective;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 #[global_allocator]
@@ -310,6 +322,198 @@ fn front() {
     }
 }
 
+/// The paper's published MobileNetV1 network totals (µJ) on its 16-bit designs with 8-bit
+/// activations, weights 2..8 bits: all 28 layers, and layers 1-27 (its head's published MAC
+/// count matches no 1024 -> 100 classifier). From the paper's public pipeline outputs,
+/// summed over its per-layer figures (`../shared/reference/seed_toolchain/published_totals.md`).
+const PUBLISHED: [(&str, [(f64, f64); 7]); 2] = [
+    (
+        "eyeriss",
+        [
+            (13_840.0, 13_680.0),
+            (14_489.0, 14_316.0),
+            (14_883.0, 14_702.0),
+            (15_626.0, 15_431.0),
+            (17_099.0, 16_876.0),
+            (17_099.0, 16_876.0),
+            (17_099.0, 16_876.0),
+        ],
+    ),
+    (
+        "simba",
+        [
+            (25_446.0, 25_216.0),
+            (25_829.0, 25_588.0),
+            (26_117.0, 25_868.0),
+            (26_565.0, 26_303.0),
+            (27_480.0, 27_192.0),
+            (27_480.0, 27_192.0),
+            (27_480.0, 27_192.0),
+        ],
+    ),
+];
+
+/// The energy (pJ) of an evaluation with the seed fork's charging of clustered levels: per
+/// instance in use at the ERT energy ÷ cluster size, where Timeloop v3.0.3 charges the
+/// per-instance energy once per cluster in use (`models/arch/simba.yaml`).
+fn seed_cluster_energy(ev: &Evaluation, arch: &qmap::model::Arch) -> f64 {
+    let mut e = ev.energy_pj;
+    for (ls, level) in ev.levels.iter().zip(&arch.levels) {
+        if level.cluster_size <= 1 {
+            continue;
+        }
+        let used = ls.instances_used;
+        let clusters = used.min((level.instances / level.cluster_size).max(1));
+        e += ls.energy_pj * (used as f64 / (level.cluster_size * clusters) as f64 - 1.0);
+    }
+    e
+}
+
+/// One row of a baseline's summary.csv: layer index, weight bits, status, mapping file.
+type BaselineRow = (usize, u32, String, String);
+
+/// `qmap baseline` of the seed network on `arch` (8-bit activations, weights 2..8 bits) into
+/// `dir/<arch><suffix>`: the instance, the output directory, and the rows of its summary.csv as
+/// (layer index, weight bits, status, mapping file); the seconds it took.
+fn seed_baseline(
+    qmap: &Path,
+    dir: &Path,
+    arch: &str,
+    seed_compat: bool,
+) -> (instance::Instance, PathBuf, Vec<BaselineRow>, f64) {
+    let name = format!("{arch}{}", if seed_compat { "_seed_compat" } else { "" });
+    let inst_file = dir.join(format!("{name}.yaml"));
+    std::fs::write(
+        &inst_file,
+        format!(
+            "architecture: {r}/models/arch/{arch}.yaml\nconstraints: \
+             {r}/models/arch/{arch}_constraints.yaml\nworkload: {{network: \
+             {r}/models/nets/mobilenet_v1_seed.yaml}}\nbits: {{inputs: 8, weights: [2, 3, 4, 5, \
+             6, 7, 8], outputs: 8}}\npacking: seed\nseed_compat: {seed_compat}\n",
+            r = root().display()
+        ),
+    )
+    .expect("instance");
+    let base = dir.join(&name);
+    let t = Instant::now();
+    let run = std::process::Command::new(qmap)
+        .args(["baseline", inst_file.to_str().unwrap(), "--out"])
+        .arg(&base)
+        .args(["--cache", "none"])
+        .output()
+        .expect("qmap runs");
+    assert!(
+        run.status.success(),
+        "qmap baseline: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let seconds = t.elapsed().as_secs_f64();
+    let inst = instance::load(&inst_file).expect("instance");
+    let csv = std::fs::read_to_string(base.join("summary.csv")).expect("summary.csv");
+    let rows = csv
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            let li = inst
+                .layers
+                .iter()
+                .position(|l| l.name == f[0])
+                .expect("layer");
+            (
+                li,
+                f[2].parse().unwrap(),
+                f[6].to_string(),
+                f[10].to_string(),
+            )
+        })
+        .collect();
+    (inst, base, rows, seconds)
+}
+
+fn seed(out: Option<PathBuf>) {
+    println!("== the seed paper's MobileNetV1 (as its pipeline ran it), proven optima vs its published totals ==");
+    let qmap = std::env::current_exe()
+        .expect("own path")
+        .parent()
+        .expect("bin dir")
+        .join("qmap");
+    let dir = out.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("qmap-bench-seed-{}", std::process::id()))
+    });
+    std::fs::create_dir_all(&dir).expect("output directory");
+    for (arch, published) in PUBLISHED {
+        // Per weight bits: [qmap all, qmap 1-27, seed_compat optimum 1-27]; over all bits,
+        // layers 1-27 of qmap's optima priced with the seed's Outputs fills, with its cluster
+        // charging, with both.
+        let mut sums = [[0.0f64; 3]; 7];
+        let mut priced = [0.0f64; 3];
+        let mut proven = (0, 0, 0.0);
+        for seed_compat in [false, true] {
+            let (inst, base, rows, seconds) = seed_baseline(&qmap, &dir, arch, seed_compat);
+            for (li, w, status, mapping) in rows {
+                let problem = &inst.layers[li].problem;
+                let m = instance::load_mapping_file(&base.join(mapping), &inst.arch, problem)
+                    .expect("mapping");
+                let opts = inst.options(problem, Some((8, w, 8)));
+                let ev = evaluate(problem, &inst.arch, &m, &opts);
+                let head = li + 1 == inst.layers.len();
+                let s = &mut sums[(w - 2) as usize];
+                if seed_compat {
+                    s[2] += if head { 0.0 } else { ev.energy_pj };
+                } else {
+                    s[0] += ev.energy_pj;
+                    if !head {
+                        s[1] += ev.energy_pj;
+                        let seed_opts = ModelOptions {
+                            seed_compat: true,
+                            ..opts.clone()
+                        };
+                        let fills = evaluate(problem, &inst.arch, &m, &seed_opts);
+                        priced[0] += fills.energy_pj;
+                        priced[1] += seed_cluster_energy(&ev, &inst.arch);
+                        priced[2] += seed_cluster_energy(&fills, &inst.arch);
+                    }
+                }
+                proven.0 += 1;
+                proven.1 += (status == "optimal") as usize;
+            }
+            proven.2 += seconds;
+        }
+        println!(
+            "\n{arch}: {} layer optima ({} proven optimal) in {:.1} s, outputs in {}\n",
+            proven.0,
+            proven.1,
+            proven.2,
+            dir.display()
+        );
+        println!("| weight bits | paper, 28 layers (µJ) | qmap optimum | Δ | paper, layers 1-27 | qmap optimum | Δ | qmap optimum, seed_compat | Δ |");
+        println!("|---|---|---|---|---|---|---|---|---|");
+        let uj = |pj: f64| pj / 1e6;
+        let d = |q: f64, p: f64| format!("{:+.1} %", (uj(q) / p - 1.0) * 100.0);
+        for (i, ((p_all, p_27), s)) in published.iter().zip(&sums).enumerate() {
+            println!(
+                "| {} | {p_all:.0} | {:.0} | {} | {p_27:.0} | {:.0} | {} | {:.0} | {} |",
+                i + 2,
+                uj(s[0]),
+                d(s[0], *p_all),
+                uj(s[1]),
+                d(s[1], *p_27),
+                uj(s[2]),
+                d(s[2], *p_27)
+            );
+        }
+        let total: f64 = sums.iter().map(|s| s[1]).sum();
+        let pct = |x: f64| (x / total - 1.0) * 100.0;
+        println!(
+            "\nqmap's optima of layers 1-27 (all bit-widths together) priced with the paper's model: the seed fork's extra inner-level Outputs fills {:+.2} %, its per-register charging of clustered levels {:+.2} %, both {:+.2} %",
+            pct(priced[0]),
+            pct(priced[1]),
+            pct(priced[2])
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let all = args.iter().any(|a| a == "--all");
@@ -319,10 +523,15 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(20.0);
+    let out = args
+        .iter()
+        .position(|a| a == "--out")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from);
     let parts: Vec<&str> = args
         .iter()
         .map(|s| s.as_str())
-        .filter(|a| ["layers", "table", "front"].contains(a))
+        .filter(|a| ["layers", "table", "front", "seed"].contains(a))
         .collect();
     let parts = if parts.is_empty() {
         vec!["table", "front", "layers"]
@@ -334,6 +543,7 @@ fn main() {
             "layers" => layers(all, limit),
             "table" => table(),
             "front" => front(),
+            "seed" => seed(out.clone()),
             _ => unreachable!(),
         }
     }
