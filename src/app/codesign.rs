@@ -14,7 +14,7 @@
 //! is reported infeasible, with the reason.
 //!
 //! The report is typed ([`CodesignReport`]); its JSON is `qmap front --json`, and
-//! [`print`](mod@print) holds its terminal text and its CSV.
+//! [`crate::report::codesign`] holds its terminal text and its CSV.
 
 use crate::front::{self as fr, FrontKind, FrontPoint};
 use crate::instance::{self, BitTriple, Instance};
