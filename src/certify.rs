@@ -4,7 +4,7 @@
 //! is an internal error (a bug in qmap), never a result.
 //!
 //! The engines' own cross-checks come first: the MILP fails when its bound exceeds the
-//! evaluator's value of a mapping it found ([`crate::milp`]), and [`crate::network::prove_best`]
+//! evaluator's value of a mapping it found ([`crate::milp`]), and [`crate::optimum::prove_best`]
 //! when a mapping the enumeration saw costs less than the MILP's bound. The probe here is
 //! independent of both: it shares only the mapspace and the evaluator with them. It is cheap
 //! (at most [`PROBE_SAMPLES`] valid mappings, and [`PROBE_SHARE`] of the solve's time) and it

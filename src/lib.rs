@@ -13,7 +13,7 @@ pub mod instance;
 pub mod mapspace;
 pub mod milp;
 pub mod model;
-pub mod network;
+pub mod optimum;
 pub mod progress;
 pub mod report;
 pub mod search;

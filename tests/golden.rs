@@ -133,7 +133,7 @@ fn recorded(text: &str, dir: &str) -> String {
     let mut out = format!(
         "bytes {}\nsha256 {}\n",
         text.len(),
-        qmap::network::content_hash(std::slice::from_ref(&text))
+        qmap::optimum::content_hash(std::slice::from_ref(&text))
     );
     if let serde_json::Value::Object(m) = v {
         for (k, x) in m.iter().filter(|(_, x)| !x.is_object() && !x.is_array()) {

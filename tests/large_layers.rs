@@ -21,7 +21,7 @@ use common::root;
 use qmap::mapspace::{Constraints, Mapspace};
 use qmap::milp::{SolveOptions, Status};
 use qmap::model::{ModelOptions, Problem};
-use qmap::network::{prove_best, Engine, ENUMERATE_LIMIT};
+use qmap::optimum::{prove_best, Engine, ENUMERATE_LIMIT};
 use qmap::search::{exhaustive_choices, random_until};
 use qmap::spec::Objective;
 use rand::rngs::ChaCha8Rng;

@@ -3,7 +3,7 @@
 //! comparison.
 //!
 //! [`run`] builds the table E*(layer, bits) of proven per-layer optima at every bit
-//! configuration some layer may take ([`crate::network::build`]: identical shapes and packing
+//! configuration some layer may take ([`crate::optimum::build`]: identical shapes and packing
 //! classes solved once, cached), joins it with the instance's accuracy model into the selection
 //! problem and traces the front ([`crate::front::trace_front`]). By default only points within 2
 //! accuracy points of uniform 8-bit are traced. The report adds the uniform 8- and 16-bit
@@ -19,7 +19,7 @@
 use crate::front::{self as fr, FrontKind, FrontPoint};
 use crate::instance::{self, BitTriple, Instance};
 use crate::mapspace::Constraints;
-use crate::network::{Table, TableSettings};
+use crate::optimum::{Table, TableSettings};
 use crate::spec::{InputError, MappingSpec, Objective};
 use serde::{Serialize, Serializer};
 use std::path::Path;
@@ -227,7 +227,7 @@ fn sorted_keys<T: Serialize, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Err
 /// Runs co-design (see the module doc). The CSV and SVG files are written before it returns.
 pub fn run(req: &CodesignRequest) -> Result<CodesignReport, CodesignError> {
     let inputs = Inputs::load(req.instance)?;
-    let table = crate::network::build(&inputs.inst, &inputs.cons, &inputs.triples, &req.settings)
+    let table = crate::optimum::build(&inputs.inst, &inputs.cons, &inputs.triples, &req.settings)
         .map_err(CodesignError::Solver)?;
     if let Some(reason) = infeasible_layer(&inputs.inst, &table) {
         return Ok(CodesignReport::Infeasible(InfeasibleNetwork {
@@ -403,7 +403,7 @@ fn exact_front(
 /// fails.
 fn uniform16(inputs: &Inputs, settings: &TableSettings) -> Option<FrontPoint> {
     let t16 =
-        crate::network::build(&inputs.inst, &inputs.cons, &[Some((16, 16, 16))], settings).ok()?;
+        crate::optimum::build(&inputs.inst, &inputs.cons, &[Some((16, 16, 16))], settings).ok()?;
     let et = front_table(&inputs.inst, &t16, |_, _| true);
     let b16 = fr::BitSets {
         weights: vec![16],

@@ -13,7 +13,7 @@ use crate::eval::evaluate;
 use crate::instance::{self, BitTriple};
 use crate::mapspace::{Constraints, Mapspace};
 use crate::model::{Arch, Mapping, ModelOptions, Problem};
-use crate::network::{shape_key, CacheUse, Entry, TableSettings, Unit};
+use crate::optimum::{shape_key, CacheUse, Entry, TableSettings, Unit};
 use crate::spec::InputError;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -399,7 +399,7 @@ fn optima(
     items: &mut [Item],
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Option<Entry>>, InputError> {
-    let (settings, unusable) = crate::network::usable_cache(&req.settings);
+    let (settings, unusable) = crate::optimum::usable_cache(&req.settings);
     warnings.extend(unusable);
     let mut out = vec![];
     for it in items.iter_mut() {

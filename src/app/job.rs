@@ -194,7 +194,7 @@ pub fn sub_instance(inst: &instance::Instance, layers: &[usize]) -> instance::In
 /// Content hash of what an instance asks for: its file, architecture, constraints, layers.
 pub fn instance_hash(inst: &instance::Instance, cons: &crate::mapspace::Constraints) -> String {
     let text = std::fs::read_to_string(&inst.file).unwrap_or_default();
-    crate::network::content_hash(&[
+    crate::optimum::content_hash(&[
         text,
         format!("{:?}", inst.arch),
         format!("{cons:?}"),

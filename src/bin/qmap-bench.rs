@@ -32,7 +32,7 @@ use qmap::instance;
 use qmap::mapspace::Mapspace;
 use qmap::milp::{solve, SolveOptions, Status};
 use qmap::model::ModelOptions;
-use qmap::network::{
+use qmap::optimum::{
     enumeration_size, prove_best, Engine, ENUMERATE_LIMIT, ENUMERATE_TRIAL_SECONDS,
 };
 use qmap::search::{exhaustive, random};
@@ -88,7 +88,7 @@ fn layers(all: bool, limit: f64) {
             let mut seen = vec![];
             let mut picked = vec![];
             for (i, l) in inst.layers.iter().enumerate() {
-                let key = qmap::network::shape_key(&l.problem);
+                let key = qmap::optimum::shape_key(&l.problem);
                 if !seen.contains(&key) {
                     seen.push(key);
                     picked.push(i);
@@ -239,13 +239,13 @@ fn table() {
     let triples: Vec<_> = inst.bits.triples(0).into_iter().map(Some).collect();
     let cache = std::env::temp_dir().join(format!("qmap-bench-cache-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&cache);
-    let settings = qmap::network::TableSettings {
+    let settings = qmap::optimum::TableSettings {
         cache_dir: Some(cache.clone()),
         progress: true,
         ..Default::default()
     };
     for run in ["cold", "warm"] {
-        let t = qmap::network::build(&inst, &cons, &triples, &settings).expect("table builds");
+        let t = qmap::optimum::build(&inst, &cons, &triples, &settings).expect("table builds");
         let proven = t
             .layers
             .iter()

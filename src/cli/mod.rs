@@ -159,7 +159,7 @@ pub struct EngineArgs {
     /// Largest mapspace the auto engine enumerates, in factorisations × keep patterns (each is
     /// bounded over its loop orders, which are evaluated only when the bound does not rule
     /// them out).
-    #[arg(long, default_value_t = crate::network::ENUMERATE_LIMIT)]
+    #[arg(long, default_value_t = crate::optimum::ENUMERATE_LIMIT)]
     pub enumerate_limit: u128,
 }
 
@@ -177,19 +177,19 @@ pub struct OptimumArgs {
     pub cache: PathBuf,
 }
 
-impl From<EngineArg> for crate::network::Engine {
-    fn from(e: EngineArg) -> crate::network::Engine {
+impl From<EngineArg> for crate::optimum::Engine {
+    fn from(e: EngineArg) -> crate::optimum::Engine {
         match e {
-            EngineArg::Auto => crate::network::Engine::Auto,
-            EngineArg::Milp => crate::network::Engine::Milp,
-            EngineArg::Enumerate => crate::network::Engine::Enumerate,
+            EngineArg::Auto => crate::optimum::Engine::Auto,
+            EngineArg::Milp => crate::optimum::Engine::Milp,
+            EngineArg::Enumerate => crate::optimum::Engine::Enumerate,
         }
     }
 }
 
 impl OptimumArgs {
-    fn settings(&self, progress: bool) -> crate::network::TableSettings {
-        crate::network::TableSettings {
+    fn settings(&self, progress: bool) -> crate::optimum::TableSettings {
+        crate::optimum::TableSettings {
             engine: self.prover.engine.into(),
             enumerate_limit: self.prover.enumerate_limit,
             time_limit: Some(self.time_limit),
@@ -574,7 +574,7 @@ fn count_deadline(start: Instant, time_limit: Option<f64>) -> Option<Instant> {
 
 /// Tells the user, once per run and on stderr, what went wrong with the cache: an unusable
 /// directory, or files that did not check out (their entries were recomputed).
-fn warn_cache(table: &crate::network::Table) {
+fn warn_cache(table: &crate::optimum::Table) {
     warn_cache_lines(&table.cache_warnings);
 }
 
@@ -636,7 +636,7 @@ fn map_cmd(a: MapArgs) -> Result<Outcome, Failure> {
     let opts: Vec<ModelOptions> = job.choices.iter().map(|c| c.1.clone()).collect();
     let unit = value_unit(job.objective);
     let display = crate::progress::Display::start(a.progress.mode(), unit);
-    let solved = crate::network::prove_best(
+    let solved = crate::optimum::prove_best(
         &job.space,
         &opts,
         job.objective,
@@ -714,27 +714,27 @@ fn map_cmd(a: MapArgs) -> Result<Outcome, Failure> {
             }
         };
         let how = match proof {
-            crate::network::ProofKind::Enumerated
+            crate::optimum::ProofKind::Enumerated
                 if cert.status == crate::milp::Status::TimeLimit =>
             {
                 format!(
                     "proof: enumeration stopped at the time limit (bound: the least bound of the \
                      parts left; {:.3e} factorisations × keep patterns)",
-                    crate::network::enumeration_size(&job.space)
+                    crate::optimum::enumeration_size(&job.space)
                 )
             }
-            crate::network::ProofKind::Enumerated => {
+            crate::optimum::ProofKind::Enumerated => {
                 format!(
                     "proof: enumerated ({}, {:.3e} factorisations × keep patterns)",
                     report::mapspace_size(size),
-                    crate::network::enumeration_size(&job.space)
+                    crate::optimum::enumeration_size(&job.space)
                 )
             }
-            crate::network::ProofKind::Milp if cert.splits > 0 => format!(
+            crate::optimum::ProofKind::Milp if cert.splits > 0 => format!(
                 "proof: MILP, rounds {}   MILP solves {}   halvings {}",
                 cert.rounds, cert.milp_solves, cert.splits
             ),
-            crate::network::ProofKind::Milp => format!(
+            crate::optimum::ProofKind::Milp => format!(
                 "proof: MILP, rounds {}   MILP solves {}",
                 cert.rounds, cert.milp_solves
             ),
@@ -993,7 +993,7 @@ fn baseline_cmd(a: BaselineArgs) -> Result<Outcome, Failure> {
         unbudgeted.weight_budget_bytes = None;
         unbudgeted.triples(0).into_iter().map(Some).collect()
     };
-    let table = crate::network::build(&sub, &cons, &all, &a.optimum.settings(true))
+    let table = crate::optimum::build(&sub, &cons, &all, &a.optimum.settings(true))
         .map_err(|e| solver_failure(&a.instance, e))?;
     warn_cache(&table);
     let hash = instance_hash(&sub, &cons);
@@ -1042,7 +1042,7 @@ fn baseline_cmd(a: BaselineArgs) -> Result<Outcome, Failure> {
                 "bound_pj": bound.is_finite().then_some(bound),
                 "gap": gap,
                 "proof": e.proof,
-                "model_version": crate::network::MODEL_VERSION,
+                "model_version": crate::optimum::MODEL_VERSION,
                 "qmap_version": env!("CARGO_PKG_VERSION"),
                 "instance": a.instance.display().to_string(),
                 "instance_sha256": hash,
