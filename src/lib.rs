@@ -15,6 +15,7 @@ pub mod milp;
 pub mod model;
 pub mod optimum;
 pub mod progress;
+pub mod proof;
 pub mod report;
 pub mod search;
 pub mod spec;

@@ -1,0 +1,240 @@
+//! The per-layer optimum table of a network: its settings, its units (distinct layer shapes),
+//! built in parallel, each unit from the cache when it checks out or solved and stored.
+
+use super::*;
+
+/// Table settings.
+#[derive(Debug, Clone)]
+pub struct TableSettings {
+    pub engine: Engine,
+    /// Largest mapspace `Auto` enumerates ([`enumeration_size`]).
+    pub enumerate_limit: u128,
+    /// Wall-clock limit (seconds) per table unit (one layer shape at every bit choice):
+    /// enumeration and MILPs together.
+    pub time_limit: Option<f64>,
+    /// Cache directory; None = no cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Show a progress bar on a terminal.
+    pub progress: bool,
+}
+
+impl Default for TableSettings {
+    fn default() -> Self {
+        TableSettings {
+            engine: Engine::Auto,
+            enumerate_limit: ENUMERATE_LIMIT,
+            time_limit: Some(60.0),
+            cache_dir: None,
+            progress: false,
+        }
+    }
+}
+
+/// The table: per layer, one entry per bit triple (in the order asked).
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub layers: Vec<Vec<Entry>>,
+    /// Distinct layer shapes, and how many of them came from the cache.
+    pub units: usize,
+    pub cached_units: usize,
+    /// Per layer, the wall time its unit took in this run (seconds; a cache hit's is its
+    /// check).
+    pub layer_seconds: Vec<f64>,
+    pub seconds: f64,
+    /// What the caller should tell the user about the cache: an unusable directory, and the
+    /// cache files that did not check out (each recomputed), one line each.
+    pub cache_warnings: Vec<String>,
+}
+
+/// SHA-256 (hex) of the parts, each terminated by a zero byte.
+pub fn content_hash(parts: &[String]) -> String {
+    let mut h = Sha256::new();
+    for part in parts {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A layer's shape without its name (what makes two layers the same table unit).
+pub fn shape_key(p: &Problem) -> String {
+    let mut p = p.clone();
+    p.name.clear();
+    format!("{p:?}")
+}
+
+/// Builds the table for every layer of `inst` at every bit choice in `triples` (None = native).
+pub fn build(
+    inst: &Instance,
+    cons: &Constraints,
+    triples: &[Option<BitTriple>],
+    settings: &TableSettings,
+) -> Result<Table, String> {
+    let start = Instant::now();
+    // Distinct shapes, in first-appearance order.
+    let mut units: Vec<(String, usize)> = vec![];
+    let unit_of: Vec<usize> = inst
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let key = shape_key(&l.problem);
+            match units.iter().position(|(k, _)| *k == key) {
+                Some(u) => u,
+                None => {
+                    units.push((key, i));
+                    units.len() - 1
+                }
+            }
+        })
+        .collect();
+    let bar = if settings.progress {
+        indicatif::ProgressBar::new(units.len() as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "table {bar:30} {pos}/{len} layer shapes  {elapsed_precise}  {msg}",
+        )
+        .expect("static template"),
+    );
+    let (settings, unusable) = usable_cache(settings);
+    let mut cache_warnings: Vec<String> = unusable.into_iter().collect();
+    type Solved = Result<(Vec<Entry>, CacheUse, f64), String>;
+    let results: Vec<Solved> = units
+        .par_iter()
+        .map(|(key, rep)| {
+            let t = Instant::now();
+            let layer = &inst.layers[*rep];
+            let opts: Vec<_> = triples
+                .iter()
+                .map(|&b| inst.options(&layer.problem, b))
+                .collect();
+            let unit = Unit {
+                arch: &inst.arch,
+                cons,
+                problem: &layer.problem,
+                shape: key,
+                triples,
+                opts: &opts,
+            };
+            let r = unit
+                .entries(&settings)
+                .map_err(|e| format!("layer {}: {e}", layer.name));
+            bar.inc(1);
+            r.map(|(e, u)| (e, u, t.elapsed().as_secs_f64()))
+        })
+        .collect();
+    bar.finish_and_clear();
+    let mut per_unit = vec![];
+    let mut cached_units = 0;
+    for (r, (_, rep)) in results.into_iter().zip(&units) {
+        let (entries, used, secs) = r?;
+        cached_units += (used == CacheUse::Hit) as usize;
+        if let CacheUse::Rejected(why) = used {
+            cache_warnings.push(format!("layer {}: {why}", inst.layers[*rep].name));
+        }
+        per_unit.push((entries, secs));
+    }
+    let layers = unit_of.iter().map(|&u| per_unit[u].0.clone()).collect();
+    Ok(Table {
+        layers,
+        units: units.len(),
+        cached_units,
+        layer_seconds: unit_of.iter().map(|&u| per_unit[u].1).collect(),
+        seconds: start.elapsed().as_secs_f64(),
+        cache_warnings,
+    })
+}
+
+/// One table unit: a layer shape on a design, at the bit choices `triples` (options `opts`).
+pub struct Unit<'a> {
+    pub arch: &'a crate::model::Arch,
+    pub cons: &'a Constraints,
+    pub problem: &'a Problem,
+    /// [`shape_key`] of the problem.
+    pub shape: &'a str,
+    pub triples: &'a [Option<BitTriple>],
+    pub opts: &'a [ModelOptions],
+}
+
+impl Unit<'_> {
+    /// The unit's entries, from the cache when a file there checks out entry by entry
+    /// (`read_cache`); otherwise solved ([`solve_unit`]) and stored.
+    pub fn entries(&self, settings: &TableSettings) -> Result<(Vec<Entry>, CacheUse), String> {
+        let space = Mapspace::new(self.problem, self.arch, self.cons)?;
+        let cache_file = settings
+            .cache_dir
+            .as_ref()
+            .map(|d| self.cache_file(d, settings));
+        let mut used = CacheUse::Miss;
+        if let Some(f) = &cache_file {
+            match read_cache(f, &space, self.opts, self.triples, self.shape) {
+                Ok(Some(entries)) => return Ok((entries, CacheUse::Hit)),
+                Ok(None) => {}
+                Err(why) => used = CacheUse::Rejected(format!("{}: {why}", f.display())),
+            }
+        }
+        let entries: Vec<Entry> = solve_unit(&space, self.opts, settings)?
+            .into_iter()
+            .zip(self.triples.iter().zip(self.opts))
+            .map(|(o, (&bits, opts))| self.entry(&space, o, bits, opts))
+            .collect();
+        if let Some(f) = &cache_file {
+            write_cache(f, self.shape, &entries);
+        }
+        Ok((entries, used))
+    }
+
+    /// The cache file of the unit: named by a content hash of the model version, the design,
+    /// the constraints, the shape, the bit choices, the options and the engine settings.
+    fn cache_file(&self, dir: &Path, settings: &TableSettings) -> PathBuf {
+        let hex = content_hash(&[
+            MODEL_VERSION.to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+            format!("{:?}", self.arch),
+            format!("{:?}", self.cons),
+            self.shape.to_string(),
+            format!("{:?}", self.triples),
+            format!(
+                "{:?}",
+                self.opts
+                    .first()
+                    .map(|o| (o.packing, o.psum, o.seed_compat))
+            ),
+            format!(
+                "{:?} {} {:?}",
+                settings.engine, settings.enumerate_limit, settings.time_limit
+            ),
+        ]);
+        dir.join(format!("{hex}.json"))
+    }
+
+    /// The table entry of an optimum.
+    fn entry(
+        &self,
+        space: &Mapspace,
+        o: Optimum,
+        bits: Option<BitTriple>,
+        opts: &ModelOptions,
+    ) -> Entry {
+        let energy = o.evaluation.as_ref().map(|e| e.energy_pj);
+        let bound = o.proof.bound_and_gap(energy.unwrap_or(f64::INFINITY)).0;
+        Entry {
+            bits,
+            energy_pj: energy,
+            cycles: o.evaluation.as_ref().map(|e| e.cycles),
+            mapping: o
+                .mapping
+                .as_ref()
+                .map(|m| mapping_to_spec(m, self.arch, self.problem)),
+            proof: o.proof,
+            bound_pj: bound.is_finite().then_some(bound),
+            reason: energy
+                .is_none()
+                .then(|| milp::diagnose(space, opts))
+                .flatten(),
+        }
+    }
+}
