@@ -320,6 +320,17 @@ impl Inputs {
     }
 }
 
+/// The bit choices of the tables `qmap front` builds for the instance at `path`, in order: the
+/// network's table, then the uniform 16-bit design's (the plot's mark). `qmap table` shards
+/// exactly these, so that a front over the filled cache reads every unit from it.
+pub fn table_bit_choices(path: &Path) -> Result<Vec<Vec<Option<BitTriple>>>, InputError> {
+    let inputs = Inputs::load(path)?;
+    Ok(vec![inputs.triples, UNIFORM16.to_vec()])
+}
+
+/// The bit choice of the uniform 16-bit design.
+const UNIFORM16: [Option<BitTriple>; 1] = [Some((16, 16, 16))];
+
 /// Every bit configuration some layer of the network may take, in order of first appearance.
 fn layer_triples(inst: &Instance, bitsets: &fr::BitSets) -> Vec<Option<BitTriple>> {
     let n = inst.layers.len();
@@ -402,8 +413,7 @@ fn exact_front(
 /// The uniform 16-bit design (the plot's mark only): its own table at 16 bits; None when that
 /// fails.
 fn uniform16(inputs: &Inputs, settings: &TableSettings) -> Option<FrontPoint> {
-    let t16 =
-        crate::optimum::build(&inputs.inst, &inputs.cons, &[Some((16, 16, 16))], settings).ok()?;
+    let t16 = crate::optimum::build(&inputs.inst, &inputs.cons, &UNIFORM16, settings).ok()?;
     let et = front_table(&inputs.inst, &t16, |_, _| true);
     let b16 = fr::BitSets {
         weights: vec![16],

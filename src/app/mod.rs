@@ -4,3 +4,4 @@
 pub mod codesign;
 pub mod gap;
 pub mod job;
+pub mod table;

@@ -11,6 +11,8 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+mod table;
+
 /// `println!` to stdout through [`emit`]: a closed pipe ends the run quietly.
 macro_rules! outln {
     () => { emit(format_args!("\n")) };
@@ -77,6 +79,11 @@ pub enum Command {
     /// Network co-design: the exact Pareto front of energy × accuracy × memory over per-layer
     /// bit-widths, each layer mapped optimally.
     Front(FrontArgs),
+    /// The per-layer optimum tables of an instance as jobs for many machines: list them, or
+    /// solve one shard of them into the cache (which is the merge).
+    Table(table::TableArgs),
+    /// Cache maintenance: merge caches.
+    Cache(table::CacheArgs),
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -489,6 +496,8 @@ pub fn run(cli: Cli) -> Result<Outcome, Failure> {
         Command::Baseline(a) => baseline_cmd(a),
         Command::Gap(a) => gap_cmd(a),
         Command::Front(a) => front_cmd(a),
+        Command::Table(a) => table::table_cmd(a),
+        Command::Cache(a) => table::cache_cmd(a),
     }
 }
 

@@ -54,6 +54,11 @@ pub const ENUMERATE_TRIAL_SECONDS: f64 = 2.0;
 /// The enumeration's trial above the limit for the bit choices `opts`:
 /// [`ENUMERATE_TRIAL_SECONDS`] per packing class among them.
 fn trial(space: &Mapspace, opts: &[ModelOptions]) -> Duration {
+    Duration::from_secs_f64(ENUMERATE_TRIAL_SECONDS * packing_classes(space, opts) as f64)
+}
+
+/// How many packing classes the bit choices `opts` fall into on `space` (one MILP each).
+pub fn packing_classes(space: &Mapspace, opts: &[ModelOptions]) -> usize {
     let (problem, arch) = (space.problem(), space.arch());
     let mut classes: Vec<_> = opts
         .iter()
@@ -61,7 +66,7 @@ fn trial(space: &Mapspace, opts: &[ModelOptions]) -> Duration {
         .collect();
     classes.sort();
     classes.dedup();
-    Duration::from_secs_f64(ENUMERATE_TRIAL_SECONDS * classes.len() as f64)
+    classes.len()
 }
 
 /// A proven (or, on a time limit, bounded) energy optimum at one bit choice.

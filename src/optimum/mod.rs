@@ -26,11 +26,13 @@ use std::time::{Duration, Instant};
 
 mod cache;
 mod engine;
+mod shard;
 mod table;
 
 pub use crate::proof::{Proof, ProofKind};
 pub use cache::*;
 pub use engine::*;
+pub use shard::*;
 pub use table::*;
 
 /// Bumped whenever the cost model, the mapspace or the solvers change what a table entry is:

@@ -63,15 +63,9 @@ pub fn shape_key(p: &Problem) -> String {
     format!("{p:?}")
 }
 
-/// Builds the table for every layer of `inst` at every bit choice in `triples` (None = native).
-pub fn build(
-    inst: &Instance,
-    cons: &Constraints,
-    triples: &[Option<BitTriple>],
-    settings: &TableSettings,
-) -> Result<Table, String> {
-    let start = Instant::now();
-    // Distinct shapes, in first-appearance order.
+/// The distinct layer shapes of `inst` in first-appearance order (each with its key and its
+/// first layer), and the shape of every layer.
+pub fn distinct_shapes(inst: &Instance) -> (Vec<(String, usize)>, Vec<usize>) {
     let mut units: Vec<(String, usize)> = vec![];
     let unit_of: Vec<usize> = inst
         .layers
@@ -88,6 +82,58 @@ pub fn build(
             }
         })
         .collect();
+    (units, unit_of)
+}
+
+/// A table unit's entries, how it used the cache, and its wall time (seconds).
+pub type Solved = (Vec<Entry>, CacheUse, f64);
+
+/// The entries of the unit of shape `key` (first seen at layer `rep`) at the bit choices
+/// `triples`: from the cache when they check out, else solved (and stored).
+pub fn solve_shape(
+    inst: &Instance,
+    cons: &Constraints,
+    triples: &[Option<BitTriple>],
+    settings: &TableSettings,
+    key: &str,
+    rep: usize,
+) -> Result<Solved, String> {
+    let t = Instant::now();
+    let layer = &inst.layers[rep];
+    let opts = unit_options(inst, rep, triples);
+    let unit = Unit {
+        arch: &inst.arch,
+        cons,
+        problem: &layer.problem,
+        shape: key,
+        triples,
+        opts: &opts,
+    };
+    let (entries, used) = unit
+        .entries(settings)
+        .map_err(|e| format!("layer {}: {e}", layer.name))?;
+    Ok((entries, used, t.elapsed().as_secs_f64()))
+}
+
+/// The model options of layer `rep` at each bit choice.
+pub fn unit_options(
+    inst: &Instance,
+    rep: usize,
+    triples: &[Option<BitTriple>],
+) -> Vec<ModelOptions> {
+    let problem = &inst.layers[rep].problem;
+    triples.iter().map(|&b| inst.options(problem, b)).collect()
+}
+
+/// Builds the table for every layer of `inst` at every bit choice in `triples` (None = native).
+pub fn build(
+    inst: &Instance,
+    cons: &Constraints,
+    triples: &[Option<BitTriple>],
+    settings: &TableSettings,
+) -> Result<Table, String> {
+    let start = Instant::now();
+    let (units, unit_of) = distinct_shapes(inst);
     let bar = if settings.progress {
         indicatif::ProgressBar::new(units.len() as u64)
     } else {
@@ -101,29 +147,12 @@ pub fn build(
     );
     let (settings, unusable) = usable_cache(settings);
     let mut cache_warnings: Vec<String> = unusable.into_iter().collect();
-    type Solved = Result<(Vec<Entry>, CacheUse, f64), String>;
-    let results: Vec<Solved> = units
+    let results: Vec<Result<Solved, String>> = units
         .par_iter()
         .map(|(key, rep)| {
-            let t = Instant::now();
-            let layer = &inst.layers[*rep];
-            let opts: Vec<_> = triples
-                .iter()
-                .map(|&b| inst.options(&layer.problem, b))
-                .collect();
-            let unit = Unit {
-                arch: &inst.arch,
-                cons,
-                problem: &layer.problem,
-                shape: key,
-                triples,
-                opts: &opts,
-            };
-            let r = unit
-                .entries(&settings)
-                .map_err(|e| format!("layer {}: {e}", layer.name));
+            let r = solve_shape(inst, cons, triples, &settings, key, *rep);
             bar.inc(1);
-            r.map(|(e, u)| (e, u, t.elapsed().as_secs_f64()))
+            r
         })
         .collect();
     bar.finish_and_clear();
@@ -188,8 +217,10 @@ impl Unit<'_> {
     }
 
     /// The cache file of the unit: named by a content hash of the model version, the design,
-    /// the constraints, the shape, the bit choices, the options and the engine settings.
-    fn cache_file(&self, dir: &Path, settings: &TableSettings) -> PathBuf {
+    /// the constraints, the shape, the bit choices, the options and the engine settings, in a
+    /// subdirectory named by the hash's first two hex digits (256 of them, so that a cache of
+    /// a large sweep never puts tens of thousands of files in one directory).
+    pub fn cache_file(&self, dir: &Path, settings: &TableSettings) -> PathBuf {
         let hex = content_hash(&[
             MODEL_VERSION.to_string(),
             env!("CARGO_PKG_VERSION").to_string(),
@@ -208,7 +239,7 @@ impl Unit<'_> {
                 settings.engine, settings.enumerate_limit, settings.time_limit
             ),
         ]);
-        dir.join(format!("{hex}.json"))
+        dir.join(&hex[..2]).join(format!("{hex}.json"))
     }
 
     /// The table entry of an optimum.

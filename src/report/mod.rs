@@ -5,6 +5,7 @@
 pub mod codesign;
 pub mod fs;
 pub mod gap;
+pub mod table;
 pub mod text;
 
 pub use fs::{check_dir_writable, check_output, write_atomic, write_output};
