@@ -421,11 +421,10 @@ fn seed_cluster_energy(ev: &Evaluation, arch: &qmap::model::Arch) -> f64 {
 /// One row of a baseline's summary.csv: layer index, weight bits, status, mapping file.
 type BaselineRow = (usize, u32, String, String);
 
-/// `qmap baseline` of the seed network on `arch` (8-bit activations, weights 2..8 bits) into
+/// `qmap baseline` ([`qmap::app::baseline`], in-process) of the seed network on `arch` (8-bit activations, weights 2..8 bits) into
 /// `dir/<arch><suffix>`: the instance, the output directory, and the rows of its summary.csv as
 /// (layer index, weight bits, status, mapping file); the seconds it took.
 fn seed_baseline(
-    qmap: &Path,
     dir: &Path,
     arch: &str,
     seed_compat: bool,
@@ -445,16 +444,22 @@ fn seed_baseline(
     .expect("instance");
     let base = dir.join(&name);
     let t = Instant::now();
-    let run = std::process::Command::new(qmap)
-        .args(["baseline", inst_file.to_str().unwrap(), "--out"])
-        .arg(&base)
-        .args(["--cache", "none"])
-        .output()
-        .expect("qmap runs");
+    let req = qmap::app::baseline::BaselineRequest {
+        instance: &inst_file,
+        out: &base,
+        layers: &[],
+        settings: qmap::optimum::TableSettings {
+            time_limit: Some(120.0),
+            progress: true,
+            ..Default::default()
+        },
+    };
+    let r = qmap::app::baseline::run(&req).unwrap_or_else(|e| panic!("qmap baseline: {e}"));
     assert!(
-        run.status.success(),
-        "qmap baseline: {}",
-        String::from_utf8_lossy(&run.stderr)
+        r.pass(),
+        "qmap baseline: {} entries not proven optimal, infeasible layers {:?}",
+        r.unproven,
+        r.infeasible
     );
     let seconds = t.elapsed().as_secs_f64();
     let inst = instance::load(&inst_file).expect("instance");
@@ -482,11 +487,6 @@ fn seed_baseline(
 
 fn seed(out: Option<PathBuf>) {
     println!("== the seed paper's MobileNetV1 (as its pipeline ran it), proven optima vs its published totals ==");
-    let qmap = std::env::current_exe()
-        .expect("own path")
-        .parent()
-        .expect("bin dir")
-        .join("qmap");
     let dir = out.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("qmap-bench-seed-{}", std::process::id()))
     });
@@ -499,7 +499,7 @@ fn seed(out: Option<PathBuf>) {
         let mut priced = [0.0f64; 3];
         let mut proven = (0, 0, 0.0);
         for seed_compat in [false, true] {
-            let (inst, base, rows, seconds) = seed_baseline(&qmap, &dir, arch, seed_compat);
+            let (inst, base, rows, seconds) = seed_baseline(&dir, arch, seed_compat);
             for (li, w, status, mapping) in rows {
                 let problem = &inst.layers[li].problem;
                 let m = instance::load_mapping_file(&base.join(mapping), &inst.arch, problem)
