@@ -7,6 +7,7 @@
 pub mod app;
 pub mod certify;
 pub mod cli;
+pub mod error;
 pub mod eval;
 pub mod front;
 pub mod instance;

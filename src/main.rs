@@ -9,13 +9,11 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let cli = qmap::cli::Cli::parse();
-    let code = match qmap::cli::run(cli) {
-        Ok(outcome) => outcome.code(),
-        Err(e) => {
-            eprintln!("error: {e}");
-            e.code()
-        }
-    };
+    let result = qmap::cli::run(cli);
+    if let Err(e) = &result {
+        eprintln!("error: {e}");
+    }
+    let code = qmap::error::exit_code(&result);
     qmap::cli::flush_stdout();
     std::process::exit(code);
 }

@@ -53,13 +53,25 @@ fn summary(dir: &Path, out: &str) -> Vec<(String, f64, String)> {
         .collect()
 }
 
+/// The cache files under `dir` (in its two-hex-digit subdirectories).
+fn cache_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = vec![];
+    for sub in std::fs::read_dir(dir).unwrap() {
+        let sub = sub.unwrap().path();
+        assert!(sub.is_dir(), "only subdirectories at the top: {sub:?}");
+        for f in std::fs::read_dir(&sub).unwrap() {
+            let f = f.unwrap().path();
+            if f.extension().is_some_and(|e| e == "json") {
+                files.push(f);
+            }
+        }
+    }
+    files
+}
+
 /// The one cache file, parsed, and a function writing it back.
 fn cache_file(dir: &Path) -> (PathBuf, serde_json::Value) {
-    let files: Vec<PathBuf> = std::fs::read_dir(dir.join("cache"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
+    let files = cache_files(&dir.join("cache"));
     assert_eq!(files.len(), 1, "{files:?}");
     let v = serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
     (files[0].clone(), v)
@@ -461,15 +473,10 @@ fn gap_on_a_timeloop_design_uses_the_cache() {
     };
     let first = gap();
     assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
-    let files = std::fs::read_dir(dir.join("c")).unwrap().count();
+    let files = cache_files(&dir.join("c")).len();
     assert_eq!(files, 1, "one cache file for the design's one layer");
     // The second run reads the file: a junk one is noticed (and replaced).
-    let file = std::fs::read_dir(dir.join("c"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let file = cache_files(&dir.join("c")).remove(0);
     std::fs::write(&file, "junk").unwrap();
     let second = gap();
     assert!(

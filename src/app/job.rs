@@ -1,12 +1,16 @@
 //! One layer to map, search or check: its design (an instance's layer, or Timeloop design
-//! files), mapspace, bit-width choices and objective; and the small helpers the commands
-//! share to pick layers and name files.
+//! files), mapspace, bit-width choices and objective.
 
+use crate::eval::Evaluation;
 use crate::instance;
-use crate::model::{Arch, ModelOptions, Problem};
-use crate::spec::{InputError, Objective, PackingMode};
+use crate::model::{Arch, Mapping, ModelOptions, Problem};
+use crate::spec::{InputError, MappingSpec, Objective, PackingMode};
 use crate::timeloop;
+use serde::Serialize;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub use crate::instance::{file_stem, instance_hash, select_layer, sub_instance};
 
 /// One layer to map or search: its design, mapspace, bit-width choices and objective.
 pub struct Job {
@@ -23,6 +27,18 @@ pub struct Job {
     pub file: PathBuf,
 }
 
+/// What a job is made of before its mapspace: the design, its constraints, the bit-width
+/// choices and the design's own objective.
+struct Parts {
+    title: String,
+    arch: Arch,
+    problem: Problem,
+    cons: crate::mapspace::Constraints,
+    choices: Vec<(Option<instance::BitTriple>, ModelOptions)>,
+    objective: Objective,
+    file: PathBuf,
+}
+
 /// Loads a job from an instance (layer selected) or from Timeloop design files, with extra
 /// constraints and an objective override.
 pub fn load_job(
@@ -32,78 +48,94 @@ pub fn load_job(
     extra_constraints: Option<&Path>,
     objective: Option<Objective>,
 ) -> Result<Job, InputError> {
-    let (title, arch, problem, mut cons, choices, inst_objective, file) = if let Some(tl) = tl {
-        let (arch_f, prob_f, ert_f) = (&tl[0], &tl[1], &tl[2]);
-        let (arch, problem, opts) = timeloop_design(arch_f, prob_f, ert_f)?;
-        let cons = crate::mapspace::Constraints::new(&arch);
-        let title = format!("{} on {}", problem.name, arch.name);
-        (
-            title,
-            arch,
-            problem,
-            cons,
-            vec![(None, opts)],
-            Objective::Energy,
-            prob_f.clone(),
-        )
-    } else {
-        let path = instance.expect("clap requires INSTANCE without --timeloop");
-        let mut inst = instance::load(path)?;
-        if let Some(sel) = layer {
-            inst.selected = select_layer(&inst, sel, path)?;
-        }
-        let cons = inst.constraints()?;
-        let problem = inst.layer().problem.clone();
-        let choices = if inst.bits.is_native() {
-            vec![(None, inst.options(&problem, None))]
-        } else {
-            let triples = inst.bits.triples(inst.layer().weights);
-            if triples.is_empty() {
-                return Err(InputError::new(
-                    path,
-                    "bits.weight_budget_bytes",
-                    format!(
-                        "no weight bit-width of layer {} fits the budget",
-                        inst.layer().name
-                    ),
-                ));
-            }
-            triples
-                .into_iter()
-                .map(|t| (Some(t), inst.options(&problem, Some(t))))
-                .collect()
-        };
-        let title = format!(
+    let mut p = match tl {
+        Some(tl) => timeloop_parts(tl)?,
+        None => instance_parts(
+            instance.expect("clap requires INSTANCE without --timeloop"),
+            layer,
+        )?,
+    };
+    if let Some(f) = extra_constraints {
+        p.cons.add_file(f, &p.arch)?;
+    }
+    let space = crate::mapspace::Mapspace::new(&p.problem, &p.arch, &p.cons)
+        .map_err(|e| InputError::new(extra_constraints.unwrap_or(&p.file), "constraints", e))?;
+    Ok(Job {
+        title: p.title,
+        arch: p.arch,
+        problem: p.problem,
+        space,
+        choices: p.choices,
+        objective: objective.unwrap_or(p.objective),
+        file: p.file,
+    })
+}
+
+/// A job's parts from Timeloop design files ARCH PROBLEM ERT (objective: energy).
+fn timeloop_parts(tl: &[PathBuf]) -> Result<Parts, InputError> {
+    let (arch_f, prob_f, ert_f) = (&tl[0], &tl[1], &tl[2]);
+    let (arch, problem, opts) = timeloop_design(arch_f, prob_f, ert_f)?;
+    Ok(Parts {
+        title: format!("{} on {}", problem.name, arch.name),
+        cons: crate::mapspace::Constraints::new(&arch),
+        arch,
+        problem,
+        choices: vec![(None, opts)],
+        objective: Objective::Energy,
+        file: prob_f.clone(),
+    })
+}
+
+/// A job's parts from an instance's layer (`layer`: a name or 1-based index).
+fn instance_parts(path: &Path, layer: &Option<String>) -> Result<Parts, InputError> {
+    let mut inst = instance::load(path)?;
+    if let Some(sel) = layer {
+        inst.selected = select_layer(&inst, sel, path)?;
+    }
+    let cons = inst.constraints()?;
+    let problem = inst.layer().problem.clone();
+    let choices = bit_choices(&inst, &problem, path)?;
+    Ok(Parts {
+        title: format!(
             "{} / {} on {}",
             inst.workload_name,
             inst.layer().name,
             inst.arch.name
-        );
-        let objective = inst.objective;
-        (
-            title,
-            inst.arch,
-            problem,
-            cons,
-            choices,
-            objective,
-            path.to_path_buf(),
-        )
-    };
-    if let Some(f) = extra_constraints {
-        cons.add_file(f, &arch)?;
-    }
-    let space = crate::mapspace::Mapspace::new(&problem, &arch, &cons)
-        .map_err(|e| InputError::new(extra_constraints.unwrap_or(&file), "constraints", e))?;
-    Ok(Job {
-        title,
-        arch,
+        ),
+        objective: inst.objective,
+        arch: inst.arch,
         problem,
-        space,
+        cons,
         choices,
-        objective: objective.unwrap_or(inst_objective),
-        file,
+        file: path.to_path_buf(),
     })
+}
+
+/// The selected layer's bit-width choices with their model options (native: one, no triple);
+/// an error when the weight budget leaves none.
+fn bit_choices(
+    inst: &instance::Instance,
+    problem: &Problem,
+    path: &Path,
+) -> Result<Vec<(Option<instance::BitTriple>, ModelOptions)>, InputError> {
+    if inst.bits.is_native() {
+        return Ok(vec![(None, inst.options(problem, None))]);
+    }
+    let triples = inst.bits.triples(inst.layer().weights);
+    if triples.is_empty() {
+        return Err(InputError::new(
+            path,
+            "bits.weight_budget_bytes",
+            format!(
+                "no weight bit-width of layer {} fits the budget",
+                inst.layer().name
+            ),
+        ));
+    }
+    Ok(triples
+        .into_iter()
+        .map(|t| (Some(t), inst.options(problem, Some(t))))
+        .collect())
 }
 
 /// A Timeloop-format design: the architecture with its ERT, the problem, and the model options
@@ -149,58 +181,104 @@ fn timeloop_bits(
     Ok(Some(crate::model::Bits(bits)))
 }
 
-pub fn select_layer(
-    inst: &instance::Instance,
-    sel: &str,
-    path: &Path,
-) -> Result<usize, InputError> {
-    match sel.parse::<usize>() {
-        Ok(i) if i >= 1 && i <= inst.layers.len() => Ok(i - 1),
-        _ => inst
-            .layers
-            .iter()
-            .position(|l| l.name == sel)
-            .ok_or_else(|| {
-                InputError::new(
-                    path,
-                    "--layer",
-                    format!("no layer `{sel}` in {}", inst.workload_name),
-                )
-            }),
+/// A bit-width triple as the JSON outputs give it (`null` for native or per-tensor bits).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RoleBits {
+    pub inputs: u32,
+    pub weights: u32,
+    pub outputs: u32,
+}
+
+impl RoleBits {
+    pub fn of(t: Option<instance::BitTriple>) -> Option<RoleBits> {
+        t.map(|(inputs, weights, outputs)| RoleBits {
+            inputs,
+            weights,
+            outputs,
+        })
     }
 }
 
-/// A file name for a layer: its name with every character outside `[A-Za-z0-9-_.]` as `_`.
-pub fn file_stem(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+/// How long counting the mapspace (a report, not part of the answer) may take under a time
+/// limit: a tenth of it (at least 0.2 s), so that the count leaves the solve its time.
+pub fn count_deadline(start: Instant, time_limit: Option<f64>) -> Option<Instant> {
+    time_limit.map(|t| start + Duration::from_secs_f64((t / 10.0).clamp(0.2, 1e9).min(t.max(0.0))))
 }
 
-/// The instance with only `layers` (in that order) in its workload.
-pub fn sub_instance(inst: &instance::Instance, layers: &[usize]) -> instance::Instance {
-    let mut sub = inst.clone();
-    sub.layers = layers.iter().map(|&i| inst.layers[i].clone()).collect();
-    sub.selected = 0;
-    sub
+/// A mapping a command found or read, with the design it maps (what the text printers show).
+pub struct Found {
+    /// "workload / layer on arch".
+    pub title: String,
+    pub arch: Arch,
+    pub problem: Problem,
+    /// The model options of the chosen bit-widths.
+    pub opts: ModelOptions,
+    pub mapping: Option<Mapping>,
 }
 
-/// Content hash of what an instance asks for: its file, architecture, constraints, layers.
-pub fn instance_hash(inst: &instance::Instance, cons: &crate::mapspace::Constraints) -> String {
-    let text = std::fs::read_to_string(&inst.file).unwrap_or_default();
-    crate::optimum::content_hash(&[
-        text,
-        format!("{:?}", inst.arch),
-        format!("{cons:?}"),
-        format!(
-            "{:?}",
-            inst.layers.iter().map(|l| &l.problem).collect::<Vec<_>>()
-        ),
-    ])
+/// Where `map` and `search` write the mapping they found: qmap's format (`--out`), and with
+/// its problem Timeloop's v0.4 (`--timeloop-out`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MappingOutputs<'a> {
+    pub out: Option<&'a Path>,
+    pub timeloop_out: Option<&'a Path>,
+}
+
+impl MappingOutputs<'_> {
+    /// Checks both before any work (an error names the path and its flag).
+    pub fn check(&self) -> Result<(), InputError> {
+        crate::report::files::check_outputs(&[
+            (self.out, "--out"),
+            (self.timeloop_out, "--timeloop-out"),
+        ])
+    }
+
+    /// Writes `m` (nothing without a mapping) as asked.
+    pub fn write(
+        &self,
+        m: Option<&Mapping>,
+        job: &Job,
+        opts: &ModelOptions,
+    ) -> Result<(), InputError> {
+        use crate::report::files::{write_mapping, write_timeloop};
+        if let (Some(out), Some(m)) = (self.out, m) {
+            write_mapping(out, m, &job.arch, &job.problem)?;
+        }
+        if let (Some(out), Some(m)) = (self.timeloop_out, m) {
+            write_timeloop(out, m, &job.arch, &job.problem, opts)?;
+        }
+        Ok(())
+    }
+}
+
+/// What the JSON of `map` and of `search` share (flattened into each).
+#[derive(Serialize)]
+pub struct Answer {
+    /// The chosen bit-widths (null: native or per tensor).
+    pub bits: Option<RoleBits>,
+    /// The mapping's evaluation, and the mapping in qmap's format.
+    pub evaluation: Option<Evaluation>,
+    pub mapping: Option<MappingSpec>,
+    /// The mapspace's size in mappings (null when counting it ran out of time).
+    pub mapspace_size: Option<f64>,
+    pub objective: Objective,
+}
+
+impl Answer {
+    /// The answer of `job` at bit choice `chosen`.
+    pub fn new(
+        job: &Job,
+        chosen: usize,
+        mapping: Option<&Mapping>,
+        evaluation: Option<Evaluation>,
+        mapspace_size: Option<f64>,
+    ) -> Answer {
+        Answer {
+            bits: RoleBits::of(job.choices[chosen].0),
+            evaluation,
+            mapping: mapping.map(|m| crate::model::mapping_to_spec(m, &job.arch, &job.problem)),
+            mapspace_size,
+            objective: job.objective,
+        }
+    }
 }

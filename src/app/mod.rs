@@ -1,7 +1,12 @@
 //! What the commands do, as functions a library user can call: each takes its request and
 //! returns a typed report (`Serialize`) that the command line only prints.
 
+pub mod baseline;
 pub mod codesign;
+pub mod eval;
+pub mod export;
 pub mod gap;
 pub mod job;
+pub mod map;
+pub mod search;
 pub mod table;

@@ -11,8 +11,8 @@
 //!   (`check %`: the random probe of `certify`). All proofs must agree on the optimum.
 //! * `table`: the per-layer optimum table of MobileNetV2 on Eyeriss at bits 2..8, cold (empty
 //!   cache) and warm (cached).
-//! * `front`: `qmap front --method nsga2` (the complete front) on the shipped front instances, cold and
-//!   warm: table and front times, the seed's comparison line, NSGA-II's hypervolume against the
+//! * `front`: `qmap front --method nsga2` (the complete front; [`qmap::app::codesign`] called
+//!   in-process) on the shipped front instances, cold and warm: table and front times, the seed's comparison line, NSGA-II's hypervolume against the
 //!   exact front's.
 //!
 //! * `seed` (not in the default set): the seed paper's reproduction (`docs/reproduction.md`):
@@ -27,7 +27,9 @@
 //! (default: layers, table and front; `layers` runs a representative subset of layer shapes
 //! unless `--all`).
 
+use qmap::app::codesign::{self, CodesignReport, CodesignRequest, Method};
 use qmap::eval::{evaluate, Evaluation};
+use qmap::front::FrontKind;
 use qmap::instance;
 use qmap::mapspace::Mapspace;
 use qmap::milp::{solve, SolveOptions, Status};
@@ -59,7 +61,8 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-fn layers(all: bool, limit: f64) {
+/// The header of the `layers` table.
+fn layers_header(limit: f64) {
     println!("== per-layer MILP (8-bit, seed constraints, MILP time limit {limit} s) ==");
     println!(
         "{:<8} {:<6} {:<9} {:>10} {:>10} {:>8} {:>10} {:>9} {:>8} {:>9} {:>8} {:>8} {:>8} {:>12} {:>9}",
@@ -79,154 +82,194 @@ fn layers(all: bool, limit: f64) {
         "MILP uJ",
         "MILP/rnd"
     );
+}
+
+/// The layers of `inst` the `layers` table times: one per distinct shape (identical shapes
+/// have identical optima), or without `all` a representative subset of them: first, second,
+/// a middle expansion and the last two.
+fn picked_layers(inst: &instance::Instance, all: bool) -> Vec<usize> {
+    let mut seen = vec![];
+    let mut picked = vec![];
+    for (i, l) in inst.layers.iter().enumerate() {
+        let key = qmap::optimum::shape_key(&l.problem);
+        if !seen.contains(&key) {
+            seen.push(key);
+            picked.push(i);
+        }
+    }
+    if all {
+        return picked;
+    }
+    let n = picked.len();
+    let mut sub = vec![
+        picked[0],
+        picked[1],
+        picked[n / 2],
+        picked[n - 2],
+        picked[n - 1],
+    ];
+    sub.dedup();
+    sub
+}
+
+/// One layer's times: MILP, default engine, and the self-check's share of the latter; and
+/// whether the default engine proved it optimal.
+struct LayerTimes {
+    milp: f64,
+    auto: f64,
+    check_share: f64,
+    auto_proven: bool,
+}
+
+/// The MILP's status, gap and energy (µJ) as the `layers` table prints them.
+fn milp_summary(cert: &Result<qmap::milp::Certificate, String>) -> (&'static str, f64, f64) {
+    match cert {
+        Ok(c) => (
+            match c.status {
+                Status::Optimal => "optimal",
+                Status::TimeLimit => "limit",
+                Status::Infeasible => "infeasible",
+                Status::Unknown => "unknown",
+            },
+            c.gap,
+            c.value / 1e6,
+        ),
+        Err(_) => ("error", f64::NAN, f64::NAN),
+    }
+}
+
+/// Times every engine on the selected layer of `inst` and prints its row: all proofs must
+/// agree on the optimum.
+fn layer_row(
+    inst: &instance::Instance,
+    cons: &qmap::mapspace::Constraints,
+    net: &str,
+    arch: &str,
+    limit: f64,
+) -> LayerTimes {
+    let problem = inst.layer().problem.clone();
+    let space = Mapspace::new(&problem, &inst.arch, cons).expect("mapspace");
+    let opts = inst.options(&problem, Some((8, 8, 8)));
+    let t0 = Instant::now();
+    let so = SolveOptions {
+        time_limit: Some(limit),
+        ..Default::default()
+    };
+    eprintln!("  [{} {}: MILP]", arch, inst.layer().name);
+    let cert = solve(&space, &opts, Objective::Energy, &so);
+    let milp_s = t0.elapsed().as_secs_f64();
+    let (status, gap, milp_uj) = milp_summary(&cert);
+    eprintln!("  [enumeration, exhaustive, random]");
+    let agrees = |what: &str, v: f64| {
+        if let Ok(c) = &cert {
+            if c.status == Status::Optimal {
+                assert!(
+                    (c.value - v).abs() <= 1e-6 * v,
+                    "{}: MILP {} vs {what} {v}",
+                    inst.layer().name,
+                    c.value
+                );
+            }
+        }
+    };
+    // An engine's certificate and time.
+    let timed = |engine: Engine| {
+        let t = Instant::now();
+        let opts = std::slice::from_ref(&opts);
+        let (cert, _, _) = prove_best(
+            &space,
+            opts,
+            Objective::Energy,
+            engine,
+            ENUMERATE_LIMIT,
+            &so,
+        )
+        .expect("proves");
+        (cert, t.elapsed().as_secs_f64())
+    };
+    // The bounded enumeration (qmap's enumerating engine) on every layer.
+    let (cert_enum, enum_s) = timed(Engine::Enumerate);
+    agrees("enumeration", cert_enum.value);
+    let (exh, ratio) = if space.size() <= ORACLE_LIMIT {
+        let t = Instant::now();
+        let ex = exhaustive(&space, &opts, Objective::Energy, None).expect("enumerates");
+        let s = t.elapsed().as_secs_f64();
+        agrees("exhaustive", ex.value);
+        assert_eq!(ex.value, cert_enum.value, "{}", inst.layer().name);
+        (format!("{s:.2}"), format!("{:.2}", s / milp_s))
+    } else {
+        ("-".into(), "-".into())
+    };
+    let (cert_auto, auto_s) = timed(Engine::Auto);
+    agrees("default engine", cert_auto.value);
+    assert_eq!(cert_auto.value, cert_enum.value, "{}", inst.layer().name);
+    let check_s = cert_auto.check.map_or(f64::NAN, |c| c.seconds);
+    let rnd = random(&space, &opts, Objective::Energy, 1, 10_000, None);
+    println!(
+        "{:<8} {:<6} {:<9} {:>10.3e} {:>10.3e} {:>8.2} {:>10} {:>9.1e} {:>8} {:>9} {:>8.2} {:>8.2} {:>8.1} {:>12.3} {:>9.4}",
+        arch,
+        format!("mbv{}", &net[1..]),
+        inst.layer().name,
+        space.size_f64(),
+        enumeration_size(&space),
+        milp_s,
+        status,
+        gap,
+        exh,
+        ratio,
+        enum_s,
+        auto_s,
+        100.0 * check_s / auto_s,
+        milp_uj,
+        milp_uj / (rnd.value / 1e6)
+    );
+    LayerTimes {
+        milp: milp_s,
+        auto: auto_s,
+        check_share: check_s / auto_s,
+        auto_proven: cert_auto.status == Status::Optimal,
+    }
+}
+
+/// The medians and maxima of one (network, architecture)'s layer times.
+fn layers_summary(net: &str, arch: &str, rows: &[LayerTimes]) {
+    let mut times: Vec<f64> = rows.iter().map(|r| r.milp).collect();
+    let mut auto_times: Vec<f64> = rows.iter().map(|r| r.auto).collect();
+    let mut check_shares: Vec<f64> = rows.iter().map(|r| r.check_share).collect();
+    let auto_proven = rows.iter().filter(|r| r.auto_proven).count();
+    let max = times.iter().cloned().fold(0.0, f64::max);
+    println!(
+        "{arch} mbv{}: MILP time median {:.2} s, max {:.2} s over {} layer shapes (target: median <= 0.5 s, max <= 5 s)",
+        &net[1..],
+        median(&mut times),
+        max,
+        times.len()
+    );
+    let auto_max = auto_times.iter().cloned().fold(0.0, f64::max);
+    println!(
+        "{arch} mbv{}: default engine (enumerates up to {ENUMERATE_LIMIT} factorisations × keep patterns; above, for up to {ENUMERATE_TRIAL_SECONDS} s before the MILP) time median {:.2} s, max {:.2} s, {} of {} proven optimal; self-check median {:.1} % of it",
+        &net[1..],
+        median(&mut auto_times),
+        auto_max,
+        auto_proven,
+        auto_times.len(),
+        100.0 * median(&mut check_shares)
+    );
+}
+
+fn layers(all: bool, limit: f64) {
+    layers_header(limit);
     for net in ["v1", "v2"] {
         for arch in ["eyeriss", "simba"] {
             let file = root().join(format!("instances/front_mbv{}_{arch}.yaml", &net[1..]));
             let mut inst = qmap::instance::load(&file).expect("shipped instance loads");
             let cons = inst.constraints().expect("shipped constraints load");
-            // Distinct layer shapes (identical shapes have identical optima).
-            let mut seen = vec![];
-            let mut picked = vec![];
-            for (i, l) in inst.layers.iter().enumerate() {
-                let key = qmap::optimum::shape_key(&l.problem);
-                if !seen.contains(&key) {
-                    seen.push(key);
-                    picked.push(i);
-                }
-            }
-            if !all {
-                // A representative subset: first, second, a middle expansion and the last two.
-                let n = picked.len();
-                let mut sub = vec![
-                    picked[0],
-                    picked[1],
-                    picked[n / 2],
-                    picked[n - 2],
-                    picked[n - 1],
-                ];
-                sub.dedup();
-                picked = sub;
-            }
-            let mut times = vec![];
-            // qmap's default engine (`Engine::Auto`).
-            let mut auto_times = vec![];
-            // The self-check's share of the default engine's time.
-            let mut check_shares = vec![];
-            let mut auto_proven = 0;
-            for &i in &picked {
+            let mut rows = vec![];
+            for i in picked_layers(&inst, all) {
                 inst.selected = i;
-                let problem = inst.layer().problem.clone();
-                let space = Mapspace::new(&problem, &inst.arch, &cons).expect("mapspace");
-                let opts = inst.options(&problem, Some((8, 8, 8)));
-                let t0 = Instant::now();
-                let so = SolveOptions {
-                    time_limit: Some(limit),
-                    ..Default::default()
-                };
-                eprintln!("  [{} {}: MILP]", arch, inst.layer().name);
-                let cert = solve(&space, &opts, Objective::Energy, &so);
-                let milp_s = t0.elapsed().as_secs_f64();
-                times.push(milp_s);
-                let (status, gap, milp_uj) = match &cert {
-                    Ok(c) => (
-                        match c.status {
-                            Status::Optimal => "optimal",
-                            Status::TimeLimit => "limit",
-                            Status::Infeasible => "infeasible",
-                            Status::Unknown => "unknown",
-                        },
-                        c.gap,
-                        c.value / 1e6,
-                    ),
-                    Err(_) => ("error", f64::NAN, f64::NAN),
-                };
-                eprintln!("  [enumeration, exhaustive, random]");
-                let agrees = |what: &str, v: f64| {
-                    if let Ok(c) = &cert {
-                        if c.status == Status::Optimal {
-                            assert!(
-                                (c.value - v).abs() <= 1e-6 * v,
-                                "{}: MILP {} vs {what} {v}",
-                                inst.layer().name,
-                                c.value
-                            );
-                        }
-                    }
-                };
-                // An engine's certificate and time.
-                let timed = |engine: Engine| {
-                    let t = Instant::now();
-                    let opts = std::slice::from_ref(&opts);
-                    let (cert, _, _) = prove_best(
-                        &space,
-                        opts,
-                        Objective::Energy,
-                        engine,
-                        ENUMERATE_LIMIT,
-                        &so,
-                    )
-                    .expect("proves");
-                    (cert, t.elapsed().as_secs_f64())
-                };
-                // The bounded enumeration (qmap's enumerating engine) on every layer.
-                let (cert_enum, enum_s) = timed(Engine::Enumerate);
-                agrees("enumeration", cert_enum.value);
-                let (exh, ratio) = if space.size() <= ORACLE_LIMIT {
-                    let t = Instant::now();
-                    let ex =
-                        exhaustive(&space, &opts, Objective::Energy, None).expect("enumerates");
-                    let s = t.elapsed().as_secs_f64();
-                    agrees("exhaustive", ex.value);
-                    assert_eq!(ex.value, cert_enum.value, "{}", inst.layer().name);
-                    (format!("{s:.2}"), format!("{:.2}", s / milp_s))
-                } else {
-                    ("-".into(), "-".into())
-                };
-                let (cert_auto, auto_s) = timed(Engine::Auto);
-                agrees("default engine", cert_auto.value);
-                assert_eq!(cert_auto.value, cert_enum.value, "{}", inst.layer().name);
-                auto_proven += (cert_auto.status == Status::Optimal) as usize;
-                auto_times.push(auto_s);
-                let check_s = cert_auto.check.map_or(f64::NAN, |c| c.seconds);
-                check_shares.push(check_s / auto_s);
-                let rnd = random(&space, &opts, Objective::Energy, 1, 10_000, None);
-                println!(
-                    "{:<8} {:<6} {:<9} {:>10.3e} {:>10.3e} {:>8.2} {:>10} {:>9.1e} {:>8} {:>9} {:>8.2} {:>8.2} {:>8.1} {:>12.3} {:>9.4}",
-                    arch,
-                    format!("mbv{}", &net[1..]),
-                    inst.layer().name,
-                    space.size_f64(),
-                    enumeration_size(&space),
-                    milp_s,
-                    status,
-                    gap,
-                    exh,
-                    ratio,
-                    enum_s,
-                    auto_s,
-                    100.0 * check_s / auto_s,
-                    milp_uj,
-                    milp_uj / (rnd.value / 1e6)
-                );
+                rows.push(layer_row(&inst, &cons, net, arch, limit));
             }
-            let max = times.iter().cloned().fold(0.0, f64::max);
-            println!(
-                "{arch} mbv{}: MILP time median {:.2} s, max {:.2} s over {} layer shapes (target: median <= 0.5 s, max <= 5 s)",
-                &net[1..],
-                median(&mut times),
-                max,
-                times.len()
-            );
-            let auto_max = auto_times.iter().cloned().fold(0.0, f64::max);
-            println!(
-                "{arch} mbv{}: default engine (enumerates up to {ENUMERATE_LIMIT} factorisations × keep patterns; above, for up to {ENUMERATE_TRIAL_SECONDS} s before the MILP) time median {:.2} s, max {:.2} s, {} of {} proven optimal; self-check median {:.1} % of it",
-                &net[1..],
-                median(&mut auto_times),
-                auto_max,
-                auto_proven,
-                auto_times.len(),
-                100.0 * median(&mut check_shares)
-            );
+            layers_summary(net, arch, &rows);
         }
     }
 }
@@ -266,13 +309,30 @@ fn table() {
     let _ = std::fs::remove_dir_all(&cache);
 }
 
+/// `qmap front --method nsga2 --points 1000000` of `file`, with its cache in `cache`.
+fn front_of(file: &Path, cache: &Path) -> Result<CodesignReport, String> {
+    let req = CodesignRequest {
+        instance: file,
+        kind: FrontKind::EnergyAccuracy,
+        method: Method::Nsga2,
+        max_points: 1_000_000,
+        min_accuracy: None,
+        accuracy_resolution: 1e-6,
+        max_memory_bytes: None,
+        seed: 1,
+        csv: None,
+        svg: None,
+        settings: qmap::optimum::TableSettings {
+            time_limit: Some(120.0),
+            cache_dir: Some(cache.to_path_buf()),
+            ..Default::default()
+        },
+    };
+    codesign::run(&req).map_err(|e| e.to_string())
+}
+
 fn front() {
     println!("== qmap front (the complete front within 2 accuracy points of uniform 8-bit, NSGA-II compared), cold and warm ==");
-    let qmap = std::env::current_exe()
-        .expect("own path")
-        .parent()
-        .expect("bin dir")
-        .join("qmap");
     for net in ["v1", "v2"] {
         for arch in ["eyeriss", "simba"] {
             let file = root().join(format!("instances/front_mbv{}_{arch}.yaml", &net[1..]));
@@ -281,40 +341,29 @@ fn front() {
             let _ = std::fs::remove_dir_all(&cache);
             for run in ["cold", "warm"] {
                 let t = Instant::now();
-                let out = std::process::Command::new(&qmap)
-                    .args([
-                        "front",
-                        file.to_str().unwrap(),
-                        "--points",
-                        "1000000",
-                        "--method",
-                        "nsga2",
-                        "--json",
-                        "--cache",
-                    ])
-                    .arg(&cache)
-                    .output()
-                    .expect("qmap runs");
+                let r = front_of(&file, &cache);
                 let wall = t.elapsed().as_secs_f64();
-                let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
-                    println!(
-                        "mbv{} {arch} {run}: failed: {}",
-                        &net[1..],
-                        String::from_utf8_lossy(&out.stderr)
-                    );
-                    continue;
+                let f = match r {
+                    Ok(CodesignReport::Front(f)) => f,
+                    Ok(CodesignReport::Infeasible(i)) => {
+                        println!("mbv{} {arch} {run}: failed: {}", &net[1..], i.reason);
+                        continue;
+                    }
+                    Err(e) => {
+                        println!("mbv{} {arch} {run}: failed: {e}", &net[1..]);
+                        continue;
+                    }
                 };
+                let hv = f.hypervolume.map_or(f64::NAN, |h| h.nsga2 / h.exact);
                 println!(
-                    "mbv{} {arch:<8} {run}: wall {wall:.1} s, table {:.1} s, front {:.2} s ({} points), hypervolume NSGA-II / exact = {:.4}",
+                    "mbv{} {arch:<8} {run}: wall {wall:.1} s, table {:.1} s, front {:.2} s ({} points), hypervolume NSGA-II / exact = {hv:.4}",
                     &net[1..],
-                    v["table_seconds"].as_f64().unwrap_or(f64::NAN),
-                    v["front_seconds"].as_f64().unwrap_or(f64::NAN),
-                    v["points"].as_array().map_or(0, |p| p.len()),
-                    v["hypervolume"]["nsga2"].as_f64().unwrap_or(f64::NAN)
-                        / v["hypervolume"]["exact"].as_f64().unwrap_or(f64::NAN),
+                    f.table_seconds,
+                    f.front_seconds,
+                    f.points.len(),
                 );
                 if run == "warm" {
-                    println!("  {}", v["comparison"].as_str().unwrap_or(""));
+                    println!("  {}", f.comparison);
                 }
             }
             let _ = std::fs::remove_dir_all(&cache);
@@ -372,11 +421,10 @@ fn seed_cluster_energy(ev: &Evaluation, arch: &qmap::model::Arch) -> f64 {
 /// One row of a baseline's summary.csv: layer index, weight bits, status, mapping file.
 type BaselineRow = (usize, u32, String, String);
 
-/// `qmap baseline` of the seed network on `arch` (8-bit activations, weights 2..8 bits) into
+/// `qmap baseline` ([`qmap::app::baseline`], in-process) of the seed network on `arch` (8-bit activations, weights 2..8 bits) into
 /// `dir/<arch><suffix>`: the instance, the output directory, and the rows of its summary.csv as
 /// (layer index, weight bits, status, mapping file); the seconds it took.
 fn seed_baseline(
-    qmap: &Path,
     dir: &Path,
     arch: &str,
     seed_compat: bool,
@@ -396,16 +444,22 @@ fn seed_baseline(
     .expect("instance");
     let base = dir.join(&name);
     let t = Instant::now();
-    let run = std::process::Command::new(qmap)
-        .args(["baseline", inst_file.to_str().unwrap(), "--out"])
-        .arg(&base)
-        .args(["--cache", "none"])
-        .output()
-        .expect("qmap runs");
+    let req = qmap::app::baseline::BaselineRequest {
+        instance: &inst_file,
+        out: &base,
+        layers: &[],
+        settings: qmap::optimum::TableSettings {
+            time_limit: Some(120.0),
+            progress: true,
+            ..Default::default()
+        },
+    };
+    let r = qmap::app::baseline::run(&req).unwrap_or_else(|e| panic!("qmap baseline: {e}"));
     assert!(
-        run.status.success(),
-        "qmap baseline: {}",
-        String::from_utf8_lossy(&run.stderr)
+        r.pass(),
+        "qmap baseline: {} entries not proven optimal, infeasible layers {:?}",
+        r.unproven,
+        r.infeasible
     );
     let seconds = t.elapsed().as_secs_f64();
     let inst = instance::load(&inst_file).expect("instance");
@@ -433,11 +487,6 @@ fn seed_baseline(
 
 fn seed(out: Option<PathBuf>) {
     println!("== the seed paper's MobileNetV1 (as its pipeline ran it), proven optima vs its published totals ==");
-    let qmap = std::env::current_exe()
-        .expect("own path")
-        .parent()
-        .expect("bin dir")
-        .join("qmap");
     let dir = out.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("qmap-bench-seed-{}", std::process::id()))
     });
@@ -450,7 +499,7 @@ fn seed(out: Option<PathBuf>) {
         let mut priced = [0.0f64; 3];
         let mut proven = (0, 0, 0.0);
         for seed_compat in [false, true] {
-            let (inst, base, rows, seconds) = seed_baseline(&qmap, &dir, arch, seed_compat);
+            let (inst, base, rows, seconds) = seed_baseline(&dir, arch, seed_compat);
             for (li, w, status, mapping) in rows {
                 let problem = &inst.layers[li].problem;
                 let m = instance::load_mapping_file(&base.join(mapping), &inst.arch, problem)

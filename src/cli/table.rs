@@ -1,7 +1,8 @@
 //! `qmap table` (the tables of an instance as shardable jobs) and `qmap cache merge`.
 
-use super::{emit, solver_failure, Failure, OptimumArgs, Outcome};
+use super::{emit, OptimumArgs};
 use crate::app::table::{self as app, TableError};
+use crate::error::{Error, Outcome};
 use crate::optimum::Shard;
 use crate::report;
 use std::path::PathBuf;
@@ -59,15 +60,15 @@ pub struct MergeArgs {
     pub json: bool,
 }
 
-fn table_failure(a: &TableArgs, e: TableError) -> Failure {
+fn table_failure(a: &TableArgs, e: TableError) -> Error {
     match e {
-        TableError::Input(e) => Failure::Input(e),
-        TableError::Solver(e) => solver_failure(&a.instance, e),
+        TableError::Input(e) => Error::Input(e),
+        TableError::Solver(e) => Error::solver(&a.instance, e),
     }
 }
 
 /// `qmap table`.
-pub fn table_cmd(a: TableArgs) -> Result<Outcome, Failure> {
+pub fn table_cmd(a: TableArgs) -> Result<Outcome, Error> {
     let mut settings = a.optimum.settings(false);
     settings.progress = !a.json;
     if a.list_jobs {
@@ -91,7 +92,7 @@ pub fn table_cmd(a: TableArgs) -> Result<Outcome, Failure> {
 }
 
 /// `qmap cache merge`.
-pub fn cache_cmd(a: CacheArgs) -> Result<Outcome, Failure> {
+pub fn cache_cmd(a: CacheArgs) -> Result<Outcome, Error> {
     let CacheCommand::Merge(m) = a.command;
     let r = app::merge_caches(&m.sources, &m.into)?;
     let text = |r: &crate::optimum::MergeReport| {

@@ -1,10 +1,14 @@
 //! Everything the commands print or write: text for a terminal ([`text`], and per command
-//! [`gap`] and [`codesign`]), and the careful writer of output files ([`fs`]). JSON is each
+//! [`map`] (also search, eval, export), [`baseline`], [`gap`] and [`codesign`]), the careful
+//! writer of output files ([`fs`]) and the commands' output files ([`files`]). JSON is each
 //! app report's own serialisation.
 
+pub mod baseline;
 pub mod codesign;
+pub mod files;
 pub mod fs;
 pub mod gap;
+pub mod map;
 pub mod table;
 pub mod text;
 

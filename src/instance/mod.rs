@@ -9,6 +9,9 @@ use crate::timeloop;
 use crate::workload::{build_layer, build_network, Layer};
 use std::path::{Path, PathBuf};
 
+mod select;
+pub use select::{file_stem, instance_hash, select_layer, sub_instance};
+
 /// Bit-widths of the (inputs, weights, outputs) tensor roles.
 pub type BitTriple = (u32, u32, u32);
 
@@ -152,7 +155,68 @@ pub fn load(path: &Path) -> Result<Instance, InputError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let err = |field: &str, msg: String| InputError::new(path, field, msg);
 
-    // Architecture.
+    let (arch, arch_source) = load_architecture(&spec, dir, path)?;
+
+    // Workload.
+    let (workload_name, layers, selected) = load_workload(&spec, dir, path)?;
+
+    let bits = load_bits(&spec, dir, path)?;
+    let psum = match spec.psum_bits {
+        None | Some(spec::PsumBits::Named(spec::PsumNamed::Output)) => PsumPolicy::OutputBits,
+        Some(spec::PsumBits::Bits(0)) => return Err(err("psum_bits", "must be > 0".into())),
+        Some(spec::PsumBits::Bits(b)) => PsumPolicy::Bits(b),
+    };
+
+    let mut inst = Instance {
+        file: path.to_path_buf(),
+        arch_source,
+        arch,
+        workload_name,
+        layers,
+        selected,
+        bits,
+        packing: spec.packing.unwrap_or_default(),
+        psum,
+        seed_compat: spec.seed_compat,
+        objective: spec.objective.unwrap_or_default(),
+        mapping: None,
+        constraints_file: spec
+            .timeloop
+            .as_ref()
+            .and_then(|t| t.constraints.as_ref().map(|c| dir.join(c))),
+        constraints: spec.constraints.clone(),
+        front: None,
+    };
+    if let Some(f) = &spec.front {
+        let bits = |field: &str, v: Option<u32>| match v {
+            None => Ok(8),
+            Some(b) if (1..=64).contains(&b) => Ok(b),
+            Some(b) => Err(err(field, format!("{b} is not a bit-width in 1..=64"))),
+        };
+        inst.front = Some(FrontSettings {
+            accuracy_file: spec::referenced(path, "front.accuracy", dir, &f.accuracy)?,
+            first_input_bits: bits("front.first_input_bits", f.first_input_bits)?,
+            last_output_bits: bits("front.last_output_bits", f.last_output_bits)?,
+        });
+    }
+    if let Some(m) = &spec.mapping {
+        let (ms, file) = spec::resolve(m, dir, path, "mapping")?;
+        let mapping = model::mapping_from_spec(&ms, &inst.arch, &inst.layer().problem, &file)?;
+        inst.mapping = Some((mapping, file));
+    }
+    check_tensor_names(&inst)?;
+    check_bits_fit(&inst)?;
+    Ok(inst)
+}
+
+/// The architecture of an instance (its own or Timeloop's design files) and where its levels
+/// were given (the file and field errors about them name).
+fn load_architecture(
+    spec: &InstanceSpec,
+    dir: &Path,
+    path: &Path,
+) -> Result<(Arch, (PathBuf, String)), InputError> {
+    let err = |field: &str, msg: String| InputError::new(path, field, msg);
     let mut arch_source = (path.to_path_buf(), "architecture.levels".to_string());
     let arch = match (&spec.architecture, &spec.timeloop) {
         (Some(_), Some(_)) => {
@@ -191,11 +255,13 @@ pub fn load(path: &Path) -> Result<Instance, InputError> {
             arch
         }
     };
+    Ok((arch, arch_source))
+}
 
-    // Workload.
-    let (workload_name, layers, selected) = load_workload(&spec, dir, path)?;
-
-    // Bits.
+/// The allowed bit-widths of an instance: its `bits`, else a Timeloop problem's
+/// `instance.bitwidths`, else native.
+fn load_bits(spec: &InstanceSpec, dir: &Path, path: &Path) -> Result<BitChoices, InputError> {
+    let err = |field: &str, msg: String| InputError::new(path, field, msg);
     let mut bits = BitChoices::default();
     if let Some(b) = &spec.bits {
         for (field, v, out) in [
@@ -248,52 +314,7 @@ pub fn load(path: &Path) -> Result<Instance, InputError> {
             }
         }
     }
-    let psum = match spec.psum_bits {
-        None | Some(spec::PsumBits::Named(spec::PsumNamed::Output)) => PsumPolicy::OutputBits,
-        Some(spec::PsumBits::Bits(0)) => return Err(err("psum_bits", "must be > 0".into())),
-        Some(spec::PsumBits::Bits(b)) => PsumPolicy::Bits(b),
-    };
-
-    let mut inst = Instance {
-        file: path.to_path_buf(),
-        arch_source,
-        arch,
-        workload_name,
-        layers,
-        selected,
-        bits,
-        packing: spec.packing.unwrap_or_default(),
-        psum,
-        seed_compat: spec.seed_compat,
-        objective: spec.objective.unwrap_or_default(),
-        mapping: None,
-        constraints_file: spec
-            .timeloop
-            .as_ref()
-            .and_then(|t| t.constraints.as_ref().map(|c| dir.join(c))),
-        constraints: spec.constraints.clone(),
-        front: None,
-    };
-    if let Some(f) = &spec.front {
-        let bits = |field: &str, v: Option<u32>| match v {
-            None => Ok(8),
-            Some(b) if (1..=64).contains(&b) => Ok(b),
-            Some(b) => Err(err(field, format!("{b} is not a bit-width in 1..=64"))),
-        };
-        inst.front = Some(FrontSettings {
-            accuracy_file: spec::referenced(path, "front.accuracy", dir, &f.accuracy)?,
-            first_input_bits: bits("front.first_input_bits", f.first_input_bits)?,
-            last_output_bits: bits("front.last_output_bits", f.last_output_bits)?,
-        });
-    }
-    if let Some(m) = &spec.mapping {
-        let (ms, file) = spec::resolve(m, dir, path, "mapping")?;
-        let mapping = model::mapping_from_spec(&ms, &inst.arch, &inst.layer().problem, &file)?;
-        inst.mapping = Some((mapping, file));
-    }
-    check_tensor_names(&inst)?;
-    check_bits_fit(&inst)?;
-    Ok(inst)
+    Ok(bits)
 }
 
 /// Every allowed bit-width must fit the word of each level that may keep its tensor (the seed's

@@ -1,0 +1,193 @@
+//! `qmap map`: the proven-optimal mapping of one layer (enumeration or MILP), cross-checked by
+//! the evaluator and written where asked, as a typed report.
+
+use super::job::{count_deadline, load_job, Answer, Found, Job, MappingOutputs};
+use crate::certify::SelfCheck;
+use crate::error::Error;
+use crate::eval::evaluate;
+use crate::milp::{Certificate, Status};
+use crate::optimum::{Engine, ProofKind};
+use crate::spec::{InputError, Objective};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// What to map and how.
+pub struct MapRequest<'a> {
+    pub instance: Option<&'a Path>,
+    /// With a network workload: the layer (name or 1-based index).
+    pub layer: Option<String>,
+    /// Timeloop-format design files instead of an instance: ARCH PROBLEM ERT.
+    pub timeloop: Option<&'a [PathBuf]>,
+    /// Extra Timeloop-format mapspace constraints.
+    pub constraints: Option<&'a Path>,
+    /// Default: the instance's.
+    pub objective: Option<Objective>,
+    /// On the whole command, from `start` (loading and counting the mapspace included).
+    pub time_limit: Option<f64>,
+    pub start: Instant,
+    /// The relative gap at which the answer counts as optimal.
+    pub gap: f64,
+    /// How the optimum is proved, and the largest mapspace `Auto` enumerates.
+    pub engine: Engine,
+    pub enumerate_limit: u128,
+    pub progress: crate::progress::Mode,
+    /// Where the mapping is written.
+    pub outputs: MappingOutputs<'a>,
+}
+
+/// The certificate of `qmap map`. Its `--json` (keys in alphabetical order).
+#[derive(Serialize)]
+pub struct MapReport {
+    #[serde(flatten)]
+    pub answer: Answer,
+    /// How many bit-width choices were compared.
+    pub bit_choices: usize,
+    /// The certificate's value, bound and gap (null when infinite).
+    pub bound: Option<f64>,
+    pub gap: Option<f64>,
+    pub value: Option<f64>,
+    /// The mapping's energy and cycles.
+    pub cycles: Option<u64>,
+    pub energy_pj: Option<f64>,
+    /// The MILP's work: halvings of the mapspace, solves, rounds.
+    pub halvings: usize,
+    pub milp_solves: usize,
+    pub rounds: usize,
+    pub proof: ProofKind,
+    /// Why nothing fits (infeasible) or nothing is known.
+    pub reason: Option<String>,
+    /// The random probe the answer passed.
+    pub self_check: Option<SelfCheck>,
+    pub solve_seconds: f64,
+    pub status: Status,
+    /// What the terminal text shows besides.
+    #[serde(skip)]
+    pub text: MapText,
+}
+
+/// What `qmap map`'s terminal text shows besides the JSON's fields.
+pub struct MapText {
+    pub found: Found,
+    /// The certificate's raw value, bound and gap (infinite when there is none).
+    pub value: f64,
+    pub bound: f64,
+    pub gap: f64,
+    /// Factorisations × keep patterns ([`crate::optimum::enumeration_size`]).
+    pub enumeration_size: f64,
+}
+
+impl MapText {
+    fn new(job: &Job, cert: &Certificate, opts: &crate::model::ModelOptions) -> MapText {
+        MapText {
+            value: cert.value,
+            bound: cert.bound,
+            gap: cert.gap,
+            enumeration_size: crate::optimum::enumeration_size(&job.space),
+            found: Found {
+                title: job.title.clone(),
+                opts: opts.clone(),
+                mapping: cert.mapping.clone(),
+                arch: job.arch.clone(),
+                problem: job.problem.clone(),
+            },
+        }
+    }
+}
+
+impl MapReport {
+    /// False when the layer is infeasible or nothing is known (exit code 1).
+    pub fn pass(&self) -> bool {
+        !matches!(self.status, Status::Infeasible | Status::Unknown)
+    }
+}
+
+/// Maps the layer and proves the answer optimal (or bounds it at the time limit).
+pub fn run(req: &MapRequest) -> Result<MapReport, Error> {
+    let job = load_job(
+        req.instance,
+        &req.layer,
+        req.timeloop,
+        req.constraints,
+        req.objective,
+    )?;
+    let size = job
+        .space
+        .size_until(count_deadline(req.start, req.time_limit));
+    let (cert, chosen, proof) = solve(req, &job)?;
+    let opts = &job.choices[chosen].1;
+    cross_check(&job, &cert, opts)?;
+    (req.outputs).write(cert.mapping.as_ref(), &job, opts)?;
+    let text = MapText::new(&job, &cert, opts);
+    Ok(MapReport {
+        answer: Answer::new(
+            &job,
+            chosen,
+            cert.mapping.as_ref(),
+            cert.evaluation.clone(),
+            size,
+        ),
+        bit_choices: job.choices.len(),
+        bound: cert.bound.is_finite().then_some(cert.bound),
+        cycles: cert.evaluation.as_ref().map(|e| e.cycles),
+        energy_pj: cert.evaluation.as_ref().map(|e| e.energy_pj),
+        gap: cert.gap.is_finite().then_some(cert.gap),
+        halvings: cert.splits,
+        milp_solves: cert.milp_solves,
+        proof,
+        reason: cert.reason,
+        rounds: cert.rounds,
+        self_check: cert.check,
+        solve_seconds: cert.seconds,
+        status: cert.status,
+        value: cert.value.is_finite().then_some(cert.value),
+        text,
+    })
+}
+
+/// The proof over every bit-width choice, with the progress shown while it runs: the
+/// certificate, the chosen choice and how it was proved.
+fn solve(req: &MapRequest, job: &Job) -> Result<(Certificate, usize, ProofKind), Error> {
+    let so = crate::milp::SolveOptions {
+        time_limit: (req.time_limit).map(|t| (t - req.start.elapsed().as_secs_f64()).max(0.0)),
+        gap: req.gap,
+        ..Default::default()
+    };
+    let opts: Vec<_> = job.choices.iter().map(|c| c.1.clone()).collect();
+    let unit = crate::report::map::value_unit(job.objective);
+    let display = crate::progress::Display::start(req.progress, unit);
+    let solved = crate::optimum::prove_best(
+        &job.space,
+        &opts,
+        job.objective,
+        req.engine,
+        req.enumerate_limit,
+        &so,
+    );
+    drop(display);
+    solved.map_err(|e| Error::solver(&job.file, e))
+}
+
+/// The cross-check: the returned mapping, evaluated again, must give the certified value.
+fn cross_check(
+    job: &Job,
+    cert: &Certificate,
+    opts: &crate::model::ModelOptions,
+) -> Result<(), InputError> {
+    let Some(m) = &cert.mapping else {
+        return Ok(());
+    };
+    let ev = evaluate(&job.problem, &job.arch, m, opts);
+    let v = crate::search::objective_value(&ev, job.objective);
+    if !ev.valid || (v - cert.value).abs() > 1e-9 * v.abs().max(1.0) {
+        return Err(InputError::new(
+            &job.file,
+            "(solver)",
+            format!(
+                "internal error: the solver reports {} for its mapping, the evaluator {v}",
+                cert.value
+            ),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,410 @@
+//! The command line's arguments: one clap struct per command, and the argument groups they
+//! share (how optima are proved, the table's options, progress).
+
+use crate::spec::Objective;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "qmap",
+    version,
+    about = "Provably optimal mappings and bit-widths for DNN accelerators"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Evaluate a mapping with Timeloop's cost model (plus mixed-precision packing).
+    Eval(EvalArgs),
+    /// Find the optimal mapping of the instance's layer and prove it (enumeration or MILP).
+    Map(MapArgs),
+    /// Baseline mappers on the same mapspace: exhaustive enumeration or random-pruned search.
+    Search(SearchArgs),
+    /// Write a mapping (any format qmap reads) as a Timeloop mapping + problem file.
+    Export(ExportArgs),
+    /// Proven-optimal mappings of every layer (and bit choice): qmap and Timeloop formats,
+    /// certificates and a summary.csv.
+    Baseline(BaselineArgs),
+    /// Gap of a heuristic mapper's mappings to the proven optimum, layer by layer (for CI).
+    Gap(GapArgs),
+    /// Network co-design: the exact Pareto front of energy × accuracy × memory over per-layer
+    /// bit-widths, each layer mapped optimally.
+    Front(FrontArgs),
+    /// The per-layer optimum tables of an instance as jobs for many machines: list them, or
+    /// solve one shard of them into the cache (which is the merge).
+    Table(super::table::TableArgs),
+    /// Cache maintenance: merge caches.
+    Cache(super::table::CacheArgs),
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrontKindArg {
+    /// Energy × accuracy.
+    Accuracy,
+    /// Energy × weight memory.
+    Memory,
+    /// Energy × accuracy × weight memory.
+    Both,
+    /// Energy × cycles (network latency), with the minimum-EDP point.
+    Cycles,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrontMethod {
+    /// The exact front (epsilon-constraint over the selection problem: label search, MILP fallback).
+    Exact,
+    /// The seed's NSGA-II over the same table, compared with the exact front (hypervolume).
+    Nsga2,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct FrontArgs {
+    /// Instance with a network workload, bit-width lists and a `front:` section.
+    pub instance: PathBuf,
+    #[arg(long, value_enum, default_value_t = FrontKindArg::Accuracy)]
+    pub front: FrontKindArg,
+    #[arg(long, value_enum, default_value_t = FrontMethod::Exact)]
+    pub method: FrontMethod,
+    /// Stop after this many front points (lowest energy first).
+    #[arg(long, default_value_t = 50)]
+    pub points: usize,
+    /// Only points with at least this accuracy (the accuracy model's unit, % top-1). Default:
+    /// uniform 8-bit's accuracy minus 2 points (the front below is long and rarely wanted);
+    /// `--min-accuracy 0` traces all of it.
+    #[arg(long)]
+    pub min_accuracy: Option<f64>,
+    /// Accuracies closer than this count as equal (percentage points).
+    #[arg(long, default_value_t = 1e-6)]
+    pub accuracy_resolution: f64,
+    /// Only points with at most this weight memory (bytes).
+    #[arg(long)]
+    pub max_memory: Option<f64>,
+    /// NSGA-II seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[arg(long)]
+    pub json: bool,
+    /// Write the points as CSV.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Write an SVG plot of the front (uniform 8- and 16-bit designs marked).
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
+    #[command(flatten)]
+    pub optimum: OptimumArgs,
+}
+
+/// How per-layer optima are proved.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineArg {
+    /// Enumerate spaces up to --enumerate-limit factorisations × keep patterns, MILP above
+    /// (first letting the enumeration try for 2 s per packing class).
+    Auto,
+    Milp,
+    Enumerate,
+}
+
+/// How an optimum is proved: the engine flags of `map` and of the commands that need
+/// per-layer optima.
+#[derive(clap::Args, Debug, Clone)]
+pub struct EngineArgs {
+    /// How the optimum is proved: `auto` enumerates mapspaces up to --enumerate-limit
+    /// factorisations × keep patterns (every mapping evaluated or bounded: bound = value);
+    /// above, it lets the enumeration try for 2 s per packing class of the bit choices and
+    /// runs the MILP if it has not finished; latency and EDP are proved by enumeration only.
+    #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
+    pub engine: EngineArg,
+    /// Largest mapspace the auto engine enumerates, in factorisations × keep patterns (each is
+    /// bounded over its loop orders, which are evaluated only when the bound does not rule
+    /// them out).
+    #[arg(long, default_value_t = crate::optimum::ENUMERATE_LIMIT)]
+    pub enumerate_limit: u128,
+}
+
+/// Options shared by the commands that need per-layer optima.
+#[derive(clap::Args, Debug, Clone)]
+pub struct OptimumArgs {
+    #[command(flatten)]
+    pub prover: EngineArgs,
+    /// Wall-clock limit per layer shape (seconds): its enumeration and MILPs together, at
+    /// every bit choice; on expiry the incumbent and its bound are kept (`time_limit`).
+    #[arg(long, default_value_t = 120.0)]
+    pub time_limit: f64,
+    /// Cache of per-layer optima (content-hashed; `none` disables it).
+    #[arg(long, default_value = ".qmap-cache")]
+    pub cache: PathBuf,
+}
+
+impl From<EngineArg> for crate::optimum::Engine {
+    fn from(e: EngineArg) -> crate::optimum::Engine {
+        match e {
+            EngineArg::Auto => crate::optimum::Engine::Auto,
+            EngineArg::Milp => crate::optimum::Engine::Milp,
+            EngineArg::Enumerate => crate::optimum::Engine::Enumerate,
+        }
+    }
+}
+
+impl OptimumArgs {
+    pub fn settings(&self, progress: bool) -> crate::optimum::TableSettings {
+        crate::optimum::TableSettings {
+            engine: self.prover.engine.into(),
+            enumerate_limit: self.prover.enumerate_limit,
+            time_limit: Some(self.time_limit),
+            cache_dir: (self.cache != std::path::Path::new("none")).then(|| self.cache.clone()),
+            progress,
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExportArgs {
+    /// Instance file (architecture, workload, bits).
+    pub instance: PathBuf,
+    #[arg(long)]
+    pub layer: Option<String>,
+    /// The mapping: qmap YAML, Timeloop map.yaml / map.txt / stats.txt, or a mapper output dir
+    /// (default: the instance's own mapping).
+    #[arg(long)]
+    pub mapping: Option<PathBuf>,
+    /// Output file (Timeloop v0.4 `problem:` + `mapping:`).
+    #[arg(long, required_unless_present = "timeloop_dir")]
+    pub out: Option<PathBuf>,
+    /// Also write the architecture, its energies, the problem and the mapping as the four
+    /// files `timeloop-model` takes (`arch.yaml`, `ERT.yaml`, `problem.yaml`, `map.yaml`) in
+    /// this directory: `timeloop-model arch.yaml problem.yaml map.yaml ERT.yaml` reruns the
+    /// evaluation in Timeloop v3.0.3.
+    #[arg(long)]
+    pub timeloop_dir: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BaselineArgs {
+    /// Instance file (a network or a layer).
+    pub instance: PathBuf,
+    /// Output directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Only these layers (names or 1-based indices, comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub layers: Vec<String>,
+    #[command(flatten)]
+    pub optimum: OptimumArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct GapArgs {
+    /// Instance file (a network or a layer).
+    #[arg(required_unless_present = "timeloop")]
+    pub instance: Option<PathBuf>,
+    /// Timeloop-format design instead of an instance: ARCH PROBLEM ERT.
+    #[arg(long, num_args = 3, value_names = ["ARCH", "PROBLEM", "ERT"], conflicts_with_all = ["instance", "layer"])]
+    pub timeloop: Option<Vec<PathBuf>>,
+    /// With a single mapping file and a network workload: its layer (name or 1-based index).
+    #[arg(long)]
+    pub layer: Option<String>,
+    /// Timeloop-format mapspace constraints (added to the instance's own).
+    #[arg(long)]
+    pub constraints: Option<PathBuf>,
+    /// The heuristic's mappings: one file (single layer), or a directory holding per layer
+    /// `LAYER.yaml` (qmap), `LAYER.map.yaml` / `LAYER.map.txt` (Timeloop) or `LAYER/` (a
+    /// timeloop-mapper output directory). With a directory every layer of the network needs
+    /// its file: missing ones fail (see --layers, --allow-missing).
+    #[arg(long)]
+    pub mappings: PathBuf,
+    /// Only these layers need mappings (names or 1-based indices, comma-separated).
+    #[arg(long, value_delimiter = ',', conflicts_with = "layer")]
+    pub layers: Vec<String>,
+    /// Layers without a mapping file are listed but do not fail the check.
+    #[arg(long)]
+    pub allow_missing: bool,
+    /// Largest acceptable gap: a percentage (5%) or a fraction at most 1 (0.05); a bare number
+    /// above 1 is an error.
+    #[arg(long, default_value = "5%")]
+    pub max_gap: String,
+    #[arg(long)]
+    pub json: bool,
+    /// Write a JUnit XML report (one test case per layer, with its numbers as properties), also
+    /// when the check fails or cannot run.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    #[command(flatten)]
+    pub optimum: OptimumArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct MapArgs {
+    /// Instance file.
+    #[arg(required_unless_present = "timeloop")]
+    pub instance: Option<PathBuf>,
+    /// With a network workload: the layer (name or 1-based index).
+    #[arg(long)]
+    pub layer: Option<String>,
+    /// Timeloop-format design instead of an instance: ARCH PROBLEM ERT (bit-widths from the
+    /// problem's `instance.bitwidths`).
+    #[arg(long, num_args = 3, value_names = ["ARCH", "PROBLEM", "ERT"], conflicts_with_all = ["instance", "layer"])]
+    pub timeloop: Option<Vec<PathBuf>>,
+    /// Timeloop-format mapspace constraints (added to the instance's own).
+    #[arg(long)]
+    pub constraints: Option<PathBuf>,
+    /// Objective (default: the instance's, else energy).
+    #[arg(long, value_enum)]
+    pub objective: Option<ObjectiveArg>,
+    /// Wall-clock limit in seconds (MILP or enumeration); on expiry the incumbent, the bound and
+    /// the gap are printed.
+    #[arg(long)]
+    pub time_limit: Option<f64>,
+    /// Relative gap at which the answer counts as optimal.
+    #[arg(long, default_value_t = 1e-6)]
+    pub gap: f64,
+    #[command(flatten)]
+    pub prover: EngineArgs,
+    /// Write the mapping (qmap format) to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Write the mapping and problem in Timeloop's v0.4 format to this file.
+    #[arg(long)]
+    pub timeloop_out: Option<PathBuf>,
+    /// Print the certificate as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub progress: ProgressArgs,
+}
+
+/// How a long solve shows its progress on stderr.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct ProgressArgs {
+    /// Show progress (engine, incumbent, bound, gap, elapsed) on stderr even when it is not a
+    /// terminal: a line every 5 s (on a terminal it is shown anyway, redrawn every second).
+    #[arg(long, conflicts_with = "quiet")]
+    pub progress: bool,
+    /// Show no progress.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl ProgressArgs {
+    pub fn mode(self) -> crate::progress::Mode {
+        match (self.progress, self.quiet) {
+            (_, true) => crate::progress::Mode::Quiet,
+            (true, _) => crate::progress::Mode::Always,
+            _ => crate::progress::Mode::Auto,
+        }
+    }
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectiveArg {
+    Energy,
+    Latency,
+    Edp,
+}
+
+impl From<ObjectiveArg> for Objective {
+    fn from(o: ObjectiveArg) -> Objective {
+        match o {
+            ObjectiveArg::Energy => Objective::Energy,
+            ObjectiveArg::Latency => Objective::Latency,
+            ObjectiveArg::Edp => Objective::Edp,
+        }
+    }
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchMethod {
+    Exhaustive,
+    Random,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SearchArgs {
+    /// Instance file.
+    pub instance: PathBuf,
+    #[arg(long, value_enum, default_value_t = SearchMethod::Random)]
+    pub method: SearchMethod,
+    #[arg(long)]
+    pub layer: Option<String>,
+    /// Random search: valid samples to draw.
+    #[arg(long, default_value_t = 10_000)]
+    pub samples: u64,
+    /// Random search: stop after this many valid samples without improvement.
+    #[arg(long)]
+    pub victory: Option<u64>,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Exhaustive: refuse spaces larger than this unless --force.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub limit: u128,
+    /// Wall-clock limit in seconds: the search stops there with the best mapping so far.
+    #[arg(long)]
+    pub time_limit: Option<f64>,
+    #[arg(long)]
+    pub force: bool,
+    /// Objective (default: the instance's, else energy).
+    #[arg(long, value_enum)]
+    pub objective: Option<ObjectiveArg>,
+    /// Write the best mapping (qmap format) to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Write the best mapping and problem in Timeloop's v0.4 format to this file.
+    #[arg(long)]
+    pub timeloop_out: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub progress: ProgressArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct EvalArgs {
+    /// Instance file (qmap YAML).
+    #[arg(required_unless_present = "timeloop")]
+    pub instance: Option<PathBuf>,
+    /// Mapping file (qmap format) instead of the instance's own `mapping`.
+    #[arg(long)]
+    pub mapping: Option<PathBuf>,
+    /// With a network workload: the layer to evaluate (name or 1-based index).
+    #[arg(long)]
+    pub layer: Option<String>,
+    /// Timeloop-format design instead of an instance: ARCH PROBLEM MAP ERT.
+    #[arg(long, num_args = 4, value_names = ["ARCH", "PROBLEM", "MAP", "ERT"], conflicts_with_all = ["instance", "mapping", "layer"])]
+    pub timeloop: Option<Vec<PathBuf>>,
+    /// Print the evaluation as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl From<SearchMethod> for crate::app::search::Method {
+    fn from(m: SearchMethod) -> crate::app::search::Method {
+        match m {
+            SearchMethod::Exhaustive => crate::app::search::Method::Exhaustive,
+            SearchMethod::Random => crate::app::search::Method::Random,
+        }
+    }
+}
+
+impl From<FrontKindArg> for crate::front::FrontKind {
+    fn from(k: FrontKindArg) -> crate::front::FrontKind {
+        use crate::front::FrontKind;
+        match k {
+            FrontKindArg::Accuracy => FrontKind::EnergyAccuracy,
+            FrontKindArg::Memory => FrontKind::EnergyMemory,
+            FrontKindArg::Both => FrontKind::EnergyAccuracyMemory,
+            FrontKindArg::Cycles => FrontKind::EnergyCycles,
+        }
+    }
+}
+
+impl From<FrontMethod> for crate::app::codesign::Method {
+    fn from(m: FrontMethod) -> crate::app::codesign::Method {
+        match m {
+            FrontMethod::Exact => crate::app::codesign::Method::Exact,
+            FrontMethod::Nsga2 => crate::app::codesign::Method::Nsga2,
+        }
+    }
+}

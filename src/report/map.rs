@@ -1,0 +1,201 @@
+//! The terminal text of the commands about one layer's mapping: `map` (the certificate),
+//! `search`, `eval` and `export`.
+
+use super::text::{evaluation_table, loop_nest, mapspace_size, settings_line, status_name};
+use crate::app::eval::EvalReport;
+use crate::app::export::TimeloopDir;
+use crate::app::job::Found;
+use crate::app::map::MapReport;
+use crate::app::search::{NotFound, Searched};
+use crate::eval::Evaluation;
+use crate::milp::Status;
+use crate::optimum::ProofKind;
+use crate::spec::Objective;
+use std::fmt::Write;
+
+/// How values of an objective are printed.
+pub fn value_unit(objective: Objective) -> fn(f64) -> String {
+    match objective {
+        Objective::Energy => super::energy,
+        Objective::Latency => |v: f64| format!("{v:.0} cycles"),
+        Objective::Edp => |v: f64| format!("{v:.4e} pJ*cycles"),
+    }
+}
+
+fn objective_name(o: Objective) -> &'static str {
+    match o {
+        Objective::Energy => "energy",
+        Objective::Latency => "latency",
+        Objective::Edp => "EDP",
+    }
+}
+
+/// The mapping as a loop nest and its evaluation, each after a blank line (nothing without
+/// a mapping).
+fn mapping_and_evaluation(out: &mut String, found: &Found, ev: Option<&Evaluation>) {
+    if let (Some(m), Some(ev)) = (&found.mapping, ev) {
+        out.push('\n');
+        out.push_str(&loop_nest(m, &found.arch, &found.problem));
+        out.push('\n');
+        out.push_str(&evaluation_table(ev));
+    }
+}
+
+/// `qmap map`'s text: the design, the mapping and its evaluation, the status and the proof.
+pub fn map_text(r: &MapReport) -> String {
+    let found = &r.text.found;
+    let mut out = String::new();
+    writeln!(out, "qmap map: {}", found.title).unwrap();
+    writeln!(out, "{}", settings_line(&found.problem, &found.opts)).unwrap();
+    if r.bit_choices > 1 {
+        writeln!(out, "bit-width choices: {} (best shown)", r.bit_choices).unwrap();
+    }
+    writeln!(out, "mapspace: {}", mapspace_size(r.answer.mapspace_size)).unwrap();
+    mapping_and_evaluation(&mut out, found, r.answer.evaluation.as_ref());
+    out.push('\n');
+    let unit = value_unit(r.answer.objective);
+    let value = |v: f64| {
+        if v.is_finite() {
+            unit(v)
+        } else {
+            "-".to_string()
+        }
+    };
+    let found_value = if found.mapping.is_none() && r.status == Status::TimeLimit {
+        "no mapping found yet".to_string()
+    } else {
+        format!(
+            "{} {}",
+            objective_name(r.answer.objective),
+            value(r.text.value)
+        )
+    };
+    writeln!(
+        out,
+        "status: {}   {found_value}   bound {}   gap {:.3e}   {}   {:.2} s",
+        status_name(r.status),
+        value(r.text.bound),
+        r.text.gap,
+        proof_text(r),
+        r.solve_seconds
+    )
+    .unwrap();
+    if let Some(reason) = &r.reason {
+        writeln!(out, "reason: {reason}").unwrap();
+    }
+    if let Some(c) = r.self_check.filter(|c| c.samples > 0) {
+        writeln!(
+            out,
+            "self-check: {} random valid mappings of {} drawn, none below the bound ({:.2} s)",
+            c.valid, c.samples, c.seconds
+        )
+        .unwrap();
+    }
+    out
+}
+
+/// How the answer was proved, as the status line says it.
+fn proof_text(r: &MapReport) -> String {
+    match r.proof {
+        ProofKind::Enumerated if r.status == Status::TimeLimit => format!(
+            "proof: enumeration stopped at the time limit (bound: the least bound of the \
+             parts left; {:.3e} factorisations × keep patterns)",
+            r.text.enumeration_size
+        ),
+        ProofKind::Enumerated => format!(
+            "proof: enumerated ({}, {:.3e} factorisations × keep patterns)",
+            mapspace_size(r.answer.mapspace_size),
+            r.text.enumeration_size
+        ),
+        ProofKind::Milp if r.halvings > 0 => format!(
+            "proof: MILP, rounds {}   MILP solves {}   halvings {}",
+            r.rounds, r.milp_solves, r.halvings
+        ),
+        ProofKind::Milp => format!(
+            "proof: MILP, rounds {}   MILP solves {}",
+            r.rounds, r.milp_solves
+        ),
+    }
+}
+
+/// `qmap search`'s text: the design, how much was searched, the best mapping.
+pub fn search_text(r: &Searched) -> String {
+    let mut out = String::new();
+    writeln!(
+        out,
+        "qmap search ({:?}): {}",
+        r.text.method, r.text.found.title
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "{}",
+        settings_line(&r.text.found.problem, &r.text.found.opts)
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "mapspace: {}; evaluated {}, valid {}{}",
+        mapspace_size(r.answer.mapspace_size),
+        r.evaluated,
+        r.valid,
+        if r.stopped_at_time_limit {
+            " (stopped at the time limit)"
+        } else {
+            ""
+        }
+    )
+    .unwrap();
+    mapping_and_evaluation(&mut out, &r.text.found, r.answer.evaluation.as_ref());
+    out
+}
+
+/// `qmap search`'s text when no valid mapping was found.
+pub fn search_not_found_text(r: &NotFound) -> String {
+    format!(
+        "qmap search ({:?}): {}\nno valid mapping found\n",
+        r.text_method, r.title
+    )
+}
+
+/// `qmap eval`'s text: the design, the problem, the loop nest and the evaluation.
+pub fn eval_text(r: &EvalReport) -> String {
+    let (found, ev) = (&r.found, &r.evaluation);
+    let mut out = String::new();
+    writeln!(out, "qmap eval: {}", found.title).unwrap();
+    writeln!(out, "{}", settings_line(&found.problem, &found.opts)).unwrap();
+    let dims: Vec<String> = (found.problem.dims.iter())
+        .zip(&found.problem.bounds)
+        .map(|(d, b)| format!("{d}={b}"))
+        .collect();
+    writeln!(
+        out,
+        "problem: {} ({} MACs)",
+        dims.join(" "),
+        super::thousands(found.problem.macs())
+    )
+    .unwrap();
+    mapping_and_evaluation(&mut out, found, Some(ev));
+    out
+}
+
+/// What `qmap export --timeloop-dir` wrote, the notes about it and how to rerun it.
+pub fn timeloop_dir_text(d: &TimeloopDir, title: &str) -> String {
+    let dir = d.dir.display();
+    let mut out = format!("wrote {dir}/{{arch,ERT,problem,map}}.yaml ({title})\n");
+    for issue in &d.arch_issues {
+        writeln!(out, "note: {issue}").unwrap();
+    }
+    if d.bitwidths {
+        out.push_str(
+            "note: the problem carries `instance.bitwidths` (the seed fork's packing); \
+             Timeloop v3.0.3 itself has no packing\n",
+        );
+    }
+    writeln!(
+        out,
+        "rerun: cd {dir} && timeloop-model arch.yaml problem.yaml map.yaml ERT.yaml"
+    )
+    .unwrap();
+    out
+}
