@@ -28,6 +28,9 @@ pub struct TableArgs {
     pub shard: Option<String>,
     #[arg(long)]
     pub json: bool,
+    /// No per-job progress lines on stderr (shown by default: a shard's log is a file).
+    #[arg(long)]
+    pub quiet: bool,
     #[command(flatten)]
     pub optimum: OptimumArgs,
 }
@@ -69,8 +72,7 @@ fn table_failure(a: &TableArgs, e: TableError) -> Error {
 
 /// `qmap table`.
 pub fn table_cmd(a: TableArgs) -> Result<Outcome, Error> {
-    let mut settings = a.optimum.settings(false);
-    settings.progress = !a.json;
+    let settings = a.optimum.settings(!a.quiet);
     if a.list_jobs {
         let r = app::list_jobs(&a.instance, &settings, a.shards.max(1))
             .map_err(|e| table_failure(&a, e))?;
