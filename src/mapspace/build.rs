@@ -9,6 +9,7 @@ use super::{
 };
 use crate::model::{Arch, KeepRule, Problem};
 use itertools::Itertools;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 impl Mapspace {
@@ -20,17 +21,8 @@ impl Mapspace {
     /// Builds the mapspace; errors when a constraint names an unknown dim or tensor, when
     /// constraints contradict the architecture, or when no mapping is left.
     pub fn new(problem: &Problem, arch: &Arch, cons: &Constraints) -> Result<Mapspace, String> {
-        let nd = problem.dims.len();
-        let nl = arch.levels.len();
-        if nd == 0 || nl == 0 {
-            return Err("the problem needs a dimension and the architecture a level".into());
-        }
-        if cons.levels.len() != nl {
-            return Err(format!(
-                "constraints are for {} levels, the architecture has {nl}",
-                cons.levels.len()
-            ));
-        }
+        check_sizes(problem, arch, cons)?;
+        let (nd, nl) = (problem.dims.len(), arch.levels.len());
         let mut notes = cons.notes.clone();
         let (slots, level_slots) = build_slots(arch);
         let spatial_slots: Vec<usize> = (0..slots.len())
@@ -39,28 +31,9 @@ impl Mapspace {
         let rules = resolve_factor_rules(problem, cons, &mut notes)?;
         let (spatial_rules, coupled) =
             resolve_spatial_rules(problem, cons, &level_slots, &mut notes)?;
-        let prefix = cons
-            .levels
-            .iter()
-            .map(|lc| {
-                let lp = &lc.temporal;
-                resolve_dims(problem, &lp.permutation, &lp.permutation_origin, &mut notes)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let prefix = resolve_prefixes(problem, cons, &mut notes)?;
         let keep = resolve_keeps(problem, arch, cons)?;
-        let free_keeps: Vec<(usize, usize)> = (0..nl)
-            .flat_map(|l| (0..problem.tensors.len()).map(move |t| (l, t)))
-            .filter(|&(l, t)| keep[l][t] == KeepChoice::Free)
-            .collect();
-        if free_keeps.len() > MAX_FREE_KEEPS {
-            return Err(format!(
-                "{} keep/bypass choices are free (2^{} bypass patterns), more than qmap \
-                 enumerates (2^{MAX_FREE_KEEPS}): fix keep or bypass per level in the \
-                 architecture or the constraints",
-                free_keeps.len(),
-                free_keeps.len()
-            ));
-        }
+        let free_keeps = free_keeps(problem, &keep)?;
         let bypass_patterns = count_bypass_patterns(problem, &keep)?;
         let choices = (0..nd)
             .map(|d| dim_factor_choices(problem, d, &slots, &level_slots, &rules, &spatial_rules))
@@ -70,38 +43,12 @@ impl Mapspace {
         let empty_reason = (0..nd)
             .find(|&d| choices[d].is_empty())
             .map(|d| no_factorisation(problem, d, cons));
-        let allowed = choices
-            .iter()
-            .map(|cs| {
-                (0..slots.len())
-                    .map(|s| cs.iter().map(|c| c[s]).sorted().dedup().collect())
-                    .collect()
-            })
-            .collect();
-        let choice_index = choices
-            .iter()
-            .map(|cs| {
-                cs.iter()
-                    .enumerate()
-                    .map(|(i, c)| (c.clone(), i as u32))
-                    .collect()
-            })
-            .collect();
-        // Dims with one choice go first (they do not branch, and bounds on partial mappings
-        // are tighter with them chosen), then the dim with the most choices: its choices are
-        // the parallel parts.
-        let first = (0..nd)
-            .max_by_key(|&d| (choices[d].len(), std::cmp::Reverse(d)))
-            .unwrap();
-        let single = |d: &usize| choices[*d].len() == 1;
-        let dim_order: Vec<usize> = (0..nd)
-            .filter(single)
-            .chain(std::iter::once(first).filter(|d| !single(d)))
-            .chain((0..nd).filter(|d| *d != first && !single(d)))
-            .collect();
         let mut space = Mapspace {
             problem: problem.clone(),
             arch: arch.clone(),
+            allowed: allowed_factors(&choices, slots.len()),
+            choice_index: choice_indices(&choices),
+            dim_order: dim_order(&choices),
             slots,
             level_slots,
             spatial_slots,
@@ -115,10 +62,7 @@ impl Mapspace {
             free_keeps,
             empty_reason,
             choices,
-            choice_index,
             sigs: Vec::new(),
-            allowed,
-            dim_order,
             steps: Vec::new(),
             factorisations: 0.0,
             parts: Vec::new(),
@@ -126,24 +70,120 @@ impl Mapspace {
             bypass_patterns,
             notes,
         };
-        space.sigs = (0..nd)
+        space.build_joint();
+        Ok(space)
+    }
+
+    /// The joint part of the space over its dims' choices: their signatures, the DAG and its
+    /// parts (an empty DAG empties the space).
+    fn build_joint(&mut self) {
+        self.sigs = (0..self.problem.dims.len())
             .map(|d| {
-                space.choices[d]
+                self.choices[d]
                     .iter()
-                    .map(|c| space.signature(d, c))
+                    .map(|c| self.signature(d, c))
                     .collect()
             })
             .collect();
-        space.build_dag();
-        if space.factorisations == 0.0 && space.empty_reason.is_none() {
-            space.empty_reason = Some(format!(
+        self.build_dag();
+        if self.factorisations == 0.0 && self.empty_reason.is_none() {
+            self.empty_reason = Some(format!(
                 "no factorisation of {}'s dims fits the spatial fanouts under the constraints",
-                problem.name
+                self.problem.name
             ));
         }
-        space.parts = space.split_parts();
-        Ok(space)
+        self.parts = self.split_parts();
     }
+}
+
+/// Errors unless the problem has a dim, the architecture a level and the constraints as many
+/// levels as it.
+fn check_sizes(problem: &Problem, arch: &Arch, cons: &Constraints) -> Result<(), String> {
+    let nl = arch.levels.len();
+    if problem.dims.is_empty() || nl == 0 {
+        return Err("the problem needs a dimension and the architecture a level".into());
+    }
+    if cons.levels.len() != nl {
+        return Err(format!(
+            "constraints are for {} levels, the architecture has {nl}",
+            cons.levels.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Per level, the dims of its temporal permutation constraint (innermost first).
+fn resolve_prefixes(
+    problem: &Problem,
+    cons: &Constraints,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Vec<usize>>, String> {
+    cons.levels
+        .iter()
+        .map(|lc| {
+            let lp = &lc.temporal;
+            resolve_dims(problem, &lp.permutation, &lp.permutation_origin, notes)
+        })
+        .collect()
+}
+
+/// The free (level, tensor) keep choices; errors past [`MAX_FREE_KEEPS`].
+fn free_keeps(problem: &Problem, keep: &[Vec<KeepChoice>]) -> Result<Vec<(usize, usize)>, String> {
+    let free_keeps: Vec<(usize, usize)> = (0..keep.len())
+        .flat_map(|l| (0..problem.tensors.len()).map(move |t| (l, t)))
+        .filter(|&(l, t)| keep[l][t] == KeepChoice::Free)
+        .collect();
+    if free_keeps.len() > MAX_FREE_KEEPS {
+        return Err(format!(
+            "{} keep/bypass choices are free (2^{} bypass patterns), more than qmap enumerates \
+             (2^{MAX_FREE_KEEPS}): fix keep or bypass per level in the architecture or the \
+             constraints",
+            free_keeps.len(),
+            free_keeps.len()
+        ));
+    }
+    Ok(free_keeps)
+}
+
+/// Per dim and slot, the factors its choices use there (sorted, distinct).
+fn allowed_factors(choices: &[Vec<Vec<u64>>], slots: usize) -> Vec<Vec<Vec<u64>>> {
+    choices
+        .iter()
+        .map(|cs| {
+            (0..slots)
+                .map(|s| cs.iter().map(|c| c[s]).sorted().dedup().collect())
+                .collect()
+        })
+        .collect()
+}
+
+/// Per dim, the index of each of its choices.
+fn choice_indices(choices: &[Vec<Vec<u64>>]) -> Vec<HashMap<Vec<u64>, u32>> {
+    choices
+        .iter()
+        .map(|cs| {
+            cs.iter()
+                .enumerate()
+                .map(|(i, c)| (c.clone(), i as u32))
+                .collect()
+        })
+        .collect()
+}
+
+/// The order the DAG takes the dims in: dims with one choice go first (they do not branch,
+/// and bounds on partial mappings are tighter with them chosen), then the dim with the most
+/// choices (its choices are the parallel parts), then the others.
+fn dim_order(choices: &[Vec<Vec<u64>>]) -> Vec<usize> {
+    let nd = choices.len();
+    let first = (0..nd)
+        .max_by_key(|&d| (choices[d].len(), std::cmp::Reverse(d)))
+        .unwrap();
+    let single = |d: &usize| choices[*d].len() == 1;
+    (0..nd)
+        .filter(single)
+        .chain(std::iter::once(first).filter(|d| !single(d)))
+        .chain((0..nd).filter(|d| *d != first && !single(d)))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------

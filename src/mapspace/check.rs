@@ -1,7 +1,7 @@
 //! Membership: whether a mapping belongs to a space, and why not.
 
 use super::{KeepChoice, Mapspace, SlotKind};
-use crate::model::Mapping;
+use crate::model::{LevelMapping, Mapping};
 use itertools::Itertools;
 
 impl Mapspace {
@@ -16,8 +16,6 @@ impl Mapspace {
 
     /// Why `m` is not a mapping of this space, if it is not.
     pub fn check(&self, m: &Mapping) -> Result<(), String> {
-        let nd = self.problem.dims.len();
-        let nt = self.problem.tensors.len();
         let nl = self.arch.levels.len();
         if m.levels.len() != nl {
             return Err(format!(
@@ -25,6 +23,25 @@ impl Mapspace {
                 m.levels.len()
             ));
         }
+        let fac = self.slot_factors(m)?;
+        let chosen = self.choice_of_dims(&fac)?;
+        self.check_joint(&chosen)?;
+        for (l, lm) in m.levels.iter().enumerate() {
+            self.check_order(l, lm)?;
+            self.check_keeps(l, lm)?;
+        }
+        for (t, tensor) in self.problem.tensors.iter().enumerate() {
+            if !m.levels.iter().any(|lm| lm.keep[t]) {
+                return Err(format!("{} is kept at no level", tensor.name));
+            }
+        }
+        Ok(())
+    }
+
+    /// Per dim, `m`'s factor in each slot; errors on malformed loops, loops without a slot,
+    /// two loops of one dim in one slot and keep lists of the wrong length.
+    fn slot_factors(&self, m: &Mapping) -> Result<Vec<Vec<u64>>, String> {
+        let nd = self.problem.dims.len();
         let mut fac = vec![vec![1u64; self.slots.len()]; nd];
         for (l, lm) in m.levels.iter().enumerate() {
             let name = &self.arch.levels[l].name;
@@ -53,12 +70,18 @@ impl Mapspace {
                     fac[lp.dim][s] = lp.factor;
                 }
             }
-            if lm.keep.len() != nt {
+            if lm.keep.len() != self.problem.tensors.len() {
                 return Err(format!("{name}: keep list does not match the tensors"));
             }
         }
-        let mut chosen = vec![0u32; nd];
-        for d in 0..nd {
+        Ok(fac)
+    }
+
+    /// Per dim, the index of its factors `fac[d]` among its choices; errors when they do not
+    /// multiply to its bound or break a per-dim constraint.
+    fn choice_of_dims(&self, fac: &[Vec<u64>]) -> Result<Vec<u32>, String> {
+        let mut chosen = vec![0u32; fac.len()];
+        for d in 0..fac.len() {
             let prod: u64 = fac[d].iter().product();
             if prod != self.problem.bounds[d] {
                 return Err(format!(
@@ -74,6 +97,11 @@ impl Mapspace {
                 )
             })?;
         }
+        Ok(chosen)
+    }
+
+    /// Whether the dims' choices `chosen` meet the joint constraints (a path through the DAG).
+    fn check_joint(&self, chosen: &[u32]) -> Result<(), String> {
         let mut state = 0u32;
         for (i, &d) in self.dim_order.iter().enumerate() {
             let cur = &self.steps[i].states[state as usize];
@@ -87,53 +115,54 @@ impl Mapspace {
                 .get(&next)
                 .ok_or("spatial factors exceed a fanout")?;
         }
-        for (l, lm) in m.levels.iter().enumerate() {
-            let order: Vec<usize> = lm
-                .temporal
-                .iter()
-                .filter(|lp| lp.factor > 1)
-                .map(|lp| lp.dim)
-                .collect();
-            let listed: Vec<usize> = self.prefix[l]
-                .iter()
-                .copied()
-                .filter(|d| order.contains(d))
-                .collect();
-            if order[..listed.len()] != listed[..] {
-                return Err(format!(
-                    "{}: loop order violates the permutation constraint {}",
-                    self.arch.levels[l].name,
-                    self.prefix[l]
-                        .iter()
-                        .map(|&d| &self.problem.dims[d])
-                        .join("")
-                ));
-            }
-            for t in 0..nt {
-                if let KeepChoice::Fixed(k) = self.keep[l][t] {
-                    if lm.keep[t] != k {
-                        return Err(format!(
-                            "{}: must {} {}",
-                            self.arch.levels[l].name,
-                            if k { "keep" } else { "bypass" },
-                            self.problem.tensors[t].name
-                        ));
-                    }
-                }
-            }
+        Ok(())
+    }
+
+    /// Whether level `l`'s loop order `lm` meets its permutation constraint.
+    fn check_order(&self, l: usize, lm: &LevelMapping) -> Result<(), String> {
+        let order: Vec<usize> = lm
+            .temporal
+            .iter()
+            .filter(|lp| lp.factor > 1)
+            .map(|lp| lp.dim)
+            .collect();
+        let listed: Vec<usize> = self.prefix[l]
+            .iter()
+            .copied()
+            .filter(|d| order.contains(d))
+            .collect();
+        if order[..listed.len()] != listed[..] {
+            return Err(format!(
+                "{}: loop order violates the permutation constraint {}",
+                self.arch.levels[l].name,
+                self.prefix[l]
+                    .iter()
+                    .map(|&d| &self.problem.dims[d])
+                    .join("")
+            ));
         }
-        for t in 0..nt {
-            if !m.levels.iter().any(|lm| lm.keep[t]) {
-                return Err(format!(
-                    "{} is kept at no level",
-                    self.problem.tensors[t].name
-                ));
+        Ok(())
+    }
+
+    /// Whether level `l`'s keep list `lm` meets its fixed keep choices.
+    fn check_keeps(&self, l: usize, lm: &LevelMapping) -> Result<(), String> {
+        for (t, tensor) in self.problem.tensors.iter().enumerate() {
+            if let KeepChoice::Fixed(k) = self.keep[l][t] {
+                if lm.keep[t] != k {
+                    return Err(format!(
+                        "{}: must {} {}",
+                        self.arch.levels[l].name,
+                        if k { "keep" } else { "bypass" },
+                        tensor.name
+                    ));
+                }
             }
         }
         Ok(())
     }
 
-    pub(super) fn describe_factors(&self, d: usize, f: &[u64]) -> String {
+    /// The non-unit factors `f` of dim `d` by slot, for error messages.
+    fn describe_factors(&self, d: usize, f: &[u64]) -> String {
         self.slots
             .iter()
             .zip(f)

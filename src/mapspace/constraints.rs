@@ -82,7 +82,7 @@ pub struct Constraints {
 }
 
 /// Constraint types Timeloop knows that qmap's model has no use for.
-pub(super) const IGNORED_TYPES: &[&str] = &[
+const IGNORED_TYPES: &[&str] = &[
     "max_overbooked_proportion",
     "utilization",
     "parallelism",
@@ -96,7 +96,7 @@ pub(super) const IGNORED_TYPES: &[&str] = &[
 
 /// Comparison in a factor constraint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Op {
+enum Op {
     Eq,
     Le,
     Lt,
@@ -104,11 +104,11 @@ pub(super) enum Op {
     Gt,
 }
 
-pub(super) fn norm_key(k: &str) -> String {
+fn norm_key(k: &str) -> String {
     k.replace('-', "_").to_ascii_lowercase()
 }
 
-pub(super) fn untag(v: &Value) -> &Value {
+fn untag(v: &Value) -> &Value {
     match v {
         Value::Tagged(t) => untag(&t.value),
         _ => v,
@@ -116,14 +116,14 @@ pub(super) fn untag(v: &Value) -> &Value {
 }
 
 /// The value under `key` (either spelling) and the key as written.
-pub(super) fn get_kv<'v>(v: &'v Value, key: &str) -> Option<(&'v str, &'v Value)> {
+fn get_kv<'v>(v: &'v Value, key: &str) -> Option<(&'v str, &'v Value)> {
     untag(v).as_mapping()?.iter().find_map(|(k, x)| {
         let ks = k.as_str()?;
         (norm_key(ks) == key).then_some((ks, untag(x)))
     })
 }
 
-pub(super) fn join(path: &str, key: &str) -> String {
+fn join(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_string()
     } else {
@@ -131,7 +131,7 @@ pub(super) fn join(path: &str, key: &str) -> String {
     }
 }
 
-pub(super) fn scalar_text(v: &Value) -> Option<String> {
+fn scalar_text(v: &Value) -> Option<String> {
     match untag(v) {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -140,7 +140,7 @@ pub(super) fn scalar_text(v: &Value) -> Option<String> {
 }
 
 /// Parses a factor text (`N=1,C=1`, `N=1 P=1 S=0`, `C1 M8`, `M<=8`) into (dim, op, value).
-pub(super) fn parse_factor_text(text: &str) -> Result<Vec<(String, Op, u64)>, String> {
+fn parse_factor_text(text: &str) -> Result<Vec<(String, Op, u64)>, String> {
     let chars: Vec<char> = text.chars().collect();
     let mut i = 0;
     let mut out = Vec::new();
@@ -220,7 +220,7 @@ pub(super) fn parse_factor_text(text: &str) -> Result<Vec<(String, Op, u64)>, St
     Ok(out)
 }
 
-pub(super) fn parse_factors(v: &Value) -> Result<Vec<(String, Op, u64)>, String> {
+fn parse_factors(v: &Value) -> Result<Vec<(String, Op, u64)>, String> {
     match untag(v) {
         Value::Null => Ok(Vec::new()),
         Value::Sequence(items) => {
@@ -247,7 +247,7 @@ pub(super) fn parse_factors(v: &Value) -> Result<Vec<(String, Op, u64)>, String>
     }
 }
 
-pub(super) fn parse_permutation(v: &Value) -> Result<Vec<String>, String> {
+fn parse_permutation(v: &Value) -> Result<Vec<String>, String> {
     let out: Vec<String> = match untag(v) {
         Value::Null => Vec::new(),
         Value::Sequence(items) => items
@@ -277,7 +277,7 @@ pub(super) fn parse_permutation(v: &Value) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-pub(super) fn string_list(v: &Value) -> Result<Vec<String>, String> {
+fn string_list(v: &Value) -> Result<Vec<String>, String> {
     match untag(v) {
         Value::Null => Ok(Vec::new()),
         Value::Sequence(items) => items
@@ -291,7 +291,7 @@ pub(super) fn string_list(v: &Value) -> Result<Vec<String>, String> {
 }
 
 /// The level a `target` names: a level name (instance range ignored) or a storage index.
-pub(super) fn target_level(arch: &Arch, v: &Value) -> Result<usize, String> {
+fn target_level(arch: &Arch, v: &Value) -> Result<usize, String> {
     if let Some(i) = untag(v).as_u64() {
         return if (i as usize) < arch.levels.len() {
             Ok(i as usize)
@@ -310,6 +310,25 @@ pub(super) fn target_level(arch: &Arch, v: &Value) -> Result<usize, String> {
             arch.levels.iter().map(|l| l.name.as_str()).join(", ")
         )
     })
+}
+
+/// Where a constraint stands: its level, its YAML path and that of its attributes, its file.
+struct Site<'p> {
+    level: usize,
+    path: &'p str,
+    apath: String,
+    file: &'p Path,
+}
+
+impl Site<'_> {
+    fn err(&self, field: String, message: String) -> InputError {
+        InputError::new(self.file, field, message)
+    }
+
+    /// Where a setting at YAML path `field` comes from, for later error messages.
+    fn origin(&self, field: &str) -> String {
+        format!("{}: {}", self.file.display(), field)
+    }
 }
 
 impl Constraints {
@@ -426,7 +445,7 @@ impl Constraints {
         Ok(())
     }
 
-    pub(super) fn add_target(
+    fn add_target(
         &mut self,
         e: &Value,
         path: &str,
@@ -453,114 +472,41 @@ impl Constraints {
         }
     }
 
-    pub(super) fn add_constraint(
+    fn add_constraint(
         &mut self,
         level: usize,
         c: &Value,
         path: &str,
         file: &Path,
     ) -> Result<(), InputError> {
-        let err = |f: String, m: String| InputError::new(file, f, m);
-        let origin = |f: &str| format!("{}: {}", file.display(), f);
-        let (tykey, ty) =
-            get_kv(c, "type").ok_or_else(|| err(join(path, "type"), "missing".into()))?;
+        let (tykey, ty) = get_kv(c, "type")
+            .ok_or_else(|| InputError::new(file, join(path, "type"), "missing"))?;
         let ty = scalar_text(ty)
-            .ok_or_else(|| err(join(path, tykey), "must be a string".into()))?
+            .ok_or_else(|| InputError::new(file, join(path, tykey), "must be a string"))?
             .to_ascii_lowercase();
         // Timeloop reads the attributes from `attributes:` when present.
         let (attrs, apath) = match get_kv(c, "attributes").filter(|(_, a)| a.is_mapping()) {
             Some((k, a)) => (a, join(path, k)),
             None => (c, path.to_string()),
         };
+        let site = Site {
+            level,
+            path,
+            apath,
+            file,
+        };
         match ty.as_str() {
-            "temporal" | "spatial" => {
-                let kind = if ty == "temporal" {
-                    LoopKind::Temporal
-                } else {
-                    LoopKind::Spatial
-                };
-                if let Some((k, f)) = get_kv(attrs, "factors") {
-                    let fpath = join(&apath, k);
-                    let items = parse_factors(f).map_err(|m| err(fpath.clone(), m))?;
-                    for (name, op, value) in items {
-                        self.add_factor(level, kind, &name, op, value, &origin(&fpath))
-                            .map_err(|m| err(fpath.clone(), m))?;
-                    }
-                }
-                if let Some((k, p)) = get_kv(attrs, "permutation") {
-                    let ppath = join(&apath, k);
-                    let perm = parse_permutation(p).map_err(|m| err(ppath.clone(), m))?;
-                    if !perm.is_empty() {
-                        let lc = self.levels[level].loops_mut(kind);
-                        if !lc.permutation.is_empty() && lc.permutation != perm {
-                            return Err(err(
-                                ppath,
-                                format!(
-                                    "re-specification of the {ty} permutation (already `{}` from \
-                                     {})",
-                                    lc.permutation.join(""),
-                                    lc.permutation_origin
-                                ),
-                            ));
-                        }
-                        lc.permutation = perm;
-                        lc.permutation_origin = origin(&ppath);
-                    }
-                }
-                if kind == LoopKind::Spatial {
-                    if let Some((k, s)) = get_kv(c, "split").or_else(|| get_kv(attrs, "split")) {
-                        let spath = join(path, k);
-                        let split = untag(s)
-                            .as_u64()
-                            .ok_or_else(|| err(spath.clone(), "must be an integer >= 0".into()))?
-                            .min(u32::MAX as u64) as u32;
-                        let lc = &mut self.levels[level];
-                        if lc.split.is_some_and(|x| x != split) {
-                            return Err(err(
-                                spath,
-                                format!(
-                                    "re-specification of the spatial split (already {} from {})",
-                                    lc.split.unwrap(),
-                                    lc.split_origin
-                                ),
-                            ));
-                        }
-                        lc.split = Some(split);
-                        lc.split_origin = origin(&spath);
-                    }
-                }
-                Ok(())
-            }
-            "bypass" | "datatype" | "bypassing" => {
-                for (key, keep) in [("keep", true), ("bypass", false)] {
-                    let Some((k, list)) = get_kv(attrs, key) else {
-                        continue;
-                    };
-                    let lpath = join(&apath, k);
-                    let names = string_list(list).map_err(|m| err(lpath.clone(), m))?;
-                    for name in names {
-                        let dt = &mut self.levels[level].datatype;
-                        if let Some((old, o)) = dt.get(&name) {
-                            if *old != keep {
-                                return Err(err(
-                                    lpath,
-                                    format!("{name} is both kept and bypassed (see {o})"),
-                                ));
-                            }
-                        }
-                        dt.insert(name, (keep, origin(&lpath)));
-                    }
-                }
-                Ok(())
-            }
+            "temporal" => self.add_loops(&site, LoopKind::Temporal, &ty, c, attrs),
+            "spatial" => self.add_loops(&site, LoopKind::Spatial, &ty, c, attrs),
+            "bypass" | "datatype" | "bypassing" => self.add_datatypes(&site, attrs),
             t if IGNORED_TYPES.contains(&t) => {
                 self.notes.push(format!(
                     "{}: constraint type `{t}` is not modelled; ignored",
-                    origin(path)
+                    site.origin(path)
                 ));
                 Ok(())
             }
-            t => Err(err(
+            t => Err(site.err(
                 join(path, tykey),
                 format!(
                     "unknown constraint type `{t}` (expected temporal, spatial, bypass or \
@@ -570,7 +516,110 @@ impl Constraints {
         }
     }
 
-    pub(super) fn add_factor(
+    /// A `temporal` or `spatial` constraint (`ty`, of loop kind `kind`): its factors, its
+    /// permutation and (spatial) its split.
+    fn add_loops(
+        &mut self,
+        site: &Site,
+        kind: LoopKind,
+        ty: &str,
+        c: &Value,
+        attrs: &Value,
+    ) -> Result<(), InputError> {
+        if let Some((k, f)) = get_kv(attrs, "factors") {
+            let fpath = join(&site.apath, k);
+            let items = parse_factors(f).map_err(|m| site.err(fpath.clone(), m))?;
+            for (name, op, value) in items {
+                self.add_factor(site.level, kind, &name, op, value, &site.origin(&fpath))
+                    .map_err(|m| site.err(fpath.clone(), m))?;
+            }
+        }
+        if let Some((k, p)) = get_kv(attrs, "permutation") {
+            self.add_permutation(site, kind, ty, join(&site.apath, k), p)?;
+        }
+        if kind == LoopKind::Spatial {
+            if let Some((k, s)) = get_kv(c, "split").or_else(|| get_kv(attrs, "split")) {
+                self.add_split(site, join(site.path, k), s)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The permutation `p` (at `ppath`) of a `ty` constraint.
+    fn add_permutation(
+        &mut self,
+        site: &Site,
+        kind: LoopKind,
+        ty: &str,
+        ppath: String,
+        p: &Value,
+    ) -> Result<(), InputError> {
+        let perm = parse_permutation(p).map_err(|m| site.err(ppath.clone(), m))?;
+        if perm.is_empty() {
+            return Ok(());
+        }
+        let lc = self.levels[site.level].loops_mut(kind);
+        if !lc.permutation.is_empty() && lc.permutation != perm {
+            return Err(site.err(
+                ppath,
+                format!(
+                    "re-specification of the {ty} permutation (already `{}` from {})",
+                    lc.permutation.join(""),
+                    lc.permutation_origin
+                ),
+            ));
+        }
+        lc.permutation = perm;
+        lc.permutation_origin = site.origin(&ppath);
+        Ok(())
+    }
+
+    /// The spatial split `s` (at `spath`).
+    fn add_split(&mut self, site: &Site, spath: String, s: &Value) -> Result<(), InputError> {
+        let split = untag(s)
+            .as_u64()
+            .ok_or_else(|| site.err(spath.clone(), "must be an integer >= 0".into()))?
+            .min(u32::MAX as u64) as u32;
+        let lc = &mut self.levels[site.level];
+        if lc.split.is_some_and(|x| x != split) {
+            return Err(site.err(
+                spath,
+                format!(
+                    "re-specification of the spatial split (already {} from {})",
+                    lc.split.unwrap(),
+                    lc.split_origin
+                ),
+            ));
+        }
+        lc.split = Some(split);
+        lc.split_origin = site.origin(&spath);
+        Ok(())
+    }
+
+    /// A `bypass` / `datatype` constraint: its `keep` and `bypass` lists.
+    fn add_datatypes(&mut self, site: &Site, attrs: &Value) -> Result<(), InputError> {
+        for (key, keep) in [("keep", true), ("bypass", false)] {
+            let Some((k, list)) = get_kv(attrs, key) else {
+                continue;
+            };
+            let lpath = join(&site.apath, k);
+            let names = string_list(list).map_err(|m| site.err(lpath.clone(), m))?;
+            for name in names {
+                let dt = &mut self.levels[site.level].datatype;
+                if let Some((old, o)) = dt.get(&name) {
+                    if *old != keep {
+                        return Err(
+                            site.err(lpath, format!("{name} is both kept and bypassed (see {o})"))
+                        );
+                    }
+                }
+                dt.insert(name, (keep, site.origin(&lpath)));
+            }
+        }
+        Ok(())
+    }
+
+    fn add_factor(
         &mut self,
         level: usize,
         kind: LoopKind,

@@ -54,14 +54,6 @@ impl Mapspace {
     /// Y products, its number of free non-unit temporal loops (the level weighs count!) and its
     /// X/Y order summary. None when the state does not fit the packed key.
     pub(super) fn count_by_levels(&self, budget: &mut CountBudget) -> Option<Count> {
-        struct Opt {
-            delta: u128,
-            x: u128,
-            y: u128,
-            free: u128,
-            xpos: Option<u128>,
-            ypos: Option<u128>,
-        }
         let p = &self.problem;
         let dims: Vec<usize> = (0..p.dims.len()).filter(|&d| p.bounds[d] > 1).collect();
         if dims.len() > 63 {
@@ -85,121 +77,79 @@ impl Mapspace {
         {
             return None;
         }
-        // Key: used-factor index (48 bits) | x (12) | y (12) | count (6) | max X pos + 1 (8) |
-        // min Y pos (8, 255 = none).
-        let low = (1u128 << 48) - 1;
-        type Map = HashMap<u128, (u128, f64), BuildHasherDefault<KeyHasher>>;
-        let mut outer = Map::default();
+        let mut outer = KeyMap::default();
         outer.insert(0, (1, 1.0));
         for (l, ls) in self.level_slots.iter().enumerate() {
-            let (fx, fy) = (fan(ls.x) as u128, fan(ls.y) as u128);
-            let order = self.spatial_rules[l].order.as_ref();
-            let mut inner: Map = outer
+            let fxy = (fan(ls.x) as u128, fan(ls.y) as u128);
+            let mut inner: KeyMap = outer
                 .iter()
                 .map(|(&k, &w)| (k | 1 << 48 | 1 << 60 | 255 << 86, w))
                 .collect();
             for (k, &d) in dims.iter().enumerate() {
-                let bound = p.bounds[d];
-                let dir = self.spatial_rules[l].dir[d];
-                let [rt, rs] = self.rules[d][l];
-                // Options per current digit (the factor dim d has used so far).
-                let opts: Vec<Vec<Opt>> = divs[k]
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &u)| {
-                        let mut v = Vec::new();
-                        for g in divisors(bound / u) {
-                            let j = divs[k].binary_search(&(u * g)).unwrap();
-                            for x in divisors(g) {
-                                if x as u128 > fx || (x > 1 && dir == SpatialDir::YOnly) {
-                                    continue;
-                                }
-                                for y in divisors(g / x) {
-                                    let t = g / x / y;
-                                    let ok = y as u128 <= fy
-                                        && (y == 1 || dir != SpatialDir::XOnly)
-                                        && !(dir == SpatialDir::OneOf && x > 1 && y > 1)
-                                        && rt.admits(t)
-                                        && rs.admits(x * y);
-                                    if !ok {
-                                        continue;
-                                    }
-                                    let free = self.enumerate_orders[l]
-                                        && t > 1
-                                        && !self.prefix[l].contains(&d);
-                                    let pos = order.map(|o| o[d] as u128);
-                                    v.push(Opt {
-                                        delta: (j - i) as u128 * stride[k],
-                                        x: x as u128,
-                                        y: y as u128,
-                                        free: u128::from(free),
-                                        xpos: pos.filter(|_| x > 1),
-                                        ypos: pos.filter(|_| y > 1),
-                                    });
-                                }
-                            }
-                        }
-                        v
-                    })
-                    .collect();
-                let nk = divs[k].len() as u128;
-                let mut next = Map::default();
-                next.reserve(inner.len());
-                for (key, (a, b)) in inner {
-                    let idx = key & low;
-                    let digit = ((idx / stride[k]) % nk) as usize;
-                    let (x, y) = ((key >> 48) & 0xfff, (key >> 60) & 0xfff);
-                    let (cnt, mx, my) =
-                        ((key >> 72) & 0x3f, (key >> 78) & 0xff, (key >> 86) & 0xff);
-                    if !budget.spend(opts[digit].len()) {
-                        return None;
-                    }
-                    for o in &opts[digit] {
-                        let (x2, y2) = (x * o.x, y * o.y);
-                        if x2 > fx || y2 > fy {
-                            continue;
-                        }
-                        let (mut mx2, mut my2) = (mx, my);
-                        if let Some(q) = o.xpos {
-                            if q > my2 {
-                                continue;
-                            }
-                            mx2 = mx2.max(q + 1);
-                        }
-                        if let Some(q) = o.ypos {
-                            if mx2 > q + 1 {
-                                continue;
-                            }
-                            my2 = my2.min(q);
-                        }
-                        let key2 = (idx + o.delta)
-                            | x2 << 48
-                            | y2 << 60
-                            | (cnt + o.free) << 72
-                            | mx2 << 78
-                            | my2 << 86;
-                        let e = next.entry(key2).or_insert((0, 0.0));
-                        e.0 = e.0.saturating_add(a);
-                        e.1 += b;
-                    }
-                }
-                if next.len() > COUNT_STATES {
-                    return None;
-                }
-                inner = next;
+                let opts = self.level_options(l, d, &divs[k], stride[k], fxy);
+                let digits = (stride[k], divs[k].len() as u128);
+                inner = add_dim(inner, &opts, digits, fxy, budget)?;
             }
-            outer = Map::default();
-            for (key, (a, b)) in inner {
-                let c = ((key >> 72) & 0x3f) as usize;
-                let e = outer.entry(key & low).or_insert((0, 0.0));
-                e.0 = e.0.saturating_add(a.saturating_mul(factorial(c)));
-                e.1 += b * factorial(c) as f64;
-            }
+            outer = close_level(inner);
         }
         let full: u128 = (0..dims.len())
             .map(|k| (divs[k].len() as u128 - 1) * stride[k])
             .sum();
         Some(outer.get(&full).copied().unwrap_or((0, 0.0)))
+    }
+
+    /// Per factor dim `d` has used below level `l` (an index into its bound's divisors
+    /// `divs`, whose digit in the key has weight `stride`), the ways it can take its factors
+    /// at level `l` under the fanouts `(fx, fy)` and the constraints.
+    fn level_options(
+        &self,
+        l: usize,
+        d: usize,
+        divs: &[u64],
+        stride: u128,
+        (fx, fy): (u128, u128),
+    ) -> Vec<Vec<LevelOption>> {
+        let bound = self.problem.bounds[d];
+        let dir = self.spatial_rules[l].dir[d];
+        let order = self.spatial_rules[l].order.as_ref();
+        let [rt, rs] = self.rules[d][l];
+        divs.iter()
+            .enumerate()
+            .map(|(i, &u)| {
+                let mut v = Vec::new();
+                for g in divisors(bound / u) {
+                    let j = divs.binary_search(&(u * g)).unwrap();
+                    for x in divisors(g) {
+                        if x as u128 > fx || (x > 1 && dir == SpatialDir::YOnly) {
+                            continue;
+                        }
+                        for y in divisors(g / x) {
+                            let t = g / x / y;
+                            let ok = y as u128 <= fy
+                                && (y == 1 || dir != SpatialDir::XOnly)
+                                && !(dir == SpatialDir::OneOf && x > 1 && y > 1)
+                                && rt.admits(t)
+                                && rs.admits(x * y);
+                            if !ok {
+                                continue;
+                            }
+                            let free =
+                                self.enumerate_orders[l] && t > 1 && !self.prefix[l].contains(&d);
+                            let pos = order.map(|o| o[d] as u128);
+                            v.push(LevelOption {
+                                delta: (j - i) as u128 * stride,
+                                x: x as u128,
+                                y: y as u128,
+                                free: u128::from(free),
+                                xpos: pos.filter(|_| x > 1),
+                                ypos: pos.filter(|_| y > 1),
+                            });
+                        }
+                    }
+                }
+                v
+            })
+            .collect()
     }
 
     /// The number of factorisations × loop orders computed by both DPs (a cross-check for
@@ -378,4 +328,87 @@ impl Hasher for KeyHasher {
         let x = (v as u64) ^ ((v >> 64) as u64).rotate_left(29);
         self.0 = (self.0 ^ x).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
+}
+
+/// One way a dim can take its factors at one level in [`Mapspace::count_by_levels`]: the step
+/// of the used-factor index, the X and Y factors, whether its temporal loop's place is free,
+/// and its position in the level's spatial permutation where it uses X or Y.
+struct LevelOption {
+    delta: u128,
+    x: u128,
+    y: u128,
+    free: u128,
+    xpos: Option<u128>,
+    ypos: Option<u128>,
+}
+
+/// The states of [`Mapspace::count_by_levels`] and their weights. Key: used-factor index (48
+/// bits) | x (12) | y (12) | count (6) | max X pos + 1 (8) | min Y pos (8, 255 = none).
+type KeyMap = HashMap<u128, (u128, f64), BuildHasherDefault<KeyHasher>>;
+
+/// The states after one more dim takes its factors at a level (`opts` per digit of the dim,
+/// `(stride, digits)` where its digit stands in the key, fanouts `(fx, fy)`); None when the
+/// budget runs out or the states pass [`COUNT_STATES`].
+fn add_dim(
+    inner: KeyMap,
+    opts: &[Vec<LevelOption>],
+    (stride, nk): (u128, u128),
+    (fx, fy): (u128, u128),
+    budget: &mut CountBudget,
+) -> Option<KeyMap> {
+    let low = (1u128 << 48) - 1;
+    let mut next = KeyMap::default();
+    next.reserve(inner.len());
+    for (key, (a, b)) in inner {
+        let idx = key & low;
+        let digit = ((idx / stride) % nk) as usize;
+        let (x, y) = ((key >> 48) & 0xfff, (key >> 60) & 0xfff);
+        let (cnt, mx, my) = ((key >> 72) & 0x3f, (key >> 78) & 0xff, (key >> 86) & 0xff);
+        if !budget.spend(opts[digit].len()) {
+            return None;
+        }
+        for o in &opts[digit] {
+            let (x2, y2) = (x * o.x, y * o.y);
+            if x2 > fx || y2 > fy {
+                continue;
+            }
+            let (mut mx2, mut my2) = (mx, my);
+            if let Some(q) = o.xpos {
+                if q > my2 {
+                    continue;
+                }
+                mx2 = mx2.max(q + 1);
+            }
+            if let Some(q) = o.ypos {
+                if mx2 > q + 1 {
+                    continue;
+                }
+                my2 = my2.min(q);
+            }
+            let key2 = (idx + o.delta)
+                | x2 << 48
+                | y2 << 60
+                | (cnt + o.free) << 72
+                | mx2 << 78
+                | my2 << 86;
+            let e = next.entry(key2).or_insert((0, 0.0));
+            e.0 = e.0.saturating_add(a);
+            e.1 += b;
+        }
+    }
+    (next.len() <= COUNT_STATES).then_some(next)
+}
+
+/// The states at the end of a level: the used-factor index only, each weighed by count! (the
+/// orders of the level's free loops).
+fn close_level(inner: KeyMap) -> KeyMap {
+    let low = (1u128 << 48) - 1;
+    let mut outer = KeyMap::default();
+    for (key, (a, b)) in inner {
+        let c = ((key >> 72) & 0x3f) as usize;
+        let e = outer.entry(key & low).or_insert((0, 0.0));
+        e.0 = e.0.saturating_add(a.saturating_mul(factorial(c)));
+        e.1 += b * factorial(c) as f64;
+    }
+    outer
 }
