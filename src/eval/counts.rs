@@ -395,10 +395,10 @@ fn invalid(level: Option<&str>, reason: String, macs: u64) -> Box<Evaluation> {
 /// Transfers of one tensor between a child keeper (None = the MACs) and its parent keeper.
 pub(super) struct Transfer {
     /// Points loaded into one child instance over the run.
-    pub(super) child_loads: u64,
+    child_loads: u64,
     /// Points one parent instance reads (or, for Outputs, absorbs) over the run for all the
     /// children it serves.
-    pub(super) parent_accesses: u64,
+    parent_accesses: u64,
 }
 
 /// `relevant[d]`: whether the tensor uses dim d; `distinct(l)`: the distinct tiles among the

@@ -35,7 +35,7 @@ impl NestLoop {
 #[derive(Debug, Clone, Default)]
 pub(super) struct Nest {
     pub(super) nd: usize,
-    pub(super) spatial_loops: Vec<NestLoop>,
+    spatial_loops: Vec<NestLoop>,
     pub(super) temporal_loops: Vec<NestLoop>,
     /// Index of each level's first loop in `spatial_loops` and in `temporal_loops`, plus the
     /// ends (levels + 1 entries).
@@ -45,7 +45,7 @@ pub(super) struct Nest {
     /// Per level and dim (`level * dims + dim`), the product of its spatial factors.
     pub(super) spatial: Vec<u64>,
     /// Per level and dim, the tile extent: cumulative factors of the level and below.
-    pub(super) ext: Vec<u64>,
+    ext: Vec<u64>,
     /// The product of all temporal factors (the compute cycles).
     pub(super) temporal_product: u64,
 }
@@ -122,7 +122,7 @@ impl Nest {
 /// last: a tensor's ranks as one list.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct RankTerm {
-    pub(super) coef: u64,
+    coef: u64,
     pub(super) dim: usize,
     pub(super) last: bool,
 }

@@ -66,11 +66,11 @@ pub fn packing_signature(arch: &Arch, problem: &Problem, opts: &ModelOptions) ->
 /// How one tensor's counts at one level become words.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Packer {
-    pub(super) mode: PackingMode,
+    mode: PackingMode,
     pub(super) bits: u64,
-    pub(super) word_bits: u64,
+    word_bits: u64,
     /// Operands per word ([`operands_per_word`]).
-    pub(super) k: u64,
+    k: u64,
 }
 
 impl Packer {

@@ -94,12 +94,12 @@ pub(super) fn packer(
 /// One tensor's transfers at one level, priced.
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct LevelPrice {
-    pub(super) reads: u64,
-    pub(super) fills: u64,
-    pub(super) updates: u64,
-    pub(super) energy: f64,
+    reads: u64,
+    fills: u64,
+    updates: u64,
+    energy: f64,
     /// What its tile takes of the level: words, or bits under ideal packing.
-    pub(super) capacity_use: u64,
+    capacity_use: u64,
 }
 
 /// One tensor's transfers priced at one bit-width, per level (zeros where it is not kept).

@@ -22,10 +22,10 @@ pub(super) const COUNT_OPS: usize = 1 << 24;
 /// The work left to the counts of loop orders: [`COUNT_OPS`] steps in all (for both), and a
 /// deadline.
 pub(super) struct CountBudget {
-    pub(super) ops: usize,
-    pub(super) deadline: Option<Instant>,
+    ops: usize,
+    deadline: Option<Instant>,
     /// Whether the deadline, not the step limit, stopped a count.
-    pub(super) late: bool,
+    late: bool,
 }
 
 impl CountBudget {

@@ -8,9 +8,9 @@ use std::collections::HashMap;
 #[derive(Debug, Clone)]
 pub(super) struct Sig {
     /// Factor per spatial slot (indexed like `Mapspace::spatial_slots`).
-    pub(super) spatial: Vec<u64>,
+    spatial: Vec<u64>,
     /// Per coupled level: position if the dim is on X, position if on Y.
-    pub(super) coup: Vec<(Option<u64>, Option<u64>)>,
+    coup: Vec<(Option<u64>, Option<u64>)>,
     /// Levels where the dim is a non-unit temporal loop whose place in the order is free.
     pub(super) free: u64,
 }
@@ -32,7 +32,7 @@ pub(super) struct Step {
     /// Per state, its live transitions (to states with completions).
     pub(super) trans: Vec<Vec<Trans>>,
     /// Per state, the number of ways to complete the factorisation.
-    pub(super) comp: Vec<f64>,
+    comp: Vec<f64>,
 }
 
 impl Step {

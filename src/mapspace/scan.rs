@@ -10,30 +10,30 @@ use std::time::Instant;
 /// Reusable buffers of the enumeration (one per part being enumerated).
 #[derive(Debug, Default)]
 pub(super) struct Emit {
-    pub(super) mapping: Mapping,
+    mapping: Mapping,
     /// Per level, where its free dims start in the temporal loops, and the free dims.
-    pub(super) free: Vec<(usize, Vec<usize>)>,
+    free: Vec<(usize, Vec<usize>)>,
     /// perms[k]: the permutations of 0..k in lexicographic order (filled on demand).
-    pub(super) perms: Vec<Vec<Vec<usize>>>,
+    perms: Vec<Vec<Vec<usize>>>,
     /// Per level, the index of its current order in `perms`.
-    pub(super) idx: Vec<usize>,
+    idx: Vec<usize>,
     /// Per keep mask, whether the visitor declined the current factorisation with it at its
     /// first loop order (its other orders are then skipped).
-    pub(super) invalid: Vec<bool>,
+    invalid: Vec<bool>,
     /// Mappings skipped that way.
-    pub(super) skipped: u64,
+    skipped: u64,
     /// The partial mapping a bounded scan passes to its bound, and its free dims.
-    pub(super) partial: Mapping,
-    pub(super) partial_free: Vec<(usize, Vec<usize>)>,
-    pub(super) clock: Clock,
+    partial: Mapping,
+    partial_free: Vec<(usize, Vec<usize>)>,
+    clock: Clock,
 }
 
 /// When a scan must stop (checked every [`DEADLINE_CHECK`] steps), and whether it has.
 #[derive(Debug, Default)]
 pub(super) struct Clock {
-    pub(super) deadline: Option<Instant>,
-    pub(super) ticks: u32,
-    pub(super) stopped: bool,
+    deadline: Option<Instant>,
+    ticks: u32,
+    stopped: bool,
 }
 
 /// Steps (DAG transitions and loop orders) between two looks at the clock in a scan with a

@@ -22,8 +22,8 @@ use std::cell::Cell;
 /// at the full problem's MACs.
 pub(super) struct PartialBounds<'a> {
     pub(super) depths: Vec<(Problem, CompletionBound)>,
-    pub(super) macs: u64,
-    pub(super) arch: &'a crate::model::Arch,
+    macs: u64,
+    arch: &'a crate::model::Arch,
 }
 
 /// The bound [`enumerate`] puts on the mappings that complete `partial` (a mapping of `space`
@@ -109,8 +109,8 @@ pub(super) fn completion_score(
 /// computed, and how many of those ruled their mappings out; factorisations reached.
 #[derive(Default)]
 pub(super) struct BoundStats {
-    pub(super) depths: Vec<Cell<(u64, u64, u64)>>,
-    pub(super) leaves: Cell<u64>,
+    depths: Vec<Cell<(u64, u64, u64)>>,
+    leaves: Cell<u64>,
 }
 
 impl<'a> PartialBounds<'a> {
