@@ -1,3 +1,6 @@
+//! Unit tests of the evaluator: packing modes, partial-sum widths, bit-widths above the word,
+//! order-free loads against every loop order, window counts and Timeloop's cycle rounding.
+
 use super::price::level_cycles;
 
 use super::loads::{order_free_loads, timeloop_loads};
