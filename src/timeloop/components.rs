@@ -1,18 +1,28 @@
 //! The components of a Timeloop architecture, collected from the v0.3/v0.4 tree or the classic
 //! `arch: {arithmetic, storage}` layout before they become levels and the MAC.
+//!
+//! Architecture trees: each `subtree` list holds one node; a name `X[a..b]` multiplies the
+//! instances of everything below it by `b - a + 1`; `local` lists run outermost → innermost.
+//! Components whose class contains `DRAM`, `SRAM`, `regfile`, `smartbuffer` or `storage` are
+//! storage levels (`dummy_storage` → a dummy level that holds nothing), classes containing `mac`
+//! or `compute` the arithmetic units; other classes (networks) are ignored. Attributes of a tree
+//! node are inherited by everything below it (Accelergy's rule; a component's own attributes
+//! win), except `instances` and the mesh.
 
 use super::attrs::Attrs;
 use super::yaml::{get, join, parse_instance_name, req_str, seq, value_text, Src};
 use crate::spec::InputError;
 use serde_yaml_ng::Value;
 
+/// What a component is to qmap: a storage level or the arithmetic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Kind {
     Storage,
     Compute,
 }
 
-/// A component of the tree, before it becomes a [`Level`] or the [`Mac`].
+/// A component of the tree, before it becomes a [`Level`](crate::model::Level) or the
+/// [`Mac`](crate::model::Mac).
 #[derive(Debug, Clone)]
 pub(super) struct RawComponent {
     pub(super) name: String,

@@ -1,6 +1,7 @@
 //! Keep / bypass rules from Timeloop constraints (`bypass` and `datatype` targets), and the
 //! level a constraint or mapping `target` names.
 
+use super::messages::unknown_level;
 use super::yaml::{get, join, load_value, req_str, seq, str_list, strip_ranges, Src};
 use crate::model::Arch;
 use crate::spec::InputError;
@@ -26,19 +27,8 @@ pub(super) fn target_level(
         .as_str()
         .ok_or_else(|| src.err(path, "must be a level name"))?;
     let name = strip_ranges(name);
-    arch.level_index(&name).ok_or_else(|| {
-        src.err(
-            path,
-            format!(
-                "unknown level `{name}` (levels: {})",
-                arch.levels
-                    .iter()
-                    .map(|l| l.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )
-    })
+    arch.level_index(&name)
+        .ok_or_else(|| src.err(path, unknown_level(&name, arch)))
 }
 
 /// Applies the `bypass` / `datatype` targets of one constraint section (`{targets: [...]}` or

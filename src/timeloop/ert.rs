@@ -1,5 +1,9 @@
 //! Timeloop's energy reference table (ERT): tables matched to the architecture's components,
 //! their read / write / update and compute energies set on the levels and the MAC.
+//!
+//! ERT: tables matched to components by their last path segment without the instance range;
+//! when an action lists several argument variants the largest energy is taken (as Timeloop
+//! does). `update` defaults to `write`; the MAC's energy is `compute` (or the largest `mac_*`).
 
 use super::yaml::{get, join, load_value, req_str, seq, strip_ranges, value_f64, Src};
 use crate::model::Arch;

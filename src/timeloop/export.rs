@@ -1,14 +1,20 @@
 //! Writing qmap's architectures, energies, problems and mappings as Timeloop files (arch,
 //! ERT, problem and mapping YAML), and saying what has no exact Timeloop spelling.
+//!
+//! Export follows Timeloop's own `FormatAsConstraints`: per level a datatype (`bypass`) entry,
+//! factors for every dimension, permutations innermost first listing every dimension (the
+//! mapping's temporal order, then the dimensions it leaves out), spatial X dimensions before
+//! Y with `split` = their count, and spatial entries only at levels with a fanout (Timeloop
+//! rejects the others).
 
-use crate::model::{Arch, Bits, Level, LevelMapping, Loop, Mapping, Problem};
+use crate::model::{Arch, Bits, Level, LevelMapping, Loop, Mapping, Problem, Term};
 
 /// Words a YAML reader may take for a boolean or null when plain (YAML 1.2, and YAML 1.1's
 /// longer spellings; single letters such as `N` stay plain, as in Timeloop's own files).
 pub(super) const YAML_RESERVED: &[&str] = &["true", "false", "null", "yes", "no", "on", "off"];
 
 /// `s` as a YAML scalar: plain when that reads back as the same string, else single-quoted.
-pub(super) fn yaml_str(s: &str) -> String {
+fn yaml_str(s: &str) -> String {
     let plain = !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "_.-= ".contains(c))
@@ -23,14 +29,14 @@ pub(super) fn yaml_str(s: &str) -> String {
 }
 
 /// A flow list of YAML scalars: `[Weights, Inputs]`.
-pub(super) fn yaml_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+fn yaml_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
     let items: Vec<String> = items.into_iter().map(yaml_str).collect();
     format!("[{}]", items.join(", "))
 }
 
 /// A permutation as Timeloop reads it: one character per dimension (`MCRSNPQ`) when every name
 /// is a single character, else the names separated by spaces.
-pub(super) fn permutation_text(dims: &[usize], problem: &Problem) -> String {
+fn permutation_text(dims: &[usize], problem: &Problem) -> String {
     let names: Vec<&str> = dims.iter().map(|&d| problem.dims[d].as_str()).collect();
     if names.iter().all(|n| n.chars().count() == 1) {
         names.concat()
@@ -40,15 +46,24 @@ pub(super) fn permutation_text(dims: &[usize], problem: &Problem) -> String {
 }
 
 /// Every dimension with its factor, in the problem's order: `C=3 M=2 R=1`.
-pub(super) fn factors_text(problem: &Problem, factor: impl Fn(usize) -> u64) -> String {
+fn factors_text(problem: &Problem, factor: impl Fn(usize) -> u64) -> String {
     (0..problem.dims.len())
         .map(|d| format!("{}={}", problem.dims[d], factor(d)))
         .collect::<Vec<_>>()
         .join(" ")
 }
 
+/// The `factors` and `permutation` lines of a temporal or spatial mapping entry.
+fn loop_entry(problem: &Problem, factor: impl Fn(usize) -> u64, perm: &[usize]) -> String {
+    format!(
+        "    factors: {}\n    permutation: {}\n",
+        yaml_str(&factors_text(problem, factor)),
+        yaml_str(&permutation_text(perm, problem))
+    )
+}
+
 /// Dimensions in order of first appearance, without repeats.
-pub(super) fn unique_dims(dims: impl IntoIterator<Item = usize>) -> Vec<usize> {
+fn unique_dims(dims: impl IntoIterator<Item = usize>) -> Vec<usize> {
     let mut out: Vec<usize> = Vec::new();
     for d in dims {
         if !out.contains(&d) {
@@ -64,7 +79,7 @@ pub(super) fn full_permutation(order: impl IntoIterator<Item = usize>, nd: usize
 }
 
 /// The dimensions of the non-unit loops of `loops`, innermost first, without repeats.
-pub(super) fn loop_dims(loops: &[Loop]) -> Vec<usize> {
+fn loop_dims(loops: &[Loop]) -> Vec<usize> {
     unique_dims(loops.iter().filter(|l| l.factor > 1).map(|l| l.dim))
 }
 
@@ -139,14 +154,7 @@ pub fn export_mapping(mapping: &Mapping, arch: &Arch, problem: &Problem) -> Stri
         // Temporal: the mapping's own order (factor-1 loops included), the rest appended.
         let perm = full_permutation(lm.temporal.iter().map(|x| x.dim), nd);
         out += &head("temporal");
-        out += &format!(
-            "    factors: {}\n",
-            yaml_str(&factors_text(problem, |d| lm.temporal_factor(d)))
-        );
-        out += &format!(
-            "    permutation: {}\n",
-            yaml_str(&permutation_text(&perm, problem))
-        );
+        out += &loop_entry(problem, |d| lm.temporal_factor(d), &perm);
         // Spatial: X loops first (innermost), then Y; `split` = number of X positions.
         let (fx, fy) = arch.fanout(l);
         if fx * fy > 1 {
@@ -157,14 +165,7 @@ pub fn export_mapping(mapping: &Mapping, arch: &Arch, problem: &Problem) -> Stri
                 .collect();
             let perm = full_permutation(x.iter().chain(&y).copied(), nd);
             out += &head("spatial");
-            out += &format!(
-                "    factors: {}\n",
-                yaml_str(&factors_text(problem, |d| lm.spatial_factor(d)))
-            );
-            out += &format!(
-                "    permutation: {}\n",
-                yaml_str(&permutation_text(&perm, problem))
-            );
+            out += &loop_entry(problem, |d| lm.spatial_factor(d), &perm);
             out += &format!("    split: {}\n", x.len());
         }
     }
@@ -172,12 +173,12 @@ pub fn export_mapping(mapping: &Mapping, arch: &Arch, problem: &Problem) -> Stri
 }
 
 /// A component name for a Timeloop tree: the name with its instance range (`psum_spad[1..168]`).
-pub(super) fn ranged(name: &str, instances: u64) -> String {
+fn ranged(name: &str, instances: u64) -> String {
     format!("{name}[1..{instances}]")
 }
 
 /// An energy as Accelergy writes ERT values: the shortest decimal that reads back exactly.
-pub(super) fn energy_text(e: f64) -> String {
+fn energy_text(e: f64) -> String {
     let s = format!("{e}");
     if s.contains(['.', 'e', 'E']) {
         s
@@ -187,7 +188,7 @@ pub(super) fn energy_text(e: f64) -> String {
 }
 
 /// The name a Timeloop tree gives the architecture's single subtree.
-pub(super) fn system_name(arch: &Arch) -> String {
+fn system_name(arch: &Arch) -> String {
     let name: String = arch
         .name
         .chars()
@@ -349,14 +350,7 @@ pub fn export_ert(arch: &Arch) -> String {
 /// v3 reads), with the seed fork's `instance.bitwidths` when `bits` are given.
 pub fn export_problem(problem: &Problem, bits: Option<&Bits>) -> String {
     let dims = &problem.dims;
-    // Coefficients other than 1 are named after their value (`coef2`), clear of the dims.
-    let coef_name = |c: u64| {
-        let mut name = format!("coef{c}");
-        while dims.contains(&name) {
-            name.insert(0, '_');
-        }
-        name
-    };
+    let coef_name = |c: u64| coefficient_name(c, dims);
     let mut coefs: Vec<u64> = problem
         .tensors
         .iter()
@@ -382,24 +376,7 @@ pub fn export_problem(problem: &Problem, bits: Option<&Bits>) -> String {
     }
     out += "    data-spaces:\n";
     for t in &problem.tensors {
-        let ranks: Vec<String> = t
-            .ranks
-            .iter()
-            .map(|rank| {
-                let terms: Vec<String> = rank
-                    .iter()
-                    .map(|term| {
-                        let d = yaml_str(&dims[term.dim]);
-                        if term.coef == 1 {
-                            format!("[{d}]")
-                        } else {
-                            format!("[{d}, {}]", coef_name(term.coef))
-                        }
-                    })
-                    .collect();
-                format!("[{}]", terms.join(", "))
-            })
-            .collect();
+        let ranks: Vec<String> = t.ranks.iter().map(|r| rank_text(r, dims)).collect();
         out += &format!("      - name: {}\n", yaml_str(&t.name));
         out += &format!("        projection: [{}]\n", ranks.join(", "));
         if t.read_write {
@@ -420,4 +397,29 @@ pub fn export_problem(problem: &Problem, bits: Option<&Bits>) -> String {
         out += &format!("    bitwidths: {{{}}}\n", pairs.join(", "));
     }
     out
+}
+
+/// The name of a coefficient other than 1: named after its value (`coef2`), clear of the dims.
+fn coefficient_name(c: u64, dims: &[String]) -> String {
+    let mut name = format!("coef{c}");
+    while dims.contains(&name) {
+        name.insert(0, '_');
+    }
+    name
+}
+
+/// One rank of a projection as Timeloop reads it: `[[C], [R, coef2]]`.
+fn rank_text(rank: &[Term], dims: &[String]) -> String {
+    let terms: Vec<String> = rank
+        .iter()
+        .map(|term| {
+            let d = yaml_str(&dims[term.dim]);
+            if term.coef == 1 {
+                format!("[{d}]")
+            } else {
+                format!("[{d}, {}]", coefficient_name(term.coef, dims))
+            }
+        })
+        .collect();
+    format!("[{}]", terms.join(", "))
 }

@@ -1,13 +1,24 @@
 //! Reading the mappings Timeloop prints: the loop nest of a `map.txt` and the `Loop nest:`
 //! sections of a `stats.txt`, checked against the architecture and problem.
+//!
+//! Printed mappings (`map.txt`, and the `Loop nest:` of each level in `stats.txt`): loops
+//! outermost first, a level's temporal loops before its spatial ones (X inside Y), loops of
+//! factor 1 not printed. In map.txt the header `NAME [ Tensor:tile (words) ... ]` lists the
+//! tensors kept, and a level without loops prints its header alone, straight above the next
+//! one; in stats.txt the kept tensors are the blocks under `STATS`. Timeloop's stats.txt
+//! leaves `dummy_storage` levels out, and with them their spatial loops: such a nest is
+//! reported, not guessed.
 
+use super::mapping::first_unmet_bound;
+use super::messages::{unknown_data_space, unknown_dim, unknown_level};
+use super::yaml::read_text;
 use crate::model::{Arch, LevelMapping, Loop, Mapping, Problem};
 use crate::spec::InputError;
 use std::path::Path;
 
 /// Where a printed loop runs: in time, or across the fanout along X or Y.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum LoopKind {
+enum LoopKind {
     Temporal,
     SpatialX,
     SpatialY,
@@ -15,7 +26,7 @@ pub(super) enum LoopKind {
 
 /// One printed loop and the line it was printed on.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct PrintedLoop {
+struct PrintedLoop {
     dim: usize,
     factor: u64,
     kind: LoopKind,
@@ -24,39 +35,105 @@ pub(super) struct PrintedLoop {
 
 /// One printed storage level: its loops (outermost first, as printed) and the tensors it keeps.
 #[derive(Debug, Clone)]
-pub(super) struct PrintedLevel {
+struct PrintedLevel {
     level: usize,
     loops: Vec<PrintedLoop>,
     keep: Vec<bool>,
 }
 
-pub(super) fn line_err(file: &Path, line: usize, message: impl Into<String>) -> InputError {
+impl PrintedLevel {
+    /// Level `level`, before its loops and kept tensors are read.
+    fn new(level: usize, problem: &Problem) -> PrintedLevel {
+        PrintedLevel {
+            level,
+            loops: Vec::new(),
+            keep: vec![false; problem.tensors.len()],
+        }
+    }
+}
+
+/// Loads the mapping Timeloop prints, from a map.txt (`timeloop-mapper.map.txt`) or from the
+/// loop nests of a stats.txt, for `arch` and `problem`.
+pub fn load_loop_nest_text(
+    path: &Path,
+    arch: &Arch,
+    problem: &Problem,
+) -> Result<Mapping, InputError> {
+    let text = read_text(path)?;
+    let is_stats = text.lines().any(|l| {
+        let t = l.trim();
+        t == "Loop nest:" || (t.starts_with("=== ") && t.ends_with(" ==="))
+    });
+    let printed = if is_stats {
+        parse_stats_txt(&text, path, arch, problem)?
+    } else {
+        parse_map_txt(&text, path, arch, problem)?
+    };
+    mapping_from_printed(printed, path, arch, problem)
+}
+
+/// Whether `text` is a printed loop nest (map.txt / stats.txt) rather than YAML.
+pub(super) fn is_loop_nest_text(text: &str) -> bool {
+    text.lines().any(|l| {
+        let t = l.trim().trim_start_matches('|').trim();
+        t == "<< Compute >>"
+            || t == "Loop nest:"
+            || (t.starts_with("for ") && t.contains(" in ["))
+            || (t.starts_with("=== ") && t.ends_with(" ==="))
+    })
+}
+
+fn line_err(file: &Path, line: usize, message: impl Into<String>) -> InputError {
     InputError::new(file, format!("line {line}"), message)
 }
 
-pub(super) fn level_names(arch: &Arch) -> String {
-    arch.levels
-        .iter()
-        .map(|l| l.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
+/// The level a header on line `n` names, printed after `last` in the file's order: outermost
+/// first in a map.txt (`outer_first`), innermost first in a stats.txt, each once.
+fn next_level(
+    name: &str,
+    last: Option<&PrintedLevel>,
+    outer_first: bool,
+    file: &Path,
+    n: usize,
+    arch: &Arch,
+) -> Result<usize, InputError> {
+    let l = arch
+        .level_index(name)
+        .ok_or_else(|| line_err(file, n, unknown_level(name, arch)))?;
+    let misplaced = |p: &&PrintedLevel| {
+        if outer_first {
+            p.level <= l
+        } else {
+            p.level >= l
+        }
+    };
+    if let Some(prev) = last.filter(misplaced) {
+        let (listing, order) = if outer_first {
+            ("map.txt", "outermost")
+        } else {
+            ("stats.txt", "innermost")
+        };
+        return Err(line_err(
+            file,
+            n,
+            format!(
+                "level `{name}` printed after `{}`: {listing} lists levels {order} first, each once",
+                arch.levels[prev.level].name
+            ),
+        ));
+    }
+    Ok(l)
 }
 
-pub(super) fn tensor_names(problem: &Problem) -> String {
+/// The tensor a printed name on line `n` refers to.
+fn tensor_at(name: &str, file: &Path, n: usize, problem: &Problem) -> Result<usize, InputError> {
     problem
-        .tensors
-        .iter()
-        .map(|t| t.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
+        .tensor_index(name)
+        .ok_or_else(|| line_err(file, n, unknown_data_space(name, &problem.tensors)))
 }
 
 /// Parses one printed loop, `for C in [0:3)` with an optional `(Spatial-X)` / `(Spatial-Y)`.
-pub(super) fn parse_printed_loop(
-    text: &str,
-    line: usize,
-    problem: &Problem,
-) -> Result<PrintedLoop, String> {
+fn parse_printed_loop(text: &str, line: usize, problem: &Problem) -> Result<PrintedLoop, String> {
     let shape = "expected a loop `for DIM in [0:N)`, optionally followed by `(Spatial-X)` or \
                  `(Spatial-Y)`";
     let rest = text
@@ -66,12 +143,9 @@ pub(super) fn parse_printed_loop(
         .split_once(" in ")
         .ok_or_else(|| format!("`{text}`: {shape}"))?;
     let name = name.trim();
-    let dim = problem.dim_index(name).ok_or_else(|| {
-        format!(
-            "`{text}`: unknown dimension `{name}` (dims: {})",
-            problem.dims.join(" ")
-        )
-    })?;
+    let dim = problem
+        .dim_index(name)
+        .ok_or_else(|| format!("`{text}`: {}", unknown_dim(name, problem)))?;
     let (range, tail) = rest
         .trim_start()
         .strip_prefix('[')
@@ -119,7 +193,7 @@ pub(super) fn parse_printed_loop(
 /// first; the tensors listed are the ones kept), `---` underlines, loops `| for C in [0:3)`
 /// and `<< Compute >>`. Loops belong to the header printed last: a level without loops prints
 /// its header alone, straight before the next one.
-pub(super) fn parse_map_txt(
+fn parse_map_txt(
     text: &str,
     file: &Path,
     arch: &Arch,
@@ -154,58 +228,10 @@ pub(super) fn parse_map_txt(
             .and_then(|h| h.split_once('['))
             .filter(|_| !t.starts_with('|'))
         {
-            let name = name.trim();
-            let l = arch.level_index(name).ok_or_else(|| {
-                line_err(
-                    file,
-                    n,
-                    format!("unknown level `{name}` (levels: {})", level_names(arch)),
-                )
-            })?;
-            if let Some(prev) = levels.last().filter(|p| p.level <= l) {
-                return Err(line_err(
-                    file,
-                    n,
-                    format!(
-                        "level `{name}` printed after `{}`: map.txt lists levels outermost \
-                         first, each once",
-                        arch.levels[prev.level].name
-                    ),
-                ));
-            }
-            let mut keep = vec![false; problem.tensors.len()];
-            for tok in inner.split_whitespace().filter(|t| !t.starts_with('(')) {
-                let (tname, size) = tok.split_once(':').ok_or_else(|| {
-                    line_err(
-                        file,
-                        n,
-                        format!("`{tok}`: expected a kept tensor as `Name:tile (words)`"),
-                    )
-                })?;
-                let ti = problem.tensor_index(tname).ok_or_else(|| {
-                    line_err(
-                        file,
-                        n,
-                        format!(
-                            "unknown data space `{tname}` (data spaces: {})",
-                            tensor_names(problem)
-                        ),
-                    )
-                })?;
-                if size.parse::<u64>().is_err() {
-                    return Err(line_err(
-                        file,
-                        n,
-                        format!("`{tok}`: `{size}` is not a tile size"),
-                    ));
-                }
-                keep[ti] = true;
-            }
-            levels.push(PrintedLevel {
-                level: l,
-                loops: Vec::new(),
-                keep,
-            });
+            let l = next_level(name.trim(), levels.last(), true, file, n, arch)?;
+            let mut level = PrintedLevel::new(l, problem);
+            read_header_tensors(inner, &mut level, file, n, problem)?;
+            levels.push(level);
         } else {
             return Err(line_err(
                 file,
@@ -220,21 +246,52 @@ pub(super) fn parse_map_txt(
     Ok(levels)
 }
 
+/// Marks the tensors a map.txt header lists (`Weights:9 Inputs:24 (words)`) as kept.
+fn read_header_tensors(
+    inner: &str,
+    level: &mut PrintedLevel,
+    file: &Path,
+    n: usize,
+    problem: &Problem,
+) -> Result<(), InputError> {
+    for tok in inner.split_whitespace().filter(|t| !t.starts_with('(')) {
+        let (tname, size) = tok.split_once(':').ok_or_else(|| {
+            line_err(
+                file,
+                n,
+                format!("`{tok}`: expected a kept tensor as `Name:tile (words)`"),
+            )
+        })?;
+        let ti = tensor_at(tname, file, n, problem)?;
+        if size.parse::<u64>().is_err() {
+            return Err(line_err(
+                file,
+                n,
+                format!("`{tok}`: `{size}` is not a tile size"),
+            ));
+        }
+        level.keep[ti] = true;
+    }
+    Ok(())
+}
+
+/// The part of a stats.txt level section a line is in.
+#[derive(PartialEq)]
+enum Part {
+    Other,
+    Loops,
+    Stats,
+}
+
 /// Reads the loop nests of a stats.txt: per level (`Level k`, `=== NAME ===`, innermost first,
 /// level 0 the arithmetic) the loops under `Loop nest:` (outermost first) and, under `STATS`,
 /// one block (`Weights:`) per tensor the level keeps. Reading stops at `Networks`.
-pub(super) fn parse_stats_txt(
+fn parse_stats_txt(
     text: &str,
     file: &Path,
     arch: &Arch,
     problem: &Problem,
 ) -> Result<Vec<PrintedLevel>, InputError> {
-    #[derive(PartialEq)]
-    enum Part {
-        Other,
-        Loops,
-        Stats,
-    }
     let mut levels: Vec<PrintedLevel> = Vec::new();
     let mut level_number: Option<u64> = None;
     // Whether the current section is a storage level (the last of `levels`).
@@ -248,81 +305,55 @@ pub(super) fn parse_stats_txt(
         }
         if let Some(k) = t.strip_prefix("Level ").and_then(|k| k.parse().ok()) {
             level_number = Some(k);
-            continue;
-        }
-        if let Some(name) = t.strip_prefix("=== ").and_then(|s| s.strip_suffix(" ===")) {
+        } else if let Some(name) = t.strip_prefix("=== ").and_then(|s| s.strip_suffix(" ===")) {
             part = Part::Other;
             let name = name.trim();
             in_level =
                 !(level_number == Some(0) || (level_number.is_none() && name == arch.mac.name));
             level_number = None;
-            if !in_level {
-                continue;
+            if in_level {
+                let l = next_level(name, levels.last(), false, file, n, arch)?;
+                levels.push(PrintedLevel::new(l, problem));
             }
-            let l = arch.level_index(name).ok_or_else(|| {
-                line_err(
-                    file,
-                    n,
-                    format!("unknown level `{name}` (levels: {})", level_names(arch)),
-                )
-            })?;
-            if let Some(prev) = levels.last().filter(|p| p.level >= l) {
-                return Err(line_err(
-                    file,
-                    n,
-                    format!(
-                        "level `{name}` printed after `{}`: stats.txt lists levels innermost \
-                         first, each once",
-                        arch.levels[prev.level].name
-                    ),
-                ));
-            }
-            levels.push(PrintedLevel {
-                level: l,
-                loops: Vec::new(),
-                keep: vec![false; problem.tensors.len()],
-            });
-            continue;
-        }
-        let Some(level) = levels.last_mut().filter(|_| in_level) else {
-            continue;
-        };
-        match t {
-            "Loop nest:" => part = Part::Loops,
-            "STATS" => part = Part::Stats,
-            "SPECS" | "MAPPING" => part = Part::Other,
-            _ if part == Part::Loops => {
-                if t.is_empty() {
-                    part = Part::Other;
-                } else {
-                    let lp = parse_printed_loop(t.trim_start_matches('|').trim(), n, problem)
-                        .map_err(|m| line_err(file, n, m))?;
-                    level.loops.push(lp);
-                }
-            }
-            _ if part == Part::Stats && t.ends_with(':') && !t.contains(char::is_whitespace) => {
-                let tname = t.trim_end_matches(':');
-                let ti = problem.tensor_index(tname).ok_or_else(|| {
-                    line_err(
-                        file,
-                        n,
-                        format!(
-                            "unknown data space `{tname}` (data spaces: {})",
-                            tensor_names(problem)
-                        ),
-                    )
-                })?;
-                level.keep[ti] = true;
-            }
-            _ => {}
+        } else if let Some(level) = levels.last_mut().filter(|_| in_level) {
+            part = read_stats_line(t, part, level, file, n, problem)?;
         }
     }
     Ok(levels)
 }
 
+/// Reads line `n` (trimmed: `t`) of a storage level's section, in `part`: a loop of its nest or
+/// the block of a kept tensor. Returns the part the next line is in.
+fn read_stats_line(
+    t: &str,
+    part: Part,
+    level: &mut PrintedLevel,
+    file: &Path,
+    n: usize,
+    problem: &Problem,
+) -> Result<Part, InputError> {
+    match t {
+        "Loop nest:" => return Ok(Part::Loops),
+        "STATS" => return Ok(Part::Stats),
+        "SPECS" | "MAPPING" => return Ok(Part::Other),
+        "" if part == Part::Loops => return Ok(Part::Other),
+        _ if part == Part::Loops => {
+            let lp = parse_printed_loop(t.trim_start_matches('|').trim(), n, problem)
+                .map_err(|m| line_err(file, n, m))?;
+            level.loops.push(lp);
+        }
+        _ if part == Part::Stats && t.ends_with(':') && !t.contains(char::is_whitespace) => {
+            let ti = tensor_at(t.trim_end_matches(':'), file, n, problem)?;
+            level.keep[ti] = true;
+        }
+        _ => {}
+    }
+    Ok(part)
+}
+
 /// Builds the mapping from printed levels: loops reversed to innermost first, spatial loops
 /// split into X and Y. Levels not printed must be dummy levels (they hold nothing).
-pub(super) fn mapping_from_printed(
+fn mapping_from_printed(
     printed: Vec<PrintedLevel>,
     file: &Path,
     arch: &Arch,
@@ -346,47 +377,7 @@ pub(super) fn mapping_from_printed(
     let mut seen = vec![false; arch.levels.len()];
     for p in printed {
         seen[p.level] = true;
-        let (fx, fy) = arch.fanout(p.level);
-        let lm = &mut levels[p.level];
-        lm.keep = p.keep;
-        for lp in p.loops.iter().rev() {
-            let lo = Loop {
-                dim: lp.dim,
-                factor: lp.factor,
-            };
-            let spatial = lp.kind != LoopKind::Temporal;
-            if p.loops.iter().any(|o| {
-                o.line < lp.line && o.dim == lp.dim && (o.kind != LoopKind::Temporal) == spatial
-            }) {
-                return Err(line_err(
-                    file,
-                    lp.line,
-                    format!(
-                        "a second {} loop over {} at {} (Timeloop has one per dimension and \
-                         level)",
-                        if spatial { "spatial" } else { "temporal" },
-                        problem.dims[lp.dim],
-                        arch.levels[p.level].name
-                    ),
-                ));
-            }
-            if spatial && fx * fy == 1 && lp.factor > 1 {
-                return Err(line_err(
-                    file,
-                    lp.line,
-                    format!(
-                        "spatial loop at {}, which has no spatial fanout to the level below it",
-                        arch.levels[p.level].name
-                    ),
-                ));
-            }
-            match lp.kind {
-                LoopKind::Temporal => lm.temporal.push(lo),
-                LoopKind::SpatialX if lp.factor > 1 => lm.spatial_x.push(lo),
-                LoopKind::SpatialY if lp.factor > 1 => lm.spatial_y.push(lo),
-                _ => {}
-            }
-        }
+        place_printed_level(p, &mut levels, file, arch, problem)?;
     }
     // Timeloop prints no factor-1 loops; like `load_mapping`, list every dim's temporal loop,
     // the unprinted ones outermost in the problem's order.
@@ -397,19 +388,80 @@ pub(super) fn mapping_from_printed(
             }
         }
     }
+    check_printed_cover(&levels, &seen, file, arch, problem)?;
+    Ok(Mapping { levels })
+}
+
+/// Puts a printed level's loops, innermost first, into its level of `levels`: one loop per
+/// dimension and direction, spatial loops only where the level fans out.
+fn place_printed_level(
+    p: PrintedLevel,
+    levels: &mut [LevelMapping],
+    file: &Path,
+    arch: &Arch,
+    problem: &Problem,
+) -> Result<(), InputError> {
+    let (fx, fy) = arch.fanout(p.level);
+    let name = &arch.levels[p.level].name;
+    let lm = &mut levels[p.level];
+    lm.keep = p.keep;
+    for lp in p.loops.iter().rev() {
+        let lo = Loop {
+            dim: lp.dim,
+            factor: lp.factor,
+        };
+        let spatial = lp.kind != LoopKind::Temporal;
+        if p.loops.iter().any(|o| {
+            o.line < lp.line && o.dim == lp.dim && (o.kind != LoopKind::Temporal) == spatial
+        }) {
+            return Err(line_err(
+                file,
+                lp.line,
+                format!(
+                    "a second {} loop over {} at {name} (Timeloop has one per dimension and \
+                     level)",
+                    if spatial { "spatial" } else { "temporal" },
+                    problem.dims[lp.dim],
+                ),
+            ));
+        }
+        if spatial && fx * fy == 1 && lp.factor > 1 {
+            return Err(line_err(
+                file,
+                lp.line,
+                format!(
+                    "spatial loop at {name}, which has no spatial fanout to the level below \
+                     it"
+                ),
+            ));
+        }
+        match lp.kind {
+            LoopKind::Temporal => lm.temporal.push(lo),
+            LoopKind::SpatialX if lp.factor > 1 => lm.spatial_x.push(lo),
+            LoopKind::SpatialY if lp.factor > 1 => lm.spatial_y.push(lo),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Checks that every level left out of the printed nest is a dummy level and that each
+/// dimension's loops multiply to its bound (naming the levels left out when they do not).
+fn check_printed_cover(
+    levels: &[LevelMapping],
+    seen: &[bool],
+    file: &Path,
+    arch: &Arch,
+    problem: &Problem,
+) -> Result<(), InputError> {
     let unprinted: Vec<&str> = arch
         .levels
         .iter()
-        .zip(&seen)
+        .zip(seen)
         .filter(|(_, s)| !**s)
         .map(|(l, _)| l.name.as_str())
         .collect();
-    if let Some((level, _)) = arch
-        .levels
-        .iter()
-        .zip(&seen)
-        .find(|(l, s)| !**s && !l.dummy)
-    {
+    if let Some((level, _)) = arch.levels.iter().zip(seen).find(|(l, s)| !**s && !l.dummy) {
         return Err(InputError::new(
             file,
             "(document)",
@@ -419,58 +471,19 @@ pub(super) fn mapping_from_printed(
             ),
         ));
     }
-    for d in 0..problem.dims.len() {
-        let prod = levels
-            .iter()
-            .flat_map(|lm| lm.temporal.iter().chain(&lm.spatial_x).chain(&lm.spatial_y))
-            .filter(|l| l.dim == d)
-            .fold(1u64, |acc, l| acc.saturating_mul(l.factor));
-        if prod != problem.bounds[d] {
-            let mut msg = format!(
-                "the loops over {} multiply to {prod}, not to its bound {}",
-                problem.dims[d], problem.bounds[d]
-            );
-            if !unprinted.is_empty() {
-                msg += &format!(
-                    "; the loop nest leaves out {} (Timeloop's stats.txt omits dummy levels, \
-                     and their spatial loops with them): import the map.txt printed next to it",
-                    unprinted.join(", ")
-                );
-            }
-            return Err(InputError::new(file, "(document)", msg));
-        }
-    }
-    Ok(Mapping { levels })
-}
-
-/// Whether `text` is a printed loop nest (map.txt / stats.txt) rather than YAML.
-pub(super) fn is_loop_nest_text(text: &str) -> bool {
-    text.lines().any(|l| {
-        let t = l.trim().trim_start_matches('|').trim();
-        t == "<< Compute >>"
-            || t == "Loop nest:"
-            || (t.starts_with("for ") && t.contains(" in ["))
-            || (t.starts_with("=== ") && t.ends_with(" ==="))
-    })
-}
-
-/// Loads the mapping Timeloop prints, from a map.txt (`timeloop-mapper.map.txt`) or from the
-/// loop nests of a stats.txt, for `arch` and `problem`.
-pub fn load_loop_nest_text(
-    path: &Path,
-    arch: &Arch,
-    problem: &Problem,
-) -> Result<Mapping, InputError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| InputError::new(path, "(file)", format!("cannot read: {e}")))?;
-    let is_stats = text.lines().any(|l| {
-        let t = l.trim();
-        t == "Loop nest:" || (t.starts_with("=== ") && t.ends_with(" ==="))
-    });
-    let printed = if is_stats {
-        parse_stats_txt(&text, path, arch, problem)?
-    } else {
-        parse_map_txt(&text, path, arch, problem)?
+    let Some((d, prod)) = first_unmet_bound(levels, problem) else {
+        return Ok(());
     };
-    mapping_from_printed(printed, path, arch, problem)
+    let mut msg = format!(
+        "the loops over {} multiply to {prod}, not to its bound {}",
+        problem.dims[d], problem.bounds[d]
+    );
+    if !unprinted.is_empty() {
+        msg += &format!(
+            "; the loop nest leaves out {} (Timeloop's stats.txt omits dummy levels, and their \
+             spatial loops with them): import the map.txt printed next to it",
+            unprinted.join(", ")
+        );
+    }
+    Err(InputError::new(file, "(document)", msg))
 }

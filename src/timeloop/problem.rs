@@ -1,12 +1,14 @@
 //! Reading a Timeloop problem (any shape, v0.3 or v0.4 spellings, the built-in `cnn-layer`)
 //! into qmap's [`Problem`], with the seed fork's per-data-space bit-widths.
 
+use super::messages::unknown_data_space;
 use super::yaml::{
     get, get_any, join, load_value, parse_value, req_str, seq, str_list, value_text, value_u64, Src,
 };
 use crate::model::{Problem, Tensor, Term};
 use crate::spec::InputError;
 use serde_yaml_ng::Value;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -111,6 +113,9 @@ pub(super) fn parse_rank(
     Ok(terms)
 }
 
+/// Per-data-space bit-widths, by data-space name.
+type BitWidths = HashMap<String, u32>;
+
 /// Loads a Timeloop problem (v0.3 `data-spaces` / v0.4 `data_spaces`, any shape) and the seed
 /// fork's per-data-space bit-widths (`instance.bitwidths`, or `instance.commonDatawidth` for
 /// all of them), returned separately.
@@ -122,25 +127,47 @@ pub fn load_problem(path: &Path) -> Result<(Problem, Option<HashMap<String, u32>
         None => (&root, ""),
     };
     let spath = join(ppath, "shape");
-    let shape_v = get(prob, "shape").ok_or_else(|| src.err(spath.clone(), "missing"))?;
-    let builtin;
-    let shape = match shape_v {
-        Value::String(s) => {
-            let n = s.to_ascii_lowercase().replace('_', "-");
-            if n == "cnn-layer" || n == "cnn-layer.yaml" {
-                builtin = parse_value(path, CNN_LAYER_SHAPE)?;
-                &builtin
-            } else {
-                return Err(src.err(
-                    spath,
-                    format!("unknown built-in shape `{s}` (only cnn-layer); give the shape inline"),
-                ));
-            }
-        }
-        v => v,
+    let shape = shape_of(prob, &spath, src)?;
+    let name = get(&shape, "name").and_then(value_text).unwrap_or_default();
+    let dims = read_dims(&shape, &spath, src)?;
+    let (instance, ipath) = match get(prob, "instance") {
+        Some(i) => (i, join(ppath, "instance")),
+        None => (prob, ppath.to_string()),
     };
-    let name = get(shape, "name").and_then(value_text).unwrap_or_default();
-    let dpath = join(&spath, "dimensions");
+    let coefs = read_coefficients(&shape, &spath, instance, &ipath, src)?;
+    let bounds = read_bounds(&dims, instance, &ipath, src)?;
+    let tensors = read_data_spaces(&shape, &spath, &dims, &coefs, src)?;
+    let bits = read_bit_widths(instance, &ipath, &tensors, src)?;
+    let problem = Problem {
+        name,
+        dims,
+        bounds,
+        tensors,
+    };
+    problem.check_ranges().map_err(|m| src.err(ipath, m))?;
+    Ok((problem, bits))
+}
+
+/// The problem's shape: inline, or Timeloop's built-in `cnn-layer` named by a string.
+fn shape_of<'v>(prob: &'v Value, spath: &str, src: Src) -> Result<Cow<'v, Value>, InputError> {
+    let shape = get(prob, "shape").ok_or_else(|| src.err(spath, "missing"))?;
+    let Value::String(s) = shape else {
+        return Ok(Cow::Borrowed(shape));
+    };
+    let n = s.to_ascii_lowercase().replace('_', "-");
+    if n == "cnn-layer" || n == "cnn-layer.yaml" {
+        Ok(Cow::Owned(parse_value(src.file, CNN_LAYER_SHAPE)?))
+    } else {
+        Err(src.err(
+            spath,
+            format!("unknown built-in shape `{s}` (only cnn-layer); give the shape inline"),
+        ))
+    }
+}
+
+/// The shape's dimension names: at least one, each once.
+fn read_dims(shape: &Value, spath: &str, src: Src) -> Result<Vec<String>, InputError> {
+    let dpath = join(spath, "dimensions");
     let dims = str_list(get(shape, "dimensions"), &dpath, src)?;
     if dims.is_empty() {
         return Err(src.err(dpath, "at least one dimension is required"));
@@ -153,44 +180,72 @@ pub fn load_problem(path: &Path) -> Result<(Problem, Option<HashMap<String, u32>
             ));
         }
     }
-    let (instance, ipath) = match get(prob, "instance") {
-        Some(i) => (i, join(ppath, "instance")),
-        None => (prob, ppath.to_string()),
-    };
-    // Coefficients: defaults overridden by the instance.
+    Ok(dims)
+}
+
+/// The shape's coefficients: their defaults, overridden by the instance.
+fn read_coefficients(
+    shape: &Value,
+    spath: &str,
+    instance: &Value,
+    ipath: &str,
+    src: Src,
+) -> Result<HashMap<String, i64>, InputError> {
     let mut coefs: HashMap<String, i64> = HashMap::new();
-    if let Some(cs) = get(shape, "coefficients") {
-        let cpath = join(&spath, "coefficients");
-        for (i, c) in seq(cs, &cpath, src)?.iter().enumerate() {
-            let p = format!("{cpath}[{i}]");
-            let n = req_str(c, "name", &p, src)?;
-            let default = match get(c, "default") {
-                None => 1,
-                Some(v) => v
-                    .as_i64()
-                    .ok_or_else(|| src.err(join(&p, "default"), "must be an integer"))?,
-            };
-            let value = match get(instance, n) {
-                None => default,
-                Some(v) => v
-                    .as_i64()
-                    .ok_or_else(|| src.err(join(&ipath, n), "must be an integer"))?,
-            };
-            coefs.insert(n.to_string(), value);
-        }
+    let Some(cs) = get(shape, "coefficients") else {
+        return Ok(coefs);
+    };
+    let cpath = join(spath, "coefficients");
+    for (i, c) in seq(cs, &cpath, src)?.iter().enumerate() {
+        let p = format!("{cpath}[{i}]");
+        let n = req_str(c, "name", &p, src)?;
+        let default = match get(c, "default") {
+            None => 1,
+            Some(v) => v
+                .as_i64()
+                .ok_or_else(|| src.err(join(&p, "default"), "must be an integer"))?,
+        };
+        let value = match get(instance, n) {
+            None => default,
+            Some(v) => v
+                .as_i64()
+                .ok_or_else(|| src.err(join(ipath, n), "must be an integer"))?,
+        };
+        coefs.insert(n.to_string(), value);
     }
+    Ok(coefs)
+}
+
+/// The instance's bound of every dimension (positive integers).
+fn read_bounds(
+    dims: &[String],
+    instance: &Value,
+    ipath: &str,
+    src: Src,
+) -> Result<Vec<u64>, InputError> {
     let mut bounds = Vec::new();
-    for d in &dims {
+    for d in dims {
         let v = get(instance, d)
-            .ok_or_else(|| src.err(join(&ipath, d), "missing (every dimension needs a bound)"))?;
+            .ok_or_else(|| src.err(join(ipath, d), "missing (every dimension needs a bound)"))?;
         match value_u64(v) {
             Some(b) if b > 0 => bounds.push(b),
-            _ => return Err(src.err(join(&ipath, d), "must be a positive integer")),
+            _ => return Err(src.err(join(ipath, d), "must be a positive integer")),
         }
     }
+    Ok(bounds)
+}
+
+/// The shape's data spaces (at least one, names unique) as tensors.
+fn read_data_spaces(
+    shape: &Value,
+    spath: &str,
+    dims: &[String],
+    coefs: &HashMap<String, i64>,
+    src: Src,
+) -> Result<Vec<Tensor>, InputError> {
     let (ds, dspath) = match get_any(shape, &["data-spaces", "data_spaces", "dataspaces"]) {
-        Some((k, v)) => (v, join(&spath, k)),
-        None => return Err(src.err(join(&spath, "data_spaces"), "missing")),
+        Some((k, v)) => (v, join(spath, k)),
+        None => return Err(src.err(join(spath, "data_spaces"), "missing")),
     };
     let mut tensors: Vec<Tensor> = Vec::new();
     for (i, t) in seq(ds, &dspath, src)?.iter().enumerate() {
@@ -202,42 +257,58 @@ pub fn load_problem(path: &Path) -> Result<(Problem, Option<HashMap<String, u32>
                 format!("data space `{tname}` appears twice"),
             ));
         }
-        let ppath = join(&p, "projection");
-        let proj = get(t, "projection").ok_or_else(|| src.err(ppath.clone(), "missing"))?;
-        let ranks = seq(proj, &ppath, src)?
-            .iter()
-            .enumerate()
-            .map(|(r, v)| parse_rank(v, &dims, &coefs, &format!("{ppath}[{r}]"), src))
-            .collect::<Result<Vec<_>, _>>()?;
-        let read_write = match get_any(t, &["read-write", "read_write"]) {
-            None => false,
-            Some((k, v)) => v
-                .as_bool()
-                .ok_or_else(|| src.err(join(&p, k), "must be true or false"))?,
-        };
-        tensors.push(Tensor {
-            name: tname.to_string(),
-            ranks,
-            read_write,
-        });
+        tensors.push(read_data_space(t, tname, &p, dims, coefs, src)?);
     }
     if tensors.is_empty() {
         return Err(src.err(dspath, "at least one data space is required"));
     }
-    // Bit-widths (the seed fork's extension).
-    let bits_of = |v: &Value, field: String| -> Result<u32, InputError> {
-        value_u64(v)
-            .filter(|b| *b > 0 && *b <= 64)
-            .map(|b| b as u32)
-            .ok_or_else(|| src.err(field, "must be an integer in 1..=64"))
+    Ok(tensors)
+}
+
+/// One data space (`name`, `projection`, `read-write`) at field path `p`.
+fn read_data_space(
+    t: &Value,
+    tname: &str,
+    p: &str,
+    dims: &[String],
+    coefs: &HashMap<String, i64>,
+    src: Src,
+) -> Result<Tensor, InputError> {
+    let ppath = join(p, "projection");
+    let proj = get(t, "projection").ok_or_else(|| src.err(ppath.clone(), "missing"))?;
+    let ranks = seq(proj, &ppath, src)?
+        .iter()
+        .enumerate()
+        .map(|(r, v)| parse_rank(v, dims, coefs, &format!("{ppath}[{r}]"), src))
+        .collect::<Result<Vec<_>, _>>()?;
+    let read_write = match get_any(t, &["read-write", "read_write"]) {
+        None => false,
+        Some((k, v)) => v
+            .as_bool()
+            .ok_or_else(|| src.err(join(p, k), "must be true or false"))?,
     };
-    let mut bits: Option<HashMap<String, u32>> = None;
+    Ok(Tensor {
+        name: tname.to_string(),
+        ranks,
+        read_write,
+    })
+}
+
+/// The seed fork's bit-widths: `commonDatawidth` for every data space, overridden per data
+/// space by `bitwidths`.
+fn read_bit_widths(
+    instance: &Value,
+    ipath: &str,
+    tensors: &[Tensor],
+    src: Src,
+) -> Result<Option<BitWidths>, InputError> {
+    let mut bits: Option<BitWidths> = None;
     if let Some((k, v)) = get_any(instance, &["commonDatawidth", "common_datawidth"]) {
-        let b = bits_of(v, join(&ipath, k))?;
+        let b = bit_width(v, join(ipath, k), src)?;
         bits = Some(tensors.iter().map(|t| (t.name.clone(), b)).collect());
     }
     if let Some(bw) = get(instance, "bitwidths") {
-        let bpath = join(&ipath, "bitwidths");
+        let bpath = join(ipath, "bitwidths");
         let m = bw
             .as_mapping()
             .ok_or_else(|| src.err(bpath.clone(), "must map data-space names to bits"))?;
@@ -245,27 +316,18 @@ pub fn load_problem(path: &Path) -> Result<(Problem, Option<HashMap<String, u32>
         for (k, v) in m {
             let k = value_text(k).unwrap_or_default();
             if !tensors.iter().any(|t| t.name == k) {
-                return Err(src.err(
-                    join(&bpath, &k),
-                    format!(
-                        "unknown data space `{k}` (data spaces: {})",
-                        tensors
-                            .iter()
-                            .map(|t| t.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                ));
+                return Err(src.err(join(&bpath, &k), unknown_data_space(&k, tensors)));
             }
-            out.insert(k.clone(), bits_of(v, join(&bpath, &k))?);
+            out.insert(k.clone(), bit_width(v, join(&bpath, &k), src)?);
         }
     }
-    let problem = Problem {
-        name,
-        dims,
-        bounds,
-        tensors,
-    };
-    problem.check_ranges().map_err(|m| src.err(ipath, m))?;
-    Ok((problem, bits))
+    Ok(bits)
+}
+
+/// One bit-width: an integer in 1..=64.
+fn bit_width(v: &Value, field: String, src: Src) -> Result<u32, InputError> {
+    value_u64(v)
+        .filter(|b| *b > 0 && *b <= 64)
+        .map(|b| b as u32)
+        .ok_or_else(|| src.err(field, "must be an integer in 1..=64"))
 }

@@ -18,7 +18,7 @@ impl Src<'_> {
 }
 
 /// Removes YAML tags (`!Component` etc.) everywhere, keeping the tagged values.
-pub(super) fn untag(v: Value) -> Value {
+fn untag(v: Value) -> Value {
     match v {
         Value::Tagged(t) => untag(t.value),
         Value::Sequence(s) => Value::Sequence(s.into_iter().map(untag).collect()),
@@ -29,10 +29,14 @@ pub(super) fn untag(v: Value) -> Value {
     }
 }
 
+/// The text of a file.
+pub(super) fn read_text(path: &Path) -> Result<String, InputError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| InputError::new(path, "(file)", format!("cannot read: {e}")))
+}
+
 pub(super) fn load_value(path: &Path) -> Result<Value, InputError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| InputError::new(path, "(file)", format!("cannot read: {e}")))?;
-    parse_value(path, &text)
+    parse_value(path, &read_text(path)?)
 }
 
 pub(super) fn parse_value(path: &Path, text: &str) -> Result<Value, InputError> {
