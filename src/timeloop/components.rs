@@ -25,14 +25,14 @@ pub(super) enum Kind {
 /// [`Mac`](crate::model::Mac).
 #[derive(Debug, Clone)]
 pub(super) struct RawComponent {
-    pub(super) name: String,
+    pub name: String,
     /// Field path of the component (`architecture.subtree[0].local[3]`).
-    pub(super) path: String,
-    pub(super) class: String,
-    pub(super) kind: Kind,
-    pub(super) attrs: Attrs,
+    pub path: String,
+    pub class: String,
+    pub kind: Kind,
+    pub attrs: Attrs,
     /// Instances from the names' ranges (the `instances` attribute overrides it).
-    pub(super) elements: u64,
+    pub elements: u64,
 }
 
 /// Timeloop's class test (`isBufferClass` / `isComputeClass`), case-insensitive.

@@ -5,7 +5,7 @@
 //! when an action lists several argument variants the largest energy is taken (as Timeloop
 //! does). `update` defaults to `write`; the MAC's energy is `compute` (or the largest `mac_*`).
 
-use super::yaml::{get, join, load_value, req_str, seq, strip_ranges, value_f64, Src};
+use super::yaml::{get, join, load_value, req_str, section, seq, strip_ranges, value_f64, Src};
 use crate::model::Arch;
 use crate::spec::InputError;
 use std::collections::HashMap;
@@ -25,10 +25,7 @@ pub(super) type ErtTables = HashMap<String, (HashMap<String, f64>, String)>;
 pub(super) fn load_ert(path: &Path) -> Result<ErtTables, InputError> {
     let src = Src { file: path };
     let root = load_value(path)?;
-    let (ert, base) = match get(&root, "ERT") {
-        Some(e) => (e, "ERT"),
-        None => (&root, ""),
-    };
+    let (ert, base) = section(&root, "ERT");
     let tpath = join(base, "tables");
     let tables = get(ert, "tables").ok_or_else(|| src.err(tpath.clone(), "missing"))?;
     let mut out: ErtTables = HashMap::new();

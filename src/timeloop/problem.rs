@@ -3,7 +3,8 @@
 
 use super::messages::unknown_data_space;
 use super::yaml::{
-    get, get_any, join, load_value, parse_value, req_str, seq, str_list, value_text, value_u64, Src,
+    get, get_any, join, load_value, parse_value, req_str, section, seq, str_list, value_text,
+    value_u64, Src,
 };
 use crate::model::{Problem, Tensor, Term};
 use crate::spec::InputError;
@@ -122,10 +123,7 @@ type BitWidths = HashMap<String, u32>;
 pub fn load_problem(path: &Path) -> Result<(Problem, Option<HashMap<String, u32>>), InputError> {
     let src = Src { file: path };
     let root = load_value(path)?;
-    let (prob, ppath) = match get(&root, "problem") {
-        Some(p) => (p, "problem"),
-        None => (&root, ""),
-    };
+    let (prob, ppath) = section(&root, "problem");
     let spath = join(ppath, "shape");
     let shape = shape_of(prob, &spath, src)?;
     let name = get(&shape, "name").and_then(value_text).unwrap_or_default();

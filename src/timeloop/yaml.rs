@@ -8,7 +8,7 @@ use std::path::Path;
 /// The file errors are reported against.
 #[derive(Clone, Copy)]
 pub(super) struct Src<'a> {
-    pub(super) file: &'a Path,
+    pub file: &'a Path,
 }
 
 impl Src<'_> {
@@ -58,6 +58,15 @@ pub(super) fn join(parent: &str, key: &str) -> String {
 /// A non-null value under `key` of a mapping.
 pub(super) fn get<'v>(v: &'v Value, key: &str) -> Option<&'v Value> {
     v.get(key).filter(|x| !x.is_null())
+}
+
+/// The section under `key` and its field path, or (no such key) the whole document at the
+/// root path.
+pub(super) fn section<'v>(root: &'v Value, key: &'static str) -> (&'v Value, &'static str) {
+    match get(root, key) {
+        Some(v) => (v, key),
+        None => (root, ""),
+    }
 }
 
 /// The first of `keys` present (non-null) in `v`, with the key found.
