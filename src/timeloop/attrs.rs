@@ -43,7 +43,7 @@ pub(super) const NOT_INHERITED: &[&str] = &["instances", "mesh_x", "mesh_y"];
 
 /// Canonical attributes: value and the field path it came from.
 #[derive(Debug, Clone, Default)]
-pub(super) struct Attrs(pub(super) HashMap<&'static str, (Value, String)>);
+pub(super) struct Attrs(HashMap<&'static str, (Value, String)>);
 
 impl Attrs {
     pub(super) fn parse(v: Option<&Value>, path: &str, src: Src) -> Result<Attrs, InputError> {

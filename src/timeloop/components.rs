@@ -74,29 +74,13 @@ pub(super) fn walk_tree(
     if let Some(local) = get(node, "local") {
         let lpath = join(path, "local");
         for (i, c) in seq(local, &lpath, src)?.iter().enumerate() {
-            let cpath = format!("{lpath}[{i}]");
-            if c.as_mapping().is_none() {
-                return Err(src.err(cpath, "must be a mapping (name, class, attributes)"));
-            }
-            if get(c, "enabled").and_then(Value::as_bool) == Some(false) {
-                continue;
-            }
-            let raw = req_str(c, "name", &cpath, src)?;
-            let (name, size) =
-                parse_instance_name(raw).map_err(|m| src.err(join(&cpath, "name"), m))?;
-            let class = get(c, "class").and_then(value_text).unwrap_or_default();
-            let Some(kind) = classify(&class) else {
-                continue; // networks and unknown classes: not part of the storage hierarchy
-            };
-            let own = Attrs::parse(get(c, "attributes"), &join(&cpath, "attributes"), src)?;
-            out.push(RawComponent {
-                name,
-                path: cpath,
-                class,
-                kind,
-                attrs: own.below(&attrs),
-                elements: mult.saturating_mul(size),
-            });
+            out.extend(local_component(
+                c,
+                format!("{lpath}[{i}]"),
+                mult,
+                &attrs,
+                src,
+            )?);
         }
     }
     if let Some(sub) = get(node, "subtree") {
@@ -114,6 +98,38 @@ pub(super) fn walk_tree(
         }
     }
     Ok(())
+}
+
+/// One component of a `local` list at field path `cpath`, below tree attributes `attrs` and
+/// `mult` instances; None for a disabled component or one that is neither storage nor compute.
+fn local_component(
+    c: &Value,
+    cpath: String,
+    mult: u64,
+    attrs: &Attrs,
+    src: Src,
+) -> Result<Option<RawComponent>, InputError> {
+    if c.as_mapping().is_none() {
+        return Err(src.err(cpath, "must be a mapping (name, class, attributes)"));
+    }
+    if get(c, "enabled").and_then(Value::as_bool) == Some(false) {
+        return Ok(None);
+    }
+    let raw = req_str(c, "name", &cpath, src)?;
+    let (name, size) = parse_instance_name(raw).map_err(|m| src.err(join(&cpath, "name"), m))?;
+    let class = get(c, "class").and_then(value_text).unwrap_or_default();
+    let Some(kind) = classify(&class) else {
+        return Ok(None); // networks and unknown classes: not part of the storage hierarchy
+    };
+    let own = Attrs::parse(get(c, "attributes"), &join(&cpath, "attributes"), src)?;
+    Ok(Some(RawComponent {
+        name,
+        path: cpath,
+        class,
+        kind,
+        attrs: own.below(attrs),
+        elements: mult.saturating_mul(size),
+    }))
 }
 
 /// Timeloop's classic `arch: {arithmetic, storage}` layout (storage listed innermost first).

@@ -6,7 +6,7 @@
 //! does). `update` defaults to `write`; the MAC's energy is `compute` (or the largest `mac_*`).
 
 use super::yaml::{get, join, load_value, req_str, section, seq, strip_ranges, value_f64, Src};
-use crate::model::Arch;
+use crate::model::{Arch, Level};
 use crate::spec::InputError;
 use std::collections::HashMap;
 use std::path::Path;
@@ -59,13 +59,23 @@ pub(super) fn load_ert(path: &Path) -> Result<ErtTables, InputError> {
     Ok(out)
 }
 
+/// Sets the storage levels' and the MAC's energies from the ERT file `ert` (dummy levels cost
+/// nothing).
 pub(super) fn apply_ert(arch: &mut Arch, ert: &Path) -> Result<(), InputError> {
     let src = Src { file: ert };
     let tables = load_ert(ert)?;
-    let known = || {
-        let mut k: Vec<&str> = tables.keys().map(String::as_str).collect();
-        k.sort_unstable();
-        k.join(", ")
+    let table = |name: &str, what: &str| {
+        tables.get(name).ok_or_else(|| {
+            let mut known: Vec<&str> = tables.keys().map(String::as_str).collect();
+            known.sort_unstable();
+            src.err(
+                "ERT.tables",
+                format!(
+                    "no table for {what} `{name}` (tables: {})",
+                    known.join(", ")
+                ),
+            )
+        })
     };
     for l in arch.levels.iter_mut() {
         if l.dummy {
@@ -74,54 +84,55 @@ pub(super) fn apply_ert(arch: &mut Arch, ert: &Path) -> Result<(), InputError> {
             l.update_energy = 0.0;
             continue;
         }
-        let Some((acts, path)) = tables.get(&l.name) else {
-            return Err(src.err(
-                "ERT.tables",
-                format!(
-                    "no table for storage level `{}` (tables: {})",
-                    l.name,
-                    known()
-                ),
-            ));
-        };
-        let find = |names: &[&str]| names.iter().find_map(|n| acts.get(*n).copied());
-        l.read_energy = find(&["read", "random_read"]).ok_or_else(|| {
-            src.err(
-                join(path, "actions"),
-                format!("{}: no `read` action", l.name),
-            )
-        })?;
-        l.write_energy = find(&["write", "random_fill", "fill"]).ok_or_else(|| {
-            src.err(
-                join(path, "actions"),
-                format!("{}: no `write` action", l.name),
-            )
-        })?;
-        l.update_energy = find(&["update", "random_update"]).unwrap_or(l.write_energy);
+        let (acts, path) = table(&l.name, "storage level")?;
+        set_level_energies(l, acts, path, src)?;
     }
-    let Some((acts, path)) = tables.get(&arch.mac.name) else {
-        return Err(src.err(
-            "ERT.tables",
-            format!(
-                "no table for compute `{}` (tables: {})",
-                arch.mac.name,
-                known()
-            ),
-        ));
-    };
-    arch.mac.energy = match acts.get("compute") {
-        Some(e) => *e,
-        None => acts
-            .iter()
-            .filter(|(k, _)| k.starts_with("mac"))
-            .map(|(_, e)| *e)
-            .fold(None, |m: Option<f64>, e| Some(m.map_or(e, |m| m.max(e))))
-            .ok_or_else(|| {
-                src.err(
-                    join(path, "actions"),
-                    format!("{}: no `compute` or `mac_*` action", arch.mac.name),
-                )
-            })?,
-    };
+    let (acts, path) = table(&arch.mac.name, "compute")?;
+    arch.mac.energy = mac_energy(acts, path, &arch.mac.name, src)?;
     Ok(())
+}
+
+/// A level's read, write (fill) and update energies from its table's actions; update defaults
+/// to write.
+fn set_level_energies(
+    l: &mut Level,
+    acts: &HashMap<String, f64>,
+    path: &str,
+    src: Src,
+) -> Result<(), InputError> {
+    let find = |names: &[&str]| names.iter().find_map(|n| acts.get(*n).copied());
+    let missing = |action: &str| {
+        src.err(
+            join(path, "actions"),
+            format!("{}: no `{action}` action", l.name),
+        )
+    };
+    let read = find(&["read", "random_read"]).ok_or_else(|| missing("read"))?;
+    let write = find(&["write", "random_fill", "fill"]).ok_or_else(|| missing("write"))?;
+    l.read_energy = read;
+    l.write_energy = write;
+    l.update_energy = find(&["update", "random_update"]).unwrap_or(write);
+    Ok(())
+}
+
+/// The MAC's energy: its `compute` action, else the largest `mac_*` action.
+fn mac_energy(
+    acts: &HashMap<String, f64>,
+    path: &str,
+    mac: &str,
+    src: Src,
+) -> Result<f64, InputError> {
+    if let Some(e) = acts.get("compute") {
+        return Ok(*e);
+    }
+    acts.iter()
+        .filter(|(k, _)| k.starts_with("mac"))
+        .map(|(_, e)| *e)
+        .fold(None, |m: Option<f64>, e| Some(m.map_or(e, |m| m.max(e))))
+        .ok_or_else(|| {
+            src.err(
+                join(path, "actions"),
+                format!("{mac}: no `compute` or `mac_*` action"),
+            )
+        })
 }

@@ -253,32 +253,7 @@ pub fn export_arch(arch: &Arch) -> String {
         } else {
             "storage"
         };
-        out += &format!(
-            "        - name: {}\n          class: {class}\n          attributes:\n",
-            yaml_str(&ranged(&l.name, l.instances))
-        );
-        let mut attr = |k: &str, v: String| out += &format!("            {k}: {v}\n");
-        if let Some(d) = l.depth {
-            attr("depth", d.to_string());
-        }
-        attr(
-            "width",
-            (l.word_bits * l.block_size * l.cluster_size).to_string(),
-        );
-        attr("word-bits", l.word_bits.to_string());
-        attr("block-size", l.block_size.to_string());
-        attr("cluster-size", l.cluster_size.to_string());
-        attr("meshX", l.mesh_x.to_string());
-        attr("meshY", l.mesh_y.to_string());
-        for (k, bw) in [
-            ("read_bandwidth", l.read_bandwidth),
-            ("write_bandwidth", l.write_bandwidth),
-            ("shared_bandwidth", l.shared_bandwidth),
-        ] {
-            if let Some(bw) = bw {
-                attr(k, format!("{bw}"));
-            }
-        }
+        out += &storage_entry(l, class);
     }
     let m = &arch.mac;
     out += &format!(
@@ -302,6 +277,37 @@ pub fn export_arch(arch: &Arch) -> String {
                 yaml_list(l.must_keep.iter().map(String::as_str)),
                 yaml_list(l.must_bypass.iter().map(String::as_str))
             );
+        }
+    }
+    out
+}
+
+/// One storage level of the architecture tree's `local` list, with its attributes.
+fn storage_entry(l: &Level, class: &str) -> String {
+    let mut out = format!(
+        "        - name: {}\n          class: {class}\n          attributes:\n",
+        yaml_str(&ranged(&l.name, l.instances))
+    );
+    let mut attr = |k: &str, v: String| out += &format!("            {k}: {v}\n");
+    if let Some(d) = l.depth {
+        attr("depth", d.to_string());
+    }
+    attr(
+        "width",
+        (l.word_bits * l.block_size * l.cluster_size).to_string(),
+    );
+    attr("word-bits", l.word_bits.to_string());
+    attr("block-size", l.block_size.to_string());
+    attr("cluster-size", l.cluster_size.to_string());
+    attr("meshX", l.mesh_x.to_string());
+    attr("meshY", l.mesh_y.to_string());
+    for (k, bw) in [
+        ("read_bandwidth", l.read_bandwidth),
+        ("write_bandwidth", l.write_bandwidth),
+        ("shared_bandwidth", l.shared_bandwidth),
+    ] {
+        if let Some(bw) = bw {
+            attr(k, format!("{bw}"));
         }
     }
     out

@@ -11,6 +11,7 @@
 //!   (energies) and `constraints` (keep / bypass rules).
 //! - `problem`, `mapping` (mapping files) and `printed` (map.txt and stats.txt loop nests).
 //! - `export`: architectures, ERTs, problems and mappings written as Timeloop files.
+
 mod arch;
 mod attrs;
 mod components;
