@@ -17,6 +17,7 @@ pub mod optimum;
 pub mod progress;
 pub mod report;
 pub mod search;
+pub mod solver;
 pub mod spec;
 pub mod timeloop;
 pub mod workload;
