@@ -42,14 +42,21 @@ impl MultiCount {
 /// per vector access on each of the instances `level`'s count says.
 #[derive(Debug, Clone)]
 pub(super) struct Deferred {
+    /// The term's epigraph column.
     pub(super) w: usize,
+    /// Its per-instance count is `exp(per_instance)·per_vector` vector accesses.
     pub(super) per_vector: f64,
+    /// The energy of one vector access on one instance (objective units).
     pub(super) unit: f64,
+    /// The log of the per-instance count, less `per_vector`'s.
     pub(super) per_instance: Lin,
     /// The log of the charged instance count.
     pub(super) charged: Lin,
+    /// The level whose charged instance count varies.
     pub(super) level: usize,
+    /// Whether its ceilings are exact ([`Model::activate`]).
     pub(super) active: bool,
+    /// The (level, tensor) the term belongs to.
     pub(super) at: (usize, usize),
 }
 
@@ -223,6 +230,51 @@ impl Model {
                 e,
                 at,
             });
+        }
+    }
+    /// Makes exact the ceilings that candidate `x`'s value depends on (a deferred term or a
+    /// multi-part count whose count at `x` is not whole), and gives the columns this adds
+    /// their values at `x`: the instance one-hots take the candidate's counts (the new integer
+    /// counts stay 0; only the tangents at `x` read them).
+    pub(super) fn make_ceilings_exact(&mut self, x: &mut Vec<f64>) {
+        for i in 0..self.deferred.len() {
+            let d = &self.deferred[i];
+            if d.active {
+                continue;
+            }
+            let a = d.per_instance.value(x);
+            let v = d.per_vector * a.exp();
+            if a > -OFF / 2.0 && (v - v.round()).abs() > 1e-9 * v.max(1.0) {
+                self.activate(i);
+            }
+        }
+        for i in 0..self.multi.len() {
+            if self.multi[i].r.is_some() || self.multi[i].dropped {
+                continue;
+            }
+            let (v, _, on) = self.multi_accesses(&self.multi[i], x);
+            if on && (v - v.round()).abs() > 1e-9 * v.max(1.0) {
+                self.activate_multi(i);
+            }
+        }
+        let old = x.len();
+        if self.col_lo.len() <= old {
+            return;
+        }
+        x.resize(self.col_lo.len(), 0.0);
+        let charged = (self.deferred.iter())
+            .filter(|d| d.active)
+            .map(|d| (&d.charged, d.level));
+        let multi = (self.multi.iter())
+            .filter(|mc| mc.r.is_some())
+            .filter_map(|mc| mc.per_instance.as_ref().map(|(c, l)| (c, *l)));
+        for (charged, level) in charged.chain(multi) {
+            let n = charged.value(x).exp();
+            for &(g, v) in self.instance_values.get(&level).into_iter().flatten() {
+                if g >= old && (v / n - 1.0).abs() < 1e-6 {
+                    x[g] = 1.0;
+                }
+            }
         }
     }
 }

@@ -26,6 +26,13 @@ impl Lin {
         self.add(o, -1.0);
         self
     }
+    /// The sum of the columns `cols` (a one-hot's row).
+    pub(super) fn ones(cols: &[usize]) -> Lin {
+        Lin {
+            c: 0.0,
+            t: cols.iter().map(|&c| (c, 1.0)).collect(),
+        }
+    }
     pub(super) fn var(i: usize, k: f64) -> Lin {
         Lin {
             c: 0.0,

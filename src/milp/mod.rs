@@ -18,7 +18,7 @@
 //! layer's MAC energy) of an incumbent, so every bound it reports is discounted by that much.
 //!
 //! Encoding:
-//! * per dim, a one-hot over its allowed factor vectors ([`Mapspace::dim_choices`](crate::mapspace::Mapspace::dim_choices)): every
+//! * per dim, a one-hot over its allowed factor vectors ([`Mapspace::dim_choices`]): every
 //!   per-dim quantity (slot factors, cumulative extents, non-unit flags) is linear in it;
 //!   dims with no halo and many factorisations ([`sliced_dims`]: a channel dim has up to
 //!   147,000 over Simba's slots) instead get a one-hot per slot group (a
@@ -101,12 +101,15 @@
 //! smallest bound over them. With a second core, two bypass patterns are refined at once, and
 //! a pattern whose solves have become slow is halved along its largest factorisation one-hot
 //! (each half keeps the cuts so far) so that both cores work on it.
+//!
+//! [`Mapspace::dim_choices`]: crate::mapspace::Mapspace::dim_choices
 
 // Model building indexes several parallel per-level / per-dim tables at once, and the one-hot
 // helpers take boxed per-choice functions: these two lints would only obscure that.
 #![allow(clippy::needless_range_loop, clippy::type_complexity)]
 
 mod ceilings;
+mod choices;
 mod decode;
 mod diagnose;
 mod encode;
@@ -119,10 +122,11 @@ mod solve;
 #[cfg(test)]
 mod tests;
 
+pub use choices::{solve_choices, solve_each};
 pub use diagnose::diagnose;
 pub use encode::sliced_dims;
 pub use encode::symmetry::mirror_symmetry;
-pub use solve::{relative_gap, solve, solve_choices, solve_each};
+pub use solve::{relative_gap, solve};
 
 use crate::eval::Evaluation;
 use crate::model::Mapping;

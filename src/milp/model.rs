@@ -10,8 +10,11 @@ use std::collections::HashMap;
 /// `w ≥ coef · exp(a)`.
 #[derive(Debug, Clone)]
 pub(super) struct ExpTerm {
+    /// The coefficient.
     pub(super) coef: f64,
+    /// The exponent, linear in the columns.
     pub(super) a: Lin,
+    /// The epigraph column.
     pub(super) w: usize,
     /// A column equal to `a`, so that each tangent is a two-nonzero row.
     pub(super) e: usize,
@@ -188,6 +191,20 @@ impl Model {
         // w − k·e ≥ k·(1 − at), with e = a
         let l = Lin::var(t.w, 1.0).minus(&Lin::var(t.e, k));
         self.ge(&l, k * (1.0 - at));
+    }
+    /// The no-good cut excluding the mapping whose identity columns take the values `key`.
+    pub(super) fn no_good(&mut self, key: &[u8]) {
+        let mut l = Lin::default();
+        let mut ones = 0.0;
+        for (&i, &b) in self.identity.iter().zip(key) {
+            if b == 1 {
+                l.t.push((i, 1.0));
+                ones += 1.0;
+            } else {
+                l.t.push((i, -1.0));
+            }
+        }
+        self.le(&l, ones - 1.0);
     }
 }
 

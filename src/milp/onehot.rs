@@ -180,13 +180,7 @@ pub(super) fn product_onehot(
         e
     };
     let g: Vec<usize> = values.iter().map(|_| m.bin()).collect();
-    m.eq(
-        &Lin {
-            c: 0.0,
-            t: g.iter().map(|&c| (c, 1.0)).collect(),
-        },
-        1.0,
-    );
+    m.eq(&Lin::ones(&g), 1.0);
     for &p in &primes {
         let mut l = Lin {
             c: 0.0,
@@ -233,11 +227,7 @@ pub(super) fn pair_onehot<K: Copy>(
         }
     }
     for (i, &a) in a_keys.iter().enumerate() {
-        let l = Lin {
-            c: 0.0,
-            t: h[i].iter().map(|&c| (c, 1.0)).collect(),
-        }
-        .minus(&marg_a(a));
+        let l = Lin::ones(&h[i]).minus(&marg_a(a));
         m.eq(&l, 0.0);
     }
     for (j, &b) in b_keys.iter().enumerate() {

@@ -6,9 +6,8 @@ use crate::mapspace::Mapspace;
 use crate::milp::decode::{best_in_class, model_value, term_values};
 use crate::milp::encode::build::build_pattern;
 use crate::milp::encode::{DimCols, Vars};
-use crate::milp::lin::Lin;
 use crate::milp::model::Model;
-use crate::milp::run::run_highs;
+use crate::milp::run::{run_highs, Solved};
 use crate::milp::{SolveOptions, OFF, SHAVE};
 use crate::model::{Mapping, ModelOptions};
 use crate::solver::Status;
@@ -18,11 +17,17 @@ use std::time::Instant;
 /// best mapping and its proven lower bound. `step` runs one MILP solve and adds its cuts.
 #[derive(Clone)]
 pub(super) struct Pattern {
+    /// The model with the cuts so far.
     pub(super) m: Model,
+    /// The model's one-hots.
     pub(super) vars: Vars,
+    /// The keep/bypass pattern (per level, per tensor).
     pub(super) keep: Vec<Vec<bool>>,
+    /// pJ per objective unit of the model.
     pub(super) scale: f64,
+    /// The identity keys of the candidates met (a repeat gets a no-good cut).
     pub(super) seen: std::collections::HashSet<Vec<u8>>,
+    /// The best mapping met and its evaluation.
     pub(super) best: Option<(Mapping, Evaluation)>,
     /// Proven lower bound of the pattern's mapspace.
     pub(super) bound: f64,
@@ -34,7 +39,9 @@ pub(super) struct Pattern {
     /// Whether `m` and `vars` are the pattern's model (else it waits, with its completion
     /// bound, for its first refinement).
     pub(super) built: bool,
+    /// Candidate rounds so far.
     pub(super) rounds: usize,
+    /// MILP solves so far.
     pub(super) solves: usize,
     /// Seconds of the last MILP solve.
     pub(super) last_solve: f64,
@@ -202,33 +209,12 @@ impl Pattern {
         time_left: Option<f64>,
         cutoff: Option<f64>,
     ) -> Result<bool, String> {
-        let problem = space.problem();
-        let scale = self.scale;
-        let m = &mut self.m;
         let cutoff = match (&self.best, cutoff) {
             (Some(b), Some(c)) => Some(b.1.energy_pj.min(c)),
             (Some(b), None) => Some(b.1.energy_pj),
             (None, c) => c,
         };
-        let t_solve = Instant::now();
-        let (status, x, obj_bound, improving) = run_highs(
-            m,
-            time_left,
-            cutoff.map(|c| c / scale * (1.0 - so.gap / 2.0)),
-        )?;
-        self.solves += 1;
-        self.last_solve = t_solve.elapsed().as_secs_f64();
-        if std::env::var("QMAP_MILP_PROFILE").is_ok() {
-            eprintln!(
-                "milp: {} cols ({} binary), {} rows, {} terms: {:?} in {:.3} s",
-                m.col_lo.len(),
-                m.col_int.iter().filter(|b| **b).count(),
-                m.rows.len(),
-                m.terms.len(),
-                status,
-                t_solve.elapsed().as_secs_f64()
-            );
-        }
+        let (status, x, obj_bound, improving) = self.solve(time_left, cutoff, so.gap)?;
         match status {
             Status::Infeasible => {
                 // Nothing beats the cutoff (or nothing is feasible at all) in this pattern.
@@ -239,147 +225,29 @@ impl Pattern {
             }
             Status::Optimal => {}
             Status::ReachedTimeLimit => {
-                // An interrupted solve may report no finite dual bound: then it proves nothing.
-                let lb = Some(obj_bound * scale)
-                    .filter(|b| b.is_finite())
-                    .unwrap_or(f64::NEG_INFINITY);
-                self.bound = self.bound.max(lb).min(self.floor);
-                // What the interrupted search found still counts for the incumbent.
-                for y in improving.iter().chain(&x) {
-                    offer(space, opts, &self.vars, &self.keep, &mut self.best, y, lb)?;
-                }
+                self.interrupted(space, opts, obj_bound, &improving, x.as_ref())?;
                 return Ok(false);
             }
             other => return Err(format!("HiGHS ended with status {other:?}")),
         }
-        let Some(mut x) = x else {
+        let Some(x) = x else {
             return Err("HiGHS returned no solution".into());
         };
-        let lb = obj_bound * scale;
+        let lb = obj_bound * self.scale;
         self.bound = self.bound.max(lb).min(self.floor);
         self.rounds += 1;
-        let (ev, resolved) = offer(space, opts, &self.vars, &self.keep, &mut self.best, &x, lb)?;
-        let model_value = model_value(m, &x) * scale;
-        if std::env::var("QMAP_MILP_PROFILE").is_ok() {
-            eprintln!(
-                "  round: bound {lb:.6e} model {model_value:.6e} evaluator {:.6e} valid {}",
-                ev.energy_pj, ev.valid
-            );
-            if std::env::var("QMAP_MILP_PROFILE").is_ok_and(|v| v == "2") {
-                let (mapping, _) = best_in_class(space, opts, &self.vars, &self.keep, &x);
-                eprint!(
-                    "{}",
-                    crate::report::loop_nest(&mapping, space.arch(), problem)
-                );
-            }
-            // Per (level, tensor): the model's terms against the evaluator's energy (Outputs'
-            // linear parts, the subtracted partitions, are not in the terms).
-            if ev.valid {
-                for (l, ls) in ev.levels.iter().enumerate() {
-                    for (t, tensor) in problem.tensors.iter().enumerate() {
-                        let Some(ts) = ls.tensors.iter().find(|ts| ts.name == tensor.name) else {
-                            continue;
-                        };
-                        let mv: f64 = term_values(m, &x)
-                            .iter()
-                            .filter(|(at, _)| *at == (l, t))
-                            .map(|(_, v)| v * scale)
-                            .sum();
-                        if (mv - ts.energy_pj).abs() > 1e-7 * ev.energy_pj {
-                            eprintln!(
-                                "    {} {}: terms {mv:.6e} evaluator {:.6e} (r {} f {} u {})",
-                                ls.name,
-                                tensor.name,
-                                ts.energy_pj,
-                                ts.reads_per_instance,
-                                ts.fills_per_instance,
-                                ts.updates_per_instance
-                            );
-                        }
-                    }
-                }
-            }
+        let (ev, resolved) = self.offer(space, opts, &x, lb)?;
+        let model_value = model_value(&self.m, &x) * self.scale;
+        if profiling() {
+            self.profile_round(space, opts, &x, (lb, model_value), &ev);
         }
-        // The improving solutions HiGHS found on the way are mappings too: each may be a better
-        // incumbent, and tangents there tighten the model where the search has been.
-        let key = m.identity_key(&x);
-        let mut extra_keys = vec![];
-        for y in &improving {
-            let k = m.identity_key(y);
-            if k == key || extra_keys.contains(&k) {
-                continue;
-            }
-            extra_keys.push(k);
-            offer(space, opts, &self.vars, &self.keep, &mut self.best, y, lb)?;
-            m.tangents_at(y);
-        }
-        let ub = self
-            .best
-            .as_ref()
-            .map_or(f64::INFINITY, |b| b.1.energy_pj)
-            .min(cutoff.unwrap_or(f64::INFINITY));
-        let lb = lb.min(self.floor);
-        if ub.is_finite() && (ub - lb) <= so.gap * ub {
-            self.bound = lb;
-            self.done = true;
+        let key = self.m.identity_key(&x);
+        self.offer_improving(space, opts, &improving, &key, lb)?;
+        if self.within_gap(lb, cutoff, so.gap) {
             return Ok(true);
         }
-        // Tangents at the candidate for every term (as if each mode were active).
-        m.tangents_at(&x);
-        // Deferred ceilings that this candidate's value depends on: make them exact.
-        if ev.valid && model_value < ev.energy_pj * (1.0 - so.gap * 0.5) {
-            for i in 0..m.deferred.len() {
-                let d = &m.deferred[i];
-                if d.active {
-                    continue;
-                }
-                let a = d.per_instance.value(&x);
-                let v = d.per_vector * a.exp();
-                if a > -OFF / 2.0 && (v - v.round()).abs() > 1e-9 * v.max(1.0) {
-                    m.activate(i);
-                }
-            }
-            for i in 0..m.multi.len() {
-                if m.multi[i].r.is_some() || m.multi[i].dropped {
-                    continue;
-                }
-                let (v, _, on) = m.multi_accesses(&m.multi[i], &x);
-                if on && (v - v.round()).abs() > 1e-9 * v.max(1.0) {
-                    m.activate_multi(i);
-                }
-            }
-            // Columns added just now: the instance one-hots take their values at the candidate
-            // (the new integer counts stay 0; only the tangents below read them).
-            let old = x.len();
-            if m.col_lo.len() > old {
-                x.resize(m.col_lo.len(), 0.0);
-                let charged = m
-                    .deferred
-                    .iter()
-                    .filter(|d| d.active)
-                    .map(|d| (&d.charged, d.level));
-                let multi = m
-                    .multi
-                    .iter()
-                    .filter(|mc| mc.r.is_some())
-                    .filter_map(|mc| mc.per_instance.as_ref().map(|(c, l)| (c, *l)));
-                for (charged, level) in charged.chain(multi) {
-                    let n = charged.value(&x).exp();
-                    for &(g, v) in m.instance_values.get(&level).into_iter().flatten() {
-                        if g >= old && (v / n - 1.0).abs() < 1e-6 {
-                            x[g] = 1.0;
-                        }
-                    }
-                }
-            }
-        }
-        // Ceilings only at the candidate's instance count (and load mode).
-        for t in m.ceilings.clone() {
-            let a = t.a.value(&x);
-            if a > -OFF / 2.0 {
-                m.tangent(&t, a);
-            }
-        }
+        let undervalued = ev.valid && model_value < ev.energy_pj * (1.0 - so.gap * 0.5);
+        self.cut_at(x, undervalued);
         // The MILP may still value this mapping below the evaluator (ceilings, coinciding
         // offsets) or it may be invalid: exclude it.
         let exact_now = ev.valid && model_value >= ev.energy_pj * (1.0 - so.gap * 0.5);
@@ -389,47 +257,202 @@ impl Pattern {
             self.bound = self.bound.min(self.floor);
         }
         if !ev.valid || !exact_now || !self.seen.insert(key.clone()) {
-            let mut l = Lin::default();
-            let mut ones = 0.0;
-            for (&i, &b) in m.identity.iter().zip(&key) {
-                if b == 1 {
-                    l.t.push((i, 1.0));
-                    ones += 1.0;
-                } else {
-                    l.t.push((i, -1.0));
-                }
-            }
-            m.le(&l, ones - 1.0);
+            self.m.no_good(&key);
         }
         Ok(true)
     }
+
+    /// One MILP solve of the pattern's model below `cutoff` (pJ, less half the gap).
+    fn solve(
+        &mut self,
+        time_left: Option<f64>,
+        cutoff: Option<f64>,
+        gap: f64,
+    ) -> Result<Solved, String> {
+        let m = &self.m;
+        let t_solve = Instant::now();
+        let cutoff = cutoff.map(|c| c / self.scale * (1.0 - gap / 2.0));
+        let solved = run_highs(m, time_left, cutoff)?;
+        self.solves += 1;
+        self.last_solve = t_solve.elapsed().as_secs_f64();
+        if profiling() {
+            eprintln!(
+                "milp: {} cols ({} binary), {} rows, {} terms: {:?} in {:.3} s",
+                m.col_lo.len(),
+                m.col_int.iter().filter(|b| **b).count(),
+                m.rows.len(),
+                m.terms.len(),
+                solved.0,
+                t_solve.elapsed().as_secs_f64()
+            );
+        }
+        Ok(solved)
+    }
+
+    /// A solve the time limit stopped: its bound (when finite) still counts, and so does what
+    /// the interrupted search found for the incumbent.
+    fn interrupted(
+        &mut self,
+        space: &Mapspace,
+        opts: &ModelOptions,
+        obj_bound: f64,
+        improving: &[Vec<f64>],
+        x: Option<&Vec<f64>>,
+    ) -> Result<(), String> {
+        // An interrupted solve may report no finite dual bound: then it proves nothing.
+        let lb = Some(obj_bound * self.scale)
+            .filter(|b| b.is_finite())
+            .unwrap_or(f64::NEG_INFINITY);
+        self.bound = self.bound.max(lb).min(self.floor);
+        for y in improving.iter().chain(x) {
+            self.offer(space, opts, y, lb)?;
+        }
+        Ok(())
+    }
+
+    /// The improving solutions HiGHS found on the way are mappings too: each may be a better
+    /// incumbent, and tangents there tighten the model where the search has been (each
+    /// mapping once, and not the candidate `key` itself).
+    fn offer_improving(
+        &mut self,
+        space: &Mapspace,
+        opts: &ModelOptions,
+        improving: &[Vec<f64>],
+        key: &[u8],
+        lb: f64,
+    ) -> Result<(), String> {
+        let mut extra_keys = vec![];
+        for y in improving {
+            let k = self.m.identity_key(y);
+            if k == key || extra_keys.contains(&k) {
+                continue;
+            }
+            extra_keys.push(k);
+            self.offer(space, opts, y, lb)?;
+            self.m.tangents_at(y);
+        }
+        Ok(())
+    }
+
+    /// Whether the best value (or the cutoff) is within the gap of bound `lb`: the pattern is
+    /// then closed at `lb`.
+    fn within_gap(&mut self, lb: f64, cutoff: Option<f64>, gap: f64) -> bool {
+        let ub = self
+            .best
+            .as_ref()
+            .map_or(f64::INFINITY, |b| b.1.energy_pj)
+            .min(cutoff.unwrap_or(f64::INFINITY));
+        let lb = lb.min(self.floor);
+        if ub.is_finite() && (ub - lb) <= gap * ub {
+            self.bound = lb;
+            self.done = true;
+            return true;
+        }
+        false
+    }
+
+    /// The cuts at candidate `x`: tangents of every term (as if each mode were active), the
+    /// ceilings its value depends on made exact when the model `undervalued` it, and the
+    /// ceilings' tangents at its instance counts (and load mode).
+    fn cut_at(&mut self, mut x: Vec<f64>, undervalued: bool) {
+        let m = &mut self.m;
+        m.tangents_at(&x);
+        if undervalued {
+            m.make_ceilings_exact(&mut x);
+        }
+        for t in m.ceilings.clone() {
+            let a = t.a.value(&x);
+            if a > -OFF / 2.0 {
+                m.tangent(&t, a);
+            }
+        }
+    }
+
+    /// Evaluates the best mapping of MILP solution `y`'s loop order class ([`best_in_class`])
+    /// and keeps it as the pattern's best if it beats it; fails if the MILP's bound `lb`
+    /// exceeds its evaluator value (the cross-check). Returns the evaluation and whether it is
+    /// the class's best.
+    fn offer(
+        &mut self,
+        space: &Mapspace,
+        opts: &ModelOptions,
+        y: &[f64],
+        lb: f64,
+    ) -> Result<(Evaluation, bool), String> {
+        let (mapping, resolved) = best_in_class(space, opts, &self.vars, &self.keep, y);
+        let ev = evaluate(space.problem(), space.arch(), &mapping, opts);
+        if !ev.valid {
+            return Ok((ev, resolved));
+        }
+        if lb > ev.energy_pj * (1.0 + 1e-7) {
+            return Err(format!(
+                "internal error: the MILP bound {lb} pJ exceeds the evaluator's {} pJ for a mapping it found; the model overestimates a cost",
+                ev.energy_pj
+            ));
+        }
+        if self
+            .best
+            .as_ref()
+            .is_none_or(|b| ev.energy_pj < b.1.energy_pj)
+        {
+            self.best = Some((mapping, ev.clone()));
+        }
+        Ok((ev, resolved))
+    }
+
+    /// The profile of a round (`QMAP_MILP_PROFILE`): bound, model and evaluator values, the
+    /// mapping (`=2`), and per (level, tensor) where the model's terms and the evaluator's
+    /// energy differ (Outputs' linear parts, the subtracted partitions, are not in the terms).
+    fn profile_round(
+        &self,
+        space: &Mapspace,
+        opts: &ModelOptions,
+        x: &[f64],
+        (lb, model_value): (f64, f64),
+        ev: &Evaluation,
+    ) {
+        let problem = space.problem();
+        eprintln!(
+            "  round: bound {lb:.6e} model {model_value:.6e} evaluator {:.6e} valid {}",
+            ev.energy_pj, ev.valid
+        );
+        if std::env::var("QMAP_MILP_PROFILE").is_ok_and(|v| v == "2") {
+            let (mapping, _) = best_in_class(space, opts, &self.vars, &self.keep, x);
+            eprint!(
+                "{}",
+                crate::report::loop_nest(&mapping, space.arch(), problem)
+            );
+        }
+        if !ev.valid {
+            return;
+        }
+        for (l, ls) in ev.levels.iter().enumerate() {
+            for (t, tensor) in problem.tensors.iter().enumerate() {
+                let Some(ts) = ls.tensors.iter().find(|ts| ts.name == tensor.name) else {
+                    continue;
+                };
+                let mv: f64 = term_values(&self.m, x)
+                    .iter()
+                    .filter(|(at, _)| *at == (l, t))
+                    .map(|(_, v)| v * self.scale)
+                    .sum();
+                if (mv - ts.energy_pj).abs() > 1e-7 * ev.energy_pj {
+                    eprintln!(
+                        "    {} {}: terms {mv:.6e} evaluator {:.6e} (r {} f {} u {})",
+                        ls.name,
+                        tensor.name,
+                        ts.energy_pj,
+                        ts.reads_per_instance,
+                        ts.fills_per_instance,
+                        ts.updates_per_instance
+                    );
+                }
+            }
+        }
+    }
 }
 
-/// Evaluates the best mapping of MILP solution `y`'s loop order class ([`best_in_class`]) and
-/// keeps it in `best` if it beats it; fails if the MILP's bound `lb` exceeds its evaluator
-/// value (the cross-check). Returns the evaluation and whether it is the class's best.
-pub(super) fn offer(
-    space: &Mapspace,
-    opts: &ModelOptions,
-    vars: &Vars,
-    keep: &[Vec<bool>],
-    best: &mut Option<(Mapping, Evaluation)>,
-    y: &[f64],
-    lb: f64,
-) -> Result<(Evaluation, bool), String> {
-    let (mapping, resolved) = best_in_class(space, opts, vars, keep, y);
-    let ev = evaluate(space.problem(), space.arch(), &mapping, opts);
-    if !ev.valid {
-        return Ok((ev, resolved));
-    }
-    if lb > ev.energy_pj * (1.0 + 1e-7) {
-        return Err(format!(
-            "internal error: the MILP bound {lb} pJ exceeds the evaluator's {} pJ for a mapping it found; the model overestimates a cost",
-            ev.energy_pj
-        ));
-    }
-    if best.as_ref().is_none_or(|b| ev.energy_pj < b.1.energy_pj) {
-        *best = Some((mapping, ev.clone()));
-    }
-    Ok((ev, resolved))
+/// Whether `QMAP_MILP_PROFILE` asks for a profile of every solve and round.
+fn profiling() -> bool {
+    std::env::var("QMAP_MILP_PROFILE").is_ok()
 }

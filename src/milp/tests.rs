@@ -16,13 +16,7 @@ fn onehot_groups(m: &mut Model, sizes: &[usize]) -> Vec<Vec<usize>> {
         .iter()
         .map(|&n| {
             let g: Vec<usize> = (0..n).map(|_| m.bin()).collect();
-            m.eq(
-                &Lin {
-                    c: 0.0,
-                    t: g.iter().map(|&i| (i, 1.0)).collect(),
-                },
-                1.0,
-            );
+            m.eq(&Lin::ones(&g), 1.0);
             g
         })
         .collect()

@@ -18,13 +18,7 @@ impl Builder<'_> {
         }
         let m = &mut self.m;
         let cols: Vec<usize> = (0..n).map(|_| m.bin()).collect();
-        m.eq(
-            &Lin {
-                c: 0.0,
-                t: cols.iter().map(|&c| (c, 1.0)).collect(),
-            },
-            1.0,
-        );
+        m.eq(&Lin::ones(&cols), 1.0);
         m.identity.extend(&cols);
         cols.into_iter().map(Some).collect()
     }

@@ -59,31 +59,30 @@ impl Builder<'_> {
     fn halo_extent(&mut self, t1: &Term, t2: &Term, l: usize) -> Lin {
         let (v, vars) = (self.v, &self.vars);
         let cum = |c: &[u64]| v.cum(c, l);
-        let vals = |d: usize| {
-            let mut e: Vec<u64> = v.choices[d].iter().map(|c| cum(c)).collect();
-            e.sort_unstable();
-            e.dedup();
-            e
-        };
-        let (v1, v2) = (vals(t1.dim), vals(t2.dim));
+        let (v1, v2) = (v.values(t1.dim, &cum), v.values(t2.dim, &cum));
         let ext = |a: u64, b: u64| t1.coef * (a - 1) + t2.coef * (b - 1) + 1;
-        if v1.len() == 1 || v2.len() == 1 {
+        if v1.len() == 1 {
             // One side fixed: per-dim in the other.
-            if v1.len() == 1 {
-                v.per_dim(vars, t2.dim, &|c| ln(ext(v1[0], cum(c))))
-            } else {
-                v.per_dim(vars, t1.dim, &|c| ln(ext(cum(c), v2[0])))
-            }
+            v.per_dim(vars, t2.dim, &|c| ln(ext(v1[0], cum(c))))
+        } else if v2.len() == 1 {
+            v.per_dim(vars, t1.dim, &|c| ln(ext(cum(c), v2[0])))
         } else {
-            pair_onehot(
-                &mut self.m,
-                &v1,
-                &v2,
-                |a| v.per_dim(vars, t1.dim, &|c| (cum(c) == a) as u8 as f64),
-                |b| v.per_dim(vars, t2.dim, &|c| (cum(c) == b) as u8 as f64),
-                |a, b| ln(ext(a, b)),
-            )
+            self.value_pairs((t1.dim, t2.dim), &cum, |a, b| ln(ext(a, b)))
         }
+    }
+
+    /// A pair one-hot over the values `key` takes on the factorisations of dims `d1` and `d2`
+    /// ([`pair_onehot`]): `Σ value(a, b)·h[a][b]`.
+    fn value_pairs<K: Copy + Ord>(
+        &mut self,
+        (d1, d2): (usize, usize),
+        key: &dyn Fn(&[u64]) -> K,
+        value: impl Fn(K, K) -> f64,
+    ) -> Lin {
+        let (v, vars) = (self.v, &self.vars);
+        let (k1, k2) = (v.values(d1, key), v.values(d2, key));
+        let is = |d: usize, k: K| v.per_dim(vars, d, &|c| (key(c) == k) as u8 as f64);
+        pair_onehot(&mut self.m, &k1, &k2, |a| is(d1, a), |b| is(d2, b), value)
     }
 
     /// log distinct tiles of tensor t among the children of level l's fanout.
@@ -120,7 +119,7 @@ impl Builder<'_> {
     /// one-hot over pairs of the dims' spatial configurations at level l gives the log of the
     /// exact number of distinct offsets.
     fn distinct_offsets(&mut self, t1: Term, t2: Term, l: usize) -> Lin {
-        let (v, vars) = (self.v, &self.vars);
+        let v = self.v;
         let inner = |c: &[u64]| -> u64 {
             (v.slots.iter().zip(c))
                 .filter(|(s, _)| s.level < l)
@@ -132,30 +131,16 @@ impl Builder<'_> {
         let key = |c: &[u64]| -> (u64, u64, u64) {
             (inner(c), sx.map_or(1, |s| c[s]), sy.map_or(1, |s| c[s]))
         };
-        let keys = |d: usize| {
-            let mut k: Vec<(u64, u64, u64)> = v.choices[d].iter().map(|c| key(c)).collect();
-            k.sort_unstable();
-            k.dedup();
-            k
-        };
-        let (k1, k2) = (keys(t1.dim), keys(t2.dim));
-        pair_onehot(
-            &mut self.m,
-            &k1,
-            &k2,
-            |a| v.per_dim(vars, t1.dim, &|c| (key(c) == a) as u8 as f64),
-            |b| v.per_dim(vars, t2.dim, &|c| (key(c) == b) as u8 as f64),
-            |a, b| {
-                let (oa, ob) = (offsets(t1.coef, a), offsets(t2.coef, b));
-                let mut all: Vec<u64> = oa
-                    .iter()
-                    .flat_map(|x| ob.iter().map(move |y| x + y))
-                    .collect();
-                all.sort_unstable();
-                all.dedup();
-                (all.len() as f64).ln()
-            },
-        )
+        self.value_pairs((t1.dim, t2.dim), &key, |a, b| {
+            let (oa, ob) = (offsets(t1.coef, a), offsets(t2.coef, b));
+            let mut all: Vec<u64> = oa
+                .iter()
+                .flat_map(|x| ob.iter().map(move |y| x + y))
+                .collect();
+            all.sort_unstable();
+            all.dedup();
+            (all.len() as f64).ln()
+        })
     }
 
     /// log of the instances the energy of level l is charged for: instances used, or

@@ -139,6 +139,14 @@ impl<'a> View<'a> {
         self.choices[d].iter().any(|c| c[s] > 1)
     }
 
+    /// The distinct values `key` takes on dim d's factorisations, in order.
+    pub(in crate::milp) fn values<K: Ord>(&self, d: usize, key: &dyn Fn(&[u64]) -> K) -> Vec<K> {
+        let mut k: Vec<K> = self.choices[d].iter().map(|c| key(c)).collect();
+        k.sort_unstable();
+        k.dedup();
+        k
+    }
+
     /// The largest log factor of dim d in slot s.
     pub(in crate::milp) fn max_log(&self, d: usize, s: usize) -> f64 {
         self.choices[d].iter().map(|c| ln(c[s])).fold(0.0, f64::max)
