@@ -91,6 +91,7 @@ pub mod progress;
 pub mod proof;
 pub mod report;
 pub mod search;
+pub mod solver;
 pub mod spec;
 pub mod timeloop;
 pub mod workload;

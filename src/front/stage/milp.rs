@@ -10,7 +10,7 @@
 use super::lagrange::Reduction;
 use super::{Milp, Solve};
 use crate::front::{Criterion, FrontError, PointStatus};
-use highs::{HighsModelStatus, RowProblem, Sense};
+use crate::solver::{Problem, Settings, Status, Value};
 
 /// Feasibility and integrality tolerance given to HiGHS (coefficients are scaled to ≤ 1).
 const HIGHS_TOLERANCE: f64 = 1e-9;
@@ -93,18 +93,15 @@ impl Milp<'_> {
         if active.iter().all(|ks| ks.len() == 1) {
             return Ok(self.only_selection(bounds, active));
         }
-        let (rp, cols) = self.model(objective, bounds, active);
-        let solved = self.solve(rp)?;
-        let status = match solved.status() {
-            HighsModelStatus::Optimal | HighsModelStatus::ModelEmpty => PointStatus::Optimal,
-            HighsModelStatus::ReachedTimeLimit => PointStatus::TimeLimit,
-            HighsModelStatus::Infeasible | HighsModelStatus::UnboundedOrInfeasible => {
-                return Ok(Solve::Infeasible)
-            }
+        let (pb, cols) = self.model(objective, bounds, active);
+        let solved = pb.solve(&self.settings()).map_err(FrontError::Solver)?;
+        let status = match solved.status {
+            Status::Optimal | Status::ModelEmpty => PointStatus::Optimal,
+            Status::ReachedTimeLimit => PointStatus::TimeLimit,
+            Status::Infeasible | Status::UnboundedOrInfeasible => return Ok(Solve::Infeasible),
             s => return Err(FrontError::Solver(format!("HiGHS status {s:?}"))),
         };
-        let x = solved.get_solution();
-        let x = x.columns();
+        let x = &solved.columns;
         if x.len() != cols.iter().map(Vec::len).sum::<usize>() {
             return Ok(Solve::Unknown);
         }
@@ -112,7 +109,7 @@ impl Milp<'_> {
             return Ok(Solve::Unknown);
         };
         let got = self.value(objective, &choice);
-        let reported = solved.objective_value();
+        let reported = solved.objective;
         if status == PointStatus::Optimal && (got - reported).abs() > 1e-6 * reported.abs().max(1.0)
         {
             return Err(FrontError::Solver(format!(
@@ -148,25 +145,27 @@ impl Milp<'_> {
         objective: Criterion,
         bounds: &[(Criterion, f64)],
         active: &[Vec<usize>],
-    ) -> (RowProblem, Vec<Vec<highs::Col>>) {
+    ) -> (Problem, Vec<Vec<usize>>) {
         let pb = self.pb;
-        let mut rp = RowProblem::default();
+        let mut rp = Problem::default();
         let oscale = self.scale[objective.index()];
-        let mut cols: Vec<Vec<highs::Col>> = Vec::with_capacity(pb.cands.len());
+        let mut cols: Vec<Vec<usize>> = Vec::with_capacity(pb.cands.len());
         for (l, ks) in active.iter().enumerate() {
+            let cost = |k: usize| objective.of(&pb.cands[l][k]) / oscale;
             cols.push(
                 ks.iter()
-                    .map(|&k| rp.add_integer_column(objective.of(&pb.cands[l][k]) / oscale, 0..=1))
+                    .map(|&k| rp.add_column(cost(k), 0.0, 1.0, true))
                     .collect(),
             );
         }
         for c in &cols {
-            rp.add_row(1.0..=1.0, c.iter().map(|&x| (x, 1.0)));
+            let ones: Vec<(usize, f64)> = c.iter().map(|&x| (x, 1.0)).collect();
+            rp.add_row(1.0, 1.0, &ones);
         }
         for (l, ks) in active.iter().enumerate() {
             let Some(p) = pb.producers[l] else { continue };
             for &b in &pb.bits.activations {
-                let mut f: Vec<(highs::Col, f64)> = Vec::new();
+                let mut f: Vec<(usize, f64)> = Vec::new();
                 for (j, &k) in ks.iter().enumerate() {
                     if pb.cands[l][k].bits.input_bits == b {
                         f.push((cols[l][j], 1.0));
@@ -178,7 +177,7 @@ impl Milp<'_> {
                     }
                 }
                 if !f.is_empty() {
-                    rp.add_row(0.0..=0.0, f);
+                    rp.add_row(0.0, 0.0, &f);
                 }
             }
         }
@@ -193,31 +192,30 @@ impl Milp<'_> {
                     }
                 }
             }
-            rp.add_row(..=((ub - self.offset(c)) / s), f);
+            rp.add_row(f64::NEG_INFINITY, (ub - self.offset(c)) / s, &f);
         }
         (rp, cols)
     }
 
-    /// Solves the model with the settings of the module doc (and the stage's time limit).
-    fn solve(&self, rp: RowProblem) -> Result<highs::SolvedModel, FrontError> {
-        let mut model = rp
-            .try_optimise(Sense::Minimise)
-            .map_err(|e| FrontError::Solver(format!("HiGHS rejected the model: {e:?}")))?;
-        model.make_quiet();
-        model.set_option("threads", 1);
-        model.set_option("mip_rel_gap", 0.0);
-        model.set_option("mip_abs_gap", 0.0);
-        model.set_option("primal_feasibility_tolerance", HIGHS_TOLERANCE);
-        model.set_option("mip_feasibility_tolerance", HIGHS_TOLERANCE);
-        // Sub-MIP heuristics cost more than they save on these small reduced models.
-        model.set_option("mip_heuristic_run_rins", false);
-        model.set_option("mip_heuristic_run_rens", false);
-        if let Some(t) = self.time_limit {
-            model.set_option("time_limit", t.max(0.01));
+    /// The settings of the module doc (and the stage's time limit).
+    fn settings(&self) -> Settings {
+        Settings {
+            options: vec![
+                ("threads", Value::Int(1)),
+                ("mip_rel_gap", Value::Float(0.0)),
+                ("mip_abs_gap", Value::Float(0.0)),
+                (
+                    "primal_feasibility_tolerance",
+                    Value::Float(HIGHS_TOLERANCE),
+                ),
+                ("mip_feasibility_tolerance", Value::Float(HIGHS_TOLERANCE)),
+                // Sub-MIP heuristics cost more than they save on these small reduced models.
+                ("mip_heuristic_run_rins", Value::Bool(false)),
+                ("mip_heuristic_run_rens", Value::Bool(false)),
+            ],
+            time_limit: self.time_limit,
+            ..Settings::default()
         }
-        model
-            .try_solve()
-            .map_err(|e| FrontError::Solver(format!("HiGHS failed: {e:?}")))
     }
 }
 
