@@ -4,7 +4,7 @@
 //! the criteria over chained selections in linear time ([`Milp::dp`]; [`Milp::dp_through`] gives,
 //! per candidate, the best total of a selection through it). With multipliers λ ≥ 0 on the
 //! stage's bounds (the Lagrangian dual, maximised by Kelley's cutting planes, each cut one
-//! dynamic-program solution and each master a tiny HiGHS LP), the dynamic program bounds any
+//! dynamic-program solution and each master a tiny LP through [`crate::solver`]), the dynamic program bounds any
 //! feasible selection from below ([`Milp::reduce`]). A bound that no selection can meet alone is
 //! reported infeasible at once. The bound's reduced costs say which candidates can still be part
 //! of a selection within a given gap of it ([`Milp::within`]).
@@ -12,7 +12,7 @@
 use super::{upper_bounds, Milp};
 use crate::front::selection::CRITERIA;
 use crate::front::Criterion;
-use highs::{HighsModelStatus, RowProblem, Sense};
+use crate::solver;
 
 /// Iterations of the dual (cutting-plane) search of the Lagrangian reduction.
 const MAX_DUAL_ITERATIONS: usize = 200;
@@ -20,30 +20,30 @@ const MAX_DUAL_ITERATIONS: usize = 200;
 const MAX_MULTIPLIER: f64 = 1e6;
 
 /// Kelley's master LP: maximise z subject to z ≤ f + Σ_i λ_i g_i for every cut (f, g), 0 ≤ λ ≤
-/// [`MAX_MULTIPLIER`]. Returns (z, λ), None if HiGHS fails.
+/// [`MAX_MULTIPLIER`] (solved as the minimum of −z). Returns (z, λ), None if HiGHS fails.
 fn kelley_master(cuts: &[(f64, [f64; 4])], cons: &[usize]) -> Option<(f64, [f64; 4])> {
-    let mut rp = RowProblem::default();
-    let z = rp.add_column(1.0, f64::NEG_INFINITY..f64::INFINITY);
-    let lam: Vec<highs::Col> = cons
+    let mut pb = solver::Problem::default();
+    let z = pb.add_column(-1.0, f64::NEG_INFINITY, f64::INFINITY, false);
+    let lam: Vec<usize> = cons
         .iter()
-        .map(|_| rp.add_column(0.0, 0.0..=MAX_MULTIPLIER))
+        .map(|_| pb.add_column(0.0, 0.0, MAX_MULTIPLIER, false))
         .collect();
     for (f, g) in cuts {
         let mut row = vec![(z, 1.0)];
         for (k, &i) in cons.iter().enumerate() {
             row.push((lam[k], -g[i]));
         }
-        rp.add_row(..=*f, row);
+        pb.add_row(f64::NEG_INFINITY, *f, &row);
     }
-    let mut model = rp.try_optimise(Sense::Maximise).ok()?;
-    model.make_quiet();
-    model.set_option("threads", 1);
-    let solved = model.try_solve().ok()?;
-    if solved.status() != HighsModelStatus::Optimal {
+    let settings = solver::Settings {
+        options: vec![("threads", solver::Value::Int(1))],
+        ..Default::default()
+    };
+    let solved = pb.solve(&settings).ok()?;
+    if solved.status != solver::Status::Optimal {
         return None;
     }
-    let x = solved.get_solution();
-    let x = x.columns();
+    let x = &solved.columns;
     let mut out = [0.0; 4];
     for (k, &i) in cons.iter().enumerate() {
         out[i] = x[1 + k].max(0.0);
