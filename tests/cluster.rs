@@ -8,45 +8,50 @@
 
 mod common;
 
-use common::{qmap_in, root, scratch};
+use common::{front_instance, qmap_in, root, scratch};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// A six-layer network on the shipped Eyeriss with its constraints, bits {4, 8}, a proxy:
 /// five distinct shapes (l5 repeats l3), so 10 jobs over the two tables `qmap front` builds.
 fn instance(dir: &Path) -> PathBuf {
-    let r = root();
-    std::fs::write(
-        dir.join("acc.yaml"),
-        "kind: proxy\nnetwork: six\nfull_precision_accuracy: 70.0\nsource: test proxy\nlayers:\n\
-         \x20 - {name: l1, weight_sensitivity: 40, activation_sensitivity: 40}\n\
-         \x20 - {name: l2, weight_sensitivity: 80, activation_sensitivity: 20}\n\
-         \x20 - {name: l3, weight_sensitivity: 10, activation_sensitivity: 60}\n\
-         \x20 - {name: l4, weight_sensitivity: 50, activation_sensitivity: 10}\n\
-         \x20 - {name: l5, weight_sensitivity: 20, activation_sensitivity: 30}\n\
-         \x20 - {name: l6, weight_sensitivity: 30, activation_sensitivity: 30}\n",
+    front_instance(
+        dir,
+        "six",
+        &[
+            (
+                "l1",
+                "kind: conv2d, C: 8, M: 16, P: 14, Q: 14, R: 1, S: 1",
+                40,
+                40,
+            ),
+            (
+                "l2",
+                "kind: depthwise, G: 16, P: 14, Q: 14, R: 3, S: 3, pad: 1",
+                80,
+                20,
+            ),
+            (
+                "l3",
+                "kind: conv2d, C: 16, M: 16, P: 14, Q: 14, R: 1, S: 1",
+                10,
+                60,
+            ),
+            (
+                "l4",
+                "kind: conv2d, C: 16, M: 16, P: 14, Q: 14, R: 3, S: 3, pad: 1",
+                50,
+                10,
+            ),
+            (
+                "l5",
+                "kind: conv2d, C: 16, M: 16, P: 14, Q: 14, R: 1, S: 1",
+                20,
+                30,
+            ),
+            ("l6", "kind: fc, C: 3136, M: 10", 30, 30),
+        ],
     )
-    .unwrap();
-    let inst = dir.join("inst.yaml");
-    std::fs::write(
-        &inst,
-        format!(
-            "architecture: {r}/models/arch/eyeriss.yaml\n\
-             constraints: {r}/models/arch/eyeriss_constraints.yaml\n\
-             workload:\n  network:\n    name: six\n    input: {{channels: 8, height: 14, width: 14}}\n    layers:\n\
-             \x20     - {{name: l1, kind: conv2d, C: 8, M: 16, P: 14, Q: 14, R: 1, S: 1}}\n\
-             \x20     - {{name: l2, kind: depthwise, G: 16, P: 14, Q: 14, R: 3, S: 3, pad: 1}}\n\
-             \x20     - {{name: l3, kind: conv2d, C: 16, M: 16, P: 14, Q: 14, R: 1, S: 1}}\n\
-             \x20     - {{name: l4, kind: conv2d, C: 16, M: 16, P: 14, Q: 14, R: 3, S: 3, pad: 1}}\n\
-             \x20     - {{name: l5, kind: conv2d, C: 16, M: 16, P: 14, Q: 14, R: 1, S: 1}}\n\
-             \x20     - {{name: l6, kind: fc, C: 3136, M: 10}}\n\
-             bits: {{inputs: [4, 8], weights: [4, 8], outputs: [4, 8]}}\n\
-             front: {{accuracy: acc.yaml}}\n",
-            r = r.display()
-        ),
-    )
-    .unwrap();
-    inst
 }
 
 /// `qmap front --json` over `cache`, wall times and cache counts left out.

@@ -8,39 +8,36 @@ use qmap::eval::evaluate;
 use qmap::instance;
 mod common;
 
-use common::{json, qmap_in, root, scratch};
+use common::{front_instance, json, qmap_in, root, scratch};
 use std::path::{Path, PathBuf};
 
 /// A four-layer network on the shipped Eyeriss with its constraints, bits {4, 8}, a proxy.
 fn small_instance(dir: &Path) -> PathBuf {
-    let r = root();
-    std::fs::write(
-        dir.join("acc.yaml"),
-        "kind: proxy\nnetwork: tiny\nfull_precision_accuracy: 70.0\nsource: test proxy\nlayers:\n\
-         \x20 - {name: l1, weight_sensitivity: 40, activation_sensitivity: 40}\n\
-         \x20 - {name: l2, weight_sensitivity: 80, activation_sensitivity: 20}\n\
-         \x20 - {name: l3, weight_sensitivity: 10, activation_sensitivity: 60}\n\
-         \x20 - {name: l4, weight_sensitivity: 30, activation_sensitivity: 30}\n",
+    front_instance(
+        dir,
+        "tiny",
+        &[
+            (
+                "l1",
+                "kind: conv2d, C: 8, M: 16, P: 14, Q: 14, R: 1, S: 1",
+                40,
+                40,
+            ),
+            (
+                "l2",
+                "kind: depthwise, G: 16, P: 14, Q: 14, R: 3, S: 3, pad: 1",
+                80,
+                20,
+            ),
+            (
+                "l3",
+                "kind: conv2d, C: 16, M: 8, P: 14, Q: 14, R: 1, S: 1",
+                10,
+                60,
+            ),
+            ("l4", "kind: fc, C: 1568, M: 10", 30, 30),
+        ],
     )
-    .unwrap();
-    let inst = dir.join("inst.yaml");
-    std::fs::write(
-        &inst,
-        format!(
-            "architecture: {r}/models/arch/eyeriss.yaml\n\
-             constraints: {r}/models/arch/eyeriss_constraints.yaml\n\
-             workload:\n  network:\n    name: tiny\n    input: {{channels: 8, height: 14, width: 14}}\n    layers:\n\
-             \x20     - {{name: l1, kind: conv2d, C: 8, M: 16, P: 14, Q: 14, R: 1, S: 1}}\n\
-             \x20     - {{name: l2, kind: depthwise, G: 16, P: 14, Q: 14, R: 3, S: 3, pad: 1}}\n\
-             \x20     - {{name: l3, kind: conv2d, C: 16, M: 8, P: 14, Q: 14, R: 1, S: 1}}\n\
-             \x20     - {{name: l4, kind: fc, C: 1568, M: 10}}\n\
-             bits: {{inputs: [4, 8], weights: [4, 8], outputs: [4, 8]}}\n\
-             front: {{accuracy: acc.yaml}}\n",
-            r = r.display()
-        ),
-    )
-    .unwrap();
-    inst
 }
 
 /// `--json` prints its keys in alphabetical order at every level (mappings included), as it did

@@ -786,6 +786,19 @@ fn sim_counts(sim: &SimResult, l: usize, t: usize) -> Counts {
     first
 }
 
+/// Both the simulator and the evaluator give the hand-worked counts `(level, tensor, counts)`.
+fn assert_hand(sim: &SimResult, ev: &Evaluation, hand: &[(usize, usize, Counts)]) {
+    for &(l, t, want) in hand {
+        assert_eq!(sim_counts(sim, l, t), want, "sim L{l} {}", TENSORS[t]);
+        assert_eq!(
+            eval_counts(ev, l, TENSORS[t]),
+            want,
+            "eval L{l} {}",
+            TENSORS[t]
+        );
+    }
+}
+
 fn c(reads: u64, fills: u64, updates: u64) -> Counts {
     Counts {
         reads,
@@ -836,15 +849,7 @@ fn hand_sliding_window() {
         (1, I, c(6, 0, 0)),
         (1, O, c(0, 0, 4)),
     ];
-    for (l, t, want) in hand {
-        assert_eq!(sim_counts(&sim, l, t), want, "sim L{l} {}", TENSORS[t]);
-        assert_eq!(
-            eval_counts(&ev, l, TENSORS[t]),
-            want,
-            "eval L{l} {}",
-            TENSORS[t]
-        );
-    }
+    assert_hand(&sim, &ev, &hand);
     assert!((ev.energy_pj - 202.0).abs() < 1e-9, "{}", ev.energy_pj);
     compare(&problem, &a, &mapping, &sim, &ev, &ModelOptions::default()).unwrap();
 }
@@ -887,15 +892,7 @@ fn hand_multicast_and_reduction() {
         (1, I, c(4, 0, 0)),
         (1, O, c(0, 0, 4)),
     ];
-    for (l, t, want) in hand {
-        assert_eq!(sim_counts(&sim, l, t), want, "sim L{l} {}", TENSORS[t]);
-        assert_eq!(
-            eval_counts(&ev, l, TENSORS[t]),
-            want,
-            "eval L{l} {}",
-            TENSORS[t]
-        );
-    }
+    assert_hand(&sim, &ev, &hand);
     assert_eq!(sim.counts[0][W].len(), 4);
     assert!(sim.obs.multicast && sim.obs.reduction);
     assert!((ev.energy_pj - 220.0).abs() < 1e-9, "{}", ev.energy_pj);
@@ -946,15 +943,7 @@ fn hand_coinciding_offsets() {
         (1, I, c(3, 0, 0)),
         (1, O, c(0, 0, 2)),
     ];
-    for (l, t, want) in hand {
-        assert_eq!(sim_counts(&sim, l, t), want, "sim L{l} {}", TENSORS[t]);
-        assert_eq!(
-            eval_counts(&ev, l, TENSORS[t]),
-            want,
-            "eval L{l} {}",
-            TENSORS[t]
-        );
-    }
+    assert_hand(&sim, &ev, &hand);
     assert!(sim.obs.coincident);
     assert!((ev.energy_pj - 133.0).abs() < 1e-9, "{}", ev.energy_pj);
     compare(&problem, &a, &mapping, &sim, &ev, &ModelOptions::default()).unwrap();
@@ -1068,15 +1057,7 @@ fn hand_window_across_wrap() {
         (1, I, c(29, 0, 0)),
         (1, O, c(32, 0, 48)),
     ];
-    for (l, t, want) in hand {
-        assert_eq!(sim_counts(&sim, l, t), want, "sim L{l} {}", TENSORS[t]);
-        assert_eq!(
-            eval_counts(&ev, l, TENSORS[t]),
-            want,
-            "eval L{l} {}",
-            TENSORS[t]
-        );
-    }
+    assert_hand(&sim, &ev, &hand);
     assert!(sim.obs.slide_after_wrap);
     assert_eq!(
         sim_counts(&simulate(&problem, &mapping, Walk::Exact), 0, I),

@@ -116,8 +116,9 @@ pub fn run(req: &BaselineRequest) -> Result<BaselineReport, Error> {
     })
 }
 
-/// Every bit triple the table needs (the weight budget left to each layer), or native.
-fn all_triples(inst: &instance::Instance) -> Vec<Option<BitTriple>> {
+/// Every bit triple the table needs (the weight budget left to each layer), or native: the
+/// bit choices of `qmap baseline`'s table (also sharded by `qmap table`).
+pub fn all_triples(inst: &instance::Instance) -> Vec<Option<BitTriple>> {
     if inst.bits.is_native() {
         return vec![None];
     }

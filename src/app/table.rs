@@ -31,30 +31,43 @@ pub enum TableError {
 struct Tables {
     inst: Instance,
     cons: Constraints,
-    /// Per table: its name and bit choices.
-    lists: Vec<(&'static str, Vec<Option<BitTriple>>)>,
-    /// Per table, its jobs.
-    jobs: Vec<Vec<Job>>,
+    lists: Vec<TableList>,
+    /// Every job of every table, table by table.
+    jobs: Vec<Job>,
+}
+
+/// One table: its name, its bit choices, and the range of its jobs in [`Tables::jobs`].
+struct TableList {
+    name: &'static str,
+    triples: Vec<Option<BitTriple>>,
+    range: std::ops::Range<usize>,
 }
 
 impl Tables {
     fn load(path: &Path, settings: &TableSettings) -> Result<Tables, TableError> {
         let inst = instance::load(path)?;
         let cons = inst.constraints()?;
-        let lists: Vec<(&'static str, Vec<Option<BitTriple>>)> = if inst.front.is_some() {
+        let named: Vec<(&'static str, Vec<Option<BitTriple>>)> = if inst.front.is_some() {
             let mut l = crate::app::codesign::table_bit_choices(path)?.into_iter();
             vec![
                 ("front", l.next().unwrap_or_default()),
                 ("uniform16", l.next().unwrap_or_default()),
             ]
         } else {
-            vec![("baseline", baseline_bit_choices(&inst))]
+            vec![("baseline", crate::app::baseline::all_triples(&inst))]
         };
-        let jobs = lists
-            .iter()
-            .map(|(_, triples)| optimum::jobs(&inst, &cons, triples, settings))
-            .collect::<Result<_, _>>()
-            .map_err(TableError::Solver)?;
+        let (mut lists, mut jobs) = (vec![], vec![]);
+        for (name, triples) in named {
+            let start = jobs.len();
+            jobs.extend(
+                optimum::jobs(&inst, &cons, &triples, settings).map_err(TableError::Solver)?,
+            );
+            lists.push(TableList {
+                name,
+                triples,
+                range: start..jobs.len(),
+            });
+        }
         Ok(Tables {
             inst,
             cons,
@@ -62,29 +75,6 @@ impl Tables {
             jobs,
         })
     }
-
-    /// Every job of every table, with its table's name, in order.
-    fn all(&self) -> Vec<TableJob> {
-        (self.lists.iter().zip(&self.jobs))
-            .flat_map(|((name, _), jobs)| {
-                jobs.iter().map(|job| TableJob {
-                    table: name,
-                    job: job.clone(),
-                })
-            })
-            .collect()
-    }
-}
-
-/// The bit choices of `qmap baseline`'s table: every allowed triple without the weight budget
-/// (native word widths when the instance gives none).
-pub fn baseline_bit_choices(inst: &Instance) -> Vec<Option<BitTriple>> {
-    if inst.bits.is_native() {
-        return vec![None];
-    }
-    let mut unbudgeted = inst.bits.clone();
-    unbudgeted.weight_budget_bytes = None;
-    unbudgeted.triples(0).into_iter().map(Some).collect()
 }
 
 /// One job of one table.
@@ -122,17 +112,23 @@ pub fn list_jobs(
     shards: usize,
 ) -> Result<JobsReport, TableError> {
     let tables = Tables::load(path, settings)?;
-    let jobs = tables.all();
-    let plain: Vec<Job> = jobs.iter().map(|j| j.job.clone()).collect();
-    let assigned = optimum::assign(&plain, shards);
+    let assigned = optimum::assign(&tables.jobs, shards);
     let shards = (0..shards.max(1))
         .map(|index| ShardPlan {
             index,
             jobs: assigned.iter().filter(|&&s| s == index).count(),
-            weight: (assigned.iter().zip(&plain))
+            weight: (assigned.iter().zip(&tables.jobs))
                 .filter(|(&s, _)| s == index)
                 .map(|(_, j)| j.weight)
                 .sum(),
+        })
+        .collect();
+    let lists = &tables.lists;
+    let table_of = |j: usize| (lists.iter().find(|l| l.range.contains(&j))).map_or("", |l| l.name);
+    let jobs: Vec<TableJob> = (tables.jobs.into_iter().enumerate())
+        .map(|(j, job)| TableJob {
+            table: table_of(j),
+            job,
         })
         .collect();
     Ok(JobsReport {
@@ -176,25 +172,25 @@ pub fn run_shard(
         return Err(InputError::new(path, "--cache", why).into());
     }
     let tables = Tables::load(path, &settings)?;
-    let all = tables.all();
-    let plain: Vec<Job> = all.iter().map(|j| j.job.clone()).collect();
-    let assigned = optimum::assign(&plain, shard.count);
+    let assigned = optimum::assign(&tables.jobs, shard.count);
     let mut runs = vec![];
-    let mut offset = 0;
-    for ((name, triples), jobs) in tables.lists.iter().zip(&tables.jobs) {
+    for list in &tables.lists {
+        let jobs = &tables.jobs[list.range.clone()];
         let which: Vec<usize> = (0..jobs.len())
-            .filter(|j| assigned[offset + j] == shard.index)
+            .filter(|j| assigned[list.range.start + j] == shard.index)
             .collect();
-        offset += jobs.len();
-        let done =
-            optimum::solve_jobs(&tables.inst, &tables.cons, triples, &settings, jobs, &which)
-                .map_err(TableError::Solver)?;
-        runs.extend(done.into_iter().map(|run| ShardRun { table: name, run }));
+        let (inst, cons) = (&tables.inst, &tables.cons);
+        let done = optimum::solve_jobs(inst, cons, &list.triples, &settings, jobs, &which)
+            .map_err(TableError::Solver)?;
+        runs.extend(done.into_iter().map(|run| ShardRun {
+            table: list.name,
+            run,
+        }));
     }
     Ok(ShardReport {
         instance: path.to_path_buf(),
         shard,
-        total_jobs: all.len(),
+        total_jobs: tables.jobs.len(),
         runs,
         seconds: start.elapsed().as_secs_f64(),
     })

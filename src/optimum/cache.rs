@@ -150,17 +150,29 @@ fn check_entry(
 /// Writes a cache file atomically; a failure only costs a later recomputation, so it is
 /// ignored (an unusable directory is reported once by [`build`]).
 pub(super) fn write_cache(f: &Path, shape: &str, entries: &[Entry]) {
-    if let Some(dir) = f.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
     let file = CacheFile {
         model_version: MODEL_VERSION.into(),
         shape: shape.into(),
         entries: entries.to_vec(),
     };
-    if let Ok(text) = serde_json::to_string(&file) {
-        let _ = crate::report::write_atomic(f, &text);
+    let _ = store(f, &file);
+}
+
+/// Where the cache in `dir` keeps the unit of content hash `key`: in a subdirectory named by
+/// the key's first two hex digits (256 of them, so that a cache of a large sweep never puts
+/// tens of thousands of files in one directory).
+pub fn cache_path(dir: &Path, key: &str) -> PathBuf {
+    dir.join(&key[..2.min(key.len())])
+        .join(format!("{key}.json"))
+}
+
+/// Writes `file` at `f` atomically, creating its subdirectory.
+fn store(f: &Path, file: &CacheFile) -> std::io::Result<()> {
+    if let Some(dir) = f.parent() {
+        std::fs::create_dir_all(dir)?;
     }
+    let text = serde_json::to_string(file).map_err(std::io::Error::other)?;
+    crate::report::write_atomic(f, &text)
 }
 
 /// What [`merge`] did.
@@ -219,13 +231,8 @@ pub fn merge(sources: &[PathBuf], into: &Path) -> Result<MergeReport, String> {
     report.keys = units.len();
     for (key, (_, file, changed)) in &units {
         if *changed {
-            let out = into
-                .join(&key[..2.min(key.len())])
-                .join(format!("{key}.json"));
-            std::fs::create_dir_all(out.parent().unwrap_or(into))
-                .and_then(|_| serde_json::to_string(file).map_err(std::io::Error::other))
-                .and_then(|text| crate::report::write_atomic(&out, &text))
-                .map_err(|e| format!("{}: cannot write ({e})", out.display()))?;
+            let out = cache_path(into, key);
+            store(&out, file).map_err(|e| format!("{}: cannot write ({e})", out.display()))?;
             report.written += 1;
         }
     }
@@ -339,7 +346,7 @@ mod tests {
     }
 
     fn write(dir: &Path, key: &str, entries: Vec<Entry>) {
-        let f = dir.join(&key[..2]).join(format!("{key}.json"));
+        let f = cache_path(dir, key);
         std::fs::create_dir_all(f.parent().unwrap()).unwrap();
         let file = CacheFile {
             model_version: MODEL_VERSION.into(),
@@ -350,7 +357,7 @@ mod tests {
     }
 
     fn read(dir: &Path, key: &str) -> Vec<Option<f64>> {
-        let f = dir.join(&key[..2]).join(format!("{key}.json"));
+        let f = cache_path(dir, key);
         let file: CacheFile = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
         file.entries.iter().map(|e| e.energy_pj).collect()
     }

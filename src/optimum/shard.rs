@@ -66,11 +66,11 @@ pub fn jobs(
             let size = enumeration_size(&space);
             let classes = packing_classes(&space, &opts);
             let enumerates = settings.engine.enumerates(&space, settings.enumerate_limit);
-            let file = unit.cache_file(Path::new(""), settings);
+            let key = unit.cache_key(settings);
+            let cached =
+                (settings.cache_dir.as_ref()).is_some_and(|d| cache_path(d, &key).is_file());
             Ok(Job {
-                key: file
-                    .file_stem()
-                    .map_or(String::new(), |s| s.to_string_lossy().into_owned()),
+                key,
                 layers: (unit_of.iter().enumerate())
                     .filter(|&(_, &x)| x == u)
                     .map(|(i, _)| inst.layers[i].name.clone())
@@ -80,8 +80,7 @@ pub fn jobs(
                 size,
                 enumerates,
                 weight: job_weight(size, classes),
-                cached: (settings.cache_dir.as_ref())
-                    .is_some_and(|d| unit.cache_file(d, settings).is_file()),
+                cached,
             })
         })
         .collect()

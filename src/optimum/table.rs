@@ -196,7 +196,7 @@ impl Unit<'_> {
         let cache_file = settings
             .cache_dir
             .as_ref()
-            .map(|d| self.cache_file(d, settings));
+            .map(|d| cache_path(d, &self.cache_key(settings)));
         let mut used = CacheUse::Miss;
         if let Some(f) = &cache_file {
             match read_cache(f, &space, self.opts, self.triples, self.shape) {
@@ -216,12 +216,10 @@ impl Unit<'_> {
         Ok((entries, used))
     }
 
-    /// The cache file of the unit: named by a content hash of the model version, the design,
-    /// the constraints, the shape, the bit choices, the options and the engine settings, in a
-    /// subdirectory named by the hash's first two hex digits (256 of them, so that a cache of
-    /// a large sweep never puts tens of thousands of files in one directory).
-    pub fn cache_file(&self, dir: &Path, settings: &TableSettings) -> PathBuf {
-        let hex = content_hash(&[
+    /// The unit's cache key: a content hash of the model version, the design, the
+    /// constraints, the shape, the bit choices, the options and the engine settings.
+    pub fn cache_key(&self, settings: &TableSettings) -> String {
+        content_hash(&[
             MODEL_VERSION.to_string(),
             env!("CARGO_PKG_VERSION").to_string(),
             format!("{:?}", self.arch),
@@ -238,8 +236,7 @@ impl Unit<'_> {
                 "{:?} {} {:?}",
                 settings.engine, settings.enumerate_limit, settings.time_limit
             ),
-        ]);
-        dir.join(&hex[..2]).join(format!("{hex}.json"))
+        ])
     }
 
     /// The table entry of an optimum.

@@ -65,3 +65,37 @@ pub fn rel_diff(a: f64, b: f64) -> f64 {
         (a - b).abs() / a.abs().max(b.abs())
     }
 }
+
+/// A small network instance for `qmap front` in `dir` (`inst.yaml`, with its proxy accuracy
+/// model `acc.yaml`): the shipped Eyeriss with its constraints, 8 input channels at 14×14, bits
+/// {4, 8}. Each layer is `(name, the rest of its YAML flow mapping, weight sensitivity,
+/// activation sensitivity)`.
+pub fn front_instance(dir: &Path, network: &str, layers: &[(&str, &str, u32, u32)]) -> PathBuf {
+    let mut acc = format!(
+        "kind: proxy\nnetwork: {network}\nfull_precision_accuracy: 70.0\nsource: test proxy\nlayers:\n"
+    );
+    let mut net = String::new();
+    for (name, shape, w, a) in layers {
+        acc += &format!(
+            "  - {{name: {name}, weight_sensitivity: {w}, activation_sensitivity: {a}}}\n"
+        );
+        net += &format!("      - {{name: {name}, {shape}}}\n");
+    }
+    std::fs::write(dir.join("acc.yaml"), acc).unwrap();
+    let r = root();
+    let inst = dir.join("inst.yaml");
+    std::fs::write(
+        &inst,
+        format!(
+            "architecture: {r}/models/arch/eyeriss.yaml\n\
+             constraints: {r}/models/arch/eyeriss_constraints.yaml\n\
+             workload:\n  network:\n    name: {network}\n    \
+             input: {{channels: 8, height: 14, width: 14}}\n    layers:\n{net}\
+             bits: {{inputs: [4, 8], weights: [4, 8], outputs: [4, 8]}}\n\
+             front: {{accuracy: acc.yaml}}\n",
+            r = r.display()
+        ),
+    )
+    .unwrap();
+    inst
+}
