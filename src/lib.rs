@@ -30,7 +30,7 @@
 //! // 3. Prove the energy optimum over the declared mapspace: a certificate with a bound.
 //! let cons = inst.constraints()?;
 //! let space = Mapspace::new(&layer.problem, &inst.arch, &cons)?;
-//! let (cert, _, proof) = optimum::prove_best(
+//! let (cert, _) = optimum::prove_best(
 //!     &space,
 //!     &[opts],
 //!     Objective::Energy,
@@ -40,7 +40,7 @@
 //! )?;
 //! assert_eq!(cert.status, milp::Status::Optimal);
 //! assert!(cert.bound <= cert.value && cert.value <= ev.energy_pj);
-//! println!("{proof:?}: {} pJ (the instance's mapping: {} pJ)", cert.value, ev.energy_pj);
+//! println!("{:?}: {} pJ (the instance's mapping: {} pJ)", cert.proof, cert.value, ev.energy_pj);
 //!
 //! // 4. A network's table: every distinct layer shape's optimum at each bit choice.
 //! let net = instance::load("instances/front_mbv2_eyeriss.yaml".as_ref())?;
@@ -48,7 +48,7 @@
 //! let choices = [Some((8, 8, 8)), Some((8, 4, 8))];
 //! let settings = optimum::TableSettings::default();
 //! let table = optimum::build(&net, &net_cons, &choices, &settings)?;
-//! assert!(table.layers.iter().flatten().all(|e| e.proof.optimal()));
+//! assert!(table.layers.iter().flatten().all(|e| e.cert.status == milp::Status::Optimal));
 //!
 //! // 5. The exact energy × accuracy front over the table (8-bit activations, weights 8 or 4).
 //! let mut energies = front::EnergyTable::for_layers(&net.layers);
@@ -56,7 +56,7 @@
 //!     for e in entries {
 //!         let (i, w, o) = e.bits.expect("bit choices");
 //!         let bits = front::BitConfig { input_bits: i, weight_bits: w, output_bits: o };
-//!         let (energy_pj, cycles) = (e.energy_pj.unwrap(), e.cycles.unwrap());
+//!         let (energy_pj, cycles) = (e.energy_pj().unwrap(), e.cycles().unwrap());
 //!         row.entries.push(front::TableEntry { bits, energy_pj, cycles });
 //!     }
 //! }

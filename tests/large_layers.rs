@@ -22,7 +22,7 @@ use qmap::mapspace::{Constraints, Mapspace};
 use qmap::milp::{SolveOptions, Status};
 use qmap::model::{ModelOptions, Problem};
 use qmap::optimum::{prove_best, Engine, ENUMERATE_LIMIT};
-use qmap::search::{exhaustive_choices, random_until};
+use qmap::search::{exhaustive_choices, random_until, Sampling};
 use qmap::spec::Objective;
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
@@ -83,15 +83,13 @@ fn refute(space: &Mapspace, opts: &ModelOptions, samples: u64, enumerate_for: f6
         .evaluation
         .as_ref()
         .map_or(f64::INFINITY, |e| e.energy_pj);
-    let r = random_until(
-        space,
-        opts,
-        Objective::Energy,
-        7,
-        samples,
-        None,
-        Some(Instant::now() + Duration::from_secs(3)),
-    );
+    let sampling = Sampling {
+        seed: 7,
+        max_samples: samples,
+        victory: None,
+        deadline: Some(Instant::now() + Duration::from_secs(3)),
+    };
+    let r = random_until(space, opts, Objective::Energy, &sampling);
     e.min(r.value)
 }
 
@@ -101,7 +99,7 @@ fn certify(space: &Mapspace, opts: &ModelOptions, seconds: f64) -> qmap::milp::C
         time_limit: Some(seconds),
         ..Default::default()
     };
-    let (cert, _, _) = prove_best(
+    let (cert, _) = prove_best(
         space,
         std::slice::from_ref(opts),
         Objective::Energy,
@@ -296,7 +294,7 @@ fn time_limits_hold_on_an_unconstrained_space_on_every_engine() {
             time_limit: Some(2.0),
             ..Default::default()
         };
-        let (cert, _, _) = prove_best(
+        let (cert, _) = prove_best(
             space,
             std::slice::from_ref(&k.opts),
             Objective::Energy,

@@ -56,7 +56,7 @@ pub struct Certificate<'a> {
     pub mapping: String,
     pub model_version: &'a str,
     pub objective: &'static str,
-    pub proof: &'a Proof,
+    pub proof: Proof,
     pub qmap_version: &'static str,
     pub reason: &'a Option<String>,
     pub status: &'static str,
@@ -130,9 +130,11 @@ pub fn all_triples(inst: &instance::Instance) -> Vec<Option<BitTriple>> {
 /// A layer with no mapping at any of its bit choices is infeasible: the layer and why.
 fn infeasible_layers(sub: &instance::Instance, table: &Table) -> Vec<(String, String)> {
     (sub.layers.iter().zip(&table.layers))
-        .filter(|(_, entries)| (entries.iter()).all(|e| e.energy_pj.is_none() && e.proof.optimal()))
+        .filter(|(_, entries)| {
+            (entries.iter()).all(|e| e.energy_pj().is_none() && e.proof().optimal())
+        })
         .map(|(layer, entries)| {
-            let why = entries.iter().find_map(|e| e.reason.clone());
+            let why = entries.iter().find_map(|e| e.cert.reason.clone());
             let why = why.as_deref().unwrap_or("no mapping of the mapspace fits");
             (layer.name.clone(), why.to_string())
         })
@@ -173,7 +175,7 @@ impl Writer<'_> {
                     .collect()
             };
             for e in entries.iter().filter(|e| allowed.contains(&e.bits)) {
-                unproven += (!e.proof.optimal()) as usize;
+                unproven += (!e.proof().optimal()) as usize;
                 let files = self.write_entry(layer, e)?;
                 csv.write_record(summary_row(&layer.name, e, &files))
                     .expect("csv to memory");
@@ -201,13 +203,12 @@ impl Writer<'_> {
             timeloop_mapping: String::new(),
             certificate: format!("{stem}.cert.json"),
         };
-        if let Some(ms) = &e.mapping {
-            let m = crate::model::mapping_from_spec(ms, &sub.arch, &layer.problem, out)?;
+        if let Some(m) = &e.cert.mapping {
             files.mapping = format!("{stem}.yaml");
-            write_mapping(&out.join(&files.mapping), &m, &sub.arch, &layer.problem)?;
+            write_mapping(&out.join(&files.mapping), m, &sub.arch, &layer.problem)?;
             let tpath = out.join(format!("{stem}.map.yaml"));
             let opts = sub.options(&layer.problem, e.bits);
-            if let Ok(text) = timeloop_text(&tpath, &m, &sub.arch, &layer.problem, &opts) {
+            if let Ok(text) = timeloop_text(&tpath, m, &sub.arch, &layer.problem, &opts) {
                 write_file(&tpath, &text)?;
                 files.timeloop_mapping = format!("{stem}.map.yaml");
             }
@@ -224,12 +225,14 @@ impl Writer<'_> {
         e: &'e Entry,
         files: &EntryFiles,
     ) -> Certificate<'e> {
-        let (bound, gap) = e.proof.bound_and_gap(e.energy_pj.unwrap_or(f64::INFINITY));
+        let (bound, gap) = e
+            .proof()
+            .bound_and_gap(e.energy_pj().unwrap_or(f64::INFINITY));
         Certificate {
             bits: RoleBits::of(e.bits),
             bound_pj: bound.is_finite().then_some(bound),
-            cycles: e.cycles,
-            energy_pj: e.energy_pj,
+            cycles: e.cycles(),
+            energy_pj: e.energy_pj(),
             gap,
             instance: self.req.instance.display().to_string(),
             instance_sha256: self.hash,
@@ -237,9 +240,9 @@ impl Writer<'_> {
             mapping: files.mapping.clone(),
             model_version: crate::optimum::MODEL_VERSION,
             objective: "energy",
-            proof: &e.proof,
+            proof: e.proof(),
             qmap_version: env!("CARGO_PKG_VERSION"),
-            reason: &e.reason,
+            reason: &e.cert.reason,
             status: entry_status(e),
             timeloop_mapping: files.timeloop_mapping.clone(),
         }
@@ -248,16 +251,18 @@ impl Writer<'_> {
 
 /// An entry's status: `infeasible` without a mapping, else its proof's.
 fn entry_status(e: &Entry) -> &'static str {
-    if e.energy_pj.is_none() {
+    if e.energy_pj().is_none() {
         "infeasible"
     } else {
-        crate::report::status_name(e.proof.status())
+        crate::report::status_name(e.proof().status())
     }
 }
 
 /// An entry's row of `summary.csv`.
 fn summary_row(layer: &str, e: &Entry, files: &EntryFiles) -> [String; 13] {
-    let (bound, gap) = e.proof.bound_and_gap(e.energy_pj.unwrap_or(f64::INFINITY));
+    let (bound, gap) = e
+        .proof()
+        .bound_and_gap(e.energy_pj().unwrap_or(f64::INFINITY));
     let (i, w, o) = e.bits.map_or(
         (String::new(), String::new(), String::new()),
         |(i, w, o)| (i.to_string(), w.to_string(), o.to_string()),
@@ -267,8 +272,8 @@ fn summary_row(layer: &str, e: &Entry, files: &EntryFiles) -> [String; 13] {
         i,
         w,
         o,
-        e.energy_pj.map_or(String::new(), |v| format!("{v:.4}")),
-        e.cycles.map_or(String::new(), |v| v.to_string()),
+        e.energy_pj().map_or(String::new(), |v| format!("{v:.4}")),
+        e.cycles().map_or(String::new(), |v| v.to_string()),
         entry_status(e).to_string(),
         if bound.is_finite() {
             format!("{bound:.4}")
@@ -276,7 +281,7 @@ fn summary_row(layer: &str, e: &Entry, files: &EntryFiles) -> [String; 13] {
             String::new()
         },
         gap.to_string(),
-        e.proof.engine().to_string(),
+        e.proof().engine().to_string(),
         files.mapping.clone(),
         files.timeloop_mapping.clone(),
         files.certificate.clone(),

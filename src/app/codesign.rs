@@ -240,7 +240,7 @@ pub fn run(req: &CodesignRequest) -> Result<CodesignReport, CodesignError> {
         .layers
         .iter()
         .flatten()
-        .filter(|e| !e.proof.optimal())
+        .filter(|e| !e.proof().optimal())
         .count();
     let exact = exact_front(req, &inputs, &table)?;
     let uniform16 = uniform16(&inputs, &req.settings);
@@ -350,9 +350,9 @@ fn layer_triples(inst: &Instance, bitsets: &fr::BitSets) -> Vec<Option<BitTriple
 fn infeasible_layer(inst: &Instance, table: &Table) -> Option<String> {
     let (layer, entries) = (inst.layers.iter().zip(&table.layers)).find(|(_, es)| {
         es.iter()
-            .all(|e| e.energy_pj.is_none() && e.proof.optimal())
+            .all(|e| e.energy_pj().is_none() && e.proof().optimal())
     })?;
-    let why = entries.iter().find_map(|e| e.reason.clone());
+    let why = entries.iter().find_map(|e| e.cert.reason.clone());
     Some(format!(
         "layer {}: no mapping at any bit choice: {}",
         layer.name,
@@ -520,7 +520,7 @@ impl FrontReport {
         exact: &ExactFront,
         d: &Designs,
     ) -> FrontReport {
-        let design = |p: &FrontPoint| Design::new(p, table);
+        let design = |p: &FrontPoint| Design::new(p, table, &inputs.inst);
         let front = &exact.front;
         let accuracy_model = inputs.accuracy.label();
         FrontReport {
@@ -569,12 +569,16 @@ impl FrontReport {
 impl Design {
     /// A point with each layer's optimal mapping at its bits (from `table`; None where the table
     /// has no entry at those bits).
-    fn new(p: &FrontPoint, table: &Table) -> Design {
+    fn new(p: &FrontPoint, table: &Table, inst: &Instance) -> Design {
         let mapping_of = |l: usize, b: &fr::BitConfig| {
-            table.layers[l]
-                .iter()
-                .find(|e| e.bits == Some((b.input_bits, b.weight_bits, b.output_bits)))
-                .and_then(|e| e.mapping.clone())
+            let e = (table.layers[l].iter())
+                .find(|e| e.bits == Some((b.input_bits, b.weight_bits, b.output_bits)))?;
+            let m = e.cert.mapping.as_ref()?;
+            Some(crate::model::mapping_to_spec(
+                m,
+                &inst.arch,
+                &inst.layers[l].problem,
+            ))
         };
         Design {
             accuracy: p.accuracy,
@@ -685,7 +689,7 @@ fn front_table(
     for (lt, entries) in et.layers.iter_mut().zip(&table.layers) {
         for e in entries {
             if let (Some((i, w, o)), Some(energy_pj), Some(cycles)) =
-                (e.bits, e.energy_pj, e.cycles)
+                (e.bits, e.energy_pj(), e.cycles())
             {
                 if keep(lt.weights, (i, w, o)) {
                     lt.entries.push(fr::TableEntry {

@@ -440,15 +440,15 @@ fn verdict(it: &Item, opt: Option<&Entry>, arch: &Arch, max_gap: f64) -> GapRow 
         name: it.name.clone(),
         heuristic_pj: None,
         heuristic_cycles: None,
-        optimum_pj: opt.and_then(|e| e.energy_pj),
-        optimum_bound_pj: opt.and_then(|e| e.bound_pj),
+        optimum_pj: opt.and_then(|e| e.energy_pj()),
+        optimum_bound_pj: opt.and_then(|e| e.bound_pj()),
         gap: None,
         valid: false,
         reason: None,
         in_mapspace: false,
-        optimum_status: opt.map_or("not proved".into(), |e| match e.energy_pj {
+        optimum_status: opt.map_or("not proved".into(), |e| match e.energy_pj() {
             None => "infeasible".into(),
-            Some(_) => crate::report::status_name(e.proof.status()).into(),
+            Some(_) => crate::report::status_name(e.proof().status()).into(),
         }),
         pass: false,
         mapping_file: file,
@@ -484,7 +484,7 @@ fn verdict(it: &Item, opt: Option<&Entry>, arch: &Arch, max_gap: f64) -> GapRow 
         }
         None => {
             row.reason = Some(
-                opt.and_then(|e| e.reason.clone())
+                opt.and_then(|e| e.cert.reason.clone())
                     .unwrap_or("no mapping of the mapspace fits".into()),
             )
         }

@@ -2,11 +2,10 @@
 //! the evaluator and written where asked, as a typed report.
 
 use super::job::{count_deadline, load_job, Answer, Found, Job, MappingOutputs};
-use crate::certify::SelfCheck;
 use crate::error::Error;
 use crate::eval::evaluate;
 use crate::milp::{Certificate, Status};
-use crate::optimum::{Engine, ProofKind};
+use crate::optimum::Engine;
 use crate::spec::{InputError, Objective};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -43,24 +42,11 @@ pub struct MapReport {
     pub answer: Answer,
     /// How many bit-width choices were compared.
     pub bit_choices: usize,
-    /// The certificate's value, bound and gap (null when infinite).
-    pub bound: Option<f64>,
-    pub gap: Option<f64>,
-    pub value: Option<f64>,
+    #[serde(flatten)]
+    pub cert: Certificate,
     /// The mapping's energy and cycles.
     pub cycles: Option<u64>,
     pub energy_pj: Option<f64>,
-    /// The MILP's work: halvings of the mapspace, solves, rounds.
-    pub halvings: usize,
-    pub milp_solves: usize,
-    pub rounds: usize,
-    pub proof: ProofKind,
-    /// Why nothing fits (infeasible) or nothing is known.
-    pub reason: Option<String>,
-    /// The random probe the answer passed.
-    pub self_check: Option<SelfCheck>,
-    pub solve_seconds: f64,
-    pub status: Status,
     /// What the terminal text shows besides.
     #[serde(skip)]
     pub text: MapText,
@@ -69,10 +55,6 @@ pub struct MapReport {
 /// What `qmap map`'s terminal text shows besides the JSON's fields.
 pub struct MapText {
     pub found: Found,
-    /// The certificate's raw value, bound and gap (infinite when there is none).
-    pub value: f64,
-    pub bound: f64,
-    pub gap: f64,
     /// Factorisations × keep patterns ([`crate::optimum::enumeration_size`]).
     pub enumeration_size: f64,
 }
@@ -80,9 +62,6 @@ pub struct MapText {
 impl MapText {
     fn new(job: &Job, cert: &Certificate, opts: &crate::model::ModelOptions) -> MapText {
         MapText {
-            value: cert.value,
-            bound: cert.bound,
-            gap: cert.gap,
             enumeration_size: crate::optimum::enumeration_size(&job.space),
             found: Found {
                 title: job.title.clone(),
@@ -98,7 +77,7 @@ impl MapText {
 impl MapReport {
     /// False when the layer is infeasible or nothing is known (exit code 1).
     pub fn pass(&self) -> bool {
-        !matches!(self.status, Status::Infeasible | Status::Unknown)
+        !matches!(self.cert.status, Status::Infeasible | Status::Unknown)
     }
 }
 
@@ -114,7 +93,7 @@ pub fn run(req: &MapRequest) -> Result<MapReport, Error> {
     let size = job
         .space
         .size_until(count_deadline(req.start, req.time_limit));
-    let (cert, chosen, proof) = solve(req, &job)?;
+    let (cert, chosen) = solve(req, &job)?;
     let opts = &job.choices[chosen].1;
     cross_check(&job, &cert, opts)?;
     (req.outputs).write(cert.mapping.as_ref(), &job, opts)?;
@@ -128,26 +107,16 @@ pub fn run(req: &MapRequest) -> Result<MapReport, Error> {
             size,
         ),
         bit_choices: job.choices.len(),
-        bound: cert.bound.is_finite().then_some(cert.bound),
         cycles: cert.evaluation.as_ref().map(|e| e.cycles),
         energy_pj: cert.evaluation.as_ref().map(|e| e.energy_pj),
-        gap: cert.gap.is_finite().then_some(cert.gap),
-        halvings: cert.splits,
-        milp_solves: cert.milp_solves,
-        proof,
-        reason: cert.reason,
-        rounds: cert.rounds,
-        self_check: cert.check,
-        solve_seconds: cert.seconds,
-        status: cert.status,
-        value: cert.value.is_finite().then_some(cert.value),
+        cert,
         text,
     })
 }
 
 /// The proof over every bit-width choice, with the progress shown while it runs: the
-/// certificate, the chosen choice and how it was proved.
-fn solve(req: &MapRequest, job: &Job) -> Result<(Certificate, usize, ProofKind), Error> {
+/// certificate and the chosen choice.
+fn solve(req: &MapRequest, job: &Job) -> Result<(Certificate, usize), Error> {
     let so = crate::milp::SolveOptions {
         time_limit: (req.time_limit).map(|t| (t - req.start.elapsed().as_secs_f64()).max(0.0)),
         gap: req.gap,

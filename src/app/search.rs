@@ -159,15 +159,15 @@ fn search(req: &SearchRequest, job: &Job, deadline: Option<Instant>) -> Result<T
                 deadline,
             )
             .map_err(|e| InputError::new(req.instance, "--method exhaustive", e))?,
-            Method::Random => crate::search::random_until(
-                &job.space,
-                opts,
-                job.objective,
-                req.seed,
-                req.samples,
-                req.victory,
-                deadline,
-            ),
+            Method::Random => {
+                let sampling = crate::search::Sampling {
+                    seed: req.seed,
+                    max_samples: req.samples,
+                    victory: req.victory,
+                    deadline,
+                };
+                crate::search::random_until(&job.space, opts, job.objective, &sampling)
+            }
         };
         t.evaluated += res.evaluated;
         t.valid += res.valid;

@@ -176,7 +176,7 @@ fn layer_row(
     let timed = |engine: Engine| {
         let t = Instant::now();
         let opts = std::slice::from_ref(&opts);
-        let (cert, _, _) = prove_best(
+        let (cert, _) = prove_best(
             &space,
             opts,
             Objective::Energy,
@@ -293,7 +293,7 @@ fn table() {
             .layers
             .iter()
             .flatten()
-            .filter(|e| e.proof.optimal())
+            .filter(|e| e.proof().optimal())
             .count();
         println!(
             "{run}: {:.2} s for {} layers, {} distinct shapes ({} from the cache), {} triples each; {} of {} entries proven optimal",

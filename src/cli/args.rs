@@ -196,20 +196,28 @@ pub struct BaselineArgs {
     pub optimum: OptimumArgs,
 }
 
+/// The design a layer's mapping is for: an instance, or a Timeloop design (`map` and `gap`).
 #[derive(clap::Args, Debug)]
-pub struct GapArgs {
-    /// Instance file (a network or a layer).
+pub struct DesignArgs {
+    /// Instance file (a layer or a network).
     #[arg(required_unless_present = "timeloop")]
     pub instance: Option<PathBuf>,
-    /// Timeloop-format design instead of an instance: ARCH PROBLEM ERT.
+    /// Timeloop-format design instead of an instance: ARCH PROBLEM ERT (bit-widths from the
+    /// problem's `instance.bitwidths`).
     #[arg(long, num_args = 3, value_names = ["ARCH", "PROBLEM", "ERT"], conflicts_with_all = ["instance", "layer"])]
     pub timeloop: Option<Vec<PathBuf>>,
-    /// With a single mapping file and a network workload: its layer (name or 1-based index).
-    #[arg(long)]
-    pub layer: Option<String>,
     /// Timeloop-format mapspace constraints (added to the instance's own).
     #[arg(long)]
     pub constraints: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct GapArgs {
+    #[command(flatten)]
+    pub design: DesignArgs,
+    /// With a single mapping file and a network workload: its layer (name or 1-based index).
+    #[arg(long)]
+    pub layer: Option<String>,
     /// The heuristic's mappings: one file (single layer), or a directory holding per layer
     /// `LAYER.yaml` (qmap), `LAYER.map.yaml` / `LAYER.map.txt` (Timeloop) or `LAYER/` (a
     /// timeloop-mapper output directory). With a directory every layer of the network needs
@@ -238,19 +246,11 @@ pub struct GapArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct MapArgs {
-    /// Instance file.
-    #[arg(required_unless_present = "timeloop")]
-    pub instance: Option<PathBuf>,
+    #[command(flatten)]
+    pub design: DesignArgs,
     /// With a network workload: the layer (name or 1-based index).
     #[arg(long)]
     pub layer: Option<String>,
-    /// Timeloop-format design instead of an instance: ARCH PROBLEM ERT (bit-widths from the
-    /// problem's `instance.bitwidths`).
-    #[arg(long, num_args = 3, value_names = ["ARCH", "PROBLEM", "ERT"], conflicts_with_all = ["instance", "layer"])]
-    pub timeloop: Option<Vec<PathBuf>>,
-    /// Timeloop-format mapspace constraints (added to the instance's own).
-    #[arg(long)]
-    pub constraints: Option<PathBuf>,
     /// Objective (default: the instance's, else energy).
     #[arg(long, value_enum)]
     pub objective: Option<ObjectiveArg>,

@@ -78,10 +78,10 @@ pub fn map(a: MapArgs) -> Result<Outcome, Error> {
     let start = Instant::now();
     let outputs = mapping_outputs(&a.out, &a.timeloop_out)?;
     let r = app::map::run(&app::map::MapRequest {
-        instance: a.instance.as_deref(),
+        instance: a.design.instance.as_deref(),
         layer: a.layer.clone(),
-        timeloop: a.timeloop.as_deref(),
-        constraints: a.constraints.as_deref(),
+        timeloop: a.design.timeloop.as_deref(),
+        constraints: a.design.constraints.as_deref(),
         objective: a.objective.map(Objective::from),
         time_limit: a.time_limit,
         start,
@@ -165,7 +165,7 @@ pub fn gap(a: GapArgs) -> Result<Outcome, Error> {
     let ran = gap_run(&a);
     // The JUnit file is written whatever happened: a CI job always has its report.
     if let Some(j) = &a.junit {
-        let suite = (a.instance.as_ref())
+        let suite = (a.design.instance.as_ref())
             .map_or("timeloop design".to_string(), |p| p.display().to_string());
         let text = match &ran {
             Ok(r) => report::gap_junit(Some(r), &r.suite, None),
@@ -194,7 +194,7 @@ pub fn gap(a: GapArgs) -> Result<Outcome, Error> {
 
 /// The gap check of `qmap gap`'s arguments.
 fn gap_run(a: &GapArgs) -> Result<app::gap::GapReport, InputError> {
-    let design = match (&a.timeloop, &a.instance) {
+    let design = match (&a.design.timeloop, &a.design.instance) {
         (Some(tl), _) => app::gap::Design::Timeloop(tl),
         (None, Some(path)) => app::gap::Design::Instance {
             path,
@@ -206,7 +206,7 @@ fn gap_run(a: &GapArgs) -> Result<app::gap::GapReport, InputError> {
         .map_err(|m| InputError::new(Path::new("(command line)"), "--max-gap", m))?;
     app::gap::run(&app::gap::GapRequest {
         design,
-        constraints: a.constraints.as_deref(),
+        constraints: a.design.constraints.as_deref(),
         mappings: &a.mappings,
         max_gap,
         only: a.layers.clone(),

@@ -71,15 +71,13 @@ pub fn solve_each(
 
 /// The optimum over several bit-width choices ([`solve_each`], one time limit for all):
 /// the certificate of the best choice and its index; the bound is the minimum over all choices.
-pub fn solve_choices(
+/// `choices` is not empty ([`crate::optimum::prove_best`], its caller, refuses that).
+pub(crate) fn solve_choices(
     space: &Mapspace,
     choices: &[ModelOptions],
     objective: Objective,
     so: &SolveOptions,
 ) -> Result<(Certificate, usize), String> {
-    if choices.is_empty() {
-        return Err("no bit-width choice is left (check the weight budget)".into());
-    }
     let start = Instant::now();
     let certs = solve_each(space, choices, objective, so, false)?;
     let seconds = start.elapsed().as_secs_f64();

@@ -122,14 +122,13 @@ mod solve;
 #[cfg(test)]
 mod tests;
 
-pub use choices::{solve_choices, solve_each};
+pub use crate::proof::{Certificate, ProofKind, Status};
+pub(crate) use choices::solve_choices;
+pub use choices::solve_each;
 pub use diagnose::diagnose;
 pub use encode::sliced_dims;
 pub use encode::symmetry::mirror_symmetry;
 pub use solve::{relative_gap, solve};
-
-use crate::eval::Evaluation;
-use crate::model::Mapping;
 
 /// Solver settings.
 #[derive(Debug, Clone)]
@@ -163,40 +162,6 @@ impl Default for SolveOptions {
             split_after: (rayon::current_num_threads() > 1).then_some(SPLIT_AFTER),
         }
     }
-}
-
-/// How a solve ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Optimal,
-    TimeLimit,
-    Infeasible,
-    /// No mapping was found, and the reason none fits could not be checked.
-    Unknown,
-}
-
-/// The answer with its proof: the evaluator's value of the mapping and the MILP's bound.
-#[derive(Debug, Clone)]
-pub struct Certificate {
-    pub status: Status,
-    pub mapping: Option<Mapping>,
-    pub evaluation: Option<Evaluation>,
-    /// The evaluator's objective value of `mapping` (upper bound); infinite when none.
-    pub value: f64,
-    /// Proven lower bound over the whole mapspace.
-    pub bound: f64,
-    /// (value − bound) / value.
-    pub gap: f64,
-    pub rounds: usize,
-    pub milp_solves: usize,
-    /// Halvings of the mapspace ([`SolveOptions::split_after`]).
-    pub splits: usize,
-    pub seconds: f64,
-    /// Why nothing fits, when infeasible (checked); why it is not known, when unknown.
-    pub reason: Option<String>,
-    /// The independent probe the answer passed ([`crate::certify::probe`]), once run.
-    pub check: Option<crate::certify::SelfCheck>,
 }
 
 /// Default of [`SolveOptions::slice_choices`] ([`sliced_dims`]). A one-hot over thousands of

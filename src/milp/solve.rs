@@ -5,7 +5,7 @@ use crate::eval::Evaluation;
 use crate::mapspace::{KeepChoice, Mapspace};
 use crate::milp::diagnose::diagnose;
 use crate::milp::rounds::Pattern;
-use crate::milp::{Certificate, SolveOptions, Status, MAX_SPLITS, SHAVE};
+use crate::milp::{Certificate, ProofKind, SolveOptions, Status, MAX_SPLITS, SHAVE};
 use crate::model::{Mapping, ModelOptions};
 use crate::spec::Objective;
 use std::time::{Duration, Instant};
@@ -104,15 +104,13 @@ impl Run<'_> {
         let share =
             Duration::from_secs_f64(self.so.time_limit.unwrap_or(0.0).max(0.0) * SEED_SHARE);
         let until = d.min(Instant::now() + share);
-        let r = crate::search::random_until(
-            self.space,
-            self.opts,
-            Objective::Energy,
-            0,
-            SEED_SAMPLES,
-            None,
-            Some(until),
-        );
+        let sampling = crate::search::Sampling {
+            seed: 0,
+            max_samples: SEED_SAMPLES,
+            victory: None,
+            deadline: Some(until),
+        };
+        let r = crate::search::random_until(self.space, self.opts, Objective::Energy, &sampling);
         r.best.zip(r.evaluation)
     }
 
@@ -269,6 +267,7 @@ impl Run<'_> {
         };
         Ok(Certificate {
             status,
+            proof: ProofKind::Milp,
             mapping: best.as_ref().map(|b| b.0.clone()),
             evaluation: best.map(|b| b.1),
             value,

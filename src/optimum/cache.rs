@@ -4,9 +4,9 @@
 
 use super::*;
 
-/// One table entry: a layer at one bit triple.
+/// A table entry as its cache file keeps it (the mapping in the instance's mapping format).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Entry {
+struct CachedEntry {
     /// The bit triple; None = native word widths.
     pub bits: Option<BitTriple>,
     /// The optimum's energy (pJ); None when no mapping fits at these bit-widths.
@@ -60,7 +60,7 @@ struct CacheFile {
     model_version: String,
     /// The unit's [`shape_key`]: a file of another shape is not taken.
     shape: String,
-    entries: Vec<Entry>,
+    entries: Vec<CachedEntry>,
 }
 
 /// Reads the cache file `f` of a unit: None when there is none; an error (why) when it does
@@ -93,20 +93,21 @@ pub(super) fn read_cache(
             opts.len()
         ));
     }
-    for (i, (e, o)) in file.entries.iter().zip(opts).enumerate() {
-        check_entry(e, triples[i], space, o, f).map_err(|why| format!("entry {i}: {why}"))?;
-    }
-    Ok(Some(file.entries))
+    let check = |(i, (e, o))| {
+        check_entry(e, triples[i], space, o, f).map_err(|why| format!("entry {i}: {why}"))
+    };
+    let entries = file.entries.iter().zip(opts).enumerate().map(check);
+    Ok(Some(entries.collect::<Result<_, _>>()?))
 }
 
-/// Verifies one cache entry (see [`read_cache`]).
+/// Verifies one cache entry (see [`read_cache`]) and gives the table entry it stands for.
 fn check_entry(
-    e: &Entry,
+    e: &CachedEntry,
     bits: Option<BitTriple>,
     space: &Mapspace,
     opts: &ModelOptions,
     f: &Path,
-) -> Result<(), String> {
+) -> Result<Entry, String> {
     if e.bits != bits {
         return Err(format!("bits {:?} where {bits:?} belong", e.bits));
     }
@@ -116,12 +117,14 @@ fn check_entry(
         if e.mapping.is_some() || e.energy_pj.is_some() {
             return Err("a mapping without an energy, or an energy without a mapping".into());
         }
-        return match status {
-            Status::TimeLimit | Status::Unknown => Ok(()),
-            _ => milp::diagnose(space, opts)
-                .map(|_| ())
-                .ok_or_else(|| "infeasible without a reason that checks out".into()),
-        };
+        if !matches!(status, Status::TimeLimit | Status::Unknown)
+            && milp::diagnose(space, opts).is_none()
+        {
+            return Err("infeasible without a reason that checks out".into());
+        }
+        let mut cert = Certificate::from_record(None, None, e.proof);
+        cert.reason = e.reason.clone();
+        return Ok(Entry { bits, cert });
     };
     let m = mapping_from_spec(ms, arch, problem, f).map_err(|e| e.to_string())?;
     let ev = evaluate(problem, arch, &m, opts);
@@ -144,16 +147,35 @@ fn check_entry(
             "status {status:?} with energy {energy} pJ and bound {bound} pJ do not agree"
         ));
     }
-    Ok(())
+    let mut cert = Certificate::from_record(Some(m), Some(ev), e.proof);
+    cert.reason = e.reason.clone();
+    Ok(Entry { bits, cert })
+}
+
+impl CachedEntry {
+    /// The cache's form of a table entry of `problem` on `arch`.
+    fn new(e: &Entry, arch: &crate::model::Arch, problem: &Problem) -> CachedEntry {
+        CachedEntry {
+            bits: e.bits,
+            energy_pj: e.energy_pj(),
+            cycles: e.cycles(),
+            mapping: (e.cert.mapping.as_ref()).map(|m| mapping_to_spec(m, arch, problem)),
+            proof: e.proof(),
+            bound_pj: e.bound_pj(),
+            reason: e.cert.reason.clone(),
+        }
+    }
 }
 
 /// Writes a cache file atomically; a failure only costs a later recomputation, so it is
 /// ignored (an unusable directory is reported once by [`build`]).
-pub(super) fn write_cache(f: &Path, shape: &str, entries: &[Entry]) {
+pub(super) fn write_cache(f: &Path, unit: &Unit, entries: &[Entry]) {
     let file = CacheFile {
         model_version: MODEL_VERSION.into(),
-        shape: shape.into(),
-        entries: entries.to_vec(),
+        shape: unit.shape.into(),
+        entries: (entries.iter())
+            .map(|e| CachedEntry::new(e, unit.arch, unit.problem))
+            .collect(),
     };
     let _ = store(f, &file);
 }
@@ -299,8 +321,8 @@ fn merge_unit(
 }
 
 /// Whether entry `b` is better proven than `a`; an error when both are proven and differ.
-fn better(b: &Entry, a: &Entry) -> Result<bool, String> {
-    let rank = |e: &Entry| match (e.proof.optimal(), e.energy_pj) {
+fn better(b: &CachedEntry, a: &CachedEntry) -> Result<bool, String> {
+    let rank = |e: &CachedEntry| match (e.proof.optimal(), e.energy_pj) {
         (true, _) => 2,
         (false, Some(_)) => 1,
         (false, None) => 0,
@@ -324,13 +346,13 @@ fn better(b: &Entry, a: &Entry) -> Result<bool, String> {
 mod tests {
     use super::*;
 
-    fn entry(energy: Option<f64>, optimal: bool) -> Entry {
+    fn entry(energy: Option<f64>, optimal: bool) -> CachedEntry {
         let status = if optimal {
             Status::Optimal
         } else {
             Status::TimeLimit
         };
-        Entry {
+        CachedEntry {
             bits: Some((8, 8, 8)),
             energy_pj: energy,
             cycles: energy.map(|_| 10),
@@ -345,7 +367,7 @@ mod tests {
         }
     }
 
-    fn write(dir: &Path, key: &str, entries: Vec<Entry>) {
+    fn write(dir: &Path, key: &str, entries: Vec<CachedEntry>) {
         let f = cache_path(dir, key);
         std::fs::create_dir_all(f.parent().unwrap()).unwrap();
         let file = CacheFile {

@@ -69,15 +69,8 @@ pub fn packing_classes(space: &Mapspace, opts: &[ModelOptions]) -> usize {
     classes.len()
 }
 
-/// A proven (or, on a time limit, bounded) energy optimum at one bit choice.
-#[derive(Debug, Clone)]
-pub struct Optimum {
-    pub mapping: Option<Mapping>,
-    pub evaluation: Option<Evaluation>,
-    pub proof: Proof,
-}
-
-/// The energy optimum of `space` at every bit choice in `opts`: one enumeration priced at
+/// The energy optimum of `space` at every bit choice in `opts` (each a [`Certificate`] whose
+/// [`record`](Certificate::record) the table keeps): one enumeration priced at
 /// every packing class when the engine (or `Auto` under its limit) enumerates, else one MILP
 /// per packing class whose members share its mapping. Above the limit, `Auto` first lets the
 /// enumeration try for [`ENUMERATE_TRIAL_SECONDS`] per packing class. Every mapping is
@@ -87,19 +80,15 @@ pub fn solve_unit(
     space: &Mapspace,
     opts: &[ModelOptions],
     settings: &TableSettings,
-) -> Result<Vec<Optimum>, String> {
+) -> Result<Vec<Certificate>, String> {
     let start = Instant::now();
     // The time limit is for the whole unit: the enumeration and every MILP together.
     let limit = settings
         .time_limit
         .map(|t| start + Duration::from_secs_f64(t.clamp(0.0, 1e9)));
     let optima = solve_unit_unchecked(space, opts, settings, start, limit)?;
-    let bounds: Vec<f64> = optima
-        .iter()
-        .map(|o| {
-            let value = o.evaluation.as_ref().map_or(f64::INFINITY, |e| e.energy_pj);
-            o.proof.bound_and_gap(value).0
-        })
+    let bounds: Vec<f64> = (optima.iter())
+        .map(|c| c.record().bound_and_gap(c.value).0)
         .collect();
     let budget = crate::certify::probe_budget(start.elapsed().as_secs_f64());
     crate::certify::probe(space, opts, &bounds, Objective::Energy, budget)?;
@@ -114,19 +103,17 @@ fn solve_unit_unchecked(
     settings: &TableSettings,
     start: Instant,
     limit: Option<Instant>,
-) -> Result<Vec<Optimum>, String> {
+) -> Result<Vec<Certificate>, String> {
     let enumerates = settings.engine.enumerates(space, settings.enumerate_limit);
     if enumerates || settings.engine == Engine::Auto {
         let trial = (!enumerates).then(|| start + trial(space, opts));
         let deadline = [limit, trial].into_iter().flatten().min();
         let best = crate::search::exhaustive_choices(space, opts, None, deadline)?;
         // Proved when every choice's bound reaches its value (infinity when nothing fits).
-        let proved = best
-            .iter()
-            .all(|b| b.bound >= b.evaluation.as_ref().map_or(f64::INFINITY, |e| e.energy_pj));
+        let proved = best.iter().all(|b| b.bound >= b.value);
         let spent = limit.is_some_and(|d| Instant::now() >= d);
         if proved || enumerates || spent {
-            return Ok(best.into_iter().map(enumerated_optimum).collect());
+            return Ok(best);
         }
     }
     let so = SolveOptions {
@@ -136,62 +123,29 @@ fn solve_unit_unchecked(
     let mut certs = milp::solve_each(space, opts, Objective::Energy, &so, false)?;
     for (cert, o) in certs.iter_mut().zip(opts) {
         if cert.status == Status::Infeasible && cert.reason.is_none() {
-            check_infeasible(
+            let p = Proving {
                 space,
-                std::slice::from_ref(o),
-                Objective::Energy,
-                limit,
+                choices: std::slice::from_ref(o),
+                objective: Objective::Energy,
+                so: &so,
                 start,
-                cert,
-            )?;
+                deadline: limit,
+            };
+            p.check_infeasible(cert)?;
         }
     }
-    Ok(certs
-        .into_iter()
-        .map(|cert| Optimum {
-            mapping: cert.mapping,
-            evaluation: cert.evaluation,
-            proof: Proof::Milp {
-                status: cert.status,
-                bound: if cert.status == Status::Unknown {
-                    0.0
-                } else {
-                    cert.bound
-                },
-                gap: cert.gap,
-            },
-        })
-        .collect())
-}
-
-/// The optimum an enumeration gives one bit choice: proved when its bound reaches its value,
-/// else stopped at the time limit.
-fn enumerated_optimum(b: crate::search::ChoiceBest) -> Optimum {
-    let value = b.evaluation.as_ref().map_or(f64::INFINITY, |e| e.energy_pj);
-    let proof = if b.bound >= value {
-        Proof::Enumerated
-    } else {
-        Proof::Stopped {
-            bound: b.bound,
-            gap: milp::relative_gap(value, b.bound),
-        }
-    };
-    Optimum {
-        mapping: b.mapping,
-        evaluation: b.evaluation,
-        proof,
-    }
+    Ok(certs)
 }
 
 /// The optimum of `space` over the bit choices for `objective`, proved by enumeration (the
 /// engine says so, or `Auto` with the mapspace within `enumerate_limit`) or by the MILP (energy
-/// only): the certificate of the best choice, its index, and how it was proved. Above the
-/// limit, `Auto` first gives the enumeration [`ENUMERATE_TRIAL_SECONDS`] per packing class and
-/// runs the MILP only when it has not finished (in the time left). Ties go to the first choice. An
-/// enumerated answer's certificate has bound = value and gap 0; with no valid mapping at any
-/// choice it is `infeasible` with the MILP's diagnosis of why nothing fits. An enumeration
-/// stopped by `so.time_limit` gives the best mapping found and the least bound of what it
-/// did not search (`optimal` when the gap is within `so.gap`, else `time_limit`).
+/// only): the certificate of the best choice (saying which engine proved it) and its index.
+/// Above the limit, `Auto` first gives the enumeration [`ENUMERATE_TRIAL_SECONDS`] per packing
+/// class and runs the MILP only when it has not finished (in the time left). Ties go to the
+/// first choice. An enumerated answer's certificate has bound = value and gap 0; with no valid
+/// mapping at any choice it is `infeasible` with the MILP's diagnosis of why nothing fits. An
+/// enumeration stopped by `so.time_limit` gives the best mapping found and the least bound of
+/// what it did not search (`optimal` when the gap is within `so.gap`, else `time_limit`).
 ///
 /// Every answer is then checked ([`crate::certify`]): an `infeasible` without a checked reason
 /// is checked by enumeration (`unknown` when that does not finish in its time), and the
@@ -203,7 +157,7 @@ pub fn prove_best(
     engine: Engine,
     enumerate_limit: u128,
     so: &SolveOptions,
-) -> Result<(milp::Certificate, usize, ProofKind), String> {
+) -> Result<(Certificate, usize), String> {
     if choices.is_empty() {
         return Err("no bit-width choice is left (check the weight budget)".into());
     }
@@ -211,9 +165,17 @@ pub fn prove_best(
     let deadline = so
         .time_limit
         .map(|s| start + Duration::from_secs_f64(s.clamp(0.0, 1e9)));
-    let (mut cert, i, kind) = solve_best(space, choices, objective, engine, enumerate_limit, so)?;
+    let p = Proving {
+        space,
+        choices,
+        objective,
+        so,
+        start,
+        deadline,
+    };
+    let (mut cert, i) = p.solve_best(engine, enumerate_limit)?;
     if cert.status == Status::Infeasible && cert.reason.is_none() {
-        check_infeasible(space, choices, objective, deadline, start, &mut cert)?;
+        p.check_infeasible(&mut cert)?;
     }
     crate::progress::phase("self-check");
     if std::env::var_os("QMAP_TEST_FALSE_BOUND").is_some() {
@@ -226,110 +188,157 @@ pub fn prove_best(
         space, choices, &bounds, objective, budget,
     )?);
     cert.seconds = start.elapsed().as_secs_f64();
-    Ok((cert, i, kind))
+    Ok((cert, i))
 }
 
-/// Checks the MILP's `infeasible` that has no checked reason by enumerating the space (until
-/// the deadline, and for at least 10 s or as long as the solve took): a valid mapping found is
-/// an internal error; an enumeration stopped early leaves the status `unknown`.
-fn check_infeasible(
-    space: &Mapspace,
-    choices: &[ModelOptions],
+/// One proof over the bit choices of a mapspace: what it proves, its options, when it started
+/// and its deadline (from `so.time_limit`).
+struct Proving<'a> {
+    space: &'a Mapspace,
+    choices: &'a [ModelOptions],
     objective: Objective,
-    deadline: Option<Instant>,
+    so: &'a SolveOptions,
     start: Instant,
-    cert: &mut milp::Certificate,
-) -> Result<(), String> {
-    let own = Instant::now() + start.elapsed().max(Duration::from_secs(10));
-    let until = deadline.map_or(own, |d| d.min(own));
-    let (found, _) = enumerate_best(space, choices, objective, Some(until), 0.0, start)?;
-    if found.mapping.is_some() {
-        return Err(crate::certify::internal_error(&format!(
-            "the MILP found no valid mapping, but the enumeration found one of value {}",
-            found.value
-        )));
-    }
-    if found.status == Status::Infeasible {
-        cert.reason = Some(
-            "no valid mapping: the MILP found none, and enumerating the mapspace (every \
-             mapping evaluated or bounded) confirms it"
-                .into(),
-        );
-    } else {
-        cert.status = Status::Unknown;
-        cert.reason = Some(
-            "the MILP found no valid mapping, but no simple reason (the smallest tiles \
-             overflowing a level) shows why, and the enumeration that checks it did not finish \
-             in its time"
-                .into(),
-        );
-    }
-    Ok(())
+    deadline: Option<Instant>,
 }
 
-/// [`prove_best`] before its checks.
-fn solve_best(
-    space: &Mapspace,
-    choices: &[ModelOptions],
-    objective: Objective,
-    engine: Engine,
-    enumerate_limit: u128,
-    so: &SolveOptions,
-) -> Result<(milp::Certificate, usize, ProofKind), String> {
-    let start = Instant::now();
-    let deadline = so
-        .time_limit
-        .map(|s| start + Duration::from_secs_f64(s.clamp(0.0, 1e9)));
-    crate::progress::phase("enumeration");
-    if engine.enumerates(space, enumerate_limit) {
-        let cert = enumerate_best(space, choices, objective, deadline, so.gap, start)?;
-        return Ok((cert.0, cert.1, ProofKind::Enumerated));
-    }
-    if objective != Objective::Energy {
-        return Err(format!(
-            "latency and EDP optima are proved by enumeration only (the MILP proves energy); \
-             this mapspace has {:.3e} factorisations × keep patterns, above the enumeration \
-             limit {enumerate_limit}: raise --enumerate-limit, use --engine enumerate, or \
-             constrain the mapspace",
-            enumeration_size(space)
-        ));
-    }
-    let mut tried = None;
-    if engine == Engine::Auto {
-        let trial = start + trial(space, choices);
-        let (cert, i) = enumerate_best(
-            space,
-            choices,
-            objective,
-            Some(deadline.map_or(trial, |d| d.min(trial))),
-            so.gap,
-            start,
-        )?;
-        // Finished, or the time limit is spent: the enumeration's answer.
-        if cert.status != Status::TimeLimit || deadline.is_some_and(|d| Instant::now() >= d) {
-            return Ok((cert, i, ProofKind::Enumerated));
+impl Proving<'_> {
+    /// Checks the MILP's `infeasible` that has no checked reason by enumerating the space
+    /// (until the deadline, and for at least 10 s or as long as the solve took): a valid
+    /// mapping found is an internal error; an enumeration stopped early leaves the status
+    /// `unknown`.
+    fn check_infeasible(&self, cert: &mut Certificate) -> Result<(), String> {
+        let own = Instant::now() + self.start.elapsed().max(Duration::from_secs(10));
+        let until = self.deadline.map_or(own, |d| d.min(own));
+        let (found, _) = self.enumerate_best(Some(until), 0.0)?;
+        if found.mapping.is_some() {
+            return Err(crate::certify::internal_error(&format!(
+                "the MILP found no valid mapping, but the enumeration found one of value {}",
+                found.value
+            )));
         }
-        tried = Some((cert, i));
+        if found.status == Status::Infeasible {
+            cert.reason = Some(
+                "no valid mapping: the MILP found none, and enumerating the mapspace (every \
+                 mapping evaluated or bounded) confirms it"
+                    .into(),
+            );
+        } else {
+            cert.status = Status::Unknown;
+            cert.reason = Some(
+                "the MILP found no valid mapping, but no simple reason (the smallest tiles \
+                 overflowing a level) shows why, and the enumeration that checks it did not \
+                 finish in its time"
+                    .into(),
+            );
+        }
+        Ok(())
     }
-    let so = SolveOptions {
-        time_limit: so
-            .time_limit
-            .map(|s| (s - start.elapsed().as_secs_f64()).max(0.0)),
-        ..so.clone()
-    };
-    crate::progress::phase("MILP");
-    let (mut cert, mut i) = milp::solve_choices(space, choices, objective, &so)?;
-    // A mapping the enumeration saw must not undercut the MILP's bound.
-    if let Some((tried, _)) = tried
-        .as_ref()
-        .filter(|t| t.0.value < cert.bound * (1.0 - 1e-6))
-    {
+
+    /// [`prove_best`] before its checks.
+    fn solve_best(&self, engine: Engine, limit: u128) -> Result<(Certificate, usize), String> {
+        let (space, choices, so) = (self.space, self.choices, self.so);
+        crate::progress::phase("enumeration");
+        if engine.enumerates(space, limit) {
+            return self.enumerate_best(self.deadline, so.gap);
+        }
+        if self.objective != Objective::Energy {
+            return Err(format!(
+                "latency and EDP optima are proved by enumeration only (the MILP proves \
+                 energy); this mapspace has {:.3e} factorisations × keep patterns, above the \
+                 enumeration limit {limit}: raise --enumerate-limit, use --engine enumerate, \
+                 or constrain the mapspace",
+                enumeration_size(space)
+            ));
+        }
+        let mut tried = None;
+        if engine == Engine::Auto {
+            let trial = self.start + trial(space, choices);
+            let until = self.deadline.map_or(trial, |d| d.min(trial));
+            let (cert, i) = self.enumerate_best(Some(until), so.gap)?;
+            // Finished, or the time limit is spent: the enumeration's answer.
+            if cert.status != Status::TimeLimit
+                || self.deadline.is_some_and(|d| Instant::now() >= d)
+            {
+                return Ok((cert, i));
+            }
+            tried = Some((cert, i));
+        }
+        let so = SolveOptions {
+            time_limit: (so.time_limit).map(|s| (s - self.start.elapsed().as_secs_f64()).max(0.0)),
+            ..so.clone()
+        };
+        crate::progress::phase("MILP");
+        let milp = milp::solve_choices(space, choices, self.objective, &so)?;
+        let (mut cert, i) = combine(milp, tried, so.gap)?;
+        cert.seconds = self.start.elapsed().as_secs_f64();
+        Ok((cert, i))
+    }
+
+    /// The best choice by enumeration ([`crate::search::exhaustive_choices`] for energy, one
+    /// [`crate::search::enumerate`] per choice otherwise), stopped at `deadline`: its
+    /// certificate (bound: the least over every choice) and index.
+    fn enumerate_best(
+        &self,
+        deadline: Option<Instant>,
+        gap_tolerance: f64,
+    ) -> Result<(Certificate, usize), String> {
+        let (space, choices) = (self.space, self.choices);
+        let results: Vec<Certificate> = if self.objective == Objective::Energy {
+            crate::search::exhaustive_choices(space, choices, None, deadline)?
+        } else {
+            (choices.iter())
+                .map(|o| {
+                    let r = crate::search::enumerate(space, o, self.objective, deadline);
+                    let bound = r.bound.expect("an enumeration has a bound");
+                    Certificate::enumerated(r.best, r.evaluation, r.value, bound, 0.0)
+                })
+                .collect()
+        };
+        let mut best = 0;
+        for i in 1..results.len() {
+            if results[i].value < results[best].value {
+                best = i;
+            }
+        }
+        let bound = results
+            .iter()
+            .map(|r| r.bound)
+            .fold(f64::INFINITY, f64::min);
+        let found = results.into_iter().nth(best).expect("at least one choice");
+        let mut cert = Certificate::enumerated(
+            found.mapping,
+            found.evaluation,
+            found.value,
+            bound,
+            gap_tolerance,
+        );
+        if cert.status == Status::Infeasible {
+            cert.reason = Some(milp::diagnose(space, &choices[0]).unwrap_or_else(|| {
+                "no valid mapping: every mapping of the mapspace was evaluated or bounded \
+                 (each set bounded shows every completion invalid)"
+                    .into()
+            }));
+        }
+        cert.seconds = self.start.elapsed().as_secs_f64();
+        Ok((cert, best))
+    }
+}
+
+/// The MILP's answer and, when the enumeration tried first and stopped, the enumeration's:
+/// a mapping the enumeration saw must not undercut the MILP's bound; stopped by the time limit,
+/// the better incumbent of the two and the higher bound.
+fn combine(
+    (mut cert, mut i): (Certificate, usize),
+    tried: Option<(Certificate, usize)>,
+    gap_tolerance: f64,
+) -> Result<(Certificate, usize), String> {
+    if let Some((tried, _)) = (tried.as_ref()).filter(|t| t.0.value < cert.bound * (1.0 - 1e-6)) {
         return Err(crate::certify::internal_error(&format!(
             "the MILP's bound {} pJ is above a valid mapping the enumeration found ({} pJ)",
             cert.bound, tried.value
         )));
     }
-    // Stopped by the time limit: the better incumbent of the two, and the higher bound.
     if let (Status::TimeLimit, Some((tried, k))) = (cert.status, tried) {
         cert.bound = cert.bound.max(tried.bound);
         if tried.value < cert.value {
@@ -337,84 +346,9 @@ fn solve_best(
                 (tried.mapping, tried.evaluation, tried.value, k);
         }
         cert.gap = milp::relative_gap(cert.value, cert.bound);
-        if cert.gap <= so.gap {
+        if cert.gap <= gap_tolerance {
             cert.status = Status::Optimal;
         }
     }
-    cert.seconds = start.elapsed().as_secs_f64();
-    Ok((cert, i, ProofKind::Milp))
-}
-
-/// The best choice by enumeration ([`crate::search::exhaustive_choices`] for energy, one
-/// [`crate::search::enumerate`] per choice otherwise), stopped at `deadline`: its certificate
-/// (bound: the least over every choice) and index.
-fn enumerate_best(
-    space: &Mapspace,
-    choices: &[ModelOptions],
-    objective: Objective,
-    deadline: Option<Instant>,
-    gap_tolerance: f64,
-    start: Instant,
-) -> Result<(milp::Certificate, usize), String> {
-    type Found = (Option<Mapping>, Option<Evaluation>, f64);
-    let results: Vec<Found> = if objective == Objective::Energy {
-        crate::search::exhaustive_choices(space, choices, None, deadline)?
-            .into_iter()
-            .map(|b| (b.mapping, b.evaluation, b.bound))
-            .collect()
-    } else {
-        choices
-            .iter()
-            .map(|o| {
-                let r = crate::search::enumerate(space, o, objective, deadline);
-                let bound = r.bound.expect("an enumeration has a bound");
-                (r.best, r.evaluation, bound)
-            })
-            .collect()
-    };
-    let value = |e: &Option<Evaluation>| {
-        e.as_ref().map_or(f64::INFINITY, |e| {
-            crate::search::objective_value(e, objective)
-        })
-    };
-    let mut best = 0;
-    for i in 1..results.len() {
-        if value(&results[i].1) < value(&results[best].1) {
-            best = i;
-        }
-    }
-    let (mapping, evaluation, _) = results[best].clone();
-    let v = value(&evaluation);
-    let bound = results.iter().map(|r| r.2).fold(f64::INFINITY, f64::min);
-    let gap = milp::relative_gap(v, bound);
-    let status = if gap <= gap_tolerance {
-        if mapping.is_some() {
-            Status::Optimal
-        } else {
-            Status::Infeasible
-        }
-    } else {
-        Status::TimeLimit
-    };
-    let cert = milp::Certificate {
-        status,
-        reason: (status == Status::Infeasible).then(|| {
-            milp::diagnose(space, &choices[0]).unwrap_or_else(|| {
-                "no valid mapping: every mapping of the mapspace was evaluated or bounded \
-                 (each set bounded shows every completion invalid)"
-                    .into()
-            })
-        }),
-        check: None,
-        mapping,
-        evaluation,
-        value: v,
-        bound,
-        gap,
-        rounds: 0,
-        milp_solves: 0,
-        splits: 0,
-        seconds: start.elapsed().as_secs_f64(),
-    };
-    Ok((cert, best))
+    Ok((cert, i))
 }

@@ -12,11 +12,11 @@
 //! re-evaluated by the evaluator before it is stored, and again when it is read from the cache.
 
 use crate::eval::evaluate;
-use crate::eval::Evaluation;
+
 use crate::instance::{BitTriple, Instance};
 use crate::mapspace::{Constraints, Mapspace};
 use crate::milp::{self, SolveOptions, Status};
-use crate::model::{mapping_from_spec, mapping_to_spec, Mapping, ModelOptions, Problem};
+use crate::model::{mapping_from_spec, mapping_to_spec, ModelOptions, Problem};
 use crate::spec::{MappingSpec, Objective};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -29,7 +29,7 @@ mod engine;
 mod shard;
 mod table;
 
-pub use crate::proof::{Proof, ProofKind};
+pub use crate::proof::{Certificate, Proof, ProofKind};
 pub use cache::*;
 pub use engine::*;
 pub use shard::*;

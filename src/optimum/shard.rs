@@ -243,7 +243,7 @@ pub fn solve_jobs(
                     CacheUse::Miss => "solved",
                     CacheUse::Rejected(_) => "rejected",
                 },
-                optimal: entries.iter().filter(|e| e.proof.optimal()).count(),
+                optimal: entries.iter().filter(|e| e.proof().optimal()).count(),
                 bit_choices: entries.len(),
                 seconds,
             })

@@ -30,6 +30,34 @@ impl Default for TableSettings {
     }
 }
 
+/// One table entry: a layer at one bit triple, and the certificate of its energy optimum.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The bit triple; None = native word widths.
+    pub bits: Option<BitTriple>,
+    pub cert: Certificate,
+}
+
+impl Entry {
+    /// The optimum's energy (pJ); None when no mapping fits at these bit-widths.
+    pub fn energy_pj(&self) -> Option<f64> {
+        self.cert.evaluation.as_ref().map(|e| e.energy_pj)
+    }
+    pub fn cycles(&self) -> Option<u64> {
+        self.cert.evaluation.as_ref().map(|e| e.cycles)
+    }
+    /// How the entry is proved, as its cache file keeps it.
+    pub fn proof(&self) -> Proof {
+        self.cert.record()
+    }
+    /// The lower bound (pJ) the proof gives (the energy itself for an enumerated optimum);
+    /// None when infinite (no mapping fits).
+    pub fn bound_pj(&self) -> Option<f64> {
+        let bound = self.proof().bound_and_gap(self.cert.value).0;
+        bound.is_finite().then_some(bound)
+    }
+}
+
 /// The table: per layer, one entry per bit triple (in the order asked).
 #[derive(Debug, Clone)]
 pub struct Table {
@@ -205,13 +233,17 @@ impl Unit<'_> {
                 Err(why) => used = CacheUse::Rejected(format!("{}: {why}", f.display())),
             }
         }
-        let entries: Vec<Entry> = solve_unit(&space, self.opts, settings)?
-            .into_iter()
-            .zip(self.triples.iter().zip(self.opts))
-            .map(|(o, (&bits, opts))| self.entry(&space, o, bits, opts))
+        let certs = solve_unit(&space, self.opts, settings)?;
+        let entries: Vec<Entry> = (certs.into_iter().zip(self.triples.iter().zip(self.opts)))
+            .map(|(mut cert, (&bits, opts))| {
+                if cert.mapping.is_none() {
+                    cert.reason = milp::diagnose(&space, opts);
+                }
+                Entry { bits, cert }
+            })
             .collect();
         if let Some(f) = &cache_file {
-            write_cache(f, self.shape, &entries);
+            write_cache(f, self, &entries);
         }
         Ok((entries, used))
     }
@@ -237,32 +269,5 @@ impl Unit<'_> {
                 settings.engine, settings.enumerate_limit, settings.time_limit
             ),
         ])
-    }
-
-    /// The table entry of an optimum.
-    fn entry(
-        &self,
-        space: &Mapspace,
-        o: Optimum,
-        bits: Option<BitTriple>,
-        opts: &ModelOptions,
-    ) -> Entry {
-        let energy = o.evaluation.as_ref().map(|e| e.energy_pj);
-        let bound = o.proof.bound_and_gap(energy.unwrap_or(f64::INFINITY)).0;
-        Entry {
-            bits,
-            energy_pj: energy,
-            cycles: o.evaluation.as_ref().map(|e| e.cycles),
-            mapping: o
-                .mapping
-                .as_ref()
-                .map(|m| mapping_to_spec(m, self.arch, self.problem)),
-            proof: o.proof,
-            bound_pj: bound.is_finite().then_some(bound),
-            reason: energy
-                .is_none()
-                .then(|| milp::diagnose(space, opts))
-                .flatten(),
-        }
     }
 }

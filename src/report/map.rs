@@ -61,29 +61,29 @@ pub fn map_text(r: &MapReport) -> String {
             "-".to_string()
         }
     };
-    let found_value = if found.mapping.is_none() && r.status == Status::TimeLimit {
+    let found_value = if found.mapping.is_none() && r.cert.status == Status::TimeLimit {
         "no mapping found yet".to_string()
     } else {
         format!(
             "{} {}",
             objective_name(r.answer.objective),
-            value(r.text.value)
+            value(r.cert.value)
         )
     };
     writeln!(
         out,
         "status: {}   {found_value}   bound {}   gap {:.3e}   {}   {:.2} s",
-        status_name(r.status),
-        value(r.text.bound),
-        r.text.gap,
+        status_name(r.cert.status),
+        value(r.cert.bound),
+        r.cert.gap,
         proof_text(r),
-        r.solve_seconds
+        r.cert.seconds
     )
     .unwrap();
-    if let Some(reason) = &r.reason {
+    if let Some(reason) = &r.cert.reason {
         writeln!(out, "reason: {reason}").unwrap();
     }
-    if let Some(c) = r.self_check.filter(|c| c.samples > 0) {
+    if let Some(c) = r.cert.check.filter(|c| c.samples > 0) {
         writeln!(
             out,
             "self-check: {} random valid mappings of {} drawn, none below the bound ({:.2} s)",
@@ -96,8 +96,8 @@ pub fn map_text(r: &MapReport) -> String {
 
 /// How the answer was proved, as the status line says it.
 fn proof_text(r: &MapReport) -> String {
-    match r.proof {
-        ProofKind::Enumerated if r.status == Status::TimeLimit => format!(
+    match r.cert.proof {
+        ProofKind::Enumerated if r.cert.status == Status::TimeLimit => format!(
             "proof: enumeration stopped at the time limit (bound: the least bound of the \
              parts left; {:.3e} factorisations × keep patterns)",
             r.text.enumeration_size
@@ -107,13 +107,13 @@ fn proof_text(r: &MapReport) -> String {
             mapspace_size(r.answer.mapspace_size),
             r.text.enumeration_size
         ),
-        ProofKind::Milp if r.halvings > 0 => format!(
+        ProofKind::Milp if r.cert.splits > 0 => format!(
             "proof: MILP, rounds {}   MILP solves {}   halvings {}",
-            r.rounds, r.milp_solves, r.halvings
+            r.cert.rounds, r.cert.milp_solves, r.cert.splits
         ),
         ProofKind::Milp => format!(
             "proof: MILP, rounds {}   MILP solves {}",
-            r.rounds, r.milp_solves
+            r.cert.rounds, r.cert.milp_solves
         ),
     }
 }

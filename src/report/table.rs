@@ -11,29 +11,27 @@ pub fn jobs_text(r: &JobsReport) -> String {
         r.cached,
         r.instance.display()
     );
-    let _ = writeln!(
-        s,
-        "{:<10} {:<16} {:>5} {:>8} {:>11} {:<9} {:>10} {:<6} layers",
-        "table", "key", "bits", "classes", "size", "engine", "weight", "cached"
-    );
+    let header = [
+        "table", "key", "bits", "classes", "size", "engine", "weight", "cached",
+    ];
+    s.push_str(&job_row(header.map(String::from), "layers"));
     for j in &r.jobs {
-        let _ = writeln!(
-            s,
-            "{:<10} {:<16} {:>5} {:>8} {:>11.3e} {:<9} {:>10.3e} {:<6} {}",
-            j.table,
-            &j.job.key[..16.min(j.job.key.len())],
-            j.job.bit_choices,
-            j.job.packing_classes,
-            j.job.size,
-            if j.job.enumerates {
-                "enumerate"
-            } else {
-                "milp"
-            },
-            j.job.weight,
-            if j.job.cached { "yes" } else { "no" },
-            j.job.layers.join(",")
-        );
+        let engine = if j.job.enumerates {
+            "enumerate"
+        } else {
+            "milp"
+        };
+        let cells = [
+            j.table.to_string(),
+            j.job.key[..16.min(j.job.key.len())].to_string(),
+            j.job.bit_choices.to_string(),
+            j.job.packing_classes.to_string(),
+            format!("{:.3e}", j.job.size),
+            engine.to_string(),
+            format!("{:.3e}", j.job.weight),
+            (if j.job.cached { "yes" } else { "no" }).to_string(),
+        ];
+        s.push_str(&job_row(cells, &j.job.layers.join(",")));
     }
     let total: f64 = r.shards.iter().map(|p| p.weight).sum();
     for p in &r.shards {
@@ -47,6 +45,14 @@ pub fn jobs_text(r: &JobsReport) -> String {
         );
     }
     s
+}
+
+/// One line of the job list: its columns, then the layers.
+fn job_row(c: [String; 8], layers: &str) -> String {
+    format!(
+        "{:<10} {:<16} {:>5} {:>8} {:>11} {:<9} {:>10} {:<6} {layers}\n",
+        c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
+    )
 }
 
 /// What a shard did: a summary line, then one row per job.

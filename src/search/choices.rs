@@ -5,28 +5,19 @@ use super::bounded::{BoundStats, PartialBounds};
 use super::exhaustive::check_limit;
 use crate::eval::{
     combine_storage, combined_cycles, evaluate, mac_energy_per_op, tensor_packing_signature,
-    tensor_price, Counts, Evaluation, Evaluator, PackingSignature, TensorPrice,
+    tensor_price, Counts, Evaluator, PackingSignature, TensorPrice,
 };
 use crate::mapspace::{Mapspace, Visit};
 use crate::model::{Arch, Mapping, ModelOptions, Problem};
+use crate::proof::Certificate;
 use rayon::prelude::*;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::time::Instant;
-/// The energy optimum of one bit-width choice found by [`exhaustive_choices`].
-#[derive(Debug, Clone)]
-pub struct ChoiceBest {
-    /// The best valid mapping (None when no mapping fits at these bit-widths).
-    pub mapping: Option<Mapping>,
-    /// Its evaluation at the choice's bit-widths.
-    pub evaluation: Option<Evaluation>,
-    /// A lower bound on the energy (pJ) of every mapping at these bit-widths: the mapping's
-    /// when the whole space was searched, else the least of it and the bounds of the parts
-    /// left unsearched at the deadline (infinity when nothing fits).
-    pub bound: f64,
-}
-
-/// Enumerates `space` once and finds the energy optimum of every bit-width choice: each
+/// Enumerates `space` once and finds the energy optimum of every bit-width choice (its
+/// [`Certificate`]: the bound is the mapping's energy when the whole space was searched, else
+/// the least of it and the bounds of the parts left unsearched at the deadline; infinity when
+/// nothing fits; `optimal` only when the bound reaches the energy): each
 /// mapping is counted once ([`Evaluator::count`]), each tensor is priced at each of its
 /// packing classes ([`tensor_price`]) and the prices are combined per bit choice
 /// ([`combine_storage`]). As in [`enumerate`](super::enumerate), the loop orders of a factorisation and keep
@@ -40,7 +31,7 @@ pub fn exhaustive_choices(
     choices: &[ModelOptions],
     limit: Option<u128>,
     deadline: Option<Instant>,
-) -> Result<Vec<ChoiceBest>, String> {
+) -> Result<Vec<Certificate>, String> {
     check_limit(space, limit, "")?;
     if choices.is_empty() {
         return Ok(vec![]);
@@ -190,16 +181,19 @@ impl<'a> Classes<'a> {
 
     /// Per choice, its class's best re-evaluated in full at the choice's bit-widths, with the
     /// class's bound.
-    fn results(&self, best: &PartBest, unsearched: &[f64]) -> Result<Vec<ChoiceBest>, String> {
+    fn results(&self, best: &PartBest, unsearched: &[f64]) -> Result<Vec<Certificate>, String> {
         let mut out = vec![];
         for (i, o) in self.choices.iter().enumerate() {
             let k = self.class_of[i];
             let Some((_, _, m)) = &best[k] else {
-                out.push(ChoiceBest {
-                    mapping: None,
-                    evaluation: None,
-                    bound: unsearched[k],
-                });
+                let bound = unsearched[k];
+                out.push(Certificate::enumerated(
+                    None,
+                    None,
+                    f64::INFINITY,
+                    bound,
+                    0.0,
+                ));
                 continue;
             };
             let ev = evaluate(self.problem, self.arch, m, o);
@@ -209,11 +203,14 @@ impl<'a> Classes<'a> {
                     ev.invalid
                 ));
             }
-            out.push(ChoiceBest {
-                mapping: Some(m.clone()),
-                bound: unsearched[k].min(ev.energy_pj),
-                evaluation: Some(ev),
-            });
+            let (value, bound) = (ev.energy_pj, unsearched[k].min(ev.energy_pj));
+            out.push(Certificate::enumerated(
+                Some(m.clone()),
+                Some(ev),
+                value,
+                bound,
+                0.0,
+            ));
         }
         Ok(out)
     }

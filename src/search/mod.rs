@@ -20,9 +20,9 @@ mod exhaustive;
 mod random;
 
 pub use bounded::{choice_bounds, partial_bound};
-pub use choices::{exhaustive_choices, ChoiceBest};
+pub use choices::exhaustive_choices;
 pub use exhaustive::{enumerate, exhaustive, exhaustive_until};
-pub use random::{random, random_until};
+pub use random::{random, random_until, Sampling};
 
 use crate::eval::{evaluate, Evaluation};
 use crate::mapspace::Mapspace;

@@ -21,20 +21,39 @@ pub fn random(
     max_samples: u64,
     victory: Option<u64>,
 ) -> SearchResult {
-    random_until(space, opts, objective, seed, max_samples, victory, None)
+    let sampling = Sampling {
+        seed,
+        max_samples,
+        victory,
+        deadline: None,
+    };
+    random_until(space, opts, objective, &sampling)
 }
 
-/// [`random`] that also stops at `deadline` (stop [`StopReason::Deadline`]), looking at the
+/// How [`random_until`] samples: the seed, the valid samples it takes at most, the run of
+/// valid samples without improvement it stops after, and a deadline.
+#[derive(Debug, Clone, Copy)]
+pub struct Sampling {
+    pub seed: u64,
+    pub max_samples: u64,
+    pub victory: Option<u64>,
+    pub deadline: Option<Instant>,
+}
+
+/// [`random`] that also stops at the deadline (stop [`StopReason::Deadline`]), looking at the
 /// clock every 64 samples.
 pub fn random_until(
     space: &Mapspace,
     opts: &ModelOptions,
     objective: Objective,
-    seed: u64,
-    max_samples: u64,
-    victory: Option<u64>,
-    deadline: Option<Instant>,
+    sampling: &Sampling,
 ) -> SearchResult {
+    let &Sampling {
+        seed,
+        max_samples,
+        victory,
+        deadline,
+    } = sampling;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut ev = Evaluator::new(space.problem(), space.arch());
     let mut b = Best::new();
