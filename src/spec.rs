@@ -365,6 +365,20 @@ pub struct LayerSpec {
     /// A note (e.g. "residual add after this layer").
     #[serde(default)]
     pub note: Option<String>,
+    /// A pooling (max or average: no MACs) between the producer's output and this layer's
+    /// input, e.g. ResNet's stem max-pool or VGG's 2x2 pools; checked in the chain only.
+    #[serde(default)]
+    pub pool: Option<PoolSpec>,
+}
+
+/// A pooling window: kernel, stride and padding (one value for both axes or `[w, h]`).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolSpec {
+    pub kernel: Pair,
+    pub stride: Pair,
+    #[serde(default)]
+    pub pad: Option<Pair>,
 }
 
 /// One value for both axes or `[w, h]`.

@@ -67,7 +67,102 @@ pub fn build_network(
         };
         layers.push(layer);
     }
+    for (i, l) in net.layers.iter().enumerate() {
+        check_chain(net, i, l, layers[i].producer, file)?;
+    }
     Ok(layers)
+}
+
+/// A layer's output as the next layer sees it: channels, width, height.
+type Activation = (u64, u64, u64);
+
+/// Checks that layer `i` (spec `l`) can read its producer's output (or the network input):
+/// its input channels are the producer's output channels (an fc layer may also read them
+/// flattened), and its output width and height follow from the producer's, after the
+/// layer's `pool`, by its stride, padding, dilation and filter size. An error names both
+/// layers. Without a network `input` shape the first layer is not checked.
+fn check_chain(
+    net: &spec::NetworkSpec,
+    i: usize,
+    l: &spec::LayerSpec,
+    producer: Option<usize>,
+    file: &Path,
+) -> Result<(), InputError> {
+    let from = match producer {
+        Some(j) => {
+            let p = &net.layers[j];
+            let out = if p.kind == LayerKind::Depthwise {
+                p.g
+            } else {
+                p.m
+            };
+            let what = format!("its producer `{}` (layers[{j}])", p.name);
+            (out.unwrap_or(0), p.p, p.q, what)
+        }
+        None => match &net.input {
+            Some(x) => (x.channels, x.width, x.height, "the network input".into()),
+            None => return Ok(()),
+        },
+    };
+    let (channels, w, h, what) = from;
+    let e = |k: &str, m: String| InputError::new(file, format!("layers[{i}].{k}"), m);
+    let (w, h) = match &l.pool {
+        Some(pool) => pooled(pool, (channels, w, h)).ok_or_else(|| {
+            e(
+                "pool",
+                format!("the pool window is larger than the {w}x{h} output of {what}"),
+            )
+        })?,
+        None => (w, h),
+    };
+    let (key, takes) = match l.kind {
+        LayerKind::Depthwise => ("G", l.g),
+        _ => ("C", l.c),
+    };
+    let takes = takes.unwrap_or(0);
+    let flattened = l.kind == LayerKind::Fc && takes == channels * w * h;
+    if takes != channels && !flattened {
+        return Err(e(
+            key,
+            format!("{key} = {takes} does not match the {channels} output channels of {what}"),
+        ));
+    }
+    if l.kind == LayerKind::Fc {
+        return Ok(());
+    }
+    let stride = l.stride.unwrap_or(spec::Pair::Both(1));
+    let dilation = l.dilation.unwrap_or(spec::Pair::Both(1));
+    let pad = l.pad.unwrap_or(spec::Pair::Both(0));
+    let axes = [
+        ("P", l.p, w, l.r, stride.w(), dilation.w(), pad.w()),
+        ("Q", l.q, h, l.s, stride.h(), dilation.h(), pad.h()),
+    ];
+    for (k, out, input, filter, stride, dilation, pad) in axes {
+        let span = dilation * (filter - 1) + 1;
+        let expected = (input + 2 * pad).checked_sub(span).map(|x| x / stride + 1);
+        if expected != Some(out) {
+            let expected = expected.map_or("none".into(), |x| x.to_string());
+            return Err(e(
+                k,
+                format!(
+                    "{k} = {out}, but the {w}x{h} input from {what} gives {expected} (stride \
+                     {stride}, pad {pad}, filter {filter}, dilation {dilation})"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Width and height after a pooling window (None when the window does not fit).
+fn pooled(pool: &spec::PoolSpec, (_, w, h): Activation) -> Option<(u64, u64)> {
+    let pad = pool.pad.unwrap_or(spec::Pair::Both(0));
+    let axis =
+        |x: u64, k: u64, s: u64, p: u64| (x + 2 * p).checked_sub(k).map(|v| v / s.max(1) + 1);
+    Some((
+        axis(w, pool.kernel.w(), pool.stride.w(), pad.w())?,
+        axis(h, pool.kernel.h(), pool.stride.h(), pad.h())?,
+    ))
 }
 
 /// Builds and validates one layer.

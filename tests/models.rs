@@ -155,3 +155,82 @@ fn mobilenet_v1_as_the_seed_pipeline_ran_it() {
         .filter(|x| x.problem.bounds[5] == 3)
         .all(|x| x.problem.bounds[1] == x.problem.bounds[2]));
 }
+
+/// ResNet-50 v1.5 and VGG-16 (written by `tools/nets/make_nets.py`): the published MACs, and
+/// weights equal to the published parameter counts less biases and batch-norm parameters
+/// (torchvision: 25,557,032 = 25,502,912 + 1,000 fc biases + 53,120 batch-norm parameters;
+/// 138,357,544 = 138,344,128 + 13,416 biases).
+#[test]
+fn resnet50_and_vgg16() {
+    let r = net("resnet50.yaml", false, None);
+    assert_eq!(
+        (r.len(), total_macs(&r), total_weights(&r)),
+        (54, 4_089_184_256, 25_502_912)
+    );
+    let v = net("vgg16.yaml", false, None);
+    assert_eq!(
+        (v.len(), total_macs(&v), total_weights(&v)),
+        (16, 15_470_264_320, 138_344_128)
+    );
+    // The projection shortcuts read their block's input, not the previous layer.
+    let ds = r.iter().position(|l| l.name == "l2_0_ds").unwrap();
+    assert_eq!(r[r[ds].producer.unwrap()].name, "l1_2_c3");
+}
+
+/// A layer that cannot read its producer's output is refused with both layers named.
+#[test]
+fn chaining_errors_name_both_layers() {
+    let dir = std::env::temp_dir().join(format!("qmap-chain-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases = [
+        // C against the producer's M.
+        (
+            "{name: b, kind: conv2d, C: 16, M: 8, P: 8, Q: 8, R: 1, S: 1}",
+            "layers[1].C",
+            "C = 16 does not match the 32 output channels of its producer `a` (layers[0])",
+        ),
+        // P against the producer's output, the stride and the padding.
+        (
+            "{name: b, kind: conv2d, C: 32, M: 8, P: 8, Q: 8, R: 3, S: 3, stride: 1, pad: 0}",
+            "layers[1].P",
+            "P = 8, but the 8x8 input from its producer `a` (layers[0]) gives 6",
+        ),
+        // A pool window larger than the producer's output.
+        (
+            "{name: b, kind: conv2d, C: 32, M: 8, P: 1, Q: 1, R: 1, S: 1, pool: {kernel: 9, stride: 1}}",
+            "layers[1].pool",
+            "larger than the 8x8 output of its producer `a`",
+        ),
+        // An fc layer reads the channels, or the whole output flattened; nothing else.
+        (
+            "{name: b, kind: fc, C: 64, M: 10}",
+            "layers[1].C",
+            "C = 64 does not match the 32 output channels",
+        ),
+    ];
+    for (i, (second, field, message)) in cases.iter().enumerate() {
+        let path = dir.join(format!("net{i}.yaml"));
+        let text = format!(
+            "name: t\ninput: {{channels: 3, height: 16, width: 16}}\nlayers:\n  - {{name: a, kind: conv2d, C: 3, M: 32, P: 8, Q: 8, R: 3, S: 3, stride: 2, pad: 1}}\n  - {second}\n"
+        );
+        std::fs::write(&path, text).unwrap();
+        let spec: NetworkSpec = load_yaml(&path).unwrap();
+        let err = build_network(&spec, false, None, &path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(field) && err.contains(message),
+            "case {i}: {err}"
+        );
+    }
+    // The same chain is accepted when it is consistent: flattened fc and a pooled conv.
+    let ok = dir.join("ok.yaml");
+    std::fs::write(
+        &ok,
+        "name: t\ninput: {channels: 3, height: 16, width: 16}\nlayers:\n  - {name: a, kind: conv2d, C: 3, M: 32, P: 8, Q: 8, R: 3, S: 3, stride: 2, pad: 1}\n  - {name: b, kind: conv2d, C: 32, M: 8, P: 4, Q: 4, R: 3, S: 3, pad: 1, pool: {kernel: 2, stride: 2}}\n  - {name: c, kind: fc, C: 128, M: 10}\n",
+    )
+    .unwrap();
+    let spec: NetworkSpec = load_yaml(&ok).unwrap();
+    assert_eq!(build_network(&spec, false, None, &ok).unwrap().len(), 3);
+    std::fs::remove_dir_all(&dir).ok();
+}

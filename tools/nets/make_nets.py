@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Writes models/nets/resnet50.yaml and models/nets/vgg16.yaml from the networks' definitions
+(ResNet-50 v1.5 as in torchvision: stride on the 3x3 conv of a bottleneck; VGG-16 configuration D).
+Run from the repository root: python3 tools/nets/make_nets.py. Prints each network's totals."""
+
+
+def conv(name, c, m, size, k, stride, pad, **extra):
+    out = (size + 2 * pad - k) // stride + 1
+    layer = dict(name=name, kind="conv2d", C=c, M=m, P=out, Q=out, R=k, S=k, stride=stride, pad=pad)
+    layer.update(extra)
+    return layer, out
+
+
+def fmt(layer):
+    parts = []
+    for k, v in layer.items():
+        if isinstance(v, dict):
+            v = "{" + ", ".join(f"{a}: {b}" for a, b in v.items()) + "}"
+        elif isinstance(v, str) and k in ("note", "input"):
+            v = f'"{v}"'
+        parts.append(f"{k}: {v}")
+    return "  - {" + ", ".join(parts) + "}"
+
+
+def macs(layer):
+    return layer["C"] * layer["M"] * layer["P"] * layer["Q"] * layer["R"] * layer["S"]
+
+
+def weights(layer):
+    return layer["C"] * layer["M"] * layer["R"] * layer["S"]
+
+
+def resnet50():
+    layers = []
+    stem, size = conv("conv1", 3, 64, 224, 7, 2, 3)
+    layers.append(stem)
+    pool = {"kernel": 3, "stride": 2, "pad": 1}
+    size = (size + 2 - 3) // 2 + 1  # 56
+    c, last = 64, "conv1"
+    for s, (width, blocks) in enumerate([(64, 3), (128, 4), (256, 6), (512, 3)], start=1):
+        for b in range(blocks):
+            stride = 2 if (b == 0 and s > 1) else 1
+            p = f"l{s}_{b}"
+            extra = {"pool": pool} if (s == 1 and b == 0) else {}
+            c1, _ = conv(f"{p}_c1", c, width, size, 1, 1, 0, **extra)
+            c2, out = conv(f"{p}_c2", width, width, size, 3, stride, 1)
+            c3, _ = conv(f"{p}_c3", width, 4 * width, out, 1, 1, 0)
+            block = [c1, c2, c3]
+            if b == 0:
+                ds, _ = conv(f"{p}_ds", c, 4 * width, size, 1, stride, 0, input=last, **extra)
+                ds["note"] = f"projection shortcut, summed with the output of {p}_c3; the next layer reads the sum"
+                block.append(ds)
+            else:
+                c3["note"] = f"output summed with the block input (identity shortcut); the next layer reads the sum"
+            layers += block
+            c, size, last = 4 * width, out, block[-1]["name"]
+    layers.append(dict(name="fc", kind="fc", C=2048, M=1000, head=True))
+    return layers
+
+
+def vgg16():
+    layers, size, c = [], 224, 3
+    for stage, (width, n) in enumerate([(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)], start=1):
+        for i in range(n):
+            extra = {"pool": {"kernel": 2, "stride": 2}} if (i == 0 and stage > 1) else {}
+            if extra:
+                size //= 2
+            layer, _ = conv(f"conv{stage}_{i + 1}", c, width, size, 3, 1, 1, **extra)
+            layers.append(layer)
+            c = width
+    layers.append(dict(name="fc6", kind="fc", C=512 * 7 * 7, M=4096, pool={"kernel": 2, "stride": 2}))
+    layers.append(dict(name="fc7", kind="fc", C=4096, M=4096))
+    layers.append(dict(name="fc8", kind="fc", C=4096, M=1000, head=True))
+    return layers
+
+
+def full(layer):
+    return {"P": 1, "Q": 1, "R": 1, "S": 1, **layer}
+
+
+def write(path, name, source, layers):
+    total_macs = sum(macs(full(l)) for l in layers)
+    total_weights = sum(weights(full(l)) for l in layers)
+    with open(path, "w") as f:
+        f.write(f"# {name}: written by tools/nets/make_nets.py (do not edit by hand).\n")
+        f.write(f"name: {name}\nsource: |\n")
+        for line in source.strip().splitlines():
+            f.write(f"  {line}\n")
+        f.write(f"  Totals: {len(layers)} layers, MACs {total_macs:,}, weights {total_weights:,}.\n")
+        f.write("input: {channels: 3, height: 224, width: 224}\nlayers:\n")
+        for l in layers:
+            f.write(fmt(l) + "\n")
+    print(f"{path}: {len(layers)} layers, MACs {total_macs:,}, weights {total_weights:,}")
+
+
+write("models/nets/resnet50.yaml", "resnet50", """
+ResNet-50 v1.5 (He et al., arXiv:1512.03385, Table 1; torchvision's resnet50, whose bottlenecks
+put the stride on the 3x3 conv), 224x224, batch 1, 1000 classes. Stage s block b is l{s}_{b}:
+c1 (1x1), c2 (3x3, stride 2 on the first block of stages 2-4), c3 (1x1, 4x expansion); the
+first block of each stage has a projection shortcut l{s}_0_ds (1x1, the block's stride) that
+reads the block input. The stem's 3x3/2 max-pool is the `pool` of l1_0_c1 and l1_0_ds; global
+average pooling precedes fc. Biases and batch-norm (folded) are not counted.
+""", resnet50())
+write("models/nets/vgg16.yaml", "vgg16", """
+VGG-16 (Simonyan and Zisserman, arXiv:1409.1556, configuration D), 224x224, batch 1, 1000
+classes: 13 3x3 convolutions (pad 1) in five stages, each stage after the first behind a 2x2/2
+max-pool (the `pool` of its first layer), then fc6 (reads the last pool's 7x7x512 output
+flattened), fc7, fc8. Biases are not counted.
+""", vgg16())
