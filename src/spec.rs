@@ -340,6 +340,10 @@ pub struct LayerSpec {
     /// Channels (depthwise).
     #[serde(default, rename = "G")]
     pub g: Option<u64>,
+    /// Groups of a grouped conv2d (ONNX's and PyTorch's `groups`): C and M are the totals,
+    /// each group maps C/groups input channels to M/groups outputs. Default 1.
+    #[serde(default)]
+    pub groups: Option<u64>,
     #[serde(default = "one", rename = "P")]
     pub p: u64,
     #[serde(default = "one", rename = "Q")]

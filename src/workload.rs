@@ -73,6 +73,21 @@ pub fn build_network(
     Ok(layers)
 }
 
+/// A conv2d's `groups`: at least 1, and dividing C and M (other kinds take none).
+fn check_groups(l: &spec::LayerSpec) -> Result<(), String> {
+    let Some(g) = l.groups else {
+        return Ok(());
+    };
+    if l.kind != LayerKind::Conv2d {
+        return Err("only conv2d layers take groups (depthwise layers are their own kind)".into());
+    }
+    let (c, m) = (l.c.unwrap_or(1), l.m.unwrap_or(1));
+    if g == 0 || c % g != 0 || m % g != 0 {
+        return Err(format!("{g} groups must divide C = {c} and M = {m}"));
+    }
+    Ok(())
+}
+
 /// A layer's output as the next layer sees it: channels, width, height.
 type Activation = (u64, u64, u64);
 
@@ -201,6 +216,7 @@ pub fn build_layer(
             }
         }
     }
+    check_groups(&l).map_err(|m| e("groups", m))?;
     let dims = [
         ("N", Some(l.n)),
         ("C", l.c),

@@ -18,7 +18,7 @@ use qmap::mapspace::{Mapspace, SlotKind};
 use qmap::milp::{
     mirror_symmetry, sliced_dims, solve, SolveOptions, Status, SLICE_CHOICES, SPLIT_AFTER,
 };
-use qmap::model::{conv_problem, Arch, Bits, Level, Mac, ModelOptions, Problem};
+use qmap::model::{conv_problem, grouped_problem, Arch, Bits, Level, Mac, ModelOptions, Problem};
 use qmap::search::{
     choice_bounds, enumerate, exhaustive, exhaustive_choices, partial_bound, StopReason,
 };
@@ -81,6 +81,8 @@ struct Coverage {
     /// Cases whose optimum keeps two or more tensors at a bounded level whose capacity (one for
     /// all of them) binds: with it unbounded the optimum is cheaper.
     capacity_binds: usize,
+    /// Grouped convs (a G dim relevant to every tensor besides M and C).
+    grouped: usize,
 }
 
 impl Coverage {
@@ -91,6 +93,7 @@ impl Coverage {
         self.fanout += drawn.fanout;
         self.packing_seed += drawn.packing_seed;
         self.packing_ideal += drawn.packing_ideal;
+        self.grouped += drawn.grouped;
         for (a, b) in self.levels.iter_mut().zip(drawn.levels) {
             *a += b;
         }
@@ -121,7 +124,14 @@ fn gen_case(rng: &mut ChaCha8Rng, cov: &mut Coverage) -> Case {
         dims[4] = dims[3];
         dims[6] = dims[5];
     }
-    let problem = conv_problem("p", false, dims, [stride, stride, 1, 1]);
+    // Sometimes a grouped conv (2 groups of these channels).
+    let problem = if rng.random_range(0..6) == 0 {
+        cov.grouped += 1;
+        let [n, m, c, p, q, r, s] = dims;
+        grouped_problem("p", [n, 2, m, c, p, q, r, s], [stride, stride, 1, 1])
+    } else {
+        conv_problem("p", false, dims, [stride, stride, 1, 1])
+    };
     if stride == 2 && r > 1 {
         cov.stride2_halo += 1;
     }
@@ -285,7 +295,8 @@ fn milp_matches_exhaustive_on_random_small_instances() {
         if !sliced_dims(&space, so.slice_choices).is_empty() {
             cov.sliced += 1;
         }
-        if mirror_symmetry(&space).is_some() && case.problem.bounds[3] > 1 {
+        let p_dim = case.problem.dim_index("P").unwrap();
+        if mirror_symmetry(&space).is_some() && case.problem.bounds[p_dim] > 1 {
             cov.mirror += 1;
         }
         let t0 = std::time::Instant::now();
@@ -342,6 +353,7 @@ fn milp_matches_exhaustive_on_random_small_instances() {
         "{cov:?}"
     );
     assert!(cov.packing_seed > 0 && cov.packing_ideal > 0, "{cov:?}");
+    assert!(cov.grouped >= cov.cases / 12, "{cov:?}");
     assert!(cov.sliced >= cov.cases / 4, "{cov:?}");
     assert!(cov.mirror >= cov.cases / 20, "{cov:?}");
     assert!(cov.halved >= cov.cases / 10, "{cov:?}");
@@ -510,6 +522,7 @@ fn bounded_enumeration_matches_exhaustive_on_random_small_instances() {
         "{cov:?}"
     );
     assert!(cov.packing_seed > 0 && cov.packing_ideal > 0, "{cov:?}");
+    assert!(cov.grouped >= cov.cases / 12, "{cov:?}");
     assert!(cov.levels[3] > 0 && cov.levels[4] > 0, "{cov:?}");
     // The bound is not vacuous: it is often exact and it skips work.
     assert!(

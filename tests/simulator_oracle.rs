@@ -61,8 +61,8 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 use qmap::eval::{evaluate, Evaluation};
 use qmap::model::{
-    conv_problem, Arch, Bits, Level, LevelMapping, Loop, Mac, Mapping, ModelOptions, Problem,
-    Tensor,
+    conv_problem, grouped_problem, Arch, Bits, Level, LevelMapping, Loop, Mac, Mapping,
+    ModelOptions, Problem, Tensor,
 };
 use qmap::spec::PackingMode;
 use std::cell::RefCell;
@@ -1116,6 +1116,7 @@ struct Case {
     stride2_filter: bool,
     dilation: bool,
     depthwise: bool,
+    grouped: bool,
     dummy: bool,
     /// A window dim (R or S) iterates inside its output dim (P or Q) at one level.
     window_inside: bool,
@@ -1182,7 +1183,15 @@ fn gen_case(ch: &mut Choices) -> Case {
         Some((4, _)) if ch.chance(3, 4) => hs = 1,
         _ => {}
     }
-    let problem = conv_problem("rand", depthwise, b, [ws, hs, wd, hd]);
+    // Sometimes a grouped conv: 2 or 3 groups of these channels.
+    let grouped = !depthwise && ch.chance(1, 5);
+    let problem = if grouped {
+        let [n, m, c, p, q, r, s] = b;
+        let g = 2 + ch.pick(2);
+        grouped_problem("rand", [n, g, m, c, p, q, r, s], [ws, hs, wd, hd])
+    } else {
+        conv_problem("rand", depthwise, b, [ws, hs, wd, hd])
+    };
     let nd = problem.dims.len();
 
     // Architecture: 2-4 levels, outermost 1 instance, each level fanning out to the one below.
@@ -1357,6 +1366,7 @@ fn gen_case(ch: &mut Choices) -> Case {
         stride2_filter: (ws == 2 && r > 1) || (hs == 2 && s > 1),
         dilation: wd == 2 || hd == 2,
         depthwise,
+        grouped,
         dummy: dummy_level.is_some(),
         window_inside: inside.is_some(),
         opts,
@@ -1432,6 +1442,7 @@ struct Coverage {
     bypass: u64,
     three_plus_levels: u64,
     depthwise: u64,
+    grouped: u64,
     dilation: u64,
     dummy: u64,
     holes: u64,
@@ -1496,6 +1507,7 @@ fn random_cases_match_the_simulator() {
             c.bypass += obs.bypass as u64;
             c.three_plus_levels += (case.mapping.levels.len() >= 3) as u64;
             c.depthwise += case.depthwise as u64;
+            c.grouped += case.grouped as u64;
             c.dilation += case.dilation as u64;
             c.dummy += case.dummy as u64;
             c.holes += obs.holes as u64;
@@ -1529,6 +1541,7 @@ fn random_cases_match_the_simulator() {
         ("bypassed intermediate levels", cov.bypass),
         ("3+ levels", cov.three_plus_levels),
         ("depthwise", cov.depthwise),
+        ("grouped", cov.grouped),
         ("dilation 2", cov.dilation),
         ("a dummy level", cov.dummy),
         ("stride holes inside a tile", cov.holes),

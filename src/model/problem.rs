@@ -168,6 +168,12 @@ impl Problem {
             LayerKind::Depthwise => (layer.g.unwrap_or(1), layer.g.unwrap_or(1)),
             _ => (layer.c.unwrap_or(1), layer.m.unwrap_or(1)),
         };
+        let groups = layer.groups.unwrap_or(1);
+        if kind == LayerKind::Conv2d && groups > 1 {
+            let (p, q, r, s) = (layer.p, layer.q, layer.r, layer.s);
+            let b = [layer.n, groups, m / groups, c / groups, p, q, r, s];
+            return grouped_problem(&layer.name, b, [ws, hs, wd, hd]);
+        }
         match kind {
             LayerKind::Conv2d | LayerKind::Fc => {
                 let (p, q, r, s) = if kind == LayerKind::Fc {
@@ -189,6 +195,46 @@ impl Problem {
                 [ws, hs, wd, hd],
             ),
         }
+    }
+}
+
+/// A grouped convolution: `G` groups, each of `C` input and `M` output channels (`C·G` and
+/// `M·G` in all), with bounds `[N, G, M, C, P, Q, R, S]` and `[Wstride, Hstride, Wdilation,
+/// Hdilation]`. The group is a rank of every tensor (channel `g·C + c` as the pair `(g, c)`),
+/// so each group's Weights, Inputs and Outputs are disjoint, as in Timeloop's grouped-conv
+/// problem shape.
+pub fn grouped_problem(name: &str, b: [u64; 8], coef: [u64; 4]) -> Problem {
+    let t = |dim: usize| Term { coef: 1, dim };
+    let [ws, hs, wd, hd] = coef;
+    let dims = ["N", "G", "M", "C", "P", "Q", "R", "S"];
+    let tensors = vec![
+        Tensor {
+            name: "Weights".into(),
+            ranks: vec![vec![t(1)], vec![t(3)], vec![t(2)], vec![t(6)], vec![t(7)]],
+            read_write: false,
+        },
+        Tensor {
+            name: "Inputs".into(),
+            ranks: vec![
+                vec![t(0)],
+                vec![t(1)],
+                vec![t(3)],
+                vec![Term { coef: wd, dim: 6 }, Term { coef: ws, dim: 4 }],
+                vec![Term { coef: hd, dim: 7 }, Term { coef: hs, dim: 5 }],
+            ],
+            read_write: false,
+        },
+        Tensor {
+            name: "Outputs".into(),
+            ranks: vec![vec![t(0)], vec![t(1)], vec![t(2)], vec![t(5)], vec![t(4)]],
+            read_write: true,
+        },
+    ];
+    Problem {
+        name: name.into(),
+        dims: dims.iter().map(|s| s.to_string()).collect(),
+        bounds: b.to_vec(),
+        tensors,
     }
 }
 
