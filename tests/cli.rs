@@ -581,3 +581,86 @@ fn a_certificate_that_fails_its_self_check_is_an_internal_error() {
     );
     assert!(out.stdout.is_empty(), "a result was printed");
 }
+
+/// `--layer` picking another layer than the instance's `workload.select`: its mapping is not
+/// reused silently. Another shape is an error naming the instance's `mapping` field, both
+/// layers and how to get a mapping; the same shape is reused with a warning.
+#[test]
+fn eval_layer_does_not_reuse_another_layers_mapping() {
+    expect_input_error(
+        &["eval", "instances/default.yaml", "--layer", "b2_dw"],
+        &[
+            "instances/default.yaml: mapping:",
+            "is written for layer b3_exp (N=1 M=144 C=24",
+            "not layer b2_dw (N=1 G=96",
+            "--layer b2_dw --out FILE",
+        ],
+    );
+    let out = qmap(&["eval", "instances/default.yaml", "--layer", "b4_exp"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("warning: instances/default.yaml: mapping:")
+            && err.contains("written for b3_exp; b4_exp has the same shape"),
+        "{err}"
+    );
+    // A mapping file of another layer: the error says which layer it must fit.
+    expect_input_error(
+        &[
+            "eval",
+            "instances/default.yaml",
+            "--layer",
+            "b2_dw",
+            "--mapping",
+            "instances/mappings/eyeriss_mbv2_b3_exp.yaml",
+        ],
+        &["the mapping must be one of layer b2_dw: N=1 G=96 P=56 Q=56 R=3 S=3"],
+    );
+}
+
+/// Written mapping files (qmap's and Timeloop's) start with a comment naming the layer, the
+/// architecture and its file, the energy and the objective, and still load back.
+#[test]
+fn written_mappings_carry_a_header_and_load_back() {
+    let dir = scratch("mapping_header");
+    let (q, t) = (dir.join("b2.yaml"), dir.join("b2.map.yaml"));
+    let (qs, ts) = (q.display().to_string(), t.display().to_string());
+    let args = ["instances/default.yaml", "--layer", "b2_dw"];
+    let out = qmap(
+        &[
+            &["map"],
+            &args[..],
+            &["--json", "--out", &qs, "--timeloop-out", &ts],
+        ]
+        .concat(),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let energy = json(&out)["evaluation"]["energy_pj"].as_f64().unwrap();
+    for f in [&q, &t] {
+        let text = std::fs::read_to_string(f).unwrap();
+        let head: Vec<&str> = text.lines().take(4).collect();
+        assert_eq!(
+            head[0], "# qmap 0.1.0: mobilenet_v2 / b2_dw on eyeriss_like",
+            "{text}"
+        );
+        assert_eq!(
+            head[1],
+            "# architecture: eyeriss_like (models/arch/eyeriss.yaml)"
+        );
+        assert!(
+            head[2].contains(&format!("({energy:.4} pJ)"))
+                && head[2].ends_with("objective: energy"),
+            "{}",
+            head[2]
+        );
+        let f = f.display().to_string();
+        let back = qmap(&[&["eval"], &args[..], &["--mapping", &f, "--json"]].concat());
+        assert_eq!(
+            back.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&back.stderr)
+        );
+        assert_eq!(json(&back)["energy_pj"].as_f64().unwrap(), energy);
+    }
+}

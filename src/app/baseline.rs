@@ -6,7 +6,7 @@ use super::job::RoleBits;
 use crate::error::Error;
 use crate::instance::{self, file_stem, instance_hash, select_layer, sub_instance, BitTriple};
 use crate::optimum::{Entry, Proof, Table, TableSettings};
-use crate::report::files::{check_output_dir, timeloop_text, write_file, write_mapping};
+use crate::report::files::{check_output_dir, write_file, write_mapping, MappingFile};
 use crate::spec::InputError;
 use serde::Serialize;
 use std::path::Path;
@@ -203,11 +203,24 @@ impl Writer<'_> {
         };
         if let Some(ms) = &e.mapping {
             let m = crate::model::mapping_from_spec(ms, &sub.arch, &layer.problem, out)?;
-            files.mapping = format!("{stem}.yaml");
-            write_mapping(&out.join(&files.mapping), &m, &sub.arch, &layer.problem)?;
-            let tpath = out.join(format!("{stem}.map.yaml"));
             let opts = sub.options(&layer.problem, e.bits);
-            if let Ok(text) = timeloop_text(&tpath, &m, &sub.arch, &layer.problem, &opts) {
+            let title = format!(
+                "{} / {} on {}",
+                sub.workload_name, layer.name, sub.arch.name
+            );
+            let file = MappingFile {
+                mapping: &m,
+                arch: &sub.arch,
+                problem: &layer.problem,
+                opts: &opts,
+                title: &title,
+                arch_file: &sub.arch_file,
+                objective: crate::spec::Objective::Energy,
+            };
+            files.mapping = format!("{stem}.yaml");
+            write_mapping(&out.join(&files.mapping), &file)?;
+            let tpath = out.join(format!("{stem}.map.yaml"));
+            if let Ok(text) = file.timeloop_text(&tpath) {
                 write_file(&tpath, &text)?;
                 files.timeloop_mapping = format!("{stem}.map.yaml");
             }

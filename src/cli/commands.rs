@@ -61,6 +61,9 @@ pub fn eval(a: EvalArgs) -> Result<Outcome, Error> {
         (None, None) => unreachable!("clap requires INSTANCE without --timeloop"),
     };
     let r = app::eval::run(&req)?;
+    for w in &r.warnings {
+        eprintln!("warning: {w}");
+    }
     if a.json {
         let text = serde_json::to_string_pretty(&r.evaluation).expect("evaluation serialises");
         outln!("{text}");

@@ -164,14 +164,10 @@ pub fn eval_text(r: &EvalReport) -> String {
     let mut out = String::new();
     writeln!(out, "qmap eval: {}", found.title).unwrap();
     writeln!(out, "{}", settings_line(&found.problem, &found.opts)).unwrap();
-    let dims: Vec<String> = (found.problem.dims.iter())
-        .zip(&found.problem.bounds)
-        .map(|(d, b)| format!("{d}={b}"))
-        .collect();
     writeln!(
         out,
         "problem: {} ({} MACs)",
-        dims.join(" "),
+        crate::app::eval::shape(&found.problem),
         super::thousands(found.problem.macs())
     )
     .unwrap();
