@@ -559,7 +559,17 @@ fn map_keeps_its_time_limit_on_an_unconstrained_space_on_every_engine() {
             v["self_check"]["valid"].as_u64().unwrap() > 0,
             "{engine}: {v}"
         );
+        // Its progress is on stderr off a terminal too, from the first second on.
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.lines().any(|l| l.starts_with("[1 s] ")),
+            "{engine}: {err}"
+        );
     }
+    // --quiet silences it (and stdout is JSON either way).
+    let out = qmap(&["map", &inst, "--time-limit", "1.5", "--json", "--quiet"]);
+    assert_eq!(json(&out)["status"], "time_limit");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
 
 /// A certificate the self-check refutes is an internal error (exit code 3, a request for a bug

@@ -156,7 +156,7 @@ pub fn baseline(a: BaselineArgs) -> Result<Outcome, Error> {
         instance: &a.instance,
         out: &a.out,
         layers: &a.layers,
-        settings: a.optimum.settings(true),
+        settings: (a.optimum).settings(a.progress.mode() != crate::progress::Mode::Quiet),
     })?;
     warn_cache(&r.cache_warnings);
     out!("{}", report::baseline::text(&r, &a.out));
