@@ -674,3 +674,53 @@ fn written_mappings_carry_a_header_and_load_back() {
         assert_eq!(json(&back)["energy_pj"].as_f64().unwrap(), energy);
     }
 }
+
+/// A Timeloop ERT's leakage, which qmap does not charge, is a warning on stderr naming the
+/// file, each leaking component with its leak and instances, and the sum per cycle; the
+/// energies are those of the same design without leakage.
+#[test]
+fn dropped_ert_leakage_is_a_warning_with_its_amount() {
+    let dir = scratch("leak");
+    let ex = root().join("examples/timeloop");
+    let ert = std::fs::read_to_string(ex.join("ERT.yaml")).unwrap();
+    // The first `leak` is DRAM's (1 instance), the second shared_glb's (1 instance).
+    let leaky = ert.replacen("energy: 0.0\n", "energy: 0.5\n", 1).replacen(
+        "energy: 0.0\n",
+        "energy: 0.25\n",
+        1,
+    );
+    assert_ne!(leaky, ert);
+    let leaky_file = write(&dir, "ERT.yaml", &leaky);
+    let files = |ert: &str| {
+        let f = |n: &str| ex.join(n).display().to_string();
+        vec![
+            f("arch.yaml"),
+            f("problem.yaml"),
+            f("map.yaml"),
+            ert.to_string(),
+        ]
+    };
+    let run = |ert: &str| {
+        let files = files(ert);
+        let mut args = vec!["eval", "--json", "--timeloop"];
+        args.extend(files.iter().map(String::as_str));
+        let out = qmap(&args);
+        assert_eq!(out.status.code(), Some(0));
+        out
+    };
+    let plain = run(&ex.join("ERT.yaml").display().to_string());
+    assert_eq!(String::from_utf8_lossy(&plain.stderr), "");
+    let out = run(&leaky_file);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with(&format!(
+            "warning: {leaky_file}: ERT.tables: leakage is dropped"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("shared_glb 0.25 pJ x 1, DRAM 0.5 pJ x 1: 0.750000 pJ per cycle in all"),
+        "{err}"
+    );
+    assert_eq!(json(&out)["energy_pj"], json(&plain)["energy_pj"]);
+}
