@@ -363,7 +363,7 @@ fn check_network_row(csv: &str, text: &str) {
         .find(|l| l.starts_with("network: 2 layers"))
         .expect(text);
     assert!(
-        line.contains(&format!("{} cycles", thousands(cycles))),
+        line.contains(&format!("{} cycles", qmap::report::thousands(cycles))),
         "{line}"
     );
     assert!(
@@ -371,19 +371,6 @@ fn check_network_row(csv: &str, text: &str) {
             .any(|l| l.starts_with("energy by level:  DRAM ")),
         "{text}"
     );
-}
-
-/// `1,234,567`.
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// A baseline longer than a second shows its progress on stderr when stderr is not a
