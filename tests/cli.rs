@@ -724,3 +724,42 @@ fn dropped_ert_leakage_is_a_warning_with_its_amount() {
     );
     assert_eq!(json(&out)["energy_pj"], json(&plain)["energy_pj"]);
 }
+
+/// `map` over bit-width lists ends at the smallest bits (no accuracy term), and says so in its
+/// output and its `--help`.
+#[test]
+fn map_over_bit_lists_says_it_ends_at_the_smallest_bits() {
+    let dir = scratch("bit_lists");
+    let r = root().display().to_string();
+    let inst = write(
+        &dir,
+        "bits.yaml",
+        &format!(
+            "architecture: {r}/models/arch/eyeriss.yaml\nconstraints: {r}/models/arch/eyeriss_constraints.yaml\n\
+             workload: {{network: {r}/models/nets/mobilenet_v2.yaml, select: b3_exp}}\n\
+             bits: {{inputs: 8, weights: [4, 8], outputs: 8}}\npacking: seed\n"
+        ),
+    );
+    let out = qmap(&["map", &inst]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("bits: Weights 4, Inputs 8, Outputs 8"),
+        "{text}"
+    );
+    assert!(
+        text.contains("note: map minimises the objective alone, with no accuracy term"),
+        "{text}"
+    );
+    assert!(
+        text.contains("the MAC energy does not depend on bits in this design"),
+        "{text}"
+    );
+    let json = json(&qmap(&["map", &inst, "--json"]));
+    assert_eq!(json["bits"]["weights"], 4);
+    let help = stdout(&qmap(&["map", "--help"]));
+    assert!(
+        help.contains("so the answer is at the smallest bits"),
+        "{help}"
+    );
+}

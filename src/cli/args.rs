@@ -239,6 +239,12 @@ pub struct GapArgs {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = "\
+With bit-width lists in the instance (`bits: {weights: [4, 8], ...}`), map returns the choice
+that minimises the objective alone: there is no accuracy term, and fewer bits never cost more
+(they pack at least as densely, and the shipped designs' MAC energy does not depend on bits),
+so the answer is at the smallest bits, or a choice as cheap. `qmap front` trades energy against
+accuracy over per-layer bit-widths.")]
 pub struct MapArgs {
     /// Instance file.
     #[arg(required_unless_present = "timeloop")]
