@@ -763,3 +763,59 @@ fn map_over_bit_lists_says_it_ends_at_the_smallest_bits() {
         "{help}"
     );
 }
+
+/// `map --cache DIR`: the first run proves and stores the optimum, the second reads it back
+/// (verified, with a note) at the same energy and mapping; an entry that does not check out is
+/// a warning and is recomputed; other objectives are refused (exit code 2).
+#[test]
+fn map_cache_stores_reads_back_and_verifies() {
+    let dir = scratch("map_cache");
+    let cache = dir.join("c").display().to_string();
+    let args = ["map", "instances/default.yaml", "--json", "--cache", &cache];
+    let plain = json(&qmap(&args[..3]));
+    let cold = qmap(&args);
+    assert_eq!(String::from_utf8_lossy(&cold.stderr), "");
+    let warm = qmap(&args);
+    let err = String::from_utf8_lossy(&warm.stderr);
+    assert_eq!(
+        err,
+        "note: the optimum was read from the cache (verified)\n"
+    );
+    for v in [json(&cold), json(&warm)] {
+        assert_eq!(v["status"], "optimal");
+        assert_eq!(v["energy_pj"], plain["energy_pj"]);
+        assert_eq!(v["mapping"], plain["mapping"]);
+    }
+    let files: Vec<PathBuf> = walk(&dir.join("c"));
+    assert_eq!(files.len(), 1, "{files:?}");
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let e = v["entries"][0]["energy_pj"].as_f64().unwrap();
+    v["entries"][0]["energy_pj"] = serde_json::json!(e * 0.9);
+    std::fs::write(&files[0], v.to_string()).unwrap();
+    let again = qmap(&args);
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        err.starts_with("warning: cache: ") && err.contains("recomputed"),
+        "{err}"
+    );
+    assert_eq!(json(&again)["energy_pj"], plain["energy_pj"]);
+    expect_input_error(
+        &[&args[..], &["--objective", "edp"]].concat(),
+        &["--cache: the cache holds energy optima"],
+    );
+}
+
+/// The files under `dir`, recursively.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

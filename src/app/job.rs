@@ -27,6 +27,8 @@ pub struct Job {
     pub file: PathBuf,
     /// The file the architecture came from.
     pub arch_file: PathBuf,
+    /// The mapspace constraints (what a table unit of this layer is keyed by).
+    pub cons: crate::mapspace::Constraints,
 }
 
 /// What a job is made of before its mapspace: the design, its constraints, the bit-width
@@ -72,6 +74,7 @@ pub fn load_job(
         objective: objective.unwrap_or(p.objective),
         file: p.file,
         arch_file: p.arch_file,
+        cons: p.cons,
     })
 }
 

@@ -280,6 +280,11 @@ pub struct MapArgs {
     /// Print the certificate as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Take the energy optimum from the per-layer cache in DIR (the one `baseline`, `table`
+    /// and `front` use; `.qmap-cache` is theirs) when an entry there checks out, else prove it
+    /// with the table's engine and store it. Energy objective only.
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
     #[command(flatten)]
     pub progress: ProgressArgs,
 }

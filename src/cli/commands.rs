@@ -93,6 +93,7 @@ pub fn map(a: MapArgs) -> Result<Outcome, Error> {
         enumerate_limit: a.prover.enumerate_limit,
         progress: a.progress.mode(),
         outputs,
+        cache: a.cache.as_deref(),
     })?;
     if a.json {
         outln!("{}", report::files::json(&r));

@@ -37,8 +37,8 @@ fn stdout_failed(e: std::io::Error) -> ! {
 /// Runs a parsed command line; failures come back as `Err` (exit code 2 or 3).
 pub fn run(cli: Cli) -> Result<Outcome, Error> {
     let ran = run_command(cli);
-    for w in crate::notices::take() {
-        eprintln!("warning: {w}");
+    for line in crate::notices::take() {
+        eprintln!("{line}");
     }
     ran
 }
