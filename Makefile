@@ -1,5 +1,7 @@
 # qmap build entry points.
 #   make run    - install system deps if missing, build (release), solve the default instance
+#   make install - build (release) and install `qmap` into cargo's bin directory
+#                 (~/.cargo/bin, or $CARGO_INSTALL_ROOT/bin), so that a bare `qmap` runs
 #   make test   - install system deps if missing, run the whole workspace's tests (release)
 #   make bench  - install system deps if missing, run the benchmark binary (release)
 #   make lint   - rustfmt check, clippy and rustdoc with warnings as errors
@@ -18,7 +20,7 @@ SUDO     := $(if $(filter 0,$(shell id -u)),,sudo)
 
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: all setup build run test bench lint fmt clean
+.PHONY: all setup build run install test bench lint fmt clean
 
 all: build
 
@@ -43,6 +45,17 @@ build: setup
 
 run: build
 	$(CARGO) run --release -- map $(INSTANCE)
+
+# `cargo install --path .` builds in CARGO_TARGET_DIR (or ./target) like `make build`, so
+# nothing is compiled twice; it then copies the binary into cargo's bin directory.
+install: setup
+	$(CARGO) install --path . --locked --bin qmap
+	@bin="$${CARGO_INSTALL_ROOT:-$${CARGO_HOME:-$$HOME/.cargo}}/bin"; \
+	case ":$$PATH:" in \
+	  *":$$bin:"*) echo "install: qmap is $$bin/qmap (on your PATH)";; \
+	  *) echo "install: qmap is $$bin/qmap; $$bin is not on your PATH: add it with"; \
+	     echo "  export PATH=\"$$bin:\$$PATH\"   (e.g. in ~/.bashrc)";; \
+	esac
 
 test: setup
 	$(CARGO) test --release --workspace --no-fail-fast

@@ -86,6 +86,7 @@ pub mod instance;
 pub mod mapspace;
 pub mod milp;
 pub mod model;
+pub mod notices;
 pub mod optimum;
 pub mod progress;
 pub mod proof;

@@ -1,6 +1,7 @@
-//! Progress of one long solve on stderr: the engine, the incumbent, the bound, the gap and the
-//! elapsed time, refreshed every second — a spinner line on a terminal, plain lines every few
-//! seconds elsewhere (with `--progress`). Never on stdout, so `--json` output stays clean.
+//! Progress on stderr. One long solve: the engine, the incumbent, the bound, the gap and the
+//! elapsed time, refreshed every second — a line redrawn in place on a terminal, a plain line
+//! every 5 s elsewhere. A table: a bar of layer shapes on a terminal, plain lines elsewhere
+//! ([`Counter`]). Never on stdout, so `--json` output stays clean; `--quiet` shows nothing.
 //!
 //! The engines report through process-wide atomics ([`incumbent`], [`bound`], [`phase`],
 //! [`parts`]) that cost one relaxed load when no display is running; a [`Display`] started
@@ -58,9 +59,9 @@ pub struct Display {
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// A spinner line on a terminal, nothing elsewhere.
+    /// A line redrawn every second on a terminal, a plain line every 5 s elsewhere.
     Auto,
-    /// Also plain lines when stderr is not a terminal.
+    /// The same as `Auto` (`--progress`, kept for scripts that pass it).
     Always,
     /// Nothing.
     Quiet,
@@ -71,7 +72,7 @@ impl Display {
     /// (a solve that ends sooner shows nothing). None when the mode shows nothing here.
     pub fn start(mode: Mode, unit: fn(f64) -> String) -> Option<Display> {
         let terminal = std::io::stderr().is_terminal();
-        if mode == Mode::Quiet || (mode == Mode::Auto && !terminal) {
+        if mode == Mode::Quiet {
             return None;
         }
         INCUMBENT.store(u64::MAX, Relaxed);
@@ -146,4 +147,75 @@ fn status_line(elapsed: f64, unit: fn(f64) -> String) -> String {
         line += &format!(", {done}/{total} parts searched");
     }
     line
+}
+
+/// Progress through a known number of work items (a table's layer shapes) on stderr: an
+/// indicatif bar on a terminal, elsewhere a plain line every 5 s once a second has passed
+/// (`table: 12/31 layer shapes [6 s]`); nothing when hidden. Stops when dropped.
+pub struct Counter {
+    bar: indicatif::ProgressBar,
+    done: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Counter {
+    /// A counter of `total` items called `what` (`layer shapes`), shown when `show`.
+    pub fn new(show: bool, total: usize, what: &'static str) -> Counter {
+        let terminal = std::io::stderr().is_terminal();
+        let bar = if show && terminal {
+            indicatif::ProgressBar::new(total as u64)
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(&format!(
+                "table {{bar:30}} {{pos}}/{{len}} {what}  {{elapsed_precise}}  {{msg}}"
+            ))
+            .expect("static template"),
+        );
+        let done = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = (show && !terminal).then(|| {
+            let (done, stop) = (done.clone(), stop.clone());
+            std::thread::spawn(move || plain_lines(&stop, &done, total, what))
+        });
+        Counter {
+            bar,
+            done,
+            stop,
+            thread,
+        }
+    }
+
+    /// One more item done.
+    pub fn inc(&self) {
+        self.done.fetch_add(1, Relaxed);
+        self.bar.inc(1);
+    }
+}
+
+impl Drop for Counter {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+        self.stop.store(true, Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A counter's plain lines: the first after a second, then every 5 s.
+fn plain_lines(stop: &AtomicBool, done: &AtomicUsize, total: usize, what: &str) {
+    let start = Instant::now();
+    let mut next = start + Duration::from_secs(1);
+    while !stop.load(Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+        if Instant::now() < next {
+            continue;
+        }
+        next += Duration::from_secs(5);
+        let secs = start.elapsed().as_secs_f64();
+        eprintln!("table: {}/{total} {what} [{secs:.0} s]", done.load(Relaxed));
+    }
 }

@@ -279,9 +279,10 @@ fn baseline_writes_mappings_certificates_and_summary() {
     );
     let csv = std::fs::read_to_string(out_dir.join("summary.csv")).unwrap();
     let rows: Vec<&str> = csv.lines().collect();
-    assert_eq!(rows.len(), 3, "{csv}");
+    assert_eq!(rows.len(), 4, "{csv}");
     assert!(rows[0].starts_with("layer,input_bits,weight_bits,output_bits,energy_pj"));
-    for (row, layer) in rows[1..].iter().zip(["conv1", "b1_dw"]) {
+    check_network_row(&csv, &stdout(&out));
+    for (row, layer) in rows[1..3].iter().zip(["conv1", "b1_dw"]) {
         let cols: Vec<&str> = row.split(',').collect();
         assert_eq!(cols[0], layer);
         assert_eq!(cols[6], "optimal");
@@ -315,6 +316,101 @@ fn baseline_writes_mappings_certificates_and_summary() {
         let e: f64 = cols[4].parse().unwrap();
         assert!((e - cert["energy_pj"].as_f64().unwrap()).abs() < 1e-3);
     }
+}
+
+/// `summary.csv`'s last row is the network's: its energy, cycles and weight bytes are the
+/// layers' sums, and each layer's (and the network's) energy by level sums to its energy; the
+/// terminal prints the same totals, and a mapspace size and solve time per layer.
+fn check_network_row(csv: &str, text: &str) {
+    let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+    let col = |name: &str| rows[0].iter().position(|c| *c == name).unwrap();
+    let levels: Vec<usize> = (0..rows[0].len())
+        .filter(|&i| rows[0][i].starts_with("energy_pj_"))
+        .collect();
+    assert_eq!(
+        levels.len(),
+        7,
+        "6 Eyeriss levels and the MACs: {:?}",
+        rows[0]
+    );
+    let num = |r: &[&str], c: usize| r[c].parse::<f64>().unwrap();
+    let (layers, net) = (&rows[1..rows.len() - 1], &rows[rows.len() - 1]);
+    assert_eq!(net[0], "(network)");
+    for c in [col("energy_pj"), col("cycles"), col("weight_bytes")] {
+        let sum: f64 = layers.iter().map(|r| num(r, c)).sum();
+        assert!(
+            (num(net, c) - sum).abs() < 1e-3 * sum.max(1.0),
+            "{}: {sum}",
+            rows[0][c]
+        );
+    }
+    for r in layers.iter().chain([net]) {
+        let by_level: f64 = levels.iter().map(|&c| num(r, c)).sum();
+        let e = num(r, col("energy_pj"));
+        assert!(
+            (by_level - e).abs() < 1e-6 * e,
+            "{}: {by_level} vs {e}",
+            r[0]
+        );
+        assert!(r[0] == "(network)" || num(r, col("mapspace_size")) > 1.0);
+        assert!(num(r, col("solve_seconds")) >= 0.0);
+    }
+    // conv1 (32 x 3 x 3 x 3) and b1_dw (32 x 3 x 3) weights at 8 bits.
+    assert_eq!(num(net, col("weight_bytes")), 864.0 + 288.0);
+    let cycles: u64 = num(net, col("cycles")) as u64;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("network: 2 layers"))
+        .expect(text);
+    assert!(
+        line.contains(&format!("{} cycles", qmap::report::thousands(cycles))),
+        "{line}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("energy by level:  DRAM ")),
+        "{text}"
+    );
+}
+
+/// A baseline longer than a second shows its progress on stderr when stderr is not a
+/// terminal (plain lines), and `--quiet` silences it; stdout has none of it.
+#[test]
+fn baseline_progress_on_stderr_off_a_terminal_and_quiet() {
+    let dir = scratch("baseline_progress");
+    let inst = root().join("instances/eyeriss_mbv2_l7.yaml");
+    let run = |extra: &[&str]| {
+        let args = [
+            &[
+                "baseline",
+                inst.to_str().unwrap(),
+                "--out",
+                "out",
+                "--layers",
+                "b12_exp,b12_pw",
+            ],
+            &["--cache", "none"][..],
+            extra,
+        ]
+        .concat();
+        let out = qmap_in(&dir, &args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    let shown = run(&[]);
+    let err = String::from_utf8_lossy(&shown.stderr);
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("table: ") && l.contains("/2 layer shapes [")),
+        "{err}"
+    );
+    assert!(!stdout(&shown).contains("layer shapes ["));
+    let quiet = run(&["--quiet"]);
+    assert_eq!(String::from_utf8_lossy(&quiet.stderr), "");
 }
 
 /// The README's CI example, extracted and run as written (with `qmap` on the PATH, in a scratch

@@ -559,7 +559,17 @@ fn map_keeps_its_time_limit_on_an_unconstrained_space_on_every_engine() {
             v["self_check"]["valid"].as_u64().unwrap() > 0,
             "{engine}: {v}"
         );
+        // Its progress is on stderr off a terminal too, from the first second on.
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.lines().any(|l| l.starts_with("[1 s] ")),
+            "{engine}: {err}"
+        );
     }
+    // --quiet silences it (and stdout is JSON either way).
+    let out = qmap(&["map", &inst, "--time-limit", "1.5", "--json", "--quiet"]);
+    assert_eq!(json(&out)["status"], "time_limit");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
 
 /// A certificate the self-check refutes is an internal error (exit code 3, a request for a bug
@@ -580,4 +590,232 @@ fn a_certificate_that_fails_its_self_check_is_an_internal_error() {
         "{err}"
     );
     assert!(out.stdout.is_empty(), "a result was printed");
+}
+
+/// `--layer` picking another layer than the instance's `workload.select`: its mapping is not
+/// reused silently. Another shape is an error naming the instance's `mapping` field, both
+/// layers and how to get a mapping; the same shape is reused with a warning.
+#[test]
+fn eval_layer_does_not_reuse_another_layers_mapping() {
+    expect_input_error(
+        &["eval", "instances/default.yaml", "--layer", "b2_dw"],
+        &[
+            "instances/default.yaml: mapping:",
+            "is written for layer b3_exp (N=1 M=144 C=24",
+            "not layer b2_dw (N=1 G=96",
+            "--layer b2_dw --out FILE",
+        ],
+    );
+    let out = qmap(&["eval", "instances/default.yaml", "--layer", "b4_exp"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("warning: instances/default.yaml: mapping:")
+            && err.contains("written for b3_exp; b4_exp has the same shape"),
+        "{err}"
+    );
+    // A mapping file of another layer: the error says which layer it must fit.
+    expect_input_error(
+        &[
+            "eval",
+            "instances/default.yaml",
+            "--layer",
+            "b2_dw",
+            "--mapping",
+            "instances/mappings/eyeriss_mbv2_b3_exp.yaml",
+        ],
+        &["the mapping must be one of layer b2_dw: N=1 G=96 P=56 Q=56 R=3 S=3"],
+    );
+}
+
+/// Written mapping files (qmap's and Timeloop's) start with a comment naming the layer, the
+/// architecture and its file, the energy and the objective, and still load back.
+#[test]
+fn written_mappings_carry_a_header_and_load_back() {
+    let dir = scratch("mapping_header");
+    let (q, t) = (dir.join("b2.yaml"), dir.join("b2.map.yaml"));
+    let (qs, ts) = (q.display().to_string(), t.display().to_string());
+    let args = ["instances/default.yaml", "--layer", "b2_dw"];
+    let out = qmap(
+        &[
+            &["map"],
+            &args[..],
+            &["--json", "--out", &qs, "--timeloop-out", &ts],
+        ]
+        .concat(),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let energy = json(&out)["evaluation"]["energy_pj"].as_f64().unwrap();
+    for f in [&q, &t] {
+        let text = std::fs::read_to_string(f).unwrap();
+        let head: Vec<&str> = text.lines().take(4).collect();
+        assert_eq!(
+            head[0], "# qmap 0.1.0: mobilenet_v2 / b2_dw on eyeriss_like",
+            "{text}"
+        );
+        assert_eq!(
+            head[1],
+            "# architecture: eyeriss_like (models/arch/eyeriss.yaml)"
+        );
+        assert!(
+            head[2].contains(&format!("({energy:.4} pJ)"))
+                && head[2].ends_with("objective: energy"),
+            "{}",
+            head[2]
+        );
+        let f = f.display().to_string();
+        let back = qmap(&[&["eval"], &args[..], &["--mapping", &f, "--json"]].concat());
+        assert_eq!(
+            back.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&back.stderr)
+        );
+        assert_eq!(json(&back)["energy_pj"].as_f64().unwrap(), energy);
+    }
+}
+
+/// A Timeloop ERT's leakage, which qmap does not charge, is a warning on stderr naming the
+/// file, each leaking component with its leak and instances, and the sum per cycle; the
+/// energies are those of the same design without leakage.
+#[test]
+fn dropped_ert_leakage_is_a_warning_with_its_amount() {
+    let dir = scratch("leak");
+    let ex = root().join("examples/timeloop");
+    let ert = std::fs::read_to_string(ex.join("ERT.yaml")).unwrap();
+    // The first `leak` is DRAM's (1 instance), the second shared_glb's (1 instance).
+    let leaky = ert.replacen("energy: 0.0\n", "energy: 0.5\n", 1).replacen(
+        "energy: 0.0\n",
+        "energy: 0.25\n",
+        1,
+    );
+    assert_ne!(leaky, ert);
+    let leaky_file = write(&dir, "ERT.yaml", &leaky);
+    let files = |ert: &str| {
+        let f = |n: &str| ex.join(n).display().to_string();
+        vec![
+            f("arch.yaml"),
+            f("problem.yaml"),
+            f("map.yaml"),
+            ert.to_string(),
+        ]
+    };
+    let run = |ert: &str| {
+        let files = files(ert);
+        let mut args = vec!["eval", "--json", "--timeloop"];
+        args.extend(files.iter().map(String::as_str));
+        let out = qmap(&args);
+        assert_eq!(out.status.code(), Some(0));
+        out
+    };
+    let plain = run(&ex.join("ERT.yaml").display().to_string());
+    assert_eq!(String::from_utf8_lossy(&plain.stderr), "");
+    let out = run(&leaky_file);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with(&format!(
+            "warning: {leaky_file}: ERT.tables: leakage is dropped"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("shared_glb 0.25 pJ x 1, DRAM 0.5 pJ x 1: 0.750000 pJ per cycle in all"),
+        "{err}"
+    );
+    assert_eq!(json(&out)["energy_pj"], json(&plain)["energy_pj"]);
+}
+
+/// `map` over bit-width lists ends at the smallest bits (no accuracy term), and says so in its
+/// output and its `--help`.
+#[test]
+fn map_over_bit_lists_says_it_ends_at_the_smallest_bits() {
+    let dir = scratch("bit_lists");
+    let r = root().display().to_string();
+    let inst = write(
+        &dir,
+        "bits.yaml",
+        &format!(
+            "architecture: {r}/models/arch/eyeriss.yaml\nconstraints: {r}/models/arch/eyeriss_constraints.yaml\n\
+             workload: {{network: {r}/models/nets/mobilenet_v2.yaml, select: b3_exp}}\n\
+             bits: {{inputs: 8, weights: [4, 8], outputs: 8}}\npacking: seed\n"
+        ),
+    );
+    let out = qmap(&["map", &inst]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("bits: Weights 4, Inputs 8, Outputs 8"),
+        "{text}"
+    );
+    assert!(
+        text.contains("note: map minimises the objective alone, with no accuracy term"),
+        "{text}"
+    );
+    assert!(
+        text.contains("the MAC energy does not depend on bits in this design"),
+        "{text}"
+    );
+    let json = json(&qmap(&["map", &inst, "--json"]));
+    assert_eq!(json["bits"]["weights"], 4);
+    let help = stdout(&qmap(&["map", "--help"]));
+    assert!(
+        help.contains("so the answer is at the smallest bits"),
+        "{help}"
+    );
+}
+
+/// `map --cache DIR`: the first run proves and stores the optimum, the second reads it back
+/// (verified, with a note) at the same energy and mapping; an entry that does not check out is
+/// a warning and is recomputed; other objectives are refused (exit code 2).
+#[test]
+fn map_cache_stores_reads_back_and_verifies() {
+    let dir = scratch("map_cache");
+    let cache = dir.join("c").display().to_string();
+    let args = ["map", "instances/default.yaml", "--json", "--cache", &cache];
+    let plain = json(&qmap(&args[..3]));
+    let cold = qmap(&args);
+    assert_eq!(String::from_utf8_lossy(&cold.stderr), "");
+    let warm = qmap(&args);
+    let err = String::from_utf8_lossy(&warm.stderr);
+    assert_eq!(
+        err,
+        "note: the optimum was read from the cache (verified)\n"
+    );
+    for v in [json(&cold), json(&warm)] {
+        assert_eq!(v["status"], "optimal");
+        assert_eq!(v["energy_pj"], plain["energy_pj"]);
+        assert_eq!(v["mapping"], plain["mapping"]);
+    }
+    let files: Vec<PathBuf> = walk(&dir.join("c"));
+    assert_eq!(files.len(), 1, "{files:?}");
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let e = v["entries"][0]["energy_pj"].as_f64().unwrap();
+    v["entries"][0]["energy_pj"] = serde_json::json!(e * 0.9);
+    std::fs::write(&files[0], v.to_string()).unwrap();
+    let again = qmap(&args);
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        err.starts_with("warning: cache: ") && err.contains("recomputed"),
+        "{err}"
+    );
+    assert_eq!(json(&again)["energy_pj"], plain["energy_pj"]);
+    expect_input_error(
+        &[&args[..], &["--objective", "edp"]].concat(),
+        &["--cache: the cache holds energy optima"],
+    );
+}
+
+/// The files under `dir`, recursively.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }

@@ -41,11 +41,15 @@ fn baseline(dir: &Path, out: &str) -> std::process::Output {
     )
 }
 
-/// The energies of summary.csv's rows (layer, energy, status).
+/// The energies of summary.csv's layer rows (layer, energy, status): its last row, the
+/// network's totals, left out.
 fn summary(dir: &Path, out: &str) -> Vec<(String, f64, String)> {
     let text = std::fs::read_to_string(dir.join(out).join("summary.csv")).unwrap();
+    let last = text.lines().last().unwrap_or_default();
+    assert!(last.starts_with("(network),"), "{text}");
     text.lines()
         .skip(1)
+        .filter(|l| !l.starts_with("(network),"))
         .map(|l| {
             let c: Vec<&str> = l.split(',').collect();
             (c[0].to_string(), c[4].parse().unwrap(), c[6].to_string())

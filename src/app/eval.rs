@@ -27,6 +27,9 @@ pub struct EvalReport {
     pub evaluation: Evaluation,
     /// The file the mapping came from (an invalid mapping's error names it).
     pub mapping_file: PathBuf,
+    /// What the user should know (stderr): the instance's mapping reused for another layer
+    /// of the same shape.
+    pub warnings: Vec<String>,
 }
 
 impl EvalReport {
@@ -48,13 +51,14 @@ impl EvalReport {
 /// Loads the design and its mapping and evaluates it (an invalid mapping is reported, not an
 /// error: see [`EvalReport::invalid`]).
 pub fn run(req: &EvalRequest) -> Result<EvalReport, InputError> {
+    let mut warnings = vec![];
     let (found, mapping_file) = match req {
         EvalRequest::Timeloop(tl) => timeloop_mapping(tl)?,
         EvalRequest::Instance {
             path,
             layer,
             mapping,
-        } => instance_mapping(path, *layer, *mapping)?,
+        } => instance_mapping(path, *layer, *mapping, &mut warnings)?,
     };
     let m = found.mapping.as_ref().expect("a mapping to evaluate");
     let evaluation = evaluate(&found.problem, &found.arch, m, &found.opts);
@@ -62,6 +66,7 @@ pub fn run(req: &EvalRequest) -> Result<EvalReport, InputError> {
         found,
         evaluation,
         mapping_file,
+        warnings,
     })
 }
 
@@ -80,30 +85,26 @@ fn timeloop_mapping(tl: &[PathBuf]) -> Result<(Found, PathBuf), InputError> {
     Ok((found, map_f.clone()))
 }
 
-/// An instance's layer with its own mapping or a mapping file (qmap format).
+/// An instance's layer with its own mapping or a mapping file (any format qmap reads).
 fn instance_mapping(
     path: &Path,
     layer: Option<&str>,
     mapping: Option<&Path>,
+    warnings: &mut Vec<String>,
 ) -> Result<(Found, PathBuf), InputError> {
     let mut inst = instance::load(path)?;
+    let own_layer = inst.selected;
     if let Some(sel) = layer {
         inst.selected = select_layer(&inst, sel, path)?;
     }
     let problem = inst.layer().problem.clone();
     let (mapping, mapping_file): (Mapping, PathBuf) = match mapping {
         Some(mf) => {
-            let ms = crate::spec::load_yaml(mf)?;
-            let m = crate::model::mapping_from_spec(&ms, &inst.arch, &problem, mf)?;
+            let m = instance::load_mapping_file(mf, &inst.arch, &problem)
+                .map_err(|e| written_for_another_layer(e, inst.layer()))?;
             (m, mf.to_path_buf())
         }
-        None => inst.mapping.clone().ok_or_else(|| {
-            InputError::new(
-                path,
-                "mapping",
-                "the instance has no mapping; pass --mapping FILE",
-            )
-        })?,
+        None => own_mapping(&inst, path, own_layer, warnings)?,
     };
     if inst.bits.fixed().is_none() && !inst.bits.is_native() {
         return Err(InputError::new(
@@ -127,4 +128,71 @@ fn instance_mapping(
         mapping: Some(mapping),
     };
     Ok((found, mapping_file))
+}
+
+/// The instance's own mapping for the selected layer. It is written for the instance's
+/// `workload.select` layer (`own_layer`): another layer of the same shape reuses it with a
+/// warning; another shape is an error naming the instance's `mapping` field.
+fn own_mapping(
+    inst: &instance::Instance,
+    path: &Path,
+    own_layer: usize,
+    warnings: &mut Vec<String>,
+) -> Result<(Mapping, PathBuf), InputError> {
+    let (mapping, file) = inst.mapping.clone().ok_or_else(|| {
+        InputError::new(
+            path,
+            "mapping",
+            "the instance has no mapping; pass --mapping FILE",
+        )
+    })?;
+    if inst.selected == own_layer {
+        return Ok((mapping, file));
+    }
+    let (own, chosen) = (&inst.layers[own_layer], inst.layer());
+    let is = |l: &crate::workload::Layer| format!("layer {} ({})", l.name, shape(&l.problem));
+    if crate::optimum::shape_key(&own.problem) == crate::optimum::shape_key(&chosen.problem) {
+        warnings.push(format!(
+            "{}: mapping: {} is written for {}; {} has the same shape, so it is reused",
+            path.display(),
+            file.display(),
+            own.name,
+            chosen.name
+        ));
+        return Ok((mapping, file));
+    }
+    Err(InputError::new(
+        path,
+        "mapping",
+        format!(
+            "`{}` is written for {}, not {}; pass --mapping FILE with a mapping of {} \
+             (e.g. written by `qmap map {} --layer {} --out FILE`)",
+            file.display(),
+            is(own),
+            is(chosen),
+            chosen.name,
+            path.display(),
+            chosen.name
+        ),
+    ))
+}
+
+/// A layer's dims and bounds: `N=1 M=144 C=24 P=56 Q=56 R=1 S=1`.
+pub fn shape(p: &crate::model::Problem) -> String {
+    (p.dims.iter().zip(&p.bounds))
+        .map(|(d, b)| format!("{d}={b}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A mapping file's error with what the mapping must fit: the selected layer's shape (a
+/// mapping written for another layer fails on its factors).
+fn written_for_another_layer(mut e: InputError, layer: &crate::workload::Layer) -> InputError {
+    e.message = format!(
+        "{} (the mapping must be one of layer {}: {})",
+        e.message,
+        layer.name,
+        shape(&layer.problem)
+    );
+    e
 }

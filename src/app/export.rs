@@ -6,9 +6,7 @@ use super::job::load_job;
 use crate::eval::evaluate;
 use crate::instance;
 use crate::model::{Arch, Mapping, ModelOptions, Problem};
-use crate::report::files::{
-    check_output_dir, check_timeloop_exportable, timeloop_text, write_file,
-};
+use crate::report::files::{check_output_dir, check_timeloop_exportable, write_file, MappingFile};
 use crate::spec::InputError;
 use crate::timeloop;
 use std::path::{Path, PathBuf};
@@ -25,6 +23,9 @@ pub struct ExportRequest<'a> {
 pub struct Export {
     /// "workload / layer on arch: energy, cycles".
     pub title: String,
+    /// "workload / layer on arch", and the file the architecture came from.
+    pub layer_title: String,
+    pub arch_file: PathBuf,
     pub arch: Arch,
     pub problem: Problem,
     pub opts: ModelOptions,
@@ -81,6 +82,8 @@ pub fn load(req: &ExportRequest) -> Result<Export, InputError> {
     );
     Ok(Export {
         title,
+        layer_title: job.title,
+        arch_file: job.arch_file,
         arch: job.arch,
         problem: job.problem,
         opts,
@@ -90,8 +93,7 @@ pub fn load(req: &ExportRequest) -> Result<Export, InputError> {
 
 /// Writes the mapping with its problem as one Timeloop v0.4 file.
 pub fn write_timeloop_file(e: &Export, out: &Path) -> Result<(), InputError> {
-    let text = timeloop_text(out, &e.mapping, &e.arch, &e.problem, &e.opts)?;
-    write_file(out, &text)
+    write_file(out, &e.file().timeloop_text(out)?)
 }
 
 /// Writes the architecture, its energies, the problem and the mapping as the four files
@@ -106,10 +108,7 @@ pub fn write_timeloop_dir(e: &Export, dir: &Path) -> Result<TimeloopDir, InputEr
             "problem.yaml",
             timeloop::export_problem(&e.problem, e.opts.bits.as_ref()),
         ),
-        (
-            "map.yaml",
-            timeloop::export_mapping(&e.mapping, &e.arch, &e.problem),
-        ),
+        ("map.yaml", e.file().timeloop_mapping()),
     ];
     for (name, text) in files {
         write_file(&dir.join(name), &text)?;
@@ -119,4 +118,19 @@ pub fn write_timeloop_dir(e: &Export, dir: &Path) -> Result<TimeloopDir, InputEr
         arch_issues: timeloop::arch_export_issues(&e.arch),
         bitwidths: e.opts.bits.is_some(),
     })
+}
+
+impl Export {
+    /// The mapping as written, with its header comment.
+    fn file(&self) -> MappingFile<'_> {
+        MappingFile {
+            mapping: &self.mapping,
+            arch: &self.arch,
+            problem: &self.problem,
+            opts: &self.opts,
+            title: &self.layer_title,
+            arch_file: &self.arch_file,
+            objective: crate::spec::Objective::Energy,
+        }
+    }
 }

@@ -25,6 +25,10 @@ pub struct Job {
     pub objective: Objective,
     /// The file the job came from (errors name it).
     pub file: PathBuf,
+    /// The file the architecture came from.
+    pub arch_file: PathBuf,
+    /// The mapspace constraints (what a table unit of this layer is keyed by).
+    pub cons: crate::mapspace::Constraints,
 }
 
 /// What a job is made of before its mapspace: the design, its constraints, the bit-width
@@ -37,6 +41,7 @@ struct Parts {
     choices: Vec<(Option<instance::BitTriple>, ModelOptions)>,
     objective: Objective,
     file: PathBuf,
+    arch_file: PathBuf,
 }
 
 /// Loads a job from an instance (layer selected) or from Timeloop design files, with extra
@@ -68,6 +73,8 @@ pub fn load_job(
         choices: p.choices,
         objective: objective.unwrap_or(p.objective),
         file: p.file,
+        arch_file: p.arch_file,
+        cons: p.cons,
     })
 }
 
@@ -83,6 +90,7 @@ fn timeloop_parts(tl: &[PathBuf]) -> Result<Parts, InputError> {
         choices: vec![(None, opts)],
         objective: Objective::Energy,
         file: prob_f.clone(),
+        arch_file: arch_f.clone(),
     })
 }
 
@@ -108,6 +116,7 @@ fn instance_parts(path: &Path, layer: &Option<String>) -> Result<Parts, InputErr
         cons,
         choices,
         file: path.to_path_buf(),
+        arch_file: inst.arch_file,
     })
 }
 
@@ -240,12 +249,22 @@ impl MappingOutputs<'_> {
         job: &Job,
         opts: &ModelOptions,
     ) -> Result<(), InputError> {
-        use crate::report::files::{write_mapping, write_timeloop};
-        if let (Some(out), Some(m)) = (self.out, m) {
-            write_mapping(out, m, &job.arch, &job.problem)?;
+        use crate::report::files::{write_mapping, write_timeloop, MappingFile};
+        let Some(mapping) = m else { return Ok(()) };
+        let file = MappingFile {
+            mapping,
+            arch: &job.arch,
+            problem: &job.problem,
+            opts,
+            title: &job.title,
+            arch_file: &job.arch_file,
+            objective: job.objective,
+        };
+        if let Some(out) = self.out {
+            write_mapping(out, &file)?;
         }
-        if let (Some(out), Some(m)) = (self.timeloop_out, m) {
-            write_timeloop(out, m, &job.arch, &job.problem, opts)?;
+        if let Some(out) = self.timeloop_out {
+            write_timeloop(out, &file)?;
         }
         Ok(())
     }

@@ -33,6 +33,8 @@ pub struct MapRequest<'a> {
     pub progress: crate::progress::Mode,
     /// Where the mapping is written.
     pub outputs: MappingOutputs<'a>,
+    /// Answer through the per-layer table's cache here ([`super::map_cache`]).
+    pub cache: Option<&'a Path>,
 }
 
 /// The certificate of `qmap map`. Its `--json` (keys in alphabetical order).
@@ -90,6 +92,9 @@ pub fn run(req: &MapRequest) -> Result<MapReport, Error> {
         req.constraints,
         req.objective,
     )?;
+    if let Some(dir) = req.cache {
+        return super::map_cache::run(req, &job, dir);
+    }
     let size = job
         .space
         .size_until(count_deadline(req.start, req.time_limit));

@@ -8,5 +8,6 @@ pub mod export;
 pub mod gap;
 pub mod job;
 pub mod map;
+pub mod map_cache;
 pub mod search;
 pub mod table;

@@ -194,6 +194,8 @@ pub struct BaselineArgs {
     pub layers: Vec<String>,
     #[command(flatten)]
     pub optimum: OptimumArgs,
+    #[command(flatten)]
+    pub progress: ProgressArgs,
 }
 
 /// The design a layer's mapping is for: an instance, or a Timeloop design (`map` and `gap`).
@@ -245,6 +247,12 @@ pub struct GapArgs {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = "\
+With bit-width lists in the instance (`bits: {weights: [4, 8], ...}`), map returns the choice
+that minimises the objective alone: there is no accuracy term, and fewer bits never cost more
+(they pack at least as densely, and the shipped designs' MAC energy does not depend on bits),
+so the answer is at the smallest bits, or a choice as cheap. `qmap front` trades energy against
+accuracy over per-layer bit-widths.")]
 pub struct MapArgs {
     #[command(flatten)]
     pub design: DesignArgs,
@@ -272,6 +280,11 @@ pub struct MapArgs {
     /// Print the certificate as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Take the energy optimum from the per-layer cache in DIR (the one `baseline`, `table`
+    /// and `front` use; `.qmap-cache` is theirs) when an entry there checks out, else prove it
+    /// with the table's engine and store it. Energy objective only.
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
     #[command(flatten)]
     pub progress: ProgressArgs,
 }
@@ -279,11 +292,11 @@ pub struct MapArgs {
 /// How a long solve shows its progress on stderr.
 #[derive(clap::Args, Debug, Clone, Copy)]
 pub struct ProgressArgs {
-    /// Show progress (engine, incumbent, bound, gap, elapsed) on stderr even when it is not a
-    /// terminal: a line every 5 s (on a terminal it is shown anyway, redrawn every second).
+    /// Show progress on stderr (the default): on a terminal a line redrawn every second, elsewhere
+    /// a line every 5 s, from the first second on (kept for scripts that pass it).
     #[arg(long, conflicts_with = "quiet")]
     pub progress: bool,
-    /// Show no progress.
+    /// Show no progress on stderr.
     #[arg(long)]
     pub quiet: bool,
 }
@@ -360,7 +373,29 @@ pub struct SearchArgs {
     pub progress: ProgressArgs,
 }
 
+/// What `qmap eval`'s table shows (after its `--help`; docs/format.md says the same).
+const EVAL_COLUMNS: &str = "\
+The table (outermost level first; a level's [ ... ] in the loop nest lists the tensors it keeps):
+  level    storage level (Timeloop's name); the last row, MACs, is the arithmetic units
+  inst     instances of the level in use (spatial copies: PEs, banks); on MACs, MAC units used
+  tensor   a tensor the level keeps (a bypassed tensor has no row there)
+  k        operands per word: floor(word bits / tensor bits) with `packing: seed` (8-bit
+           operands in 16-bit words: k = 2); 1 = no packing (native widths)
+  tile(w)  words one instance holds of the tensor's tile (after packing): what counts
+           against the level's capacity (depth x block size words)
+  reads    words read from the level, over all its instances (by the level below, or the
+           MACs' operand fetches at the innermost keeper)
+  fills    words written into the level from the level above (outermost keeper: none)
+  updates  words of partial sums written back into the level (Outputs only)
+  energy   the level's energy for the tensor: reads, fills and updates in vector accesses
+           (ceil(words / block size) per instance) times the energy per access; on MACs,
+           MACs x energy per MAC
+The last line: total energy (pJ per MAC), cycles (compute steps stretched by the slowest
+level's bandwidth), utilization (MAC units used / MAC units) and EDP (energy x cycles).
+--json has every count per instance and in total, with the tile's points and partition size.";
+
 #[derive(clap::Args, Debug)]
+#[command(after_help = EVAL_COLUMNS)]
 pub struct EvalArgs {
     /// Instance file (qmap YAML).
     #[arg(required_unless_present = "timeloop")]

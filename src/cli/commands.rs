@@ -61,6 +61,9 @@ pub fn eval(a: EvalArgs) -> Result<Outcome, Error> {
         (None, None) => unreachable!("clap requires INSTANCE without --timeloop"),
     };
     let r = app::eval::run(&req)?;
+    for w in &r.warnings {
+        eprintln!("warning: {w}");
+    }
     if a.json {
         let text = serde_json::to_string_pretty(&r.evaluation).expect("evaluation serialises");
         outln!("{text}");
@@ -90,6 +93,7 @@ pub fn map(a: MapArgs) -> Result<Outcome, Error> {
         enumerate_limit: a.prover.enumerate_limit,
         progress: a.progress.mode(),
         outputs,
+        cache: a.cache.as_deref(),
     })?;
     if a.json {
         outln!("{}", report::files::json(&r));
@@ -153,7 +157,7 @@ pub fn baseline(a: BaselineArgs) -> Result<Outcome, Error> {
         instance: &a.instance,
         out: &a.out,
         layers: &a.layers,
-        settings: a.optimum.settings(true),
+        settings: (a.optimum).settings(a.progress.mode() != crate::progress::Mode::Quiet),
     })?;
     warn_cache(&r.cache_warnings);
     out!("{}", report::baseline::text(&r, &a.out));

@@ -36,6 +36,15 @@ fn stdout_failed(e: std::io::Error) -> ! {
 
 /// Runs a parsed command line; failures come back as `Err` (exit code 2 or 3).
 pub fn run(cli: Cli) -> Result<Outcome, Error> {
+    let ran = run_command(cli);
+    for line in crate::notices::take() {
+        eprintln!("{line}");
+    }
+    ran
+}
+
+/// The command's function.
+fn run_command(cli: Cli) -> Result<Outcome, Error> {
     match cli.command {
         Command::Eval(a) => commands::eval(a),
         Command::Map(a) => commands::map(a),

@@ -63,6 +63,8 @@ pub struct Instance {
     /// The file the architecture's keep/bypass lists come from, and the path of the levels in
     /// it (`architecture.levels` inline, `levels` in an architecture file).
     pub arch_source: (PathBuf, String),
+    /// The file the architecture is read from (the instance itself when inline).
+    pub arch_file: PathBuf,
     pub workload_name: String,
     pub layers: Vec<Layer>,
     /// The layer single-layer commands work on.
@@ -155,7 +157,7 @@ pub fn load(path: &Path) -> Result<Instance, InputError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let err = |field: &str, msg: String| InputError::new(path, field, msg);
 
-    let (arch, arch_source) = load_architecture(&spec, dir, path)?;
+    let (arch, arch_source, arch_file) = load_architecture(&spec, dir, path)?;
 
     // Workload.
     let (workload_name, layers, selected) = load_workload(&spec, dir, path)?;
@@ -170,6 +172,7 @@ pub fn load(path: &Path) -> Result<Instance, InputError> {
     let mut inst = Instance {
         file: path.to_path_buf(),
         arch_source,
+        arch_file,
         arch,
         workload_name,
         layers,
@@ -215,9 +218,10 @@ fn load_architecture(
     spec: &InstanceSpec,
     dir: &Path,
     path: &Path,
-) -> Result<(Arch, (PathBuf, String)), InputError> {
+) -> Result<(Arch, (PathBuf, String), PathBuf), InputError> {
     let err = |field: &str, msg: String| InputError::new(path, field, msg);
     let mut arch_source = (path.to_path_buf(), "architecture.levels".to_string());
+    let arch_file;
     let arch = match (&spec.architecture, &spec.timeloop) {
         (Some(_), Some(_)) => {
             return Err(err(
@@ -236,6 +240,7 @@ fn load_architecture(
             if file != path {
                 arch_source = (file.clone(), "levels".into());
             }
+            arch_file = file.clone();
             Arch::from_spec(&a, &file)?
         }
         (None, Some(tl)) => {
@@ -247,6 +252,7 @@ fn load_architecture(
             let file = spec::referenced(path, "timeloop.arch", dir, &tl.arch)?;
             let mut arch = timeloop::load_arch(&file, ert.as_deref())?;
             arch_source = (file.clone(), "architecture.subtree (storage levels)".into());
+            arch_file = file.clone();
             if let Some(c) = &tl.constraints {
                 let c = spec::referenced(path, "timeloop.constraints", dir, c)?;
                 timeloop::apply_bypass_constraints(&mut arch, &c)?;
@@ -255,7 +261,7 @@ fn load_architecture(
             arch
         }
     };
-    Ok((arch, arch_source))
+    Ok((arch, arch_source, arch_file))
 }
 
 /// The allowed bit-widths of an instance: its `bits`, else a Timeloop problem's

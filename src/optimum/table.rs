@@ -14,7 +14,7 @@ pub struct TableSettings {
     pub time_limit: Option<f64>,
     /// Cache directory; None = no cache.
     pub cache_dir: Option<PathBuf>,
-    /// Show a progress bar on a terminal.
+    /// Show progress on stderr (a bar on a terminal, plain lines elsewhere).
     pub progress: bool,
 }
 
@@ -162,28 +162,18 @@ pub fn build(
 ) -> Result<Table, String> {
     let start = Instant::now();
     let (units, unit_of) = distinct_shapes(inst);
-    let bar = if settings.progress {
-        indicatif::ProgressBar::new(units.len() as u64)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "table {bar:30} {pos}/{len} layer shapes  {elapsed_precise}  {msg}",
-        )
-        .expect("static template"),
-    );
+    let bar = crate::progress::Counter::new(settings.progress, units.len(), "layer shapes");
     let (settings, unusable) = usable_cache(settings);
     let mut cache_warnings: Vec<String> = unusable.into_iter().collect();
     let results: Vec<Result<Solved, String>> = units
         .par_iter()
         .map(|(key, rep)| {
             let r = solve_shape(inst, cons, triples, &settings, key, *rep);
-            bar.inc(1);
+            bar.inc();
             r
         })
         .collect();
-    bar.finish_and_clear();
+    drop(bar);
     let mut per_unit = vec![];
     let mut cached_units = 0;
     for (r, (_, rep)) in results.into_iter().zip(&units) {

@@ -32,20 +32,94 @@ pub fn write_file(out: &Path, text: &str) -> Result<(), InputError> {
         .map_err(|e| InputError::new(out, "(file)", format!("cannot write: {e}")))
 }
 
-/// A mapping in qmap's YAML format.
-pub fn mapping_yaml(m: &Mapping, arch: &Arch, problem: &Problem) -> String {
-    let spec = crate::model::mapping_to_spec(m, arch, problem);
-    serde_yaml_ng::to_string(&spec).expect("mapping serialises")
+/// A mapping to write, with what its header comment names: the layer, the architecture and
+/// its file, and the mapping's energy, cycles and the objective (evaluated here, by the
+/// evaluator).
+pub struct MappingFile<'a> {
+    pub mapping: &'a Mapping,
+    pub arch: &'a Arch,
+    pub problem: &'a Problem,
+    pub opts: &'a ModelOptions,
+    /// "workload / layer on arch" (or "layer on arch").
+    pub title: &'a str,
+    /// The file the architecture came from.
+    pub arch_file: &'a Path,
+    pub objective: crate::spec::Objective,
+}
+
+impl MappingFile<'_> {
+    /// The header comment (YAML `#` lines) naming the layer, the architecture, the energy,
+    /// cycles and the objective.
+    pub fn header(&self) -> String {
+        let ev = crate::eval::evaluate(self.problem, self.arch, self.mapping, self.opts);
+        let objective = match self.objective {
+            crate::spec::Objective::Energy => "energy",
+            crate::spec::Objective::Latency => "latency",
+            crate::spec::Objective::Edp => "edp",
+        };
+        format!(
+            "# qmap {}: {}\n# architecture: {} ({})\n# energy {} ({:.4} pJ), {} cycles; \
+             objective: {objective}\n# {}\n",
+            env!("CARGO_PKG_VERSION"),
+            self.title,
+            self.arch.name,
+            tidy(self.arch_file).display(),
+            super::energy(ev.energy_pj),
+            ev.energy_pj,
+            super::thousands(ev.cycles),
+            super::settings_line(self.problem, self.opts),
+        )
+    }
+
+    /// The mapping in qmap's YAML format, after its header.
+    pub fn qmap_yaml(&self) -> String {
+        let spec = crate::model::mapping_to_spec(self.mapping, self.arch, self.problem);
+        let yaml = serde_yaml_ng::to_string(&spec).expect("mapping serialises");
+        format!("{}{yaml}", self.header())
+    }
+
+    /// The Timeloop v0.4 text of the mapping with its problem (and bit-widths), after its
+    /// header; an error naming `out` when Timeloop's format cannot express the mapping exactly.
+    pub fn timeloop_text(&self, out: &Path) -> Result<String, InputError> {
+        check_timeloop_exportable(out, self.mapping, self.arch, self.problem)?;
+        Ok(format!(
+            "{}{}{}",
+            self.header(),
+            timeloop::export_problem(self.problem, self.opts.bits.as_ref()),
+            timeloop::export_mapping(self.mapping, self.arch, self.problem)
+        ))
+    }
+
+    /// The Timeloop v0.4 mapping alone (`map.yaml` of a `timeloop-model` directory), after
+    /// its header.
+    pub fn timeloop_mapping(&self) -> String {
+        format!(
+            "{}{}",
+            self.header(),
+            timeloop::export_mapping(self.mapping, self.arch, self.problem)
+        )
+    }
+}
+
+/// `path` with each `dir/..` pair left out (`instances/../models/x.yaml` is
+/// `models/x.yaml`): how a header names a file another one refers to.
+fn tidy(path: &Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component> = vec![];
+    for c in path.components() {
+        match (c, out.last()) {
+            (Component::ParentDir, Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            _ => out.push(c),
+        }
+    }
+    out.iter().collect()
 }
 
 /// Writes a mapping in qmap's YAML format.
-pub fn write_mapping(
-    out: &Path,
-    m: &Mapping,
-    arch: &Arch,
-    problem: &Problem,
-) -> Result<(), InputError> {
-    write_file(out, &mapping_yaml(m, arch, problem))
+pub fn write_mapping(out: &Path, f: &MappingFile) -> Result<(), InputError> {
+    write_file(out, &f.qmap_yaml())
 }
 
 /// Why Timeloop's format cannot express `m` exactly (an error naming `out`), if it cannot.
@@ -69,32 +143,9 @@ pub fn check_timeloop_exportable(
     ))
 }
 
-/// The Timeloop v0.4 text of a mapping with its problem (and bit-widths); an error when
-/// Timeloop's format cannot express the mapping exactly.
-pub fn timeloop_text(
-    out: &Path,
-    m: &Mapping,
-    arch: &Arch,
-    problem: &Problem,
-    opts: &ModelOptions,
-) -> Result<String, InputError> {
-    check_timeloop_exportable(out, m, arch, problem)?;
-    Ok(format!(
-        "{}{}",
-        timeloop::export_problem(problem, opts.bits.as_ref()),
-        timeloop::export_mapping(m, arch, problem)
-    ))
-}
-
-/// Writes a mapping with its problem in Timeloop's v0.4 format ([`timeloop_text`]).
-pub fn write_timeloop(
-    out: &Path,
-    m: &Mapping,
-    arch: &Arch,
-    problem: &Problem,
-    opts: &ModelOptions,
-) -> Result<(), InputError> {
-    write_file(out, &timeloop_text(out, m, arch, problem, opts)?)
+/// Writes a mapping with its problem in Timeloop's v0.4 format ([`MappingFile::timeloop_text`]).
+pub fn write_timeloop(out: &Path, f: &MappingFile) -> Result<(), InputError> {
+    write_file(out, &f.timeloop_text(out)?)
 }
 
 /// A report as `--json` prints it: pretty, with every object's keys in alphabetical order (as

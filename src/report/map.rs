@@ -49,6 +49,7 @@ pub fn map_text(r: &MapReport) -> String {
     writeln!(out, "{}", settings_line(&found.problem, &found.opts)).unwrap();
     if r.bit_choices > 1 {
         writeln!(out, "bit-width choices: {} (best shown)", r.bit_choices).unwrap();
+        out.push_str(&bits_note(&found.arch));
     }
     writeln!(out, "mapspace: {}", mapspace_size(r.answer.mapspace_size)).unwrap();
     mapping_and_evaluation(&mut out, found, r.answer.evaluation.as_ref());
@@ -92,6 +93,22 @@ pub fn map_text(r: &MapReport) -> String {
         .unwrap();
     }
     out
+}
+
+/// Why `map` over bit-width lists ends at the smallest bits: it has no accuracy term, and
+/// fewer bits never cost more (they pack at least as densely; the MAC energy depends on bits
+/// only through a MAC energy table).
+fn bits_note(arch: &crate::model::Arch) -> String {
+    let mac = if arch.mac.energy_table.is_empty() {
+        "the MAC energy does not depend on bits in this design"
+    } else {
+        "this design's MAC energy table prices bits"
+    };
+    format!(
+        "note: map minimises the objective alone, with no accuracy term: fewer bits never cost \
+         more (they pack at least as densely; {mac}), so the answer is at the smallest bits or \
+         one as cheap. `qmap front` trades energy against accuracy.\n"
+    )
 }
 
 /// How the answer was proved, as the status line says it.
@@ -164,14 +181,10 @@ pub fn eval_text(r: &EvalReport) -> String {
     let mut out = String::new();
     writeln!(out, "qmap eval: {}", found.title).unwrap();
     writeln!(out, "{}", settings_line(&found.problem, &found.opts)).unwrap();
-    let dims: Vec<String> = (found.problem.dims.iter())
-        .zip(&found.problem.bounds)
-        .map(|(d, b)| format!("{d}={b}"))
-        .collect();
     writeln!(
         out,
         "problem: {} ({} MACs)",
-        dims.join(" "),
+        crate::app::eval::shape(&found.problem),
         super::thousands(found.problem.macs())
     )
     .unwrap();

@@ -60,7 +60,8 @@ pub(super) fn load_ert(path: &Path) -> Result<ErtTables, InputError> {
 }
 
 /// Sets the storage levels' and the MAC's energies from the ERT file `ert` (dummy levels cost
-/// nothing).
+/// nothing); the leakage its tables list, which qmap does not charge, is a warning
+/// ([`crate::notices`]) with its amount.
 pub(super) fn apply_ert(arch: &mut Arch, ert: &Path) -> Result<(), InputError> {
     let src = Src { file: ert };
     let tables = load_ert(ert)?;
@@ -89,7 +90,36 @@ pub(super) fn apply_ert(arch: &mut Arch, ert: &Path) -> Result<(), InputError> {
     }
     let (acts, path) = table(&arch.mac.name, "compute")?;
     arch.mac.energy = mac_energy(acts, path, &arch.mac.name, src)?;
+    if let Some(w) = dropped_leakage(arch, &tables, ert) {
+        crate::notices::warn(w);
+    }
     Ok(())
+}
+
+/// The warning for the `leak` actions of `tables` (energy per instance and cycle, which
+/// Timeloop adds as leak × instances × cycles and qmap leaves out): per component its leak and
+/// instances, and their sum per cycle. None when nothing leaks.
+fn dropped_leakage(arch: &Arch, tables: &ErtTables, ert: &Path) -> Option<String> {
+    let components = (arch.levels.iter().filter(|l| !l.dummy))
+        .map(|l| (&l.name, l.instances))
+        .chain([(&arch.mac.name, arch.mac.instances)]);
+    let leaks: Vec<(&String, f64, u64)> = components
+        .filter_map(|(name, n)| Some((name, *tables.get(name)?.0.get("leak")?, n)))
+        .filter(|(_, leak, _)| *leak > 0.0)
+        .collect();
+    if leaks.is_empty() {
+        return None;
+    }
+    let per_cycle: f64 = leaks.iter().map(|(_, leak, n)| leak * *n as f64).sum();
+    let parts: Vec<String> = (leaks.iter())
+        .map(|(name, leak, n)| format!("{name} {leak} pJ x {n}"))
+        .collect();
+    Some(format!(
+        "{}: ERT.tables: leakage is dropped (qmap charges none; Timeloop's stats count leak x instances x \
+         cycles): {}: {per_cycle:.6} pJ per cycle in all, left out of every energy qmap reports",
+        ert.display(),
+        parts.join(", ")
+    ))
 }
 
 /// A level's read, write (fill) and update energies from its table's actions; update defaults
