@@ -309,13 +309,16 @@ fn table() {
     let _ = std::fs::remove_dir_all(&cache);
 }
 
-/// `qmap front --method nsga2 --points 1000000` of `file`, with its cache in `cache`.
+/// `qmap front --method nsga2` of `file` (the CLI's default budgets), with its cache in `cache`.
 fn front_of(file: &Path, cache: &Path) -> Result<CodesignReport, String> {
     let req = CodesignRequest {
         instance: file,
         kind: FrontKind::EnergyAccuracy,
         method: Method::Nsga2,
-        max_points: 1_000_000,
+        max_points: 5000,
+        time_budget: Some(120.0),
+        accuracy_tolerance: 0.5,
+        quiet: true,
         min_accuracy: None,
         accuracy_resolution: 1e-6,
         max_memory_bytes: None,
@@ -329,6 +332,14 @@ fn front_of(file: &Path, cache: &Path) -> Result<CodesignReport, String> {
         },
     };
     codesign::run(&req).map_err(|e| e.to_string())
+}
+
+/// The 1-minute load average (`/proc/loadavg`), or `?`.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
 }
 
 fn front() {
@@ -356,11 +367,16 @@ fn front() {
                 };
                 let hv = f.hypervolume.map_or(f64::NAN, |h| h.nsga2 / h.exact);
                 println!(
-                    "mbv{} {arch:<8} {run}: wall {wall:.1} s, table {:.1} s, front {:.2} s ({} points), hypervolume NSGA-II / exact = {hv:.4}",
+                    "mbv{} {arch:<8} {run}: wall {wall:.1} s, table {:.1} s, front {:.2} s{} ({} points, {}), random-search baseline {:.1} s{}, hypervolume NSGA-II / exact = {hv:.4} (load average {})",
                     &net[1..],
                     f.table_seconds,
                     f.front_seconds,
+                    if f.work.front_cached { " (cached)" } else { "" },
                     f.points.len(),
+                    if f.complete { "complete" } else { "INCOMPLETE" },
+                    f.work.random_search_seconds,
+                    if f.work.random_search_cached { " (cached)" } else { "" },
+                    load_average(),
                 );
                 if run == "warm" {
                     println!("  {}", f.comparison);
