@@ -232,7 +232,7 @@ fn comparisons(r: &FrontReport) -> String {
             ),
             None => writeln!(
                 out,
-                "NSGA-II ({} evaluations): {} points, {} within the budgets; no hypervolume comparison: the exact front is incomplete (raise --points)",
+                "NSGA-II ({} evaluations): {} points, {} within the budgets; no hypervolume comparison: the exact front is incomplete (raise --points or --front-time-limit)",
                 evaluations,
                 points.len(),
                 within
