@@ -296,7 +296,7 @@ fn a_budget_cuts_the_front_and_says_where() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("front: 2 points, INCOMPLETE: stopped after 2 points"),
+        text.contains("front: 2 points, INCOMPLETE") && text.contains("  stopped after 2 points"),
         "{text}"
     );
 }

@@ -91,7 +91,7 @@ fn front_line(r: &FrontReport) -> String {
     match &r.stopped {
         None => format!("front: {} points, complete{span} ({how})\n", r.points.len()),
         Some(s) => format!(
-            "front: {} points, INCOMPLETE: {}{span} ({how})\n",
+            "front: {} points, INCOMPLETE{span} ({how})\n  {}\n",
             r.points.len(),
             s.explanation
         ),
@@ -155,8 +155,12 @@ fn points_table(r: &FrontReport, detail: bool) -> String {
             out += &layer_bits(p);
         }
     }
-    if !detail && !r.points.is_empty() {
-        out += "(accuracy: the accuracy model's, %; --detail: each point's bits per layer)\n";
+    if !r.points.is_empty() {
+        out += if detail {
+            "(accuracy: the accuracy model's, %; per layer: name weight/output bits)\n"
+        } else {
+            "(accuracy: the accuracy model's, %; --detail: each point's bits per layer)\n"
+        };
     }
     out
 }
