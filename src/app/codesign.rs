@@ -162,7 +162,9 @@ pub struct FrontReport {
     /// Uniform 16-bit (each layer at 16 bits, mapped optimally; the plot's mark).
     pub uniform_16bit: Option<Design>,
     pub uniform_8bit: Option<Design>,
-    /// Uniform 8-bit mapped by random search (pJ); None when a layer finds no valid mapping.
+    /// Uniform 8-bit mapped by random search: its latency (cycles) and energy (pJ); None
+    /// when a layer finds no valid mapping.
+    pub uniform_8bit_random_search_cycles: Option<u64>,
     pub uniform_8bit_random_search_pj: Option<f64>,
     pub workload: String,
     /// What the terminal text says besides.
@@ -711,6 +713,7 @@ impl FrontReport {
             table_seconds: table.seconds,
             uniform_16bit: d.uniform16.as_ref().map(design),
             uniform_8bit: exact.uniform8.as_ref().map(design),
+            uniform_8bit_random_search_cycles: d.random8.0.cycles,
             uniform_8bit_random_search_pj: d.random8.0.energy_pj,
             workload: inputs.inst.workload_name.clone(),
             work: Work {

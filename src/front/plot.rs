@@ -33,14 +33,14 @@ pub struct PlotMark {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MarkStyle {
-    /// A reference design (a uniform one): a black triangle, labelled on its left.
+    /// A reference design (a uniform one): a black triangle, labelled a little lower.
     #[default]
     Reference,
-    /// A design mapped by a baseline mapper (random search): an orange square, labelled on
-    /// its left, a little higher.
+    /// A design mapped by a baseline mapper (random search): an orange square, labelled a
+    /// little higher.
     Baseline,
-    /// A chosen design (the minimum-EDP point, the headline's): a green diamond, labelled on
-    /// its left.
+    /// A chosen design (the minimum-EDP point, the headline's): a green diamond. (Every label is
+    /// on the side of its mark towards the middle of the panel.)
     Chosen,
 }
 
@@ -206,6 +206,7 @@ impl FrontPlot<'_> {
         let (Some(xr), Some(yr)) = (padded_range(xs), padded_range(ys)) else {
             return Err("nothing to plot".into());
         };
+        let middle = (xr.start + xr.end) / 2.0;
         let x_desc = match axis {
             PlotAxis::Accuracy => format!("{} [%]", self.accuracy_label),
             PlotAxis::Memory => "weight memory [MiB]".to_string(),
@@ -225,14 +226,13 @@ impl FrontPlot<'_> {
             .draw()
             .map_err(|e| e.to_string())?;
         self.draw_front(&mut chart, &series)?;
-        self.draw_marks(&mut chart, &series)?;
+        self.draw_marks(&mut chart, &series, middle)?;
         chart
             .configure_series_labels()
             // Where the front and the marks leave room: the fronts run low, uniform 16-bit sits
             // high on the right (accuracy, memory) or high on the left (cycles).
             .position(match axis {
-                PlotAxis::Accuracy => SeriesLabelPosition::UpperLeft,
-                PlotAxis::Memory => SeriesLabelPosition::LowerRight,
+                PlotAxis::Accuracy | PlotAxis::Memory => SeriesLabelPosition::UpperLeft,
                 PlotAxis::Cycles => SeriesLabelPosition::UpperRight,
             })
             .background_style(WHITE.mix(0.8))
@@ -284,8 +284,9 @@ impl FrontPlot<'_> {
         Ok(())
     }
 
-    /// The marks (see [`MarkStyle`]), each style with its legend entry, then their labels.
-    fn draw_marks(&self, chart: &mut Chart, series: &Series) -> Result<(), String> {
+    /// The marks (see [`MarkStyle`]), each style with its legend entry, then their labels
+    /// (towards the middle of the panel, `middle` on the x axis, so that none leaves it).
+    fn draw_marks(&self, chart: &mut Chart, series: &Series, middle: f64) -> Result<(), String> {
         use plotters::prelude::*;
         use plotters::style::text_anchor::{HPos, Pos, VPos};
         let (green, orange) = (RGBColor(0, 140, 60), RGBColor(230, 120, 0));
@@ -337,18 +338,24 @@ impl FrontPlot<'_> {
         }
         chart
             .draw_series(series.marks.iter().map(|&(x, y, m)| {
-                // Left of the marker; a random-search mark (just above its uniform design) a
-                // little higher, the uniform designs a little lower, so that the two labels part.
+                // On the side of the marker towards the middle; a random-search mark (just above
+                // its uniform design) a little higher, the uniform designs a little lower, so that
+                // the two labels part.
                 let (v, dy) = match m.style {
                     MarkStyle::Baseline => (VPos::Bottom, -3),
                     MarkStyle::Reference => (VPos::Top, 3),
                     MarkStyle::Chosen => (VPos::Center, 0),
                 };
+                let (h, dx) = if x < middle {
+                    (HPos::Left, 12)
+                } else {
+                    (HPos::Right, -12)
+                };
                 let font = ("sans-serif", 14)
                     .into_font()
                     .color(&BLACK)
-                    .pos(Pos::new(HPos::Right, v));
-                EmptyElement::at((x, y)) + Text::new(m.label.clone(), (-12, dy), font)
+                    .pos(Pos::new(h, v));
+                EmptyElement::at((x, y)) + Text::new(m.label.clone(), (dx, dy), font)
             }))
             .map_err(|e| e.to_string())?;
         Ok(())

@@ -46,8 +46,8 @@ pub(super) fn write(
         .map_err(|e| InputError::new(path, "(file)", e.to_string()))
 }
 
-/// The plot's marks: uniform 8- and 16-bit, uniform 8-bit mapped by random search (no cycles:
-/// not on a cycles axis), the minimum-EDP point and the headline's designs.
+/// The plot's marks: uniform 8- and 16-bit, uniform 8-bit mapped by random search, the
+/// minimum-EDP point and the headline's designs.
 fn marks(exact: &ExactFront, d: &Designs, report: &FrontReport) -> Vec<PlotMark> {
     let mut marks = vec![];
     if let Some(u) = &exact.uniform8 {
@@ -56,7 +56,7 @@ fn marks(exact: &ExactFront, d: &Designs, report: &FrontReport) -> Vec<PlotMark>
             marks.push(PlotMark {
                 label: "uniform 8-bit, random-search mapping".into(),
                 energy_pj: e,
-                cycles: None,
+                cycles: d.random8.0.cycles,
                 style: MarkStyle::Baseline,
                 ..PlotMark::from_point("", u)
             });

@@ -23,8 +23,10 @@ pub const SAMPLES: u64 = 10_000;
 /// The baseline's total and how it used the cache.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RandomBaseline {
-    /// Network energy (pJ); None when some layer found no valid mapping.
+    /// Network energy (pJ) and latency (cycles) of the mappings found; None when some layer
+    /// found no valid mapping.
     pub energy_pj: Option<f64>,
+    pub cycles: Option<u64>,
     /// Distinct layer shapes, and how many were read from the cache.
     pub shapes: usize,
     pub cached_shapes: usize,
@@ -52,20 +54,22 @@ pub fn uniform_random(
     cache_dir: Option<&Path>,
 ) -> RandomBaseline {
     let (units, unit_of) = distinct_shapes(inst);
-    let per_shape: Vec<(Option<f64>, bool)> = units
+    let per_shape: Vec<(Option<(f64, u64)>, bool)> = units
         .par_iter()
         .map(|(shape, rep)| shape_energy(inst, cons, *rep, shape, bits, seed, cache_dir))
         .collect();
-    let energy_pj = unit_of.iter().map(|&u| per_shape[u].0).sum::<Option<f64>>();
+    let energy_pj = (unit_of.iter().map(|&u| per_shape[u].0.map(|b| b.0))).sum::<Option<f64>>();
+    let cycles = (unit_of.iter().map(|&u| per_shape[u].0.map(|b| b.1))).sum::<Option<u64>>();
     RandomBaseline {
         energy_pj,
+        cycles,
         shapes: units.len(),
         cached_shapes: per_shape.iter().filter(|s| s.1).count(),
     }
 }
 
-/// One shape's best energy by random search (None: no valid sample; None also when its
-/// mapspace cannot be built) and whether it came from the cache.
+/// One shape's best energy by random search and that mapping's cycles (None: no valid sample;
+/// None also when its mapspace cannot be built), and whether it came from the cache.
 fn shape_energy(
     inst: &Instance,
     cons: &Constraints,
@@ -74,7 +78,7 @@ fn shape_energy(
     bits: BitTriple,
     seed: u64,
     cache_dir: Option<&Path>,
-) -> (Option<f64>, bool) {
+) -> (Option<(f64, u64)>, bool) {
     let problem = &inst.layers[rep].problem;
     let Ok(space) = Mapspace::new(problem, &inst.arch, cons) else {
         return (None, false);
@@ -96,7 +100,10 @@ fn shape_energy(
         return (hit, true);
     }
     let r = crate::search::random(&space, &opts, Objective::Energy, seed, SAMPLES, None);
-    let energy = r.value.is_finite().then_some(r.value);
+    let best = (r.evaluation.as_ref())
+        .filter(|_| r.value.is_finite())
+        .map(|e| (r.value, e.cycles));
+    let energy = best.map(|b| b.0);
     if let Some(f) = file {
         let cached = CacheFile {
             model_version: MODEL_VERSION.into(),
@@ -116,19 +123,20 @@ fn shape_energy(
             let _ = crate::report::write_atomic(&f, &text);
         }
     }
-    (energy, false)
+    (best, false)
 }
 
-/// The cached energy of a shape (Some(None): no valid sample was found) when the file at `f`
-/// checks out: same model version and shape, and its mapping in the mapspace, valid and
-/// re-evaluating to the stored energy (a file without a mapping is believed: the search found
-/// no valid sample). None when there is no such file or it does not check out.
+/// The cached energy of a shape and its mapping's cycles (Some(None): no valid sample was
+/// found) when the file at `f` checks out: same model version and shape, and its mapping in
+/// the mapspace, valid and re-evaluating to the stored energy (a file without a mapping is
+/// believed: the search found no valid sample). None when there is no such file or it does
+/// not check out.
 fn read(
     f: &Path,
     space: &Mapspace,
     opts: &crate::model::ModelOptions,
     shape: &str,
-) -> Option<Option<f64>> {
+) -> Option<Option<(f64, u64)>> {
     let file: CacheFile = serde_json::from_str(&std::fs::read_to_string(f).ok()?).ok()?;
     if file.model_version != MODEL_VERSION || file.shape != shape || file.kind != "random-baseline"
     {
@@ -140,7 +148,7 @@ fn read(
             let m = mapping_from_spec(ms, space.arch(), space.problem(), f).ok()?;
             let ev = crate::eval::evaluate(space.problem(), space.arch(), &m, opts);
             let same = ev.valid && space.contains(&m) && (ev.energy_pj - e).abs() <= 1e-12 * e;
-            same.then_some(Some(e))
+            same.then_some(Some((e, ev.cycles)))
         }
         _ => None,
     }

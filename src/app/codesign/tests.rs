@@ -88,6 +88,7 @@ fn report(full: bool) -> FrontReport {
         table_seconds: 12.75,
         uniform_16bit: some(design(4.0, PointStatus::Evaluated, false)),
         uniform_8bit: some(design(3.0, PointStatus::Evaluated, true)),
+        uniform_8bit_random_search_cycles: full.then_some(12345678),
         uniform_8bit_random_search_pj: full.then_some(3201548633.033),
         workload: "mobilenet_v1".into(),
         work: Work {
@@ -147,6 +148,7 @@ fn as_json_literal(r: &FrontReport) -> serde_json::Value {
         "points": r.points.iter().map(point_json).collect::<Vec<_>>(),
         "uniform_8bit": r.uniform_8bit.as_ref().map(point_json),
         "uniform_16bit": r.uniform_16bit.as_ref().map(point_json),
+        "uniform_8bit_random_search_cycles": r.uniform_8bit_random_search_cycles,
         "uniform_8bit_random_search_pj": r.uniform_8bit_random_search_pj,
         "min_edp": r.min_edp.as_ref().map(point_json),
         "nsga2": r.nsga2.as_ref().map(|v| v.iter().map(point_json).collect::<Vec<_>>()),
