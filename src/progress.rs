@@ -1,7 +1,9 @@
 //! Progress on stderr. One long solve: the engine, the incumbent, the bound, the gap and the
 //! elapsed time, refreshed every second — a line redrawn in place on a terminal, a plain line
 //! every 5 s elsewhere. A table: a bar of layer shapes on a terminal, plain lines elsewhere
-//! ([`Counter`]). Never on stdout, so `--json` output stays clean; `--quiet` shows nothing.
+//! ([`Counter`]). A stage of a longer run (`qmap front`'s table, trace, baseline, NSGA-II):
+//! its message of what it has done ([`Stage`]). Never on stdout, so `--json` output stays
+//! clean; `--quiet` shows nothing.
 //!
 //! The engines report through process-wide atomics ([`incumbent`], [`bound`], [`phase`],
 //! [`parts`]) that cost one relaxed load when no display is running; a [`Display`] started
@@ -217,5 +219,88 @@ fn plain_lines(stop: &AtomicBool, done: &AtomicUsize, total: usize, what: &str) 
         next += Duration::from_secs(5);
         let secs = start.elapsed().as_secs_f64();
         eprintln!("table: {}/{total} {what} [{secs:.0} s]", done.load(Relaxed));
+    }
+}
+
+/// A stage of a longer run (the front's table, trace, baseline, NSGA-II) on stderr, shown
+/// once it has run a second: an indicatif spinner with the stage's message on a terminal, a
+/// plain line every five seconds elsewhere. Stops (clearing the spinner) when dropped.
+pub struct Stage {
+    message: Arc<Mutex<String>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Stage {
+    /// Starts showing stage `name` (None with `quiet`). `on_terminal`: whether to show it on a
+    /// terminal too (false when the stage draws its own bar there).
+    pub fn start(quiet: bool, name: &'static str, on_terminal: bool) -> Option<Stage> {
+        let terminal = std::io::stderr().is_terminal();
+        if quiet || (terminal && !on_terminal) {
+            return None;
+        }
+        let message = Arc::new(Mutex::new(String::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (m, s) = (message.clone(), stop.clone());
+        let thread = std::thread::spawn(move || show_stage(name, &m, &s, terminal));
+        Some(Stage {
+            message,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Replaces the stage's message (what it has done so far).
+    pub fn set(&self, message: String) {
+        *self.message.lock().unwrap_or_else(|e| e.into_inner()) = message;
+    }
+}
+
+impl Drop for Stage {
+    fn drop(&mut self) {
+        self.stop.store(true, Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The stage display loop (see [`Stage`]).
+fn show_stage(name: &str, message: &Mutex<String>, stop: &AtomicBool, terminal: bool) {
+    let start = Instant::now();
+    let line = || {
+        let m = message.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if m.is_empty() {
+            name.to_string()
+        } else {
+            format!("{name}: {m}")
+        }
+    };
+    let mut next = start + Duration::from_secs(1);
+    let mut spinner: Option<indicatif::ProgressBar> = None;
+    while !stop.load(Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+        if Instant::now() < next {
+            continue;
+        }
+        if terminal {
+            next += Duration::from_millis(200);
+            let bar = spinner.get_or_insert_with(|| {
+                let b = indicatif::ProgressBar::new_spinner();
+                b.set_style(
+                    indicatif::ProgressStyle::with_template("{spinner} [{elapsed}] {msg}")
+                        .expect("static template"),
+                );
+                b.enable_steady_tick(Duration::from_millis(120));
+                b
+            });
+            bar.set_message(line());
+        } else {
+            next += Duration::from_secs(5);
+            eprintln!("[{:.0} s] {}", start.elapsed().as_secs_f64(), line());
+        }
+    }
+    if let Some(b) = spinner {
+        b.finish_and_clear();
     }
 }

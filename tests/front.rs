@@ -6,7 +6,7 @@ use qmap::front::{
     brute_force_front, dominates, for_each_selection, front_hypervolume, hypervolume, min_edp,
     non_dominated, nsga2, select, trace_front, AccuracyKind, AccuracyModel, AccuracyTable, BitSets,
     Budgets, Criterion, EnergyTable, FrontError, FrontKind, FrontOptions, FrontPlot, FrontPoint,
-    Goal, LayerTable, Nsga2Options, PlotAxis, PlotMark, SelectionProblem, TableEntry,
+    Goal, LayerTable, MarkStyle, Nsga2Options, PlotMark, SelectionProblem, TableEntry,
 };
 use qmap::spec::{self, NetworkSpec};
 use qmap::workload::{self, Layer};
@@ -767,31 +767,63 @@ fn svg_plot_is_written() {
             energy_pj: f.points.last().unwrap().energy_pj * 1.5,
             accuracy: 70.0,
             memory_bytes: 1e4,
+            cycles: None,
+            style: MarkStyle::Reference,
         }))
         .collect();
     let dir = std::env::temp_dir().join(format!("qmap-front-svg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    for (axis, name) in [
-        (PlotAxis::Accuracy, "acc.svg"),
-        (PlotAxis::Memory, "mem.svg"),
+    for (kind, name, x_desc) in [
+        (FrontKind::EnergyAccuracy, "acc.svg", "accuracy (proxy) [%]"),
+        (FrontKind::EnergyMemory, "mem.svg", "weight memory [MiB]"),
+        (
+            FrontKind::EnergyCycles,
+            "cyc.svg",
+            "latency [million cycles]",
+        ),
+        (
+            FrontKind::EnergyAccuracyMemory,
+            "both.svg",
+            "weight memory [MiB]",
+        ),
     ] {
         let path = dir.join(name);
+        let incomplete = (kind == FrontKind::EnergyMemory).then_some("stopped after 3 points");
         FrontPlot {
             title: "test front",
-            x_axis: axis,
+            kind,
+            method: "exact front (label search)",
             accuracy_label: AccuracyKind::Proxy.label(),
             front: &f.points,
             baseline: Some(("NSGA-II", &ga.front)),
             marks: &marks,
+            incomplete,
         }
         .write_svg(&path)
         .unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
         assert!(svg.contains("<svg"));
         assert!(svg.contains("<text"), "axis labels are SVG text");
-        assert!(svg.contains("uniform 16-bit"));
         assert!(svg.contains("energy [µJ]"));
+        assert!(svg.contains(x_desc), "{name}: the x axis is {x_desc}");
+        assert!(svg.contains("exact front (label search)"));
+        // The 16-bit mark has no cycles: on every axis but cycles.
+        assert_eq!(
+            svg.contains("uniform 16-bit"),
+            kind != FrontKind::EnergyCycles,
+            "{name}"
+        );
+        assert_eq!(
+            svg.contains("INCOMPLETE FRONT"),
+            incomplete.is_some(),
+            "{name}"
+        );
     }
+    let both = std::fs::read_to_string(dir.join("both.svg")).unwrap();
+    assert!(
+        both.contains("accuracy (proxy) [%]"),
+        "the 3-D plot has both panels"
+    );
     assert!(svg_has_accuracy_label(&dir.join("acc.svg")));
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -184,3 +184,165 @@ fn front_needs_a_front_section_and_bit_lists() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("eyeriss_mbv2_l7.yaml: front"), "{err}");
 }
+
+/// The (energy, accuracy) of a front's points in the JSON.
+fn energy_accuracy(points: &serde_json::Value) -> Vec<(f64, f64)> {
+    (points.as_array().unwrap().iter())
+        .map(|p| {
+            (
+                p["energy_pj"].as_f64().unwrap(),
+                p["accuracy"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// `qmap front` of the small instance with `extra` arguments, as JSON (exit code 0).
+fn front_json(dir: &Path, inst: &Path, cache: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["front", inst.to_str().unwrap(), "--json", "--cache", cache];
+    args.extend_from_slice(extra);
+    let out = qmap_in(dir, &args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_key_sorted(&out);
+    json(&out)
+}
+
+#[test]
+fn default_front_is_complete_and_is_the_whole_front_above_its_floor() {
+    let dir = scratch("complete");
+    let inst = small_instance(&dir);
+    let cache = dir.join("cache");
+    let cache = cache.to_str().unwrap();
+    let v = front_json(&dir, &inst, cache, &[]);
+    assert_eq!(v["complete"], true);
+    assert!(v["stopped"].is_null());
+    let floor = v["min_accuracy"].as_f64().unwrap();
+    let u8acc = v["uniform_8bit"]["accuracy"].as_f64().unwrap();
+    assert!((floor - (u8acc - 2.0)).abs() < 1e-9, "default floor");
+    // The whole front traced from accuracy 0, cut at the floor: the same points.
+    let all = front_json(&dir, &inst, "none", &["--min-accuracy", "0"]);
+    assert_eq!(all["complete"], true);
+    let above: Vec<(f64, f64)> = energy_accuracy(&all["points"])
+        .into_iter()
+        .filter(|p| p.1 >= floor)
+        .collect();
+    assert_eq!(energy_accuracy(&v["points"]), above);
+    assert!(above.len() >= 3, "{above:?}");
+    // It reaches the most accurate design within the floor: uniform 8-bit's accuracy or more.
+    assert!(above.iter().any(|p| p.1 >= u8acc));
+    // The headline: the least-energy point at no loss and within the tolerance, and its savings.
+    let u8e = v["uniform_8bit"]["energy_pj"].as_f64().unwrap();
+    let random = v["uniform_8bit_random_search_pj"].as_f64().unwrap();
+    let headline = v["headline"].as_array().unwrap();
+    assert_eq!(headline.len(), 2);
+    for (h, tolerance) in headline.iter().zip([0.0, 0.5]) {
+        assert_eq!(h["accuracy_tolerance"].as_f64().unwrap(), tolerance);
+        let best = above
+            .iter()
+            .filter(|p| p.1 >= u8acc - tolerance)
+            .map(|p| p.0)
+            .fold(f64::INFINITY, f64::min);
+        let e = h["energy_pj"].as_f64().unwrap();
+        assert_eq!(e, best, "tolerance {tolerance}");
+        let saved = h["energy_saved_vs_uniform_8bit_percent"].as_f64().unwrap();
+        assert!((saved - 100.0 * (1.0 - e / u8e)).abs() < 1e-9);
+        let saved_rs = h["energy_saved_vs_uniform_8bit_random_search_percent"]
+            .as_f64()
+            .unwrap();
+        assert!((saved_rs - 100.0 * (1.0 - e / random)).abs() < 1e-9);
+        assert!(random >= u8e, "random search never beats the optimum");
+    }
+    assert!(
+        headline[1]["energy_pj"].as_f64().unwrap() <= headline[0]["energy_pj"].as_f64().unwrap()
+    );
+}
+
+#[test]
+fn a_budget_cuts_the_front_and_says_where() {
+    let dir = scratch("budget");
+    let inst = small_instance(&dir);
+    let full = front_json(&dir, &inst, "none", &["--min-accuracy", "0"]);
+    let v = front_json(
+        &dir,
+        &inst,
+        "none",
+        &["--min-accuracy", "0", "--points", "2"],
+    );
+    assert_eq!(v["complete"], false);
+    assert_eq!(v["stopped"]["reason"], "point_budget");
+    assert_eq!(v["points"].as_array().unwrap().len(), 2);
+    // The points kept are the front's two of least energy; the last is where it stopped.
+    let kept = energy_accuracy(&v["points"]);
+    assert_eq!(kept, energy_accuracy(&full["points"])[..2].to_vec());
+    assert_eq!(v["stopped"]["last_energy_pj"].as_f64().unwrap(), kept[1].0);
+    // The terminal says so too.
+    let out = qmap_in(
+        &dir,
+        &[
+            "front",
+            inst.to_str().unwrap(),
+            "--cache",
+            "none",
+            "--points",
+            "2",
+            "--min-accuracy",
+            "0",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("front: 2 points, INCOMPLETE") && text.contains("  stopped after 2 points"),
+        "{text}"
+    );
+}
+
+#[test]
+fn warm_runs_read_the_front_and_the_baseline_from_the_cache_and_check_them() {
+    let dir = scratch("warm");
+    let inst = small_instance(&dir);
+    let cache = dir.join("cache");
+    let cold = front_json(&dir, &inst, cache.to_str().unwrap(), &[]);
+    let warm = front_json(&dir, &inst, cache.to_str().unwrap(), &[]);
+    for key in [
+        "points",
+        "uniform_8bit_random_search_pj",
+        "headline",
+        "complete",
+    ] {
+        assert_eq!(warm[key], cold[key], "{key}");
+    }
+    let uncached = front_json(&dir, &inst, "none", &[]);
+    assert_eq!(
+        uncached["uniform_8bit_random_search_pj"],
+        cold["uniform_8bit_random_search_pj"]
+    );
+    // Tamper with every cached front and random-search file: each is rejected and recomputed.
+    let mut tampered = (0, 0);
+    for sub in std::fs::read_dir(&cache).unwrap() {
+        for f in std::fs::read_dir(sub.unwrap().path()).unwrap() {
+            let f = f.unwrap().path();
+            let text = std::fs::read_to_string(&f).unwrap();
+            let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            if v["kind"] == "random-baseline" && v["energy_pj"].is_f64() {
+                v["energy_pj"] = (v["energy_pj"].as_f64().unwrap() * 0.5).into();
+                tampered.0 += 1;
+            } else if v["front"]["points"].is_array() {
+                v["front"]["points"].as_array_mut().unwrap().pop();
+                tampered.1 += 1;
+            } else {
+                continue;
+            }
+            std::fs::write(&f, v.to_string()).unwrap();
+        }
+    }
+    assert!(tampered.0 >= 1 && tampered.1 == 1, "{tampered:?}");
+    let again = front_json(&dir, &inst, cache.to_str().unwrap(), &[]);
+    for key in ["points", "uniform_8bit_random_search_pj", "headline"] {
+        assert_eq!(again[key], cold[key], "{key}");
+    }
+}

@@ -5,13 +5,17 @@
 //! [`run`] builds the table E*(layer, bits) of proven per-layer optima at every bit
 //! configuration some layer may take ([`crate::optimum::build`]: identical shapes and packing
 //! classes solved once, cached), joins it with the instance's accuracy model into the selection
-//! problem and traces the front ([`crate::front::trace_front`]). By default only points within 2
-//! accuracy points of uniform 8-bit are traced. The report adds the uniform 8- and 16-bit
-//! designs, the least-energy design at least as accurate as uniform 8-bit against uniform 8-bit
-//! mapped optimally and mapped by random search (10,000 valid samples per layer, the seed's
-//! mapper), and, with [`Method::Nsga2`], the seed's NSGA-II over the same table with the
-//! hypervolumes of both fronts. A network some layer of which has no mapping at any bit choice
-//! is reported infeasible, with the reason.
+//! problem and traces the whole front ([`crate::front::trace_front`]) from the accuracy floor
+//! (by default uniform 8-bit's accuracy minus 2 points) up, unless a point or time budget stops
+//! it first (the report then says which, and where). The report adds the uniform 8- and 16-bit
+//! designs and the headline ([`Headline`]): the least-energy design at no accuracy loss against
+//! uniform 8-bit, and within a tolerance, against uniform 8-bit mapped optimally and mapped by
+//! random search (10,000 valid samples per layer, the seed's mapper, [`random`]), and, with
+//! [`Method::Nsga2`], the seed's NSGA-II over the same table with the hypervolumes of both
+//! fronts. A network some layer of which has no mapping at any bit choice is reported
+//! infeasible, with the reason. A complete front and the random-search baseline are cached
+//! next to the table (each checked when read), so that a warm run only re-reads them; every
+//! stage longer than a second shows its progress on stderr ([`crate::progress::Stage`]).
 //!
 //! The report is typed ([`CodesignReport`]); its JSON is `qmap front --json`, and
 //! [`crate::report::codesign`] holds its terminal text and its CSV.
@@ -20,7 +24,8 @@ use crate::front::{self as fr, FrontKind, FrontPoint};
 use crate::instance::{self, BitTriple, Instance};
 use crate::mapspace::Constraints;
 use crate::optimum::{Table, TableSettings};
-use crate::spec::{InputError, MappingSpec, Objective};
+use crate::progress::Stage;
+use crate::spec::{InputError, MappingSpec};
 use serde::{Serialize, Serializer};
 use std::path::Path;
 
@@ -42,6 +47,13 @@ pub struct CodesignRequest<'a> {
     pub method: Method,
     /// Stop after this many front points (lowest energy first).
     pub max_points: usize,
+    /// Stop tracing the front after this many seconds.
+    pub time_budget: Option<f64>,
+    /// The headline's second comparison: the least-energy design within this many accuracy
+    /// points of uniform 8-bit (the first is at no loss).
+    pub accuracy_tolerance: f64,
+    /// Show no progress on stderr.
+    pub quiet: bool,
     /// Only points with at least this accuracy; None: uniform 8-bit's accuracy minus 2 points.
     pub min_accuracy: Option<f64>,
     /// Accuracies closer than this count as equal (percentage points).
@@ -126,6 +138,9 @@ pub struct FrontReport {
     #[serde(serialize_with = "debug_name")]
     pub front: FrontKind,
     pub front_seconds: f64,
+    /// The designs at no accuracy loss and within the tolerance against uniform 8-bit, and
+    /// what they save.
+    pub headline: Vec<Headline>,
     /// Hypervolumes of the exact front and of NSGA-II's points within the budgets, against a
     /// common reference (NSGA-II against a complete exact front only).
     pub hypervolume: Option<Hypervolumes>,
@@ -139,13 +154,17 @@ pub struct FrontReport {
     pub nsga2_within_budgets: Option<usize>,
     /// The front, in increasing energy.
     pub points: Vec<Design>,
+    /// The front's cut when it is incomplete: why and where.
+    pub stopped: Option<Stopped>,
     /// Table entries whose optimum is not proven (time limit).
     pub table_entries_not_proven: usize,
     pub table_seconds: f64,
     /// Uniform 16-bit (each layer at 16 bits, mapped optimally; the plot's mark).
     pub uniform_16bit: Option<Design>,
     pub uniform_8bit: Option<Design>,
-    /// Uniform 8-bit mapped by random search (pJ); None when a layer finds no valid mapping.
+    /// Uniform 8-bit mapped by random search: its latency (cycles) and energy (pJ); None
+    /// when a layer finds no valid mapping.
+    pub uniform_8bit_random_search_cycles: Option<u64>,
     pub uniform_8bit_random_search_pj: Option<f64>,
     pub workload: String,
     /// What the terminal text says besides.
@@ -153,6 +172,40 @@ pub struct FrontReport {
     pub work: Work,
     #[serde(skip)]
     pub cache_warnings: Vec<String>,
+}
+
+/// Where and why a front stopped before it was complete.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stopped {
+    /// What to do about it, as a sentence.
+    pub explanation: String,
+    /// The last point traced: the front covers the points of less energy than it.
+    pub last_accuracy: Option<f64>,
+    pub last_cycles: Option<u64>,
+    pub last_energy_pj: Option<f64>,
+    pub last_memory_bytes: Option<f64>,
+    /// `point_budget`, `time_budget` or `solve_time_limit`.
+    pub reason: fr::StopReason,
+}
+
+/// The least-energy design within `accuracy_tolerance` points of uniform 8-bit's accuracy and
+/// what it saves against uniform 8-bit mapped optimally and mapped by random search.
+#[derive(Debug, Clone, Serialize)]
+pub struct Headline {
+    pub accuracy: f64,
+    /// Points below uniform 8-bit's accuracy allowed (0: no loss).
+    pub accuracy_tolerance: f64,
+    pub cycles: u64,
+    pub energy_pj: f64,
+    /// Energy saved, percent of uniform 8-bit mapped optimally.
+    pub energy_saved_vs_uniform_8bit_percent: f64,
+    /// Energy saved, percent of uniform 8-bit mapped by random search.
+    pub energy_saved_vs_uniform_8bit_random_search_percent: Option<f64>,
+    pub memory_bytes: f64,
+    /// Weight memory saved, percent of uniform 8-bit's.
+    pub memory_saved_vs_uniform_8bit_percent: f64,
+    /// Per weight bit-width, how many layers use it.
+    pub weight_bits: Vec<(u32, usize)>,
 }
 
 /// The work behind a front (the terminal text's, not in the JSON).
@@ -171,6 +224,13 @@ pub struct Work {
     pub front_solves: usize,
     /// Designs NSGA-II evaluated.
     pub nsga2_evaluations: Option<usize>,
+    /// Whether the front and the random-search baseline were read from the cache.
+    pub front_cached: bool,
+    pub random_search_cached: bool,
+    pub random_search_seconds: f64,
+    /// The point budget and the time budget (s) of the trace.
+    pub max_points: usize,
+    pub time_budget: Option<f64>,
 }
 
 /// The hypervolumes of the exact front and of NSGA-II's points.
@@ -227,8 +287,7 @@ fn sorted_keys<T: Serialize, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Err
 /// Runs co-design (see the module doc). The CSV and SVG files are written before it returns.
 pub fn run(req: &CodesignRequest) -> Result<CodesignReport, CodesignError> {
     let inputs = Inputs::load(req.instance)?;
-    let table = crate::optimum::build(&inputs.inst, &inputs.cons, &inputs.triples, &req.settings)
-        .map_err(CodesignError::Solver)?;
+    let table = build_table(req, &inputs)?;
     if let Some(reason) = infeasible_layer(&inputs.inst, &table) {
         return Ok(CodesignReport::Infeasible(InfeasibleNetwork {
             reason,
@@ -244,13 +303,13 @@ pub fn run(req: &CodesignRequest) -> Result<CodesignReport, CodesignError> {
         .count();
     let exact = exact_front(req, &inputs, &table)?;
     let uniform16 = uniform16(&inputs, &req.settings);
-    let random8 = uniform_random_energy(&inputs.inst, &inputs.cons, (8, 8, 8), req.seed);
-    let best_vs_8 = best_vs_uniform8(req, &exact)?;
+    let random8 = random_baseline(req, &inputs);
+    let headline = headline_points(req, &exact)?;
     let nsga = (req.method == Method::Nsga2).then(|| nsga2_run(req, &exact));
     let designs = Designs {
         uniform16,
         random8,
-        best_vs_8,
+        headline,
         nsga,
     };
     let report = FrontReport::new(req, &inputs, &table, unproven, &exact, &designs);
@@ -259,9 +318,41 @@ pub fn run(req: &CodesignRequest) -> Result<CodesignReport, CodesignError> {
             .map_err(|e| InputError::new(csv, "(file)", format!("cannot write: {e}")))?;
     }
     if let Some(svg) = req.svg {
-        write_plot(svg, &inputs, &exact, &designs)?;
+        plot::write(svg, &inputs, &exact, &designs, &report)?;
     }
     Ok(CodesignReport::Front(Box::new(report)))
+}
+
+/// The table of per-layer optima, its progress shown by the table ([`crate::progress::Counter`]:
+/// a bar of layer shapes on a terminal, a line every five seconds elsewhere).
+fn build_table(req: &CodesignRequest, inputs: &Inputs) -> Result<Table, CodesignError> {
+    let settings = TableSettings {
+        progress: !req.quiet,
+        ..req.settings.clone()
+    };
+    crate::optimum::build(&inputs.inst, &inputs.cons, &inputs.triples, &settings)
+        .map_err(CodesignError::Solver)
+}
+
+/// The random-search baseline (uniform 8-bit), cached, its progress shown.
+fn random_baseline(req: &CodesignRequest, inputs: &Inputs) -> (random::RandomBaseline, f64) {
+    let t0 = std::time::Instant::now();
+    let stage = Stage::start(req.quiet, "random-search baseline", true);
+    if let Some(s) = &stage {
+        s.set(format!(
+            "uniform 8-bit, {} valid samples per layer shape",
+            random::SAMPLES
+        ));
+    }
+    let cache = crate::optimum::usable_cache(&req.settings).0.cache_dir;
+    let r = random::uniform_random(
+        &inputs.inst,
+        &inputs.cons,
+        (8, 8, 8),
+        req.seed,
+        cache.as_deref(),
+    );
+    (r, t0.elapsed().as_secs_f64())
 }
 
 /// The instance with what the front needs: its constraints, accuracy model, bit sets and the
@@ -367,6 +458,8 @@ struct ExactFront {
     /// The accuracy budget (asked for, or uniform 8-bit's accuracy minus 2 points).
     min_accuracy: Option<f64>,
     front: fr::Front,
+    /// Whether the front was read from the cache.
+    from_cache: bool,
 }
 
 /// A front error about the instance's `front` data.
@@ -375,7 +468,8 @@ fn front_error(req: &CodesignRequest, e: fr::FrontError) -> InputError {
 }
 
 /// The selection problem over the table (per-layer weight budgets, `weight_budget_bytes`, apply
-/// to it too) and its exact front within the budgets.
+/// to it too) and its exact front within the budgets: from the cache when a stored front checks
+/// out, else traced (its progress shown) and, when complete, stored.
 fn exact_front(
     req: &CodesignRequest,
     inputs: &Inputs,
@@ -393,6 +487,7 @@ fn exact_front(
         .or(uniform8.as_ref().map(|u| u.accuracy - 2.0));
     let opts = fr::FrontOptions {
         max_points: req.max_points,
+        time_budget: req.time_budget,
         accuracy_resolution: req.accuracy_resolution,
         budgets: fr::Budgets {
             min_accuracy,
@@ -401,13 +496,51 @@ fn exact_front(
         },
         ..Default::default()
     };
-    let front = fr::trace_front(&problem, req.kind, &opts).map_err(|e| front_error(req, e))?;
+    let cache = crate::optimum::usable_cache(&req.settings).0.cache_dir;
+    let file = cache.map(|d| stored::file(&d, &problem, req.kind, &opts));
+    let cached = file
+        .as_deref()
+        .and_then(|f| stored::read(f, &problem, &opts));
+    let from_cache = cached.is_some();
+    let front = match cached {
+        Some(f) => f,
+        None => {
+            let f = trace(req, &problem, &opts)?;
+            if let Some(file) = &file {
+                stored::write(file, &f);
+            }
+            f
+        }
+    };
     Ok(ExactFront {
         problem,
         uniform8,
         min_accuracy,
         front,
+        from_cache,
     })
+}
+
+/// Traces the front, showing how far it got.
+fn trace(
+    req: &CodesignRequest,
+    problem: &fr::SelectionProblem,
+    opts: &fr::FrontOptions,
+) -> Result<fr::Front, InputError> {
+    let stage = Stage::start(req.quiet, "front", true);
+    let mut progress = |n: usize, p: &FrontPoint| {
+        if let Some(s) = &stage {
+            s.set(format!(
+                "{n} points (at most {}), last: {}, {:.3} % accuracy, {:.2} MiB, {} cycles",
+                req.max_points,
+                crate::report::energy(p.energy_pj),
+                p.accuracy,
+                p.memory_bytes / (1024.0 * 1024.0),
+                p.cycles
+            ));
+        }
+    };
+    fr::trace_front_with(problem, req.kind, opts, &mut progress).map_err(|e| front_error(req, e))
 }
 
 /// The uniform 16-bit design (the plot's mark only): its own table at 16 bits; None when that
@@ -426,20 +559,30 @@ fn uniform16(inputs: &Inputs, settings: &TableSettings) -> Option<FrontPoint> {
         .uniform(16)
 }
 
-/// The seed's comparison: the least-energy design at least as accurate as uniform 8-bit (a
-/// point of the energy × accuracy front; solved directly, whatever front was asked for).
-fn best_vs_uniform8(
+/// The headline's designs: the least-energy design at least as accurate as uniform 8-bit, then
+/// within the tolerance of it (each a point of the energy × accuracy front, solved directly,
+/// whatever front was asked for), with the tolerance.
+fn headline_points(
     req: &CodesignRequest,
     exact: &ExactFront,
-) -> Result<Option<FrontPoint>, InputError> {
+) -> Result<Vec<(f64, FrontPoint)>, InputError> {
     let Some(u) = &exact.uniform8 else {
-        return Ok(None);
+        return Ok(vec![]);
     };
-    let budgets = fr::Budgets {
-        min_accuracy: Some(u.accuracy),
-        ..Default::default()
-    };
-    fr::select(&exact.problem, fr::Goal::Energy, &budgets, None).map_err(|e| front_error(req, e))
+    let mut out = vec![];
+    for tolerance in [0.0, req.accuracy_tolerance] {
+        if out.iter().any(|(t, _)| *t == tolerance) {
+            continue;
+        }
+        let budgets = fr::Budgets {
+            min_accuracy: Some(u.accuracy - tolerance),
+            ..Default::default()
+        };
+        let best = fr::select(&exact.problem, fr::Goal::Energy, &budgets, None)
+            .map_err(|e| front_error(req, e))?;
+        out.extend(best.map(|p| (tolerance, p)));
+    }
+    Ok(out)
 }
 
 /// NSGA-II's run and its comparison with the exact front.
@@ -457,7 +600,15 @@ fn nsga2_run(req: &CodesignRequest, exact: &ExactFront) -> Nsga2Run {
         seed: req.seed,
         ..Default::default()
     };
+    let stage = Stage::start(req.quiet, "NSGA-II", true);
+    if let Some(s) = &stage {
+        s.set(format!(
+            "{} parents, {} offspring, {} generations",
+            opts.parents, opts.offspring, opts.generations
+        ));
+    }
     let result = fr::nsga2(&exact.problem, &opts);
+    drop(stage);
     let within: Vec<FrontPoint> = result
         .front
         .iter()
@@ -505,9 +656,10 @@ fn hypervolume_reference(
 /// The designs compared with the front.
 struct Designs {
     uniform16: Option<FrontPoint>,
-    /// Uniform 8-bit mapped by random search (pJ).
-    random8: Option<f64>,
-    best_vs_8: Option<FrontPoint>,
+    /// Uniform 8-bit mapped by random search, and its wall time (s).
+    random8: (random::RandomBaseline, f64),
+    /// The headline's designs, with their tolerances.
+    headline: Vec<(f64, FrontPoint)>,
     nsga: Option<Nsga2Run>,
 }
 
@@ -523,12 +675,15 @@ impl FrontReport {
         let design = |p: &FrontPoint| Design::new(p, table, &inputs.inst);
         let front = &exact.front;
         let accuracy_model = inputs.accuracy.label();
+        let headline = headlines(exact.uniform8.as_ref(), d);
         FrontReport {
             accuracy_model,
             architecture: inputs.inst.arch.name.clone(),
-            best_vs_uniform_8bit: d.best_vs_8.as_ref().map(design),
-            comparison: comparison(accuracy_model, exact.uniform8.as_ref(), d),
+            best_vs_uniform_8bit: d.headline.first().map(|(_, p)| design(p)),
+            comparison: comparison(accuracy_model, &headline, exact.uniform8.as_ref(), d),
             complete: front.complete,
+            stopped: stopped(req, front),
+            headline,
             front: req.kind,
             front_seconds: front.seconds,
             hypervolume: d
@@ -550,7 +705,8 @@ impl FrontReport {
             table_seconds: table.seconds,
             uniform_16bit: d.uniform16.as_ref().map(design),
             uniform_8bit: exact.uniform8.as_ref().map(design),
-            uniform_8bit_random_search_pj: d.random8,
+            uniform_8bit_random_search_cycles: d.random8.0.cycles,
+            uniform_8bit_random_search_pj: d.random8.0.energy_pj,
             workload: inputs.inst.workload_name.clone(),
             work: Work {
                 layers: inputs.inst.layers.len(),
@@ -560,10 +716,84 @@ impl FrontReport {
                 default_min_accuracy: req.min_accuracy.is_none(),
                 front_solves: front.solves,
                 nsga2_evaluations: d.nsga.as_ref().map(|r| r.result.evaluations),
+                front_cached: exact.from_cache,
+                random_search_cached: d.random8.0.cached_shapes == d.random8.0.shapes,
+                random_search_seconds: d.random8.1,
+                max_points: req.max_points,
+                time_budget: req.time_budget,
             },
             cache_warnings: table.cache_warnings.clone(),
         }
     }
+}
+
+/// Why and where an incomplete front stopped (None when it is complete).
+fn stopped(req: &CodesignRequest, front: &fr::Front) -> Option<Stopped> {
+    let reason = front.stopped?;
+    let explanation = match reason {
+        fr::StopReason::PointBudget => format!(
+            "stopped after {} points (the point budget, --points {}); raise --points for the rest",
+            front.points.len(),
+            req.max_points
+        ),
+        fr::StopReason::TimeBudget => format!(
+            "stopped after {:.0} s (the time budget, --front-time-limit {}); raise it for the rest",
+            front.seconds,
+            req.time_budget.unwrap_or(0.0)
+        ),
+        fr::StopReason::SolveTimeLimit => {
+            "a selection solve reached its time limit without a solution".to_string()
+        }
+    };
+    // The last point traced: the one of most energy (2-D fronts come out in increasing energy).
+    let last = front.points.last();
+    Some(Stopped {
+        reason,
+        explanation,
+        last_accuracy: last.map(|p| p.accuracy),
+        last_energy_pj: last.map(|p| p.energy_pj),
+        last_memory_bytes: last.map(|p| p.memory_bytes),
+        last_cycles: last.map(|p| p.cycles),
+    })
+}
+
+/// The headline's figures (see [`Headline`]).
+fn headlines(uniform8: Option<&FrontPoint>, d: &Designs) -> Vec<Headline> {
+    let Some(u) = uniform8 else {
+        return vec![];
+    };
+    let saved = |base: f64, x: f64| 100.0 * (1.0 - x / base);
+    d.headline
+        .iter()
+        .map(|(tolerance, p)| {
+            let mut weight_bits: Vec<(u32, usize)> = vec![];
+            for l in &p.layers {
+                match weight_bits
+                    .iter_mut()
+                    .find(|(b, _)| *b == l.bits.weight_bits)
+                {
+                    Some(e) => e.1 += 1,
+                    None => weight_bits.push((l.bits.weight_bits, 1)),
+                }
+            }
+            weight_bits.sort_unstable();
+            Headline {
+                accuracy: p.accuracy,
+                accuracy_tolerance: *tolerance,
+                cycles: p.cycles,
+                energy_pj: p.energy_pj,
+                energy_saved_vs_uniform_8bit_percent: saved(u.energy_pj, p.energy_pj),
+                energy_saved_vs_uniform_8bit_random_search_percent: d
+                    .random8
+                    .0
+                    .energy_pj
+                    .map(|r| saved(r, p.energy_pj)),
+                memory_bytes: p.memory_bytes,
+                memory_saved_vs_uniform_8bit_percent: saved(u.memory_bytes, p.memory_bytes),
+                weight_bits,
+            }
+        })
+        .collect()
 }
 
 impl Design {
@@ -603,79 +833,41 @@ impl Design {
     }
 }
 
-/// The seed's comparison as a sentence: the best design at least as accurate as uniform 8-bit,
-/// and what it saves against uniform 8-bit mapped optimally and by random search.
-fn comparison(acc_label: &str, uniform8: Option<&FrontPoint>, d: &Designs) -> String {
-    let saving = |base: f64, p: &FrontPoint| 1.0 - p.energy_pj / base;
-    let energy = crate::report::energy;
-    match (uniform8, d.best_vs_8.as_ref()) {
-        (Some(u), Some(b)) => format!(
-            "best point at least as accurate as uniform 8-bit: {} ({:.4} {acc_label}); saves {:.1}% vs uniform 8-bit mapped optimally ({}), {} vs uniform 8-bit mapped by random search ({})",
-            energy(b.energy_pj),
-            b.accuracy,
-            saving(u.energy_pj, b) * 100.0,
-            energy(u.energy_pj),
-            d.random8.map_or("-".into(), |r| format!("{:.1}%", saving(r, b) * 100.0)),
-            d.random8.map_or("no valid mapping".into(), energy),
-        ),
-        _ => "no uniform 8-bit design in the table".into(),
-    }
-}
-
-/// Writes the plot of the front to `path`: against weight memory for an energy × memory front,
-/// else against accuracy; NSGA-II's points and the uniform designs marked.
-fn write_plot(
-    path: &Path,
-    inputs: &Inputs,
-    exact: &ExactFront,
+/// The headline as sentences, one per tolerance: the design, and what it saves against uniform
+/// 8-bit mapped optimally and by random search.
+fn comparison(
+    acc_label: &str,
+    headline: &[Headline],
+    uniform8: Option<&FrontPoint>,
     d: &Designs,
-) -> Result<(), InputError> {
-    let mut marks = vec![];
-    if let Some(u) = &exact.uniform8 {
-        marks.push(fr::PlotMark::from_point("uniform 8-bit", u));
-    }
-    if let Some(u) = &d.uniform16 {
-        marks.push(fr::PlotMark::from_point("uniform 16-bit", u));
-    }
-    let title = format!("{} on {}", inputs.inst.workload_name, inputs.inst.arch.name);
-    let plot = fr::FrontPlot {
-        title: &title,
-        x_axis: if exact.front.kind == FrontKind::EnergyMemory {
-            fr::PlotAxis::Memory
-        } else {
-            fr::PlotAxis::Accuracy
-        },
-        accuracy_label: inputs.accuracy.label(),
-        front: &exact.front.points,
-        baseline: d
-            .nsga
-            .as_ref()
-            .map(|r| ("NSGA-II", r.result.front.as_slice())),
-        marks: &marks,
+) -> String {
+    let energy = crate::report::energy;
+    let Some(u) = uniform8 else {
+        return "no uniform 8-bit design in the table".into();
     };
-    plot.write_svg(path)
-        .map_err(|e| InputError::new(path, "(file)", e.to_string()))
-}
-
-/// The uniform-bits energy of a network when each layer is mapped by random search (the seed
-/// paper's mapper: 10,000 valid samples per layer, seeded), in pJ; None when a layer finds no
-/// valid mapping.
-fn uniform_random_energy(
-    inst: &Instance,
-    cons: &Constraints,
-    bits: BitTriple,
-    seed: u64,
-) -> Option<f64> {
-    use rayon::prelude::*;
-    inst.layers
-        .par_iter()
-        .map(|l| {
-            let space = crate::mapspace::Mapspace::new(&l.problem, &inst.arch, cons).ok()?;
-            let opts = inst.options(&l.problem, Some(bits));
-            let r = crate::search::random(&space, &opts, Objective::Energy, seed, 10_000, None);
-            r.value.is_finite().then_some(r.value)
+    let lines: Vec<String> = headline
+        .iter()
+        .map(|h| {
+            format!(
+                "{}: {} ({:.4} {acc_label}, {:.1} KiB); saves {:.1}% energy vs uniform 8-bit mapped optimally ({}), {} vs uniform 8-bit mapped by random search ({}); {:.1}% weight memory",
+                if h.accuracy_tolerance == 0.0 {
+                    "at no accuracy loss vs uniform 8-bit".to_string()
+                } else {
+                    format!("within {} points of uniform 8-bit", h.accuracy_tolerance)
+                },
+                energy(h.energy_pj),
+                h.accuracy,
+                h.memory_bytes / 1024.0,
+                h.energy_saved_vs_uniform_8bit_percent,
+                energy(u.energy_pj),
+                h.energy_saved_vs_uniform_8bit_random_search_percent
+                    .map_or("-".into(), |r| format!("{r:.1}%")),
+                d.random8.0.energy_pj.map_or("no valid mapping".into(), energy),
+                h.memory_saved_vs_uniform_8bit_percent,
+            )
         })
-        .sum::<Option<f64>>()
+        .collect();
+    lines.join("\n")
 }
 
 /// The selection problem's table from the per-layer optima: the entries with a mapping whose
@@ -708,5 +900,8 @@ fn front_table(
     et
 }
 
+mod plot;
+pub mod random;
+mod stored;
 #[cfg(test)]
 mod tests;

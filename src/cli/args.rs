@@ -69,9 +69,14 @@ pub struct FrontArgs {
     pub front: FrontKindArg,
     #[arg(long, value_enum, default_value_t = FrontMethod::Exact)]
     pub method: FrontMethod,
-    /// Stop after this many front points (lowest energy first).
-    #[arg(long, default_value_t = 50)]
+    /// Point budget: stop the front after this many points (lowest energy first). The front is
+    /// traced whole unless this or --front-time-limit stops it; then the output says so
+    /// (`complete: false`, `stopped`) and where.
+    #[arg(long, default_value_t = 5000)]
     pub points: usize,
+    /// Time budget of the front's trace (seconds; `0`: none).
+    #[arg(long, default_value_t = 120.0)]
+    pub front_time_limit: f64,
     /// Only points with at least this accuracy (the accuracy model's unit, % top-1). Default:
     /// uniform 8-bit's accuracy minus 2 points (the front below is long and rarely wanted);
     /// `--min-accuracy 0` traces all of it.
@@ -83,6 +88,16 @@ pub struct FrontArgs {
     /// Only points with at most this weight memory (bytes).
     #[arg(long)]
     pub max_memory: Option<f64>,
+    /// The headline's second comparison: the least-energy design within this many accuracy
+    /// points of uniform 8-bit (the first is at no loss).
+    #[arg(long, default_value_t = 0.5)]
+    pub accuracy_tolerance: f64,
+    /// Print every point's per-layer bits (weight / output bits, by layer name).
+    #[arg(long)]
+    pub detail: bool,
+    /// Show no progress on stderr.
+    #[arg(long)]
+    pub quiet: bool,
     /// NSGA-II seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -91,7 +106,8 @@ pub struct FrontArgs {
     /// Write the points as CSV.
     #[arg(long)]
     pub csv: Option<PathBuf>,
-    /// Write an SVG plot of the front (uniform 8- and 16-bit designs marked).
+    /// Write an SVG plot of the front (uniform 8- and 16-bit designs, the random-search baseline,
+    /// NSGA-II's points, the headline's design and, for cycles, the minimum-EDP point marked).
     #[arg(long)]
     pub svg: Option<PathBuf>,
     #[command(flatten)]

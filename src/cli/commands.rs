@@ -227,6 +227,9 @@ pub fn front(a: FrontArgs) -> Result<Outcome, Error> {
         kind: a.front.into(),
         method: a.method.into(),
         max_points: a.points,
+        time_budget: (a.front_time_limit > 0.0).then_some(a.front_time_limit),
+        accuracy_tolerance: a.accuracy_tolerance,
+        quiet: a.quiet,
         min_accuracy: a.min_accuracy,
         accuracy_resolution: a.accuracy_resolution,
         max_memory_bytes: a.max_memory,
@@ -243,7 +246,7 @@ pub fn front(a: FrontArgs) -> Result<Outcome, Error> {
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&r).expect("json"));
     } else {
-        out!("{}", report::codesign::text(&r));
+        out!("{}", report::codesign::text(&r, a.detail));
     }
     Ok(Outcome::check(r.pass()))
 }

@@ -17,6 +17,7 @@
 //!   selection MILP in HiGHS when the labels outgrow their limit. [`select`] is its public entry.
 //! - [`trace`]: the exact ε-constraint fronts ([`trace_front`]), the minimum-EDP point
 //!   ([`min_edp`]), brute force and non-dominated filtering (for tests).
+//! - [`stored`]: a complete front as a cache file keeps it ([`StoredFront`]), checked when read.
 //! - [`nsga2`](mod@nsga2): the seed paper's NSGA-II baseline over the same table.
 //! - [`hypervolume`](mod@hypervolume): exact hypervolume of minimised objective vectors.
 //! - [`plot`]: the SVG plot of a front ([`FrontPlot`]).
@@ -29,6 +30,7 @@ pub mod nsga2;
 pub mod plot;
 pub mod selection;
 mod stage;
+pub mod stored;
 pub mod table;
 pub mod trace;
 
@@ -38,13 +40,14 @@ pub use accuracy::{
 };
 pub use hypervolume::{front_hypervolume, hypervolume};
 pub use nsga2::{nsga2, Nsga2Options, Nsga2Result};
-pub use plot::{FrontPlot, PlotAxis, PlotMark};
+pub use plot::{FrontPlot, MarkStyle, PlotAxis, PlotMark};
 pub use selection::{Budgets, Criterion, FrontPoint, LayerChoice, PointStatus, SelectionProblem};
 pub use stage::{select, Goal};
+pub use stored::StoredFront;
 pub use table::{BitConfig, BitSets, EnergyTable, LayerTable, TableEntry};
 pub use trace::{
-    brute_force_front, dominates, for_each_selection, min_edp, non_dominated, trace_front, Front,
-    FrontKind, FrontOptions,
+    brute_force_front, dominates, for_each_selection, min_edp, non_dominated, trace_front,
+    trace_front_with, Front, FrontKind, FrontOptions, StopReason,
 };
 
 use crate::spec::InputError;

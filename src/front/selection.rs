@@ -266,6 +266,25 @@ impl SelectionProblem {
         p
     }
 
+    /// The point of a selection given by table entry indices per layer
+    /// ([`LayerChoice::entry`]); None when some entry is not selectable or the activation bits
+    /// do not chain.
+    pub fn point_of_entries(&self, entries: &[usize], status: PointStatus) -> Option<FrontPoint> {
+        if entries.len() != self.cands.len() {
+            return None;
+        }
+        let choice: Vec<usize> = (entries.iter().enumerate())
+            .map(|(l, &e)| self.cands[l].iter().position(|c| c.entry == e))
+            .collect::<Option<_>>()?;
+        let chained = (self.producers.iter().enumerate()).all(|(l, p)| {
+            p.is_none_or(|p| {
+                self.cands[p][choice[p]].bits.output_bits
+                    == self.cands[l][choice[l]].bits.input_bits
+            })
+        });
+        chained.then(|| self.point(&choice, status))
+    }
+
     /// The costs (minimisation sense, indexed like [`CRITERIA`]) of a selection, summed in the
     /// same order as [`SelectionProblem::point`] so that both give identical numbers.
     pub(crate) fn costs_of(&self, choice: &[usize]) -> [f64; 4] {

@@ -3,7 +3,8 @@
 //!
 //! [`trace_front`] traces, exactly, every non-dominated point of energy × accuracy, energy ×
 //! memory, energy × accuracy × memory or energy × cycles, each objective vector once, no weakly
-//! dominated point. Each point is a lexicographic solve (minimise energy; then, at that energy,
+//! dominated point, unless a budget stops it first (`max_points`, `time_budget`: then
+//! [`Front::stopped`] says which). Each point is a lexicographic solve (minimise energy; then, at that energy,
 //! the second criterion; for 3-D, then memory), one solve per stage, under ε bounds:
 //! - 2-D: ε on the second criterion, starting unbounded and tightened to just beyond the last
 //!   point found (accuracy > last + `accuracy_resolution`, memory < last, cycles < last), until
@@ -63,6 +64,10 @@ impl FrontKind {
 pub struct FrontOptions {
     /// Stop after this many points (`Front::complete` is then false).
     pub max_points: usize,
+    /// Stop when the trace has run this long (seconds; checked before each point's solve, so a
+    /// trace overruns it by at most one solve; `Front::complete` is then false).
+    #[serde(default)]
+    pub time_budget: Option<f64>,
     /// Accuracies closer than this (percentage points) count as equal.
     pub accuracy_resolution: f64,
     /// Time limit per MILP solve (s); a point from a timed-out solve has status `time_limit`.
@@ -78,6 +83,7 @@ impl Default for FrontOptions {
     fn default() -> Self {
         FrontOptions {
             max_points: 100,
+            time_budget: None,
             accuracy_resolution: 1e-6,
             time_limit: None,
             budgets: Budgets::default(),
@@ -94,15 +100,64 @@ pub struct Front {
     pub points: Vec<FrontPoint>,
     /// False when `max_points` stopped the loop or a solve timed out without a solution.
     pub complete: bool,
+    /// What stopped an incomplete front (None when complete).
+    pub stopped: Option<StopReason>,
     /// Lexicographic stages solved (by the label search or the MILP; stages read off the first
     /// stage's pool are not counted).
     pub solves: usize,
     /// Lexicographic solves answered from an earlier solve.
     pub cache_hits: usize,
+    /// Stages the label search handed to the selection MILP (0: the label search found every
+    /// point).
+    #[serde(default)]
+    pub milp_solves: usize,
     /// Selectable entries before and after pruning (all layers).
     pub entries: usize,
     pub entries_kept: usize,
     pub seconds: f64,
+}
+
+/// What stopped a front before it was complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// [`FrontOptions::max_points`] points were found.
+    PointBudget,
+    /// [`FrontOptions::time_budget`] ran out.
+    TimeBudget,
+    /// A solve hit its time limit ([`FrontOptions::time_limit`]) without a solution.
+    SolveTimeLimit,
+}
+
+/// The budgets of a trace: admits points while they last, and remembers which one ran out.
+struct Limits<'p> {
+    max_points: usize,
+    deadline: Option<Instant>,
+    stopped: Option<StopReason>,
+    /// Told of every point admitted (the count so far, the point).
+    progress: &'p mut dyn FnMut(usize, &FrontPoint),
+}
+
+impl Limits<'_> {
+    /// Adds the new point `p` to `points` unless the point budget is spent (and tells the
+    /// progress); whether the trace may go on (false: a budget ran out).
+    fn admit(&mut self, points: &mut Vec<FrontPoint>, p: FrontPoint) -> bool {
+        if points.len() >= self.max_points {
+            self.stopped = Some(StopReason::PointBudget);
+            return false;
+        }
+        points.push(p);
+        (self.progress)(points.len(), points.last().expect("pushed"));
+        self.in_time()
+    }
+
+    /// Whether the time budget lasts (false: it ran out).
+    fn in_time(&mut self) -> bool {
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            self.stopped = Some(StopReason::TimeBudget);
+        }
+        self.stopped.is_none()
+    }
 }
 
 /// The ε step below the last value of a criterion (see the module doc).
@@ -120,6 +175,17 @@ pub fn trace_front(
     problem: &SelectionProblem,
     kind: FrontKind,
     opts: &FrontOptions,
+) -> Result<Front, FrontError> {
+    trace_front_with(problem, kind, opts, &mut |_, _| {})
+}
+
+/// [`trace_front`], telling `progress` of each point as it is found (the number of points so
+/// far and the point).
+pub fn trace_front_with(
+    problem: &SelectionProblem,
+    kind: FrontKind,
+    opts: &FrontOptions,
+    progress: &mut dyn FnMut(usize, &FrontPoint),
 ) -> Result<Front, FrontError> {
     let t0 = Instant::now();
     let mut crit = kind.criteria().to_vec();
@@ -139,25 +205,36 @@ pub fn trace_front(
     let mut milp = Milp::new(problem, kept, opts.time_limit, opts.max_labels);
     let base = opts.budgets.bounds();
     let mut points: Vec<FrontPoint> = Vec::new();
-    let max = opts.max_points;
+    let mut limits = Limits {
+        max_points: opts.max_points,
+        deadline: opts
+            .time_budget
+            .map(|s| t0 + std::time::Duration::from_secs_f64(s.max(0.0))),
+        stopped: None,
+        progress,
+    };
     let complete = match kind {
-        FrontKind::EnergyAccuracyMemory => front_3d(&mut milp, &base, opts, &mut points)?,
+        FrontKind::EnergyAccuracyMemory => {
+            front_3d(&mut milp, &base, opts, &mut limits, &mut points)?
+        }
         _ => front_2d(&mut milp, kind.criteria(), &base, opts, |p| {
-            if points.len() >= max {
-                false
-            } else {
-                points.push(p);
-                true
-            }
+            limits.admit(&mut points, p)
         })?,
+    };
+    let stopped = match (complete, limits.stopped) {
+        (true, _) => None,
+        (false, Some(r)) => Some(r),
+        (false, None) => Some(StopReason::SolveTimeLimit),
     };
     points.sort_by(|a, b| lex_cmp(&a.costs(kind.criteria()), &b.costs(kind.criteria())));
     Ok(Front {
         kind,
         points,
         complete,
+        stopped,
         solves: milp.solves,
         cache_hits: milp.cache_hits,
+        milp_solves: milp.milp_solves.get(),
         entries,
         entries_kept,
         seconds: t0.elapsed().as_secs_f64(),
@@ -205,12 +282,13 @@ fn front_2d(
 
 /// The 3-D front (energy × accuracy × memory): the 2-D energy × accuracy fronts (lexicographic
 /// in energy, accuracy, memory) under memory caps +∞, then just below the largest memory of the
-/// previous cap's front, until infeasible; new points go to `points`, up to `opts.max_points`.
+/// previous cap's front, until infeasible; new points go to `points` while `limits` last.
 /// Returns true when the caps ran to infeasibility (see [`front_2d`]).
 fn front_3d(
     milp: &mut Milp,
     base: &[(Criterion, f64)],
     opts: &FrontOptions,
+    limits: &mut Limits,
     points: &mut Vec<FrontPoint>,
 ) -> Result<bool, FrontError> {
     let lex = [Criterion::Energy, Criterion::Accuracy, Criterion::Memory];
@@ -226,12 +304,9 @@ fn front_3d(
             max_memory = Some(max_memory.map_or(p.memory_bytes, |m| m.max(p.memory_bytes)));
             // Points of earlier caps come again; only new ones count towards the limit.
             if points.iter().any(|q| same_costs(q, &p, criteria)) {
-                true
-            } else if points.len() >= opts.max_points {
-                false
+                limits.in_time()
             } else {
-                points.push(p);
-                true
+                limits.admit(points, p)
             }
         })?;
         match max_memory {

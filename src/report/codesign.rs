@@ -6,20 +6,20 @@ use crate::app::codesign::{CodesignReport, Design, FrontReport};
 use crate::front::{FrontKind, PointStatus};
 use std::fmt::Write;
 
-/// The terminal text of a report.
-pub fn text(r: &CodesignReport) -> String {
+/// The terminal text of a report; `detail`: every point's per-layer bits too.
+pub fn text(r: &CodesignReport, detail: bool) -> String {
     match r {
         CodesignReport::Infeasible(i) => {
             format!("status: infeasible\nreason: {}\n", i.reason)
         }
-        CodesignReport::Front(f) => front_text(f),
+        CodesignReport::Front(f) => front_text(f, detail),
     }
 }
 
 /// The front's text: what was solved, the points, and the comparisons.
-fn front_text(r: &FrontReport) -> String {
+fn front_text(r: &FrontReport, detail: bool) -> String {
     let mut out = summary(r);
-    out += &points_table(r);
+    out += &points_table(r, detail);
     out += &comparisons(r);
     out
 }
@@ -59,47 +59,128 @@ fn summary(r: &FrontReport) -> String {
             }
         );
     }
-    let _ = writeln!(
-        out,
-        "front: {} points{} in {:.2} s ({} stage solves)",
-        r.points.len(),
-        if r.complete {
-            ""
-        } else {
-            " (incomplete: --points or a time limit)"
-        },
-        r.front_seconds,
-        t.front_solves
-    );
+    out += &front_line(r);
     out
 }
 
-/// The points: totals, status and per-layer weight / output bits.
-fn points_table(r: &FrontReport) -> String {
+/// The front's size, whether it is complete (or where and why it stopped), and its time.
+fn front_line(r: &FrontReport) -> String {
+    let t = &r.work;
+    let how = if t.front_cached {
+        "read from the cache".to_string()
+    } else {
+        format!("{:.2} s, {} stage solves", r.front_seconds, t.front_solves)
+    };
+    let range = |f: fn(&Design) -> f64| {
+        (r.points.iter().map(f)).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+            (a.min(x), b.max(x))
+        })
+    };
+    let span = if r.points.is_empty() {
+        String::new()
+    } else {
+        let (e, a) = (range(|p| p.energy_pj), range(|p| p.accuracy));
+        format!(
+            ", energy {} .. {}, accuracy {:.4} .. {:.4}",
+            energy(e.0),
+            energy(e.1),
+            a.0,
+            a.1
+        )
+    };
+    match &r.stopped {
+        None => format!("front: {} points, complete{span} ({how})\n", r.points.len()),
+        Some(s) => format!(
+            "front: {} points, INCOMPLETE{span} ({how})\n  {}\n",
+            r.points.len(),
+            s.explanation
+        ),
+    }
+}
+
+/// A histogram of bit-widths: `4:12 5:30 8:11` (bits:layers).
+fn histogram(bits: impl Iterator<Item = u32>) -> String {
+    let mut h: Vec<(u32, usize)> = vec![];
+    for b in bits {
+        match h.iter_mut().find(|(x, _)| *x == b) {
+            Some(e) => e.1 += 1,
+            None => h.push((b, 1)),
+        }
+    }
+    h.sort_unstable();
+    let parts: Vec<String> = h.iter().map(|(b, n)| format!("{b}:{n}")).collect();
+    parts.join(" ")
+}
+
+/// The points, one line each: totals, status and the histograms of weight and output bits
+/// (bits:layers); with `detail`, each point's per-layer weight / output bits by layer name.
+fn points_table(r: &FrontReport, detail: bool) -> String {
     let mut out = String::from("\n");
+    let cycles_front = r.front == FrontKind::EnergyCycles;
     let _ = writeln!(
         out,
-        "{:>4} {:>14} {:>12} {:>12} {:>14} {:<9} weight bits / output bits per layer",
-        "#", "energy", r.accuracy_model, "memory KiB", "cycles", "status"
+        "{:>4} {:>14} {:>9} {:>11} {:>14}{} {:<9} {:<20} output bits",
+        "#",
+        "energy",
+        "accuracy",
+        "memory KiB",
+        "cycles",
+        if cycles_front {
+            "     EDP [pJ*cyc]"
+        } else {
+            ""
+        },
+        "status",
+        "weight bits:layers",
     );
     for (i, p) in r.points.iter().enumerate() {
-        let bits: Vec<String> = p
-            .layers
-            .iter()
-            .map(|l| format!("{}/{}", l.weight_bits, l.output_bits))
-            .collect();
         let _ = writeln!(
             out,
-            "{:>4} {:>14} {:>12.4} {:>12.1} {:>14} {:<9} {}",
+            "{:>4} {:>14} {:>9.4} {:>11.1} {:>14}{} {:<9} {:<20} {}",
             i,
             energy(p.energy_pj),
             p.accuracy,
             p.memory_bytes / 1024.0,
             thousands(p.cycles),
+            if cycles_front {
+                format!(" {:>16.4e}", p.edp())
+            } else {
+                String::new()
+            },
             status_name(p.status),
-            bits.join(" ")
+            histogram(p.layers.iter().map(|l| l.weight_bits)),
+            histogram(p.layers.iter().map(|l| l.output_bits)),
         );
+        if detail {
+            out += &layer_bits(p);
+        }
     }
+    if !r.points.is_empty() {
+        out += if detail {
+            "(accuracy: the accuracy model's, %; per layer: name weight/output bits)\n"
+        } else {
+            "(accuracy: the accuracy model's, %; --detail: each point's bits per layer)\n"
+        };
+    }
+    out
+}
+
+/// A point's per-layer `name w/o` (weight / output bits), wrapped at about 100 columns.
+fn layer_bits(p: &Design) -> String {
+    let mut out = String::new();
+    let mut line = String::from("      ");
+    for l in &p.layers {
+        let item = format!("{} {}/{}", l.name, l.weight_bits, l.output_bits);
+        if line.len() + item.len() > 100 {
+            out += line.trim_end();
+            out += "\n";
+            line = String::from("      ");
+        }
+        line += &item;
+        line += "  ";
+    }
+    out += line.trim_end();
+    out += "\n";
     out
 }
 
@@ -111,7 +192,12 @@ fn comparisons(r: &FrontReport) -> String {
         if let Some(p) = &r.min_edp {
             let _ = writeln!(
                 out,
-                "min EDP: {} x {} cycles = {:.4e} pJ*cycles",
+                "min EDP{}: {} x {} cycles = {:.4e} pJ*cycles",
+                if r.complete {
+                    ""
+                } else {
+                    " of the points traced (the front is incomplete)"
+                },
                 energy(p.energy_pj),
                 thousands(p.cycles),
                 p.edp()
@@ -150,7 +236,7 @@ fn comparisons(r: &FrontReport) -> String {
             ),
             None => writeln!(
                 out,
-                "NSGA-II ({} evaluations): {} points, {} within the budgets; no hypervolume comparison: the exact front is incomplete (raise --points)",
+                "NSGA-II ({} evaluations): {} points, {} within the budgets; no hypervolume comparison: the exact front is incomplete (raise --points or --front-time-limit)",
                 evaluations,
                 points.len(),
                 within

@@ -43,6 +43,29 @@ fn report(full: bool) -> FrontReport {
         best_vs_uniform_8bit: some(design(3.5, PointStatus::Optimal, true)),
         comparison: "best point at least as accurate as uniform 8-bit: ...".into(),
         complete: full,
+        stopped: (!full).then(|| Stopped {
+            reason: crate::front::StopReason::PointBudget,
+            explanation: "stopped after 2 points".into(),
+            last_accuracy: Some(69.5),
+            last_energy_pj: Some(1.5),
+            last_memory_bytes: Some(1536.125),
+            last_cycles: Some(1234567),
+        }),
+        headline: if full {
+            vec![Headline {
+                accuracy: 70.25,
+                accuracy_tolerance: 0.5,
+                cycles: 99,
+                energy_pj: 3.5,
+                energy_saved_vs_uniform_8bit_percent: 12.5,
+                energy_saved_vs_uniform_8bit_random_search_percent: Some(20.0),
+                memory_bytes: 1024.0,
+                memory_saved_vs_uniform_8bit_percent: 30.0,
+                weight_bits: vec![(4, 1), (8, 1)],
+            }]
+        } else {
+            vec![]
+        },
         front: if full {
             FrontKind::EnergyCycles
         } else {
@@ -65,6 +88,7 @@ fn report(full: bool) -> FrontReport {
         table_seconds: 12.75,
         uniform_16bit: some(design(4.0, PointStatus::Evaluated, false)),
         uniform_8bit: some(design(3.0, PointStatus::Evaluated, true)),
+        uniform_8bit_random_search_cycles: full.then_some(12345678),
         uniform_8bit_random_search_pj: full.then_some(3201548633.033),
         workload: "mobilenet_v1".into(),
         work: Work {
@@ -102,9 +126,29 @@ fn as_json_literal(r: &FrontReport) -> serde_json::Value {
         "front": format!("{:?}", r.front),
         "accuracy_model": r.accuracy_model,
         "complete": r.complete,
+        "stopped": r.stopped.as_ref().map(|s| json!({
+            "reason": s.reason,
+            "explanation": s.explanation,
+            "last_accuracy": s.last_accuracy,
+            "last_energy_pj": s.last_energy_pj,
+            "last_memory_bytes": s.last_memory_bytes,
+            "last_cycles": s.last_cycles,
+        })),
+        "headline": r.headline.iter().map(|h| json!({
+            "accuracy": h.accuracy,
+            "accuracy_tolerance": h.accuracy_tolerance,
+            "cycles": h.cycles,
+            "energy_pj": h.energy_pj,
+            "energy_saved_vs_uniform_8bit_percent": h.energy_saved_vs_uniform_8bit_percent,
+            "energy_saved_vs_uniform_8bit_random_search_percent": h.energy_saved_vs_uniform_8bit_random_search_percent,
+            "memory_bytes": h.memory_bytes,
+            "memory_saved_vs_uniform_8bit_percent": h.memory_saved_vs_uniform_8bit_percent,
+            "weight_bits": h.weight_bits,
+        })).collect::<Vec<_>>(),
         "points": r.points.iter().map(point_json).collect::<Vec<_>>(),
         "uniform_8bit": r.uniform_8bit.as_ref().map(point_json),
         "uniform_16bit": r.uniform_16bit.as_ref().map(point_json),
+        "uniform_8bit_random_search_cycles": r.uniform_8bit_random_search_cycles,
         "uniform_8bit_random_search_pj": r.uniform_8bit_random_search_pj,
         "min_edp": r.min_edp.as_ref().map(point_json),
         "nsga2": r.nsga2.as_ref().map(|v| v.iter().map(point_json).collect::<Vec<_>>()),

@@ -90,6 +90,7 @@ impl Milp<'_> {
         if active.iter().any(Vec::is_empty) {
             return Ok(Solve::Infeasible);
         }
+        self.milp_solves.set(self.milp_solves.get() + 1);
         if active.iter().all(|ks| ks.len() == 1) {
             return Ok(self.only_selection(bounds, active));
         }

@@ -72,6 +72,8 @@ pub(crate) struct Milp<'a> {
     pub(crate) solves: usize,
     /// Lexicographic solves answered from the cache.
     pub(crate) cache_hits: usize,
+    /// Stages handed to the selection MILP (HiGHS).
+    pub(crate) milp_solves: std::cell::Cell<usize>,
     /// Lexicographic solves proved optimal (or infeasible).
     cache: Vec<CacheEntry>,
     /// Per objective: the gap between the Lagrangian bound and the optimum in the last label
@@ -124,6 +126,7 @@ impl<'a> Milp<'a> {
             max_labels,
             solves: 0,
             cache_hits: 0,
+            milp_solves: std::cell::Cell::new(0),
             cache: Vec::new(),
             label_gap: [None; 4],
             pool: None,
