@@ -204,108 +204,115 @@ impl Problem {
 /// so each group's Weights, Inputs and Outputs are disjoint, as in Timeloop's grouped-conv
 /// problem shape.
 pub fn grouped_problem(name: &str, b: [u64; 8], coef: [u64; 4]) -> Problem {
-    let t = |dim: usize| Term { coef: 1, dim };
-    let [ws, hs, wd, hd] = coef;
     let dims = ["N", "G", "M", "C", "P", "Q", "R", "S"];
-    let tensors = vec![
-        Tensor {
-            name: "Weights".into(),
-            ranks: vec![vec![t(1)], vec![t(3)], vec![t(2)], vec![t(6)], vec![t(7)]],
-            read_write: false,
-        },
-        Tensor {
-            name: "Inputs".into(),
-            ranks: vec![
-                vec![t(0)],
-                vec![t(1)],
-                vec![t(3)],
-                vec![Term { coef: wd, dim: 6 }, Term { coef: ws, dim: 4 }],
-                vec![Term { coef: hd, dim: 7 }, Term { coef: hs, dim: 5 }],
-            ],
-            read_write: false,
-        },
-        Tensor {
-            name: "Outputs".into(),
-            ranks: vec![vec![t(0)], vec![t(1)], vec![t(2)], vec![t(5)], vec![t(4)]],
-            read_write: true,
-        },
-    ];
-    Problem {
-        name: name.into(),
-        dims: dims.iter().map(|s| s.to_string()).collect(),
-        bounds: b.to_vec(),
-        tensors,
-    }
+    let roles = ConvDims {
+        g: Some(1),
+        m: Some(2),
+        c: Some(3),
+        p: 4,
+        q: 5,
+        r: 6,
+        s: 7,
+    };
+    conv_shaped(name, &dims, b.to_vec(), &roles, coef)
 }
 
 /// conv2d (or depthwise when `depthwise`) with bounds `[N, M|G, C, P, Q, R, S]` and
 /// `[Wstride, Hstride, Wdilation, Hdilation]`. Timeloop's convention: P and R index W, Q and S
 /// index H.
 pub fn conv_problem(name: &str, depthwise: bool, b: [u64; 7], coef: [u64; 4]) -> Problem {
-    let t = |dim: usize| Term { coef: 1, dim };
-    let [ws, hs, wd, hd] = coef;
     if depthwise {
-        // dims: N G P Q R S
-        let dims = ["N", "G", "P", "Q", "R", "S"];
+        let roles = ConvDims {
+            g: Some(1),
+            m: None,
+            c: None,
+            p: 2,
+            q: 3,
+            r: 4,
+            s: 5,
+        };
         let bounds = vec![b[0], b[1], b[3], b[4], b[5], b[6]];
-        let tensors = vec![
-            Tensor {
-                name: "Weights".into(),
-                ranks: vec![vec![t(1)], vec![t(4)], vec![t(5)]],
-                read_write: false,
-            },
-            Tensor {
-                name: "Inputs".into(),
-                ranks: vec![
-                    vec![t(0)],
-                    vec![t(1)],
-                    vec![Term { coef: wd, dim: 4 }, Term { coef: ws, dim: 2 }],
-                    vec![Term { coef: hd, dim: 5 }, Term { coef: hs, dim: 3 }],
-                ],
-                read_write: false,
-            },
-            Tensor {
-                name: "Outputs".into(),
-                ranks: vec![vec![t(0)], vec![t(1)], vec![t(3)], vec![t(2)]],
-                read_write: true,
-            },
-        ];
-        Problem {
-            name: name.into(),
-            dims: dims.iter().map(|s| s.to_string()).collect(),
-            bounds,
-            tensors,
-        }
+        conv_shaped(name, &["N", "G", "P", "Q", "R", "S"], bounds, &roles, coef)
     } else {
-        // dims: N M C P Q R S
-        let dims = ["N", "M", "C", "P", "Q", "R", "S"];
-        let tensors = vec![
-            Tensor {
-                name: "Weights".into(),
-                ranks: vec![vec![t(2)], vec![t(1)], vec![t(5)], vec![t(6)]],
-                read_write: false,
-            },
-            Tensor {
-                name: "Inputs".into(),
-                ranks: vec![
-                    vec![t(0)],
-                    vec![t(2)],
-                    vec![Term { coef: wd, dim: 5 }, Term { coef: ws, dim: 3 }],
-                    vec![Term { coef: hd, dim: 6 }, Term { coef: hs, dim: 4 }],
+        let roles = ConvDims {
+            g: None,
+            m: Some(1),
+            c: Some(2),
+            p: 3,
+            q: 4,
+            r: 5,
+            s: 6,
+        };
+        conv_shaped(
+            name,
+            &["N", "M", "C", "P", "Q", "R", "S"],
+            b.to_vec(),
+            &roles,
+            coef,
+        )
+    }
+}
+
+/// Where a convolution's roles sit among its problem's dims (N is dim 0; None: the role has
+/// no dim, e.g. M and C of a depthwise conv, G of a plain one).
+struct ConvDims {
+    g: Option<usize>,
+    m: Option<usize>,
+    c: Option<usize>,
+    p: usize,
+    q: usize,
+    r: usize,
+    s: usize,
+}
+
+/// The problem of a convolution over `dims`: Weights `[G, C, M, R, S]`, Inputs `[N, G, C,
+/// W, H]` and Outputs `[N, G, M, Q, P]`, each without the ranks of absent roles; W = wd·R +
+/// ws·P and H = hd·S + hs·Q (`coef` = `[ws, hs, wd, hd]`).
+fn conv_shaped(
+    name: &str,
+    dims: &[&str],
+    bounds: Vec<u64>,
+    d: &ConvDims,
+    coef: [u64; 4],
+) -> Problem {
+    let [ws, hs, wd, hd] = coef;
+    let rank = |dim: usize| vec![Term { coef: 1, dim }];
+    let ranks = |first: [Option<usize>; 3], last: [Vec<Term>; 2]| -> Vec<Vec<Term>> {
+        first.into_iter().flatten().map(rank).chain(last).collect()
+    };
+    let term = |coef: u64, dim: usize| Term { coef, dim };
+    let tensor = |name: &str, ranks, read_write| Tensor {
+        name: name.into(),
+        ranks,
+        read_write,
+    };
+    let tensors = vec![
+        tensor(
+            "Weights",
+            ranks([d.g, d.c, d.m], [rank(d.r), rank(d.s)]),
+            false,
+        ),
+        tensor(
+            "Inputs",
+            ranks(
+                [Some(0), d.g, d.c],
+                [
+                    vec![term(wd, d.r), term(ws, d.p)],
+                    vec![term(hd, d.s), term(hs, d.q)],
                 ],
-                read_write: false,
-            },
-            Tensor {
-                name: "Outputs".into(),
-                ranks: vec![vec![t(0)], vec![t(1)], vec![t(4)], vec![t(3)]],
-                read_write: true,
-            },
-        ];
-        Problem {
-            name: name.into(),
-            dims: dims.iter().map(|s| s.to_string()).collect(),
-            bounds: b.to_vec(),
-            tensors,
-        }
+            ),
+            false,
+        ),
+        tensor(
+            "Outputs",
+            ranks([Some(0), d.g, d.m], [rank(d.q), rank(d.p)]),
+            true,
+        ),
+    ];
+    Problem {
+        name: name.into(),
+        dims: dims.iter().map(|s| s.to_string()).collect(),
+        bounds,
+        tensors,
     }
 }
