@@ -549,6 +549,9 @@ pub struct WorkloadSpec {
     /// Override the classifier head's number of classes (the seed used 100).
     #[serde(default)]
     pub classes: Option<u64>,
+    /// The batch: every layer's N (then no layer may give its own N).
+    #[serde(default)]
+    pub batch: Option<u64>,
     /// `grouped` (default: true depthwise layers) or `dense`: model depthwise layers as dense C×M convolutions (the seed's
     /// modelling; inflates their weights).
     #[serde(default)]

@@ -234,3 +234,38 @@ fn chaining_errors_name_both_layers() {
     assert_eq!(build_network(&spec, false, None, &ok).unwrap().len(), 3);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `workload.batch` sets every layer's N: MACs and activations scale, weights do not; a layer
+/// with its own N, and a batch of 0, are refused naming the field.
+#[test]
+fn network_batch() {
+    let dir = std::env::temp_dir().join(format!("qmap-batch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let write = |name: &str, workload: &str| {
+        let p = dir.join(name);
+        let text = format!("architecture: {root}/models/arch/eyeriss.yaml\nworkload:\n{workload}");
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let net = format!("  network: {root}/models/nets/resnet50.yaml\n");
+    let one = qmap::instance::load(&write("b1.yaml", &net)).unwrap();
+    let four = qmap::instance::load(&write("b4.yaml", &format!("{net}  batch: 4\n"))).unwrap();
+    assert!(four.layers.iter().all(|l| l.problem.bounds[0] == 4));
+    assert_eq!(total_macs(&four.layers), 4 * total_macs(&one.layers));
+    assert_eq!(total_weights(&four.layers), total_weights(&one.layers));
+    let zero = qmap::instance::load(&write("b0.yaml", &format!("{net}  batch: 0\n")));
+    assert!(zero
+        .unwrap_err()
+        .to_string()
+        .contains("workload.batch: must be > 0"));
+    let own = "  layer: {name: l, kind: conv2d, N: 2, C: 8, M: 8, P: 4, Q: 4}\n  batch: 4\n";
+    let err = qmap::instance::load(&write("own.yaml", own))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("workload.layer.N") && err.contains("workload.batch = 4"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -421,6 +421,9 @@ fn load_workload(spec: &InstanceSpec, dir: &Path, path: &Path) -> Result<Workloa
         .as_ref()
         .ok_or_else(|| err("workload", "missing".into()))?;
     let dense = w.depthwise == Some(DepthwiseMode::Dense);
+    if w.batch == Some(0) {
+        return Err(err("workload.batch", "must be > 0".into()));
+    }
     match (&w.layer, &w.network) {
         (Some(_), Some(_)) => Err(err(
             "workload",
@@ -428,6 +431,7 @@ fn load_workload(spec: &InstanceSpec, dir: &Path, path: &Path) -> Result<Workloa
         )),
         (None, None) => Err(err("workload", "give a `layer` or a `network`".into())),
         (Some(l), None) => {
+            let l = &with_batch(std::slice::from_ref(l), w.batch, path, "workload.layer")?[0];
             let layer = build_layer(l, dense, w.classes, path, "workload.layer")?;
             Ok((
                 l.name.clone(),
@@ -439,7 +443,8 @@ fn load_workload(spec: &InstanceSpec, dir: &Path, path: &Path) -> Result<Workloa
             ))
         }
         (None, Some(n)) => {
-            let (net, file) = spec::resolve(n, dir, path, "workload.network")?;
+            let (mut net, file) = spec::resolve(n, dir, path, "workload.network")?;
+            net.layers = with_batch(&net.layers, w.batch, &file, "layers")?;
             let layers = build_network(&net, dense, w.classes, &file)?;
             let selected = match &w.select {
                 None => 0,
@@ -458,6 +463,36 @@ fn load_workload(spec: &InstanceSpec, dir: &Path, path: &Path) -> Result<Workloa
             Ok((net.name.clone(), layers, selected))
         }
     }
+}
+
+/// The layers with `workload.batch` as every layer's N; a layer that gives its own N (other
+/// than 1) with a batch set is an error naming it.
+fn with_batch(
+    layers: &[spec::LayerSpec],
+    batch: Option<u64>,
+    file: &Path,
+    field: &str,
+) -> Result<Vec<spec::LayerSpec>, InputError> {
+    let Some(b) = batch else {
+        return Ok(layers.to_vec());
+    };
+    let mut out = layers.to_vec();
+    for (i, l) in out.iter_mut().enumerate() {
+        if l.n != 1 {
+            let at = if field == "layers" {
+                format!("layers[{i}].N")
+            } else {
+                format!("{field}.N")
+            };
+            let why = format!(
+                "N = {} here and workload.batch = {b}: give one of them",
+                l.n
+            );
+            return Err(InputError::new(file, at, why));
+        }
+        l.n = b;
+    }
+    Ok(out)
 }
 
 /// Loads a mapping for `problem` on `arch` from any format qmap reads: qmap's mapping YAML
