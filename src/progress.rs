@@ -104,16 +104,9 @@ impl Drop for Display {
 /// The display loop: a line every second on a terminal (redrawn in place), every five
 /// seconds elsewhere.
 fn show(stop: &AtomicBool, terminal: bool, unit: fn(f64) -> String) {
-    let start = Instant::now();
     let every = Duration::from_secs(if terminal { 1 } else { 5 });
-    let mut next = start + Duration::from_secs(1);
     let mut drawn = false;
-    while !stop.load(Relaxed) {
-        std::thread::sleep(Duration::from_millis(50));
-        if Instant::now() < next {
-            continue;
-        }
-        next += every;
+    ticks(stop, |start| {
         let line = status_line(start.elapsed().as_secs_f64(), unit);
         if terminal {
             eprint!("\r\x1b[2K{line}");
@@ -121,7 +114,8 @@ fn show(stop: &AtomicBool, terminal: bool, unit: fn(f64) -> String) {
         } else {
             eprintln!("{line}");
         }
-    }
+        every
+    });
     if drawn {
         eprint!("\r\x1b[2K");
     }
@@ -209,16 +203,23 @@ impl Drop for Counter {
 
 /// A counter's plain lines: the first after a second, then every 5 s.
 fn plain_lines(stop: &AtomicBool, done: &AtomicUsize, total: usize, what: &str) {
+    ticks(stop, |start| {
+        let secs = start.elapsed().as_secs_f64();
+        eprintln!("table: {}/{total} {what} [{secs:.0} s]", done.load(Relaxed));
+        Duration::from_secs(5)
+    });
+}
+
+/// A display thread's loop until `stop`: `tick` runs a second after the start, and again
+/// after each wait it returns (looking at `stop` every 50 ms).
+fn ticks(stop: &AtomicBool, mut tick: impl FnMut(Instant) -> Duration) {
     let start = Instant::now();
     let mut next = start + Duration::from_secs(1);
     while !stop.load(Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
-        if Instant::now() < next {
-            continue;
+        if Instant::now() >= next {
+            next += tick(start);
         }
-        next += Duration::from_secs(5);
-        let secs = start.elapsed().as_secs_f64();
-        eprintln!("table: {}/{total} {what} [{secs:.0} s]", done.load(Relaxed));
     }
 }
 
@@ -267,7 +268,6 @@ impl Drop for Stage {
 
 /// The stage display loop (see [`Stage`]).
 fn show_stage(name: &str, message: &Mutex<String>, stop: &AtomicBool, terminal: bool) {
-    let start = Instant::now();
     let line = || {
         let m = message.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if m.is_empty() {
@@ -276,30 +276,24 @@ fn show_stage(name: &str, message: &Mutex<String>, stop: &AtomicBool, terminal: 
             format!("{name}: {m}")
         }
     };
-    let mut next = start + Duration::from_secs(1);
     let mut spinner: Option<indicatif::ProgressBar> = None;
-    while !stop.load(Relaxed) {
-        std::thread::sleep(Duration::from_millis(50));
-        if Instant::now() < next {
-            continue;
-        }
-        if terminal {
-            next += Duration::from_millis(200);
-            let bar = spinner.get_or_insert_with(|| {
-                let b = indicatif::ProgressBar::new_spinner();
-                b.set_style(
-                    indicatif::ProgressStyle::with_template("{spinner} [{elapsed}] {msg}")
-                        .expect("static template"),
-                );
-                b.enable_steady_tick(Duration::from_millis(120));
-                b
-            });
-            bar.set_message(line());
-        } else {
-            next += Duration::from_secs(5);
+    ticks(stop, |start| {
+        if !terminal {
             eprintln!("[{:.0} s] {}", start.elapsed().as_secs_f64(), line());
+            return Duration::from_secs(5);
         }
-    }
+        let bar = spinner.get_or_insert_with(|| {
+            let b = indicatif::ProgressBar::new_spinner();
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} [{elapsed}] {msg}")
+                    .expect("static template"),
+            );
+            b.enable_steady_tick(Duration::from_millis(120));
+            b
+        });
+        bar.set_message(line());
+        Duration::from_millis(200)
+    });
     if let Some(b) = spinner {
         b.finish_and_clear();
     }
