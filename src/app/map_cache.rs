@@ -2,13 +2,12 @@
 //! `table`, `baseline` and `front` use it. The layer at its bit choices is one table unit:
 //! read back when its cache file checks out entry by entry (mapping re-evaluated, bounds and
 //! status checked), else solved by the table's engine and stored; the best entry is the
-//! answer, evaluated again here. A cache file that does not check out is a warning and is
+//! answer. A cache file that does not check out is a warning and is
 //! recomputed.
 
 use super::job::{Answer, Found, Job};
 use super::map::{MapReport, MapRequest, MapText};
 use crate::error::Error;
-use crate::eval::evaluate;
 use crate::optimum::{self, CacheUse, Entry, TableSettings, Unit};
 use crate::spec::{InputError, Objective};
 use std::path::Path;
@@ -66,7 +65,7 @@ fn unit_entries(job: &Job, settings: &TableSettings) -> Result<Vec<Entry>, Error
 }
 
 /// `qmap map`'s report of the best entry (least energy; the first choice when none has a
-/// mapping), its mapping evaluated again and written where asked.
+/// mapping), its mapping written where asked.
 fn report(
     req: &MapRequest,
     job: &Job,
@@ -78,9 +77,9 @@ fn report(
         .min_by(|&a, &b| energy(&entries[a]).total_cmp(&energy(&entries[b])))
         .expect("one entry per bit choice");
     let opts = &job.choices[chosen].1;
+    // The table's certificate: its mapping was evaluated at these bits when it was solved,
+    // or again when its cache entry was checked.
     let mut cert = entries[chosen].cert.clone();
-    // The table's certificate, its mapping evaluated again here (the cache checked it too).
-    cert.evaluation = (cert.mapping.as_ref()).map(|m| evaluate(&job.problem, &job.arch, m, opts));
     cert.seconds = req.start.elapsed().as_secs_f64();
     (req.outputs).write(cert.mapping.as_ref(), job, opts)?;
     let text = MapText {
