@@ -88,9 +88,6 @@ fn check_groups(l: &spec::LayerSpec) -> Result<(), String> {
     Ok(())
 }
 
-/// A layer's output as the next layer sees it: channels, width, height.
-type Activation = (u64, u64, u64);
-
 /// Checks that layer `i` (spec `l`) can read its producer's output (or the network input):
 /// its input channels are the producer's output channels (an fc layer may also read them
 /// flattened), and its output width and height follow from the producer's, after the
@@ -122,7 +119,7 @@ fn check_chain(
     let (channels, w, h, what) = from;
     let e = |k: &str, m: String| InputError::new(file, format!("layers[{i}].{k}"), m);
     let (w, h) = match &l.pool {
-        Some(pool) => pooled(pool, (channels, w, h)).ok_or_else(|| {
+        Some(pool) => pooled(pool, w, h).ok_or_else(|| {
             e(
                 "pool",
                 format!("the pool window is larger than the {w}x{h} output of {what}"),
@@ -170,7 +167,7 @@ fn check_chain(
 }
 
 /// Width and height after a pooling window (None when the window does not fit).
-fn pooled(pool: &spec::PoolSpec, (_, w, h): Activation) -> Option<(u64, u64)> {
+fn pooled(pool: &spec::PoolSpec, w: u64, h: u64) -> Option<(u64, u64)> {
     let pad = pool.pad.unwrap_or(spec::Pair::Both(0));
     let axis =
         |x: u64, k: u64, s: u64, p: u64| (x + 2 * p).checked_sub(k).map(|v| v / s.max(1) + 1);

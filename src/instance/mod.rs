@@ -431,7 +431,7 @@ fn load_workload(spec: &InstanceSpec, dir: &Path, path: &Path) -> Result<Workloa
         )),
         (None, None) => Err(err("workload", "give a `layer` or a `network`".into())),
         (Some(l), None) => {
-            let l = &with_batch(std::slice::from_ref(l), w.batch, path, "workload.layer")?[0];
+            let l = &with_batch(l, w.batch, path, "workload.layer")?;
             let layer = build_layer(l, dense, w.classes, path, "workload.layer")?;
             Ok((
                 l.name.clone(),
@@ -444,7 +444,10 @@ fn load_workload(spec: &InstanceSpec, dir: &Path, path: &Path) -> Result<Workloa
         }
         (None, Some(n)) => {
             let (mut net, file) = spec::resolve(n, dir, path, "workload.network")?;
-            net.layers = with_batch(&net.layers, w.batch, &file, "layers")?;
+            let batched = net.layers.iter().enumerate();
+            let batched =
+                batched.map(|(i, l)| with_batch(l, w.batch, &file, &format!("layers[{i}]")));
+            net.layers = batched.collect::<Result<_, _>>()?;
             let layers = build_network(&net, dense, w.classes, &file)?;
             let selected = match &w.select {
                 None => 0,
@@ -465,34 +468,26 @@ fn load_workload(spec: &InstanceSpec, dir: &Path, path: &Path) -> Result<Workloa
     }
 }
 
-/// The layers with `workload.batch` as every layer's N; a layer that gives its own N (other
-/// than 1) with a batch set is an error naming it.
+/// Layer `l` (at `field` of `file`) with `workload.batch` as its N; a layer that gives its own
+/// N (other than 1) with a batch set is an error naming it.
 fn with_batch(
-    layers: &[spec::LayerSpec],
+    l: &spec::LayerSpec,
     batch: Option<u64>,
     file: &Path,
     field: &str,
-) -> Result<Vec<spec::LayerSpec>, InputError> {
-    let Some(b) = batch else {
-        return Ok(layers.to_vec());
-    };
-    let mut out = layers.to_vec();
-    for (i, l) in out.iter_mut().enumerate() {
+) -> Result<spec::LayerSpec, InputError> {
+    let mut l = l.clone();
+    if let Some(b) = batch {
         if l.n != 1 {
-            let at = if field == "layers" {
-                format!("layers[{i}].N")
-            } else {
-                format!("{field}.N")
-            };
             let why = format!(
                 "N = {} here and workload.batch = {b}: give one of them",
                 l.n
             );
-            return Err(InputError::new(file, at, why));
+            return Err(InputError::new(file, format!("{field}.N"), why));
         }
         l.n = b;
     }
-    Ok(out)
+    Ok(l)
 }
 
 /// Loads a mapping for `problem` on `arch` from any format qmap reads: qmap's mapping YAML
