@@ -6,7 +6,7 @@ use qmap::front::{
     brute_force_front, dominates, for_each_selection, front_hypervolume, hypervolume, min_edp,
     non_dominated, nsga2, select, trace_front, AccuracyKind, AccuracyModel, AccuracyTable, BitSets,
     Budgets, Criterion, EnergyTable, FrontError, FrontKind, FrontOptions, FrontPlot, FrontPoint,
-    Goal, LayerTable, MarkStyle, Nsga2Options, PlotMark, SelectionProblem, TableEntry,
+    Goal, LayerTable, MarkStyle, Nsga2Options, PlotMark, SelectionProblem, TableEntry, TraceLimits,
 };
 use qmap::spec::{self, NetworkSpec};
 use qmap::workload::{self, Layer};
@@ -160,7 +160,7 @@ fn sorted_costs(points: &[FrontPoint], crit: &[Criterion]) -> Vec<Vec<f64>> {
 
 fn unlimited() -> FrontOptions {
     FrontOptions {
-        max_points: 100_000,
+        limits: TraceLimits::points(100_000),
         ..FrontOptions::default()
     }
 }
@@ -394,7 +394,7 @@ fn max_points_truncates_and_says_so() {
     let full = trace_front(&pb, FrontKind::EnergyAccuracyMemory, &unlimited()).unwrap();
     assert!(full.points.len() > 4);
     let opts = FrontOptions {
-        max_points: 4,
+        limits: TraceLimits::points(4),
         ..FrontOptions::default()
     };
     for kind in KINDS {
@@ -414,7 +414,7 @@ fn max_points_truncates_and_says_so() {
         &pb,
         FrontKind::EnergyAccuracyMemory,
         &FrontOptions {
-            max_points: full.points.len(),
+            limits: TraceLimits::points(full.points.len()),
             ..FrontOptions::default()
         },
     )
@@ -845,7 +845,7 @@ fn timing_mobilenet_v2_bits_2_to_8() {
     let pb = SelectionProblem::new(&table, &acc, &bits).unwrap();
     let u8 = pb.uniform(8).unwrap();
     let opts = FrontOptions {
-        max_points: 15,
+        limits: TraceLimits::points(15),
         budgets: Budgets {
             min_accuracy: Some(u8.accuracy - 2.0),
             ..Budgets::default()

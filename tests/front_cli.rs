@@ -108,7 +108,10 @@ fn front_points_reevaluate_and_chain() {
                 &layer.problem,
                 &inst.arch,
                 &m,
-                &inst.options(&layer.problem, Some((ib, wb, ob))),
+                &inst.options(
+                    &layer.problem,
+                    Some(qmap::model::BitConfig::new(ib, wb, ob)),
+                ),
             );
             assert!(ev.valid);
             assert_eq!(ev.energy_pj, l["energy_pj"].as_f64().unwrap());

@@ -629,7 +629,7 @@ fn mirror_images_cost_the_same_where_the_space_is_symmetric() {
             let (pd, rd) = (p.dim_index("P").unwrap(), p.dim_index("R").unwrap());
             assert_eq!(sigma[pd], p.dim_index("Q").unwrap());
             assert_eq!(sigma[rd], p.dim_index("S").unwrap());
-            let opts = inst.options(p, Some((8, 8, 8)));
+            let opts = inst.options(p, Some(qmap::model::BitConfig::uniform(8)));
             let mut rng = ChaCha8Rng::seed_from_u64(7);
             let mirror = |loops: &[Loop]| -> Vec<Loop> {
                 loops

@@ -5,7 +5,7 @@
 use super::job::RoleBits;
 use crate::error::Error;
 use crate::eval::Evaluation;
-use crate::instance::{self, file_stem, instance_hash, select_layer, sub_instance, BitTriple};
+use crate::instance::{self, file_stem, instance_hash, select_layer, sub_instance, BitConfig};
 use crate::optimum::{Entry, Proof, Table, TableSettings};
 use crate::report::files::{check_output_dir, write_file, write_mapping, MappingFile};
 use crate::spec::InputError;
@@ -14,7 +14,7 @@ use std::path::Path;
 use totals::*;
 
 mod totals;
-pub use totals::{LayerRow, NetworkTotals};
+pub use totals::{LayerRow, NetworkTotals, Verdict};
 
 /// What to prove and where to write it.
 pub struct BaselineRequest<'a> {
@@ -114,7 +114,7 @@ pub fn run(req: &BaselineRequest) -> Result<BaselineReport, Error> {
             .collect::<Result<_, _>>()?
     };
     let sub = sub_instance(&inst, &layers);
-    let all = all_triples(&inst);
+    let all = all_configs(&inst);
     let table = crate::optimum::build(&sub, &cons, &all, &req.settings)
         .map_err(|e| Error::solver(req.instance, e))?;
     let hash = instance_hash(&sub, &cons);
@@ -139,7 +139,7 @@ pub fn run(req: &BaselineRequest) -> Result<BaselineReport, Error> {
         cached_units: table.cached_units,
         seconds: table.seconds,
         infeasible: infeasible_layers(&sub, &table),
-        unproven: all_rows.iter().filter(|r| !r.proven).count(),
+        unproven: all_rows.iter().filter(|r| !r.verdict.proven).count(),
         cache_warnings: table.cache_warnings,
         levels,
         rows,
@@ -148,15 +148,15 @@ pub fn run(req: &BaselineRequest) -> Result<BaselineReport, Error> {
     })
 }
 
-/// Every bit triple the table needs (the weight budget left to each layer), or native: the
+/// Every bit configuration the table needs (the weight budget left to each layer), or native: the
 /// bit choices of `qmap baseline`'s table (also sharded by `qmap table`).
-pub fn all_triples(inst: &instance::Instance) -> Vec<Option<BitTriple>> {
+pub fn all_configs(inst: &instance::Instance) -> Vec<Option<BitConfig>> {
     if inst.bits.is_native() {
         return vec![None];
     }
     let mut unbudgeted = inst.bits.clone();
     unbudgeted.weight_budget_bytes = None;
-    unbudgeted.triples(0).into_iter().map(Some).collect()
+    unbudgeted.configs(0).into_iter().map(Some).collect()
 }
 
 /// A layer with no mapping at any of its bit choices is infeasible: the layer and why.
@@ -179,7 +179,7 @@ struct Writer<'a> {
     inst: &'a instance::Instance,
     sub: &'a instance::Instance,
     hash: &'a str,
-    /// More than one bit triple: file names carry the triple.
+    /// More than one bit configuration: file names carry the triple.
     several_bits: bool,
     /// Per layer of `sub`: its mapspace's size and its shape's wall time.
     mapspace_sizes: Vec<Option<f64>>,
@@ -214,7 +214,7 @@ impl Writer<'_> {
             let allowed = if self.inst.bits.is_native() {
                 vec![None]
             } else {
-                (self.inst.bits.triples(layer.weights).into_iter())
+                (self.inst.bits.configs(layer.weights).into_iter())
                     .map(Some)
                     .collect()
             };
@@ -226,9 +226,7 @@ impl Writer<'_> {
                     energy_pj: e.energy_pj(),
                     cycles: e.cycles(),
                     weight_bytes: weight_bytes(self.sub, layer.weights, e.bits),
-                    status: entry_status(e),
-                    proof: e.proof().engine(),
-                    proven: e.proof().optimal(),
+                    verdict: Verdict::of(e),
                     solve_seconds: self.layer_seconds[i],
                     mapspace_size: self.mapspace_sizes[i],
                     level_energy_pj: ev.as_ref().map(level_energies).unwrap_or_default(),
@@ -252,7 +250,8 @@ impl Writer<'_> {
     ) -> Result<(EntryFiles, Option<Evaluation>), InputError> {
         let (sub, out) = (self.sub, self.req.out);
         let mut stem = file_stem(&layer.name);
-        if let (Some((i, w, o)), true) = (e.bits, self.several_bits) {
+        if let (Some(b), true) = (e.bits, self.several_bits) {
+            let (i, w, o) = (b.input_bits, b.weight_bits, b.output_bits);
             stem = format!("{stem}__i{i}w{w}o{o}");
         }
         let mut files = EntryFiles {
@@ -327,10 +326,12 @@ impl Writer<'_> {
 /// An entry's row of `summary.csv` (`columns` cells: no energy by level without a mapping).
 fn summary_row(row: &LayerRow, e: &Entry, files: &EntryFiles, columns: usize) -> Vec<String> {
     let (bound, gap) = (e.proof()).bound_and_gap(e.energy_pj().unwrap_or(f64::INFINITY));
-    let (i, w, o) = e.bits.map_or(
-        (String::new(), String::new(), String::new()),
-        |(i, w, o)| (i.to_string(), w.to_string(), o.to_string()),
-    );
+    let (i, w, o) = e
+        .bits
+        .map_or((String::new(), String::new(), String::new()), |b| {
+            let bits = [b.input_bits, b.weight_bits, b.output_bits].map(|v| v.to_string());
+            bits.into()
+        });
     let mut cells = vec![
         row.layer.clone(),
         i,
@@ -338,14 +339,14 @@ fn summary_row(row: &LayerRow, e: &Entry, files: &EntryFiles, columns: usize) ->
         o,
         e.energy_pj().map_or(String::new(), |v| format!("{v:.4}")),
         e.cycles().map_or(String::new(), |v| v.to_string()),
-        row.status.to_string(),
+        row.verdict.status.to_string(),
         if bound.is_finite() {
             format!("{bound:.4}")
         } else {
             String::new()
         },
         gap.to_string(),
-        row.proof.to_string(),
+        row.verdict.proof.to_string(),
         files.mapping.clone(),
         files.timeloop_mapping.clone(),
         files.certificate.clone(),

@@ -21,7 +21,7 @@
 //! [`crate::report::codesign`] holds its terminal text and its CSV.
 
 use crate::front::{self as fr, FrontKind, FrontPoint};
-use crate::instance::{self, BitTriple, Instance};
+use crate::instance::{self, BitConfig, Instance};
 use crate::mapspace::Constraints;
 use crate::optimum::{Table, TableSettings};
 use crate::progress::Stage;
@@ -45,10 +45,8 @@ pub struct CodesignRequest<'a> {
     pub instance: &'a Path,
     pub kind: FrontKind,
     pub method: Method,
-    /// Stop after this many front points (lowest energy first).
-    pub max_points: usize,
-    /// Stop tracing the front after this many seconds.
-    pub time_budget: Option<f64>,
+    /// When the front's trace stops early (points, lowest energy first; seconds).
+    pub limits: fr::TraceLimits,
     /// The headline's second comparison: the least-energy design within this many accuracy
     /// points of uniform 8-bit (the first is at no loss).
     pub accuracy_tolerance: f64,
@@ -159,13 +157,9 @@ pub struct FrontReport {
     /// Table entries whose optimum is not proven (time limit).
     pub table_entries_not_proven: usize,
     pub table_seconds: f64,
-    /// Uniform 16-bit (each layer at 16 bits, mapped optimally; the plot's mark).
-    pub uniform_16bit: Option<Design>,
-    pub uniform_8bit: Option<Design>,
-    /// Uniform 8-bit mapped by random search: its latency (cycles) and energy (pJ); None
-    /// when a layer finds no valid mapping.
-    pub uniform_8bit_random_search_cycles: Option<u64>,
-    pub uniform_8bit_random_search_pj: Option<f64>,
+    /// The uniform designs the front is compared with (`uniform_*`).
+    #[serde(flatten)]
+    pub baselines: Baselines,
     pub workload: String,
     /// What the terminal text says besides.
     #[serde(skip)]
@@ -174,18 +168,55 @@ pub struct FrontReport {
     pub cache_warnings: Vec<String>,
 }
 
+/// The uniform designs a front is compared with.
+#[derive(Debug, Clone, Serialize)]
+pub struct Baselines {
+    /// Uniform 16-bit (each layer at 16 bits, mapped optimally; the plot's mark).
+    pub uniform_16bit: Option<Design>,
+    /// Uniform 8-bit, mapped optimally.
+    pub uniform_8bit: Option<Design>,
+    /// Uniform 8-bit mapped by random search: its latency (cycles) and energy (pJ); None
+    /// when a layer finds no valid mapping.
+    pub uniform_8bit_random_search_cycles: Option<u64>,
+    pub uniform_8bit_random_search_pj: Option<f64>,
+}
+
 /// Where and why a front stopped before it was complete.
 #[derive(Debug, Clone, Serialize)]
 pub struct Stopped {
     /// What to do about it, as a sentence.
     pub explanation: String,
     /// The last point traced: the front covers the points of less energy than it.
-    pub last_accuracy: Option<f64>,
-    pub last_cycles: Option<u64>,
-    pub last_energy_pj: Option<f64>,
-    pub last_memory_bytes: Option<f64>,
+    #[serde(flatten)]
+    pub last: LastPoint,
     /// `point_budget`, `time_budget` or `solve_time_limit`.
     pub reason: fr::StopReason,
+}
+
+/// The last point a stopped trace found (none when it found none): `last_accuracy`,
+/// `last_cycles`, `last_energy_pj` and `last_memory_bytes` in the JSON.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct LastPoint {
+    #[serde(rename = "last_accuracy")]
+    pub accuracy: Option<f64>,
+    #[serde(rename = "last_cycles")]
+    pub cycles: Option<u64>,
+    #[serde(rename = "last_energy_pj")]
+    pub energy_pj: Option<f64>,
+    #[serde(rename = "last_memory_bytes")]
+    pub memory_bytes: Option<f64>,
+}
+
+impl LastPoint {
+    /// The coordinates of `p`, or none.
+    pub fn of(p: Option<&FrontPoint>) -> LastPoint {
+        LastPoint {
+            accuracy: p.map(|p| p.accuracy),
+            cycles: p.map(|p| p.cycles),
+            energy_pj: p.map(|p| p.energy_pj),
+            memory_bytes: p.map(|p| p.memory_bytes),
+        }
+    }
 }
 
 /// The least-energy design within `accuracy_tolerance` points of uniform 8-bit's accuracy and
@@ -229,8 +260,7 @@ pub struct Work {
     pub random_search_cached: bool,
     pub random_search_seconds: f64,
     /// The point budget and the time budget (s) of the trace.
-    pub max_points: usize,
-    pub time_budget: Option<f64>,
+    pub limits: fr::TraceLimits,
 }
 
 /// The hypervolumes of the exact front and of NSGA-II's points.
@@ -330,7 +360,7 @@ fn build_table(req: &CodesignRequest, inputs: &Inputs) -> Result<Table, Codesign
         progress: !req.quiet,
         ..req.settings.clone()
     };
-    crate::optimum::build(&inputs.inst, &inputs.cons, &inputs.triples, &settings)
+    crate::optimum::build(&inputs.inst, &inputs.cons, &inputs.configs, &settings)
         .map_err(CodesignError::Solver)
 }
 
@@ -348,7 +378,7 @@ fn random_baseline(req: &CodesignRequest, inputs: &Inputs) -> (random::RandomBas
     let r = random::uniform_random(
         &inputs.inst,
         &inputs.cons,
-        (8, 8, 8),
+        BitConfig::uniform(8),
         req.seed,
         cache.as_deref(),
     );
@@ -363,7 +393,7 @@ struct Inputs {
     accuracy: fr::AccuracyModel,
     bitsets: fr::BitSets,
     /// Every configuration some layer may take.
-    triples: Vec<Option<BitTriple>>,
+    configs: Vec<Option<BitConfig>>,
 }
 
 impl Inputs {
@@ -400,13 +430,13 @@ impl Inputs {
             first_input: fs.first_input_bits,
             last_output: fs.last_output_bits,
         };
-        let triples = layer_triples(&inst, &bitsets);
+        let configs = network_configs(&inst, &bitsets);
         Ok(Inputs {
             inst,
             cons,
             accuracy,
             bitsets,
-            triples,
+            configs,
         })
     }
 }
@@ -414,27 +444,27 @@ impl Inputs {
 /// The bit choices of the tables `qmap front` builds for the instance at `path`, in order: the
 /// network's table, then the uniform 16-bit design's (the plot's mark). `qmap table` shards
 /// exactly these, so that a front over the filled cache reads every unit from it.
-pub fn table_bit_choices(path: &Path) -> Result<Vec<Vec<Option<BitTriple>>>, InputError> {
+pub fn table_bit_choices(path: &Path) -> Result<Vec<Vec<Option<BitConfig>>>, InputError> {
     let inputs = Inputs::load(path)?;
-    Ok(vec![inputs.triples, UNIFORM16.to_vec()])
+    Ok(vec![inputs.configs, UNIFORM16.to_vec()])
 }
 
 /// The bit choice of the uniform 16-bit design.
-const UNIFORM16: [Option<BitTriple>; 1] = [Some((16, 16, 16))];
+const UNIFORM16: [Option<BitConfig>; 1] = [Some(BitConfig::uniform(16))];
 
 /// Every bit configuration some layer of the network may take, in order of first appearance.
-fn layer_triples(inst: &Instance, bitsets: &fr::BitSets) -> Vec<Option<BitTriple>> {
+fn network_configs(inst: &Instance, bitsets: &fr::BitSets) -> Vec<Option<BitConfig>> {
     let n = inst.layers.len();
-    let mut triples: Vec<Option<BitTriple>> = vec![];
+    let mut configs: Vec<Option<BitConfig>> = vec![];
     for (i, l) in inst.layers.iter().enumerate() {
         for c in bitsets.layer_configs(l.producer, i + 1 == n) {
-            let t = Some((c.input_bits, c.weight_bits, c.output_bits));
-            if !triples.contains(&t) {
-                triples.push(t);
+            let t = Some(c);
+            if !configs.contains(&t) {
+                configs.push(t);
             }
         }
     }
-    triples
+    configs
 }
 
 /// A layer no bit choice maps (proved) makes the network infeasible: the reason, naming it.
@@ -477,7 +507,7 @@ fn exact_front(
 ) -> Result<ExactFront, InputError> {
     let inst = &inputs.inst;
     let energy_table = front_table(inst, table, |weights, t| {
-        inst.bits.weight_budget_bytes.is_none() || inst.bits.triples(weights).contains(&t)
+        inst.bits.weight_budget_bytes.is_none() || inst.bits.configs(weights).contains(&t)
     });
     let problem = fr::SelectionProblem::new(&energy_table, &inputs.accuracy, &inputs.bitsets)
         .map_err(|e| front_error(req, e))?;
@@ -486,8 +516,7 @@ fn exact_front(
         .min_accuracy
         .or(uniform8.as_ref().map(|u| u.accuracy - 2.0));
     let opts = fr::FrontOptions {
-        max_points: req.max_points,
-        time_budget: req.time_budget,
+        limits: req.limits,
         accuracy_resolution: req.accuracy_resolution,
         budgets: fr::Budgets {
             min_accuracy,
@@ -532,7 +561,7 @@ fn trace(
         if let Some(s) = &stage {
             s.set(format!(
                 "{n} points (at most {}), last: {}, {:.3} % accuracy, {:.2} MiB, {} cycles",
-                req.max_points,
+                req.limits.max_points,
                 crate::report::energy(p.energy_pj),
                 p.accuracy,
                 p.memory_bytes / (1024.0 * 1024.0),
@@ -703,24 +732,25 @@ impl FrontReport {
             points: front.points.iter().map(design).collect(),
             table_entries_not_proven: unproven,
             table_seconds: table.seconds,
-            uniform_16bit: d.uniform16.as_ref().map(design),
-            uniform_8bit: exact.uniform8.as_ref().map(design),
-            uniform_8bit_random_search_cycles: d.random8.0.cycles,
-            uniform_8bit_random_search_pj: d.random8.0.energy_pj,
+            baselines: Baselines {
+                uniform_16bit: d.uniform16.as_ref().map(design),
+                uniform_8bit: exact.uniform8.as_ref().map(design),
+                uniform_8bit_random_search_cycles: d.random8.0.cycles,
+                uniform_8bit_random_search_pj: d.random8.0.energy_pj,
+            },
             workload: inputs.inst.workload_name.clone(),
             work: Work {
                 layers: inputs.inst.layers.len(),
                 units: table.units,
                 cached_units: table.cached_units,
-                bit_configurations: inputs.triples.len(),
+                bit_configurations: inputs.configs.len(),
                 default_min_accuracy: req.min_accuracy.is_none(),
                 front_solves: front.solves,
                 nsga2_evaluations: d.nsga.as_ref().map(|r| r.result.evaluations),
                 front_cached: exact.from_cache,
                 random_search_cached: d.random8.0.cached_shapes == d.random8.0.shapes,
                 random_search_seconds: d.random8.1,
-                max_points: req.max_points,
-                time_budget: req.time_budget,
+                limits: req.limits,
             },
             cache_warnings: table.cache_warnings.clone(),
         }
@@ -734,26 +764,22 @@ fn stopped(req: &CodesignRequest, front: &fr::Front) -> Option<Stopped> {
         fr::StopReason::PointBudget => format!(
             "stopped after {} points (the point budget, --points {}); raise --points for the rest",
             front.points.len(),
-            req.max_points
+            req.limits.max_points
         ),
         fr::StopReason::TimeBudget => format!(
             "stopped after {:.0} s (the time budget, --front-time-limit {}); raise it for the rest",
             front.seconds,
-            req.time_budget.unwrap_or(0.0)
+            req.limits.time_budget.unwrap_or(0.0)
         ),
         fr::StopReason::SolveTimeLimit => {
             "a selection solve reached its time limit without a solution".to_string()
         }
     };
     // The last point traced: the one of most energy (2-D fronts come out in increasing energy).
-    let last = front.points.last();
     Some(Stopped {
         reason,
         explanation,
-        last_accuracy: last.map(|p| p.accuracy),
-        last_energy_pj: last.map(|p| p.energy_pj),
-        last_memory_bytes: last.map(|p| p.memory_bytes),
-        last_cycles: last.map(|p| p.cycles),
+        last: LastPoint::of(front.points.last()),
     })
 }
 
@@ -801,8 +827,7 @@ impl Design {
     /// has no entry at those bits).
     fn new(p: &FrontPoint, table: &Table, inst: &Instance) -> Design {
         let mapping_of = |l: usize, b: &fr::BitConfig| {
-            let e = (table.layers[l].iter())
-                .find(|e| e.bits == Some((b.input_bits, b.weight_bits, b.output_bits)))?;
+            let e = (table.layers[l].iter()).find(|e| e.bits == Some(*b))?;
             let m = e.cert.mapping.as_ref()?;
             Some(crate::model::mapping_to_spec(
                 m,
@@ -875,21 +900,16 @@ fn comparison(
 fn front_table(
     inst: &Instance,
     table: &Table,
-    keep: impl Fn(u64, BitTriple) -> bool,
+    keep: impl Fn(u64, BitConfig) -> bool,
 ) -> fr::EnergyTable {
     let mut et = fr::EnergyTable::for_layers(&inst.layers);
     for (lt, entries) in et.layers.iter_mut().zip(&table.layers) {
         for e in entries {
-            if let (Some((i, w, o)), Some(energy_pj), Some(cycles)) =
-                (e.bits, e.energy_pj(), e.cycles())
+            if let (Some(bits), Some(energy_pj), Some(cycles)) = (e.bits, e.energy_pj(), e.cycles())
             {
-                if keep(lt.weights, (i, w, o)) {
+                if keep(lt.weights, bits) {
                     lt.entries.push(fr::TableEntry {
-                        bits: fr::BitConfig {
-                            input_bits: i,
-                            weight_bits: w,
-                            output_bits: o,
-                        },
+                        bits,
                         energy_pj,
                         cycles,
                     });

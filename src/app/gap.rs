@@ -10,7 +10,7 @@
 
 use crate::app::job::{file_stem, load_job, select_layer};
 use crate::eval::evaluate;
-use crate::instance::{self, BitTriple};
+use crate::instance::{self, BitConfig};
 use crate::mapspace::{Constraints, Mapspace};
 use crate::model::{Arch, Mapping, ModelOptions, Problem};
 use crate::optimum::{shape_key, CacheUse, Entry, TableSettings, Unit};
@@ -152,7 +152,7 @@ type Gathered = (
     String,
     Arch,
     Constraints,
-    Option<BitTriple>,
+    Option<BitConfig>,
     Vec<Item>,
     Vec<String>,
     Vec<Unrecognised>,
@@ -395,7 +395,7 @@ fn optima(
     req: &GapRequest,
     arch: &Arch,
     cons: &Constraints,
-    bits: Option<BitTriple>,
+    bits: Option<BitConfig>,
     items: &mut [Item],
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Option<Entry>>, InputError> {
@@ -414,7 +414,7 @@ fn optima(
             cons,
             problem: &it.problem,
             shape: &shape,
-            triples: &[bits],
+            configs: &[bits],
             opts: std::slice::from_ref(&it.opts),
         };
         let file = it.file.clone().unwrap_or_default();

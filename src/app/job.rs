@@ -21,7 +21,7 @@ pub struct Job {
     pub space: crate::mapspace::Mapspace,
     /// The allowed bit-widths: the (inputs, weights, outputs) triple (None = native or per
     /// tensor from a Timeloop problem) and the model options it gives.
-    pub choices: Vec<(Option<instance::BitTriple>, ModelOptions)>,
+    pub choices: Vec<(Option<instance::BitConfig>, ModelOptions)>,
     pub objective: Objective,
     /// The file the job came from (errors name it).
     pub file: PathBuf,
@@ -38,7 +38,7 @@ struct Parts {
     arch: Arch,
     problem: Problem,
     cons: crate::mapspace::Constraints,
-    choices: Vec<(Option<instance::BitTriple>, ModelOptions)>,
+    choices: Vec<(Option<instance::BitConfig>, ModelOptions)>,
     objective: Objective,
     file: PathBuf,
     arch_file: PathBuf,
@@ -126,12 +126,12 @@ fn bit_choices(
     inst: &instance::Instance,
     problem: &Problem,
     path: &Path,
-) -> Result<Vec<(Option<instance::BitTriple>, ModelOptions)>, InputError> {
+) -> Result<Vec<(Option<instance::BitConfig>, ModelOptions)>, InputError> {
     if inst.bits.is_native() {
         return Ok(vec![(None, inst.options(problem, None))]);
     }
-    let triples = inst.bits.triples(inst.layer().weights);
-    if triples.is_empty() {
+    let configs = inst.bits.configs(inst.layer().weights);
+    if configs.is_empty() {
         return Err(InputError::new(
             path,
             "bits.weight_budget_bytes",
@@ -141,7 +141,7 @@ fn bit_choices(
             ),
         ));
     }
-    Ok(triples
+    Ok(configs
         .into_iter()
         .map(|t| (Some(t), inst.options(problem, Some(t))))
         .collect())
@@ -190,7 +190,7 @@ fn timeloop_bits(
     Ok(Some(crate::model::Bits(bits)))
 }
 
-/// A bit-width triple as the JSON outputs give it (`null` for native or per-tensor bits).
+/// A bit configuration as the JSON outputs give it (`null` for native or per-tensor bits).
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct RoleBits {
     pub inputs: u32,
@@ -199,11 +199,11 @@ pub struct RoleBits {
 }
 
 impl RoleBits {
-    pub fn of(t: Option<instance::BitTriple>) -> Option<RoleBits> {
-        t.map(|(inputs, weights, outputs)| RoleBits {
-            inputs,
-            weights,
-            outputs,
+    pub fn of(t: Option<instance::BitConfig>) -> Option<RoleBits> {
+        t.map(|b| RoleBits {
+            inputs: b.input_bits,
+            weights: b.weight_bits,
+            outputs: b.output_bits,
         })
     }
 }

@@ -40,7 +40,7 @@ pub fn run(req: &MapRequest, job: &Job, dir: &Path) -> Result<MapReport, Error> 
 
 /// The unit's entries, one per bit choice of `job`: from the cache or solved and stored.
 fn unit_entries(job: &Job, settings: &TableSettings) -> Result<Vec<Entry>, Error> {
-    let triples: Vec<_> = job.choices.iter().map(|c| c.0).collect();
+    let configs: Vec<_> = job.choices.iter().map(|c| c.0).collect();
     let opts: Vec<_> = job.choices.iter().map(|c| c.1.clone()).collect();
     let shape = optimum::shape_key(&job.problem);
     let unit = Unit {
@@ -48,7 +48,7 @@ fn unit_entries(job: &Job, settings: &TableSettings) -> Result<Vec<Entry>, Error
         cons: &job.cons,
         problem: &job.problem,
         shape: &shape,
-        triples: &triples,
+        configs: &configs,
         opts: &opts,
     };
     let (entries, used) = unit

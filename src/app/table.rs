@@ -4,12 +4,12 @@
 //!
 //! The tables are those the instance's own command builds: for an instance with a `front:`
 //! section, the two `qmap front` builds (the network's bit choices, and uniform 16-bit); for
-//! any other, the one `qmap baseline` builds (every allowed bit triple, no weight budget). A
+//! any other, the one `qmap baseline` builds (every allowed bit configuration, no weight budget). A
 //! job is one table unit (a layer shape at all of its table's bit choices: one enumeration
 //! prices them all), keyed by its cache file's content hash; a shard takes a deterministic
 //! share balanced by the jobs' estimated cost ([`crate::optimum::assign`]).
 
-use crate::instance::{self, BitTriple, Instance};
+use crate::instance::{self, BitConfig, Instance};
 use crate::mapspace::Constraints;
 use crate::optimum::{self, Job, JobRun, MergeReport, Shard, TableSettings};
 use crate::spec::InputError;
@@ -39,7 +39,7 @@ struct Tables {
 /// One table: its name, its bit choices, and the range of its jobs in [`Tables::jobs`].
 struct TableList {
     name: &'static str,
-    triples: Vec<Option<BitTriple>>,
+    configs: Vec<Option<BitConfig>>,
     range: std::ops::Range<usize>,
 }
 
@@ -47,24 +47,24 @@ impl Tables {
     fn load(path: &Path, settings: &TableSettings) -> Result<Tables, TableError> {
         let inst = instance::load(path)?;
         let cons = inst.constraints()?;
-        let named: Vec<(&'static str, Vec<Option<BitTriple>>)> = if inst.front.is_some() {
+        let named: Vec<(&'static str, Vec<Option<BitConfig>>)> = if inst.front.is_some() {
             let mut l = crate::app::codesign::table_bit_choices(path)?.into_iter();
             vec![
                 ("front", l.next().unwrap_or_default()),
                 ("uniform16", l.next().unwrap_or_default()),
             ]
         } else {
-            vec![("baseline", crate::app::baseline::all_triples(&inst))]
+            vec![("baseline", crate::app::baseline::all_configs(&inst))]
         };
         let (mut lists, mut jobs) = (vec![], vec![]);
-        for (name, triples) in named {
+        for (name, configs) in named {
             let start = jobs.len();
             jobs.extend(
-                optimum::jobs(&inst, &cons, &triples, settings).map_err(TableError::Solver)?,
+                optimum::jobs(&inst, &cons, &configs, settings).map_err(TableError::Solver)?,
             );
             lists.push(TableList {
                 name,
-                triples,
+                configs,
                 range: start..jobs.len(),
             });
         }
@@ -180,7 +180,7 @@ pub fn run_shard(
             .filter(|j| assigned[list.range.start + j] == shard.index)
             .collect();
         let (inst, cons) = (&tables.inst, &tables.cons);
-        let done = optimum::solve_jobs(inst, cons, &list.triples, &settings, jobs, &which)
+        let done = optimum::solve_jobs(inst, cons, &list.configs, &settings, jobs, &which)
             .map_err(TableError::Solver)?;
         runs.extend(done.into_iter().map(|run| ShardRun {
             table: list.name,

@@ -31,11 +31,11 @@
 
 use qmap::app::codesign::{self, CodesignReport, CodesignRequest, Method};
 use qmap::eval::{evaluate, Evaluation};
-use qmap::front::FrontKind;
+use qmap::front::{FrontKind, TraceLimits};
 use qmap::instance;
 use qmap::mapspace::Mapspace;
 use qmap::milp::{solve, SolveOptions, Status};
-use qmap::model::ModelOptions;
+use qmap::model::{BitConfig, ModelOptions};
 use qmap::optimum::{
     enumeration_size, prove_best, Engine, ENUMERATE_LIMIT, ENUMERATE_TRIAL_SECONDS,
 };
@@ -151,7 +151,7 @@ fn layer_row(
 ) -> LayerTimes {
     let problem = inst.layer().problem.clone();
     let space = Mapspace::new(&problem, &inst.arch, cons).expect("mapspace");
-    let opts = inst.options(&problem, Some((8, 8, 8)));
+    let opts = inst.options(&problem, Some(BitConfig::uniform(8)));
     let t0 = Instant::now();
     let so = SolveOptions {
         time_limit: Some(limit),
@@ -277,11 +277,11 @@ fn layers(all: bool, limit: f64) {
 }
 
 fn table() {
-    println!("== per-layer optimum table: MobileNetV2 on Eyeriss, bits 2..8 (343 triples) ==");
+    println!("== per-layer optimum table: MobileNetV2 on Eyeriss, bits 2..8 (343 configs) ==");
     let file = root().join("instances/front_mbv2_eyeriss.yaml");
     let inst = qmap::instance::load(&file).expect("shipped instance loads");
     let cons = inst.constraints().expect("shipped constraints load");
-    let triples: Vec<_> = inst.bits.triples(0).into_iter().map(Some).collect();
+    let configs: Vec<_> = inst.bits.configs(0).into_iter().map(Some).collect();
     let cache = std::env::temp_dir().join(format!("qmap-bench-cache-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&cache);
     let settings = qmap::optimum::TableSettings {
@@ -290,7 +290,7 @@ fn table() {
         ..Default::default()
     };
     for run in ["cold", "warm"] {
-        let t = qmap::optimum::build(&inst, &cons, &triples, &settings).expect("table builds");
+        let t = qmap::optimum::build(&inst, &cons, &configs, &settings).expect("table builds");
         let proven = t
             .layers
             .iter()
@@ -298,12 +298,12 @@ fn table() {
             .filter(|e| e.proof().optimal())
             .count();
         println!(
-            "{run}: {:.2} s for {} layers, {} distinct shapes ({} from the cache), {} triples each; {} of {} entries proven optimal",
+            "{run}: {:.2} s for {} layers, {} distinct shapes ({} from the cache), {} configs each; {} of {} entries proven optimal",
             t.seconds,
             inst.layers.len(),
             t.units,
             t.cached_units,
-            triples.len(),
+            configs.len(),
             proven,
             t.layers.iter().map(|l| l.len()).sum::<usize>()
         );
@@ -317,8 +317,10 @@ fn front_of(file: &Path, cache: &Path) -> Result<CodesignReport, String> {
         instance: file,
         kind: FrontKind::EnergyAccuracy,
         method: Method::Nsga2,
-        max_points: 5000,
-        time_budget: Some(120.0),
+        limits: TraceLimits {
+            max_points: 5000,
+            time_budget: Some(120.0),
+        },
         accuracy_tolerance: 0.5,
         quiet: true,
         min_accuracy: None,
@@ -522,7 +524,7 @@ fn seed(out: Option<PathBuf>) {
                 let problem = &inst.layers[li].problem;
                 let m = instance::load_mapping_file(&base.join(mapping), &inst.arch, problem)
                     .expect("mapping");
-                let opts = inst.options(problem, Some((8, w, 8)));
+                let opts = inst.options(problem, Some(BitConfig::new(8, w, 8)));
                 let ev = evaluate(problem, &inst.arch, &m, &opts);
                 let head = li + 1 == inst.layers.len();
                 let s = &mut sums[(w - 2) as usize];

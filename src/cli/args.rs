@@ -287,12 +287,8 @@ pub struct MapArgs {
     pub gap: f64,
     #[command(flatten)]
     pub prover: EngineArgs,
-    /// Write the mapping (qmap format) to this file.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Write the mapping and problem in Timeloop's v0.4 format to this file.
-    #[arg(long)]
-    pub timeloop_out: Option<PathBuf>,
+    #[command(flatten)]
+    pub outputs: MappingOutArgs,
     /// Print the certificate as JSON.
     #[arg(long)]
     pub json: bool,
@@ -377,16 +373,35 @@ pub struct SearchArgs {
     /// Objective (default: the instance's, else energy).
     #[arg(long, value_enum)]
     pub objective: Option<ObjectiveArg>,
-    /// Write the best mapping (qmap format) to this file.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Write the best mapping and problem in Timeloop's v0.4 format to this file.
-    #[arg(long)]
-    pub timeloop_out: Option<PathBuf>,
+    #[command(flatten)]
+    pub outputs: MappingOutArgs,
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
     pub progress: ProgressArgs,
+}
+
+/// Where `map` and `search` write the mapping they find.
+#[derive(clap::Args, Debug)]
+pub struct MappingOutArgs {
+    /// Write the mapping found (qmap format) to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Write the mapping found and its problem in Timeloop's v0.4 format to this file.
+    #[arg(long)]
+    pub timeloop_out: Option<PathBuf>,
+}
+
+impl MappingOutArgs {
+    /// The outputs, checked before any work (an error names the path and its flag).
+    pub fn checked(&self) -> Result<crate::app::job::MappingOutputs<'_>, crate::spec::InputError> {
+        let outputs = crate::app::job::MappingOutputs {
+            out: self.out.as_deref(),
+            timeloop_out: self.timeloop_out.as_deref(),
+        };
+        outputs.check()?;
+        Ok(outputs)
+    }
 }
 
 /// What `qmap eval`'s table shows (after its `--help`; docs/format.md says the same).

@@ -5,7 +5,7 @@ use crate::app;
 use crate::error::{Error, Outcome};
 use crate::report::{self, files::check_outputs, files::write_file};
 use crate::spec::{InputError, Objective};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 /// `println!` to stdout through [`super::emit`]: a closed pipe ends the run quietly.
@@ -34,20 +34,6 @@ fn warn_cache(w: &[String]) {
     if w.len() > 5 {
         eprintln!("  ... and {} more", w.len() - 5);
     }
-}
-
-/// Where `map` and `search` write their mapping (`--out`, `--timeloop-out`), checked before
-/// any work.
-fn mapping_outputs<'a>(
-    out: &'a Option<PathBuf>,
-    timeloop_out: &'a Option<PathBuf>,
-) -> Result<app::job::MappingOutputs<'a>, InputError> {
-    let outputs = app::job::MappingOutputs {
-        out: out.as_deref(),
-        timeloop_out: timeloop_out.as_deref(),
-    };
-    outputs.check()?;
-    Ok(outputs)
 }
 
 pub fn eval(a: EvalArgs) -> Result<Outcome, Error> {
@@ -79,7 +65,7 @@ pub fn eval(a: EvalArgs) -> Result<Outcome, Error> {
 pub fn map(a: MapArgs) -> Result<Outcome, Error> {
     // The time limit is on the whole command: loading and counting the mapspace included.
     let start = Instant::now();
-    let outputs = mapping_outputs(&a.out, &a.timeloop_out)?;
+    let outputs = a.outputs.checked()?;
     let r = app::map::run(&app::map::MapRequest {
         instance: a.design.instance.as_deref(),
         layer: a.layer.clone(),
@@ -105,7 +91,7 @@ pub fn map(a: MapArgs) -> Result<Outcome, Error> {
 
 pub fn search(a: SearchArgs) -> Result<Outcome, Error> {
     let start = Instant::now();
-    let outputs = mapping_outputs(&a.out, &a.timeloop_out)?;
+    let outputs = a.outputs.checked()?;
     let r = app::search::run(&app::search::SearchRequest {
         instance: &a.instance,
         layer: a.layer.clone(),
@@ -226,8 +212,10 @@ pub fn front(a: FrontArgs) -> Result<Outcome, Error> {
         instance: &a.instance,
         kind: a.front.into(),
         method: a.method.into(),
-        max_points: a.points,
-        time_budget: (a.front_time_limit > 0.0).then_some(a.front_time_limit),
+        limits: crate::front::TraceLimits {
+            max_points: a.points,
+            time_budget: (a.front_time_limit > 0.0).then_some(a.front_time_limit),
+        },
         accuracy_tolerance: a.accuracy_tolerance,
         quiet: a.quiet,
         min_accuracy: a.min_accuracy,

@@ -47,7 +47,7 @@ pub use stored::StoredFront;
 pub use table::{BitConfig, BitSets, EnergyTable, LayerTable, TableEntry};
 pub use trace::{
     brute_force_front, dominates, for_each_selection, min_edp, non_dominated, trace_front,
-    trace_front_with, Front, FrontKind, FrontOptions, StopReason,
+    trace_front_with, Front, FrontKind, FrontOptions, StopReason, TraceLimits,
 };
 
 use crate::spec::InputError;

@@ -11,13 +11,7 @@
 use crate::workload::Layer;
 use serde::{Deserialize, Serialize};
 
-/// A bit configuration of one layer: input activation, weight and output activation bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct BitConfig {
-    pub input_bits: u32,
-    pub weight_bits: u32,
-    pub output_bits: u32,
-}
+pub use crate::model::BitConfig;
 
 /// One entry of a layer's table: the optimal energy of a bit configuration and its cycles. Several
 /// entries may share a bit configuration (its (energy, cycles) Pareto set).

@@ -59,15 +59,41 @@ impl FrontKind {
     }
 }
 
+/// When a trace stops before the front is complete (`Front::complete` is then false): the
+/// request's, the trace's and the report's one record of them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TraceLimits {
+    /// Stop after this many points.
+    pub max_points: usize,
+    /// Stop when the trace has run this long (seconds; checked before each point's solve, so a
+    /// trace overruns it by at most one solve).
+    #[serde(default)]
+    pub time_budget: Option<f64>,
+}
+
+impl Default for TraceLimits {
+    /// 100 points, no time budget.
+    fn default() -> Self {
+        TraceLimits::points(100)
+    }
+}
+
+impl TraceLimits {
+    /// At most `max_points` points, no time budget.
+    pub fn points(max_points: usize) -> TraceLimits {
+        TraceLimits {
+            max_points,
+            time_budget: None,
+        }
+    }
+}
+
 /// Settings of [`trace_front`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct FrontOptions {
-    /// Stop after this many points (`Front::complete` is then false).
-    pub max_points: usize,
-    /// Stop when the trace has run this long (seconds; checked before each point's solve, so a
-    /// trace overruns it by at most one solve; `Front::complete` is then false).
-    #[serde(default)]
-    pub time_budget: Option<f64>,
+    /// When the trace stops early.
+    #[serde(flatten)]
+    pub limits: TraceLimits,
     /// Accuracies closer than this (percentage points) count as equal.
     pub accuracy_resolution: f64,
     /// Time limit per MILP solve (s); a point from a timed-out solve has status `time_limit`.
@@ -82,8 +108,7 @@ pub struct FrontOptions {
 impl Default for FrontOptions {
     fn default() -> Self {
         FrontOptions {
-            max_points: 100,
-            time_budget: None,
+            limits: TraceLimits::default(),
             accuracy_resolution: 1e-6,
             time_limit: None,
             budgets: Budgets::default(),
@@ -206,8 +231,9 @@ pub fn trace_front_with(
     let base = opts.budgets.bounds();
     let mut points: Vec<FrontPoint> = Vec::new();
     let mut limits = Limits {
-        max_points: opts.max_points,
+        max_points: opts.limits.max_points,
         deadline: opts
+            .limits
             .time_budget
             .map(|s| t0 + std::time::Duration::from_secs_f64(s.max(0.0))),
         stopped: None,

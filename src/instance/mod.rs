@@ -13,7 +13,7 @@ mod select;
 pub use select::{file_stem, instance_hash, select_layer, sub_instance};
 
 /// Bit-widths of the (inputs, weights, outputs) tensor roles.
-pub type BitTriple = (u32, u32, u32);
+pub use crate::model::BitConfig;
 
 /// Allowed bit-widths per tensor role; empty = native (each tensor at each level's word size).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -26,10 +26,10 @@ pub struct BitChoices {
 }
 
 impl BitChoices {
-    /// The single fixed bit-width triple (inputs, weights, outputs), when there is one.
-    pub fn fixed(&self) -> Option<(u32, u32, u32)> {
+    /// The single fixed bit configuration (inputs, weights, outputs), when there is one.
+    pub fn fixed(&self) -> Option<BitConfig> {
         match (&self.inputs[..], &self.weights[..], &self.outputs[..]) {
-            ([i], [w], [o]) => Some((*i, *w, *o)),
+            ([i], [w], [o]) => Some(BitConfig::new(*i, *w, *o)),
             _ => None,
         }
     }
@@ -39,14 +39,14 @@ impl BitChoices {
 
     /// Every allowed (inputs, weights, outputs) triple whose weights fit the weight budget for a
     /// layer with `weights` weights.
-    pub fn triples(&self, weights: u64) -> Vec<(u32, u32, u32)> {
+    pub fn configs(&self, weights: u64) -> Vec<BitConfig> {
         let mut out = vec![];
         for &i in &self.inputs {
             for &w in &self.weights {
                 for &o in &self.outputs {
                     let bytes = (weights * w as u64).div_ceil(8);
                     if self.weight_budget_bytes.is_none_or(|b| bytes <= b) {
-                        out.push((i, w, o));
+                        out.push(BitConfig::new(i, w, o));
                     }
                 }
             }
@@ -97,7 +97,7 @@ impl Instance {
     }
 
     /// Model options for `problem` at bit-widths (inputs, weights, outputs); None = native.
-    pub fn options(&self, problem: &Problem, bits: Option<(u32, u32, u32)>) -> ModelOptions {
+    pub fn options(&self, problem: &Problem, bits: Option<BitConfig>) -> ModelOptions {
         ModelOptions {
             bits: bits.map(|b| bits_for(problem, b)),
             packing: self.packing,
@@ -131,20 +131,20 @@ impl Instance {
     }
 }
 
-/// Per-tensor bits for a problem from a role triple (inputs, weights, outputs): tensors named
+/// Per-tensor bits for a problem from a bit configuration (inputs, weights, outputs): tensors named
 /// Inputs / Weights take those; the read-write tensor takes the output bits.
-pub fn bits_for(problem: &Problem, (i, w, o): (u32, u32, u32)) -> Bits {
+pub fn bits_for(problem: &Problem, b: BitConfig) -> Bits {
     Bits(
         problem
             .tensors
             .iter()
             .map(|t| {
                 if t.read_write {
-                    o
+                    b.output_bits
                 } else if t.name == "Weights" {
-                    w
+                    b.weight_bits
                 } else {
-                    i
+                    b.input_bits
                 }
             })
             .collect(),

@@ -2,6 +2,33 @@
 //! the seed fork's compatibility switch).
 
 use crate::spec::PackingMode;
+use serde::{Deserialize, Serialize};
+
+/// A layer's bit configuration: the bits of its input activations, its weights and its output
+/// activations. The one bit-configuration type: instances list them, the table and its cache key
+/// entries by them, the front selects them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BitConfig {
+    pub input_bits: u32,
+    pub weight_bits: u32,
+    pub output_bits: u32,
+}
+
+impl BitConfig {
+    /// Inputs, weights and outputs at `i`, `w` and `o` bits.
+    pub const fn new(i: u32, w: u32, o: u32) -> BitConfig {
+        BitConfig {
+            input_bits: i,
+            weight_bits: w,
+            output_bits: o,
+        }
+    }
+
+    /// Every tensor at `b` bits.
+    pub const fn uniform(b: u32) -> BitConfig {
+        BitConfig::new(b, b, b)
+    }
+}
 
 /// Per-tensor bit-widths (indexed like the problem's tensors).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

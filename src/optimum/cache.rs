@@ -4,11 +4,28 @@
 
 use super::*;
 
+/// A cache file keeps a bit configuration as `[inputs, weights, outputs]`.
+mod as_triple {
+    use crate::model::BitConfig;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &Option<BitConfig>, s: S) -> Result<S::Ok, S::Error> {
+        let t = b.map(|b| [b.input_bits, b.weight_bits, b.output_bits]);
+        t.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<BitConfig>, D::Error> {
+        let t = Option::<[u32; 3]>::deserialize(d)?;
+        Ok(t.map(|[i, w, o]| BitConfig::new(i, w, o)))
+    }
+}
+
 /// A table entry as its cache file keeps it (the mapping in the instance's mapping format).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct CachedEntry {
-    /// The bit triple; None = native word widths.
-    pub bits: Option<BitTriple>,
+    /// The bit configuration as `[inputs, weights, outputs]`; None = native word widths.
+    #[serde(with = "as_triple")]
+    pub bits: Option<BitConfig>,
     /// The optimum's energy (pJ); None when no mapping fits at these bit-widths.
     pub energy_pj: Option<f64>,
     pub cycles: Option<u64>,
@@ -64,7 +81,7 @@ struct CacheFile {
 }
 
 /// Reads the cache file `f` of a unit: None when there is none; an error (why) when it does
-/// not check out. Every entry is verified whole: it is at the bit triple asked, at its place;
+/// not check out. Every entry is verified whole: it is at the bit configuration asked, at its place;
 /// its mapping is in the mapspace, valid, and re-evaluates to the stored energy and cycles;
 /// its bound is at most its energy, within the gap tolerance of it when it says optimal, and
 /// the proof's own; an entry without a mapping has a reason that checks out again
@@ -73,7 +90,7 @@ pub(super) fn read_cache(
     f: &Path,
     space: &Mapspace,
     opts: &[ModelOptions],
-    triples: &[Option<BitTriple>],
+    configs: &[Option<BitConfig>],
     shape: &str,
 ) -> Result<Option<Vec<Entry>>, String> {
     let text = match std::fs::read_to_string(f) {
@@ -94,7 +111,7 @@ pub(super) fn read_cache(
         ));
     }
     let check = |(i, (e, o))| {
-        check_entry(e, triples[i], space, o, f).map_err(|why| format!("entry {i}: {why}"))
+        check_entry(e, configs[i], space, o, f).map_err(|why| format!("entry {i}: {why}"))
     };
     let entries = file.entries.iter().zip(opts).enumerate().map(check);
     Ok(Some(entries.collect::<Result<_, _>>()?))
@@ -103,7 +120,7 @@ pub(super) fn read_cache(
 /// Verifies one cache entry (see [`read_cache`]) and gives the table entry it stands for.
 fn check_entry(
     e: &CachedEntry,
-    bits: Option<BitTriple>,
+    bits: Option<BitConfig>,
     space: &Mapspace,
     opts: &ModelOptions,
     f: &Path,
@@ -353,7 +370,7 @@ mod tests {
             Status::TimeLimit
         };
         CachedEntry {
-            bits: Some((8, 8, 8)),
+            bits: Some(BitConfig::uniform(8)),
             energy_pj: energy,
             cycles: energy.map(|_| 10),
             mapping: None,

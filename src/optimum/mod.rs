@@ -1,6 +1,6 @@
 //! Proven per-layer optima: the engine choice between enumeration and the MILP (shared by
 //! `qmap map`), and the per-layer optimum table of a network: the best energy of every layer at
-//! every allowed (inputs, weights, outputs) bit triple, deduplicated over identical layer shapes
+//! every allowed (inputs, weights, outputs) bit configuration, deduplicated over identical layer shapes
 //! and packing classes, solved in parallel and cached on disk under a content hash.
 //!
 //! Each table unit is one distinct layer shape: its mapspace is enumerated once and every
@@ -13,7 +13,7 @@
 
 use crate::eval::evaluate;
 
-use crate::instance::{BitTriple, Instance};
+use crate::instance::{BitConfig, Instance};
 use crate::mapspace::{Constraints, Mapspace};
 use crate::milp::{self, SolveOptions, Status};
 use crate::model::{mapping_from_spec, mapping_to_spec, ModelOptions, Problem};

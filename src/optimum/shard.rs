@@ -38,12 +38,12 @@ pub fn job_weight(size: f64, packing_classes: usize) -> f64 {
     size.max(2.0).ln() * (packing_classes.max(1) as f64).powf(0.25)
 }
 
-/// The jobs of the table of `inst` at the bit choices `triples`, one per distinct layer shape
+/// The jobs of the table of `inst` at the bit choices `configs`, one per distinct layer shape
 /// in first-appearance order.
 pub fn jobs(
     inst: &Instance,
     cons: &Constraints,
-    triples: &[Option<BitTriple>],
+    configs: &[Option<BitConfig>],
     settings: &TableSettings,
 ) -> Result<Vec<Job>, String> {
     let (units, unit_of) = distinct_shapes(inst);
@@ -52,13 +52,13 @@ pub fn jobs(
         .enumerate()
         .map(|(u, (shape, rep))| {
             let layer = &inst.layers[*rep];
-            let opts = unit_options(inst, *rep, triples);
+            let opts = unit_options(inst, *rep, configs);
             let unit = Unit {
                 arch: &inst.arch,
                 cons,
                 problem: &layer.problem,
                 shape,
-                triples,
+                configs,
                 opts: &opts,
             };
             let space = Mapspace::new(&layer.problem, &inst.arch, cons)
@@ -75,7 +75,7 @@ pub fn jobs(
                     .filter(|&(_, &x)| x == u)
                     .map(|(i, _)| inst.layers[i].name.clone())
                     .collect(),
-                bit_choices: triples.len(),
+                bit_choices: configs.len(),
                 packing_classes: classes,
                 size,
                 enumerates,
@@ -203,13 +203,13 @@ pub struct JobRun {
     pub seconds: f64,
 }
 
-/// Solves the jobs `which` (indices into `jobs`, the jobs of the table at `triples`), their
+/// Solves the jobs `which` (indices into `jobs`, the jobs of the table at `configs`), their
 /// entries from the cache when they check out, in parallel, into the settings' cache.
 /// Returns what each did, in the order of `which`.
 pub fn solve_jobs(
     inst: &Instance,
     cons: &Constraints,
-    triples: &[Option<BitTriple>],
+    configs: &[Option<BitConfig>],
     settings: &TableSettings,
     jobs: &[Job],
     which: &[usize],
@@ -220,7 +220,7 @@ pub fn solve_jobs(
         .par_iter()
         .map(|&j| {
             let (key, rep) = &units[j];
-            let (entries, used, seconds) = solve_shape(inst, cons, triples, settings, key, *rep)?;
+            let (entries, used, seconds) = solve_shape(inst, cons, configs, settings, key, *rep)?;
             if settings.progress {
                 // One line per job on stderr (a shard's log under a scheduler is a file).
                 let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;

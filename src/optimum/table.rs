@@ -30,11 +30,11 @@ impl Default for TableSettings {
     }
 }
 
-/// One table entry: a layer at one bit triple, and the certificate of its energy optimum.
+/// One table entry: a layer at one bit configuration, and the certificate of its energy optimum.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    /// The bit triple; None = native word widths.
-    pub bits: Option<BitTriple>,
+    /// The bit configuration; None = native word widths.
+    pub bits: Option<BitConfig>,
     pub cert: Certificate,
 }
 
@@ -58,7 +58,7 @@ impl Entry {
     }
 }
 
-/// The table: per layer, one entry per bit triple (in the order asked).
+/// The table: per layer, one entry per bit configuration (in the order asked).
 #[derive(Debug, Clone)]
 pub struct Table {
     pub layers: Vec<Vec<Entry>>,
@@ -117,24 +117,24 @@ pub fn distinct_shapes(inst: &Instance) -> (Vec<(String, usize)>, Vec<usize>) {
 pub type Solved = (Vec<Entry>, CacheUse, f64);
 
 /// The entries of the unit of shape `key` (first seen at layer `rep`) at the bit choices
-/// `triples`: from the cache when they check out, else solved (and stored).
+/// `configs`: from the cache when they check out, else solved (and stored).
 pub fn solve_shape(
     inst: &Instance,
     cons: &Constraints,
-    triples: &[Option<BitTriple>],
+    configs: &[Option<BitConfig>],
     settings: &TableSettings,
     key: &str,
     rep: usize,
 ) -> Result<Solved, String> {
     let t = Instant::now();
     let layer = &inst.layers[rep];
-    let opts = unit_options(inst, rep, triples);
+    let opts = unit_options(inst, rep, configs);
     let unit = Unit {
         arch: &inst.arch,
         cons,
         problem: &layer.problem,
         shape: key,
-        triples,
+        configs,
         opts: &opts,
     };
     let (entries, used) = unit
@@ -147,17 +147,17 @@ pub fn solve_shape(
 pub fn unit_options(
     inst: &Instance,
     rep: usize,
-    triples: &[Option<BitTriple>],
+    configs: &[Option<BitConfig>],
 ) -> Vec<ModelOptions> {
     let problem = &inst.layers[rep].problem;
-    triples.iter().map(|&b| inst.options(problem, b)).collect()
+    configs.iter().map(|&b| inst.options(problem, b)).collect()
 }
 
-/// Builds the table for every layer of `inst` at every bit choice in `triples` (None = native).
+/// Builds the table for every layer of `inst` at every bit choice in `configs` (None = native).
 pub fn build(
     inst: &Instance,
     cons: &Constraints,
-    triples: &[Option<BitTriple>],
+    configs: &[Option<BitConfig>],
     settings: &TableSettings,
 ) -> Result<Table, String> {
     let start = Instant::now();
@@ -168,7 +168,7 @@ pub fn build(
     let results: Vec<Result<Solved, String>> = units
         .par_iter()
         .map(|(key, rep)| {
-            let r = solve_shape(inst, cons, triples, &settings, key, *rep);
+            let r = solve_shape(inst, cons, configs, &settings, key, *rep);
             bar.inc();
             r
         })
@@ -195,14 +195,14 @@ pub fn build(
     })
 }
 
-/// One table unit: a layer shape on a design, at the bit choices `triples` (options `opts`).
+/// One table unit: a layer shape on a design, at the bit choices `configs` (options `opts`).
 pub struct Unit<'a> {
     pub arch: &'a crate::model::Arch,
     pub cons: &'a Constraints,
     pub problem: &'a Problem,
     /// [`shape_key`] of the problem.
     pub shape: &'a str,
-    pub triples: &'a [Option<BitTriple>],
+    pub configs: &'a [Option<BitConfig>],
     pub opts: &'a [ModelOptions],
 }
 
@@ -217,14 +217,14 @@ impl Unit<'_> {
             .map(|d| cache_path(d, &self.cache_key(settings)));
         let mut used = CacheUse::Miss;
         if let Some(f) = &cache_file {
-            match read_cache(f, &space, self.opts, self.triples, self.shape) {
+            match read_cache(f, &space, self.opts, self.configs, self.shape) {
                 Ok(Some(entries)) => return Ok((entries, CacheUse::Hit)),
                 Ok(None) => {}
                 Err(why) => used = CacheUse::Rejected(format!("{}: {why}", f.display())),
             }
         }
         let certs = solve_unit(&space, self.opts, settings)?;
-        let entries: Vec<Entry> = (certs.into_iter().zip(self.triples.iter().zip(self.opts)))
+        let entries: Vec<Entry> = (certs.into_iter().zip(self.configs.iter().zip(self.opts)))
             .map(|(mut cert, (&bits, opts))| {
                 if cert.mapping.is_none() {
                     cert.reason = milp::diagnose(&space, opts);
@@ -247,7 +247,13 @@ impl Unit<'_> {
             format!("{:?}", self.arch),
             format!("{:?}", self.cons),
             self.shape.to_string(),
-            format!("{:?}", self.triples),
+            // As `(inputs, weights, outputs)` tuples: the keys the cache has always used.
+            format!(
+                "{:?}",
+                (self.configs.iter())
+                    .map(|t| t.map(|b| (b.input_bits, b.weight_bits, b.output_bits)))
+                    .collect::<Vec<_>>()
+            ),
             format!(
                 "{:?}",
                 self.opts

@@ -51,7 +51,7 @@ fn layer_table(r: &BaselineReport) -> String {
             )),
             l.energy_pj.map_or("-".into(), energy),
             l.cycles.map_or("-".into(), thousands),
-            format!("{} ({})", l.status, l.proof),
+            format!("{} ({})", l.verdict.status, l.verdict.proof),
             l.mapspace_size.map_or("-".into(), |n| format!("{n:.3e}")),
             l.solve_seconds
         )

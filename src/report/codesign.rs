@@ -205,8 +205,8 @@ fn comparisons(r: &FrontReport) -> String {
         }
     }
     let uniform: [(&str, &Option<Design>); 2] = [
-        ("uniform 8-bit", &r.uniform_8bit),
-        ("uniform 16-bit", &r.uniform_16bit),
+        ("uniform 8-bit", &r.baselines.uniform_8bit),
+        ("uniform 16-bit", &r.baselines.uniform_16bit),
     ];
     for (label, u) in uniform {
         if let Some(u) = u {

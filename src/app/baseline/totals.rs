@@ -4,7 +4,7 @@
 
 use crate::app::job::RoleBits;
 use crate::eval::Evaluation;
-use crate::instance::{BitTriple, Instance};
+use crate::instance::{BitConfig, Instance};
 use crate::mapspace::{Constraints, Mapspace};
 use crate::optimum::{shape_key, Entry};
 use serde::Serialize;
@@ -21,11 +21,9 @@ pub struct LayerRow {
     /// Bytes of the layer's weights at the entry's weight bits (native: the outermost
     /// level's word).
     pub weight_bytes: f64,
-    /// `optimal`, `time_limit`, `infeasible`, ...; and the proof's engine.
-    pub status: &'static str,
-    pub proof: &'static str,
-    /// The proof is complete (an optimum, or infeasibility, proven).
-    pub proven: bool,
+    /// How the entry's optimum stands.
+    #[serde(flatten)]
+    pub verdict: Verdict,
     /// Wall time of the layer's shape in this run (shared by the layers of that shape; a cache
     /// hit's is its check).
     pub solve_seconds: f64,
@@ -33,6 +31,28 @@ pub struct LayerRow {
     pub mapspace_size: Option<f64>,
     /// Energy by level, as the report's `levels` lists them (empty without a mapping).
     pub level_energy_pj: Vec<f64>,
+}
+
+/// How an entry's optimum stands, as the outputs show it.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Verdict {
+    /// `optimal`, `time_limit`, `infeasible`, ... ([`entry_status`]).
+    pub status: &'static str,
+    /// The proof's engine.
+    pub proof: &'static str,
+    /// The proof is complete (an optimum, or infeasibility, proven).
+    pub proven: bool,
+}
+
+impl Verdict {
+    /// The verdict of a table entry.
+    pub fn of(e: &Entry) -> Verdict {
+        Verdict {
+            status: entry_status(e),
+            proof: e.proof().engine(),
+            proven: e.proof().optimal(),
+        }
+    }
 }
 
 /// The network's totals over one entry per layer.
@@ -75,9 +95,9 @@ pub fn level_energies(ev: &Evaluation) -> Vec<f64> {
 
 /// Bytes of a layer's `weights` at the weight bits of `bits` (native: the outermost level's
 /// word bits).
-pub fn weight_bytes(inst: &Instance, weights: u64, bits: Option<BitTriple>) -> f64 {
+pub fn weight_bytes(inst: &Instance, weights: u64, bits: Option<BitConfig>) -> f64 {
     let word = inst.arch.levels.last().map_or(8, |l| l.word_bits);
-    let w = bits.map_or(word, |(_, w, _)| w as u64);
+    let w = bits.map_or(word, |b| b.weight_bits as u64);
     weights as f64 * w as f64 / 8.0
 }
 
@@ -141,7 +161,7 @@ pub fn network_totals(chosen: &[LayerRow], levels: usize, seconds: f64) -> Netwo
         level_energy_pj,
         layers: mapped.len(),
         left_out: chosen.len() - mapped.len(),
-        optimal: chosen.iter().all(|r| r.status == "optimal"),
+        optimal: chosen.iter().all(|r| r.verdict.status == "optimal"),
         solve_seconds: seconds,
     }
 }

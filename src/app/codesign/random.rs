@@ -8,7 +8,7 @@
 //! mapspace, valid, and re-evaluate to the stored energy; a file that does not check out is
 //! searched again and rewritten.
 
-use crate::instance::{BitTriple, Instance};
+use crate::instance::{BitConfig, Instance};
 use crate::mapspace::{Constraints, Mapspace};
 use crate::model::{mapping_from_spec, mapping_to_spec};
 use crate::optimum::{cache_path, content_hash, distinct_shapes, MODEL_VERSION};
@@ -49,7 +49,7 @@ struct CacheFile {
 pub fn uniform_random(
     inst: &Instance,
     cons: &Constraints,
-    bits: BitTriple,
+    bits: BitConfig,
     seed: u64,
     cache_dir: Option<&Path>,
 ) -> RandomBaseline {
@@ -75,7 +75,7 @@ fn shape_energy(
     cons: &Constraints,
     rep: usize,
     shape: &str,
-    bits: BitTriple,
+    bits: BitConfig,
     seed: u64,
     cache_dir: Option<&Path>,
 ) -> (Option<(f64, u64)>, bool) {

@@ -35,10 +35,8 @@ pub(super) fn file(
     kind: FrontKind,
     opts: &fr::FrontOptions,
 ) -> PathBuf {
-    let opts = fr::FrontOptions {
-        time_budget: None,
-        ..*opts
-    };
+    let mut opts = *opts;
+    opts.limits.time_budget = None;
     let key = content_hash(&[
         "front".into(),
         MODEL_VERSION.into(),

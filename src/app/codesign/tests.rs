@@ -46,10 +46,12 @@ fn report(full: bool) -> FrontReport {
         stopped: (!full).then(|| Stopped {
             reason: crate::front::StopReason::PointBudget,
             explanation: "stopped after 2 points".into(),
-            last_accuracy: Some(69.5),
-            last_energy_pj: Some(1.5),
-            last_memory_bytes: Some(1536.125),
-            last_cycles: Some(1234567),
+            last: LastPoint {
+                accuracy: Some(69.5),
+                energy_pj: Some(1.5),
+                memory_bytes: Some(1536.125),
+                cycles: Some(1234567),
+            },
         }),
         headline: if full {
             vec![Headline {
@@ -86,10 +88,12 @@ fn report(full: bool) -> FrontReport {
         ],
         table_entries_not_proven: 3,
         table_seconds: 12.75,
-        uniform_16bit: some(design(4.0, PointStatus::Evaluated, false)),
-        uniform_8bit: some(design(3.0, PointStatus::Evaluated, true)),
-        uniform_8bit_random_search_cycles: full.then_some(12345678),
-        uniform_8bit_random_search_pj: full.then_some(3201548633.033),
+        baselines: Baselines {
+            uniform_16bit: some(design(4.0, PointStatus::Evaluated, false)),
+            uniform_8bit: some(design(3.0, PointStatus::Evaluated, true)),
+            uniform_8bit_random_search_cycles: full.then_some(12345678),
+            uniform_8bit_random_search_pj: full.then_some(3201548633.033),
+        },
         workload: "mobilenet_v1".into(),
         work: Work {
             nsga2_evaluations: full.then_some(260),
@@ -129,10 +133,10 @@ fn as_json_literal(r: &FrontReport) -> serde_json::Value {
         "stopped": r.stopped.as_ref().map(|s| json!({
             "reason": s.reason,
             "explanation": s.explanation,
-            "last_accuracy": s.last_accuracy,
-            "last_energy_pj": s.last_energy_pj,
-            "last_memory_bytes": s.last_memory_bytes,
-            "last_cycles": s.last_cycles,
+            "last_accuracy": s.last.accuracy,
+            "last_energy_pj": s.last.energy_pj,
+            "last_memory_bytes": s.last.memory_bytes,
+            "last_cycles": s.last.cycles,
         })),
         "headline": r.headline.iter().map(|h| json!({
             "accuracy": h.accuracy,
@@ -146,10 +150,10 @@ fn as_json_literal(r: &FrontReport) -> serde_json::Value {
             "weight_bits": h.weight_bits,
         })).collect::<Vec<_>>(),
         "points": r.points.iter().map(point_json).collect::<Vec<_>>(),
-        "uniform_8bit": r.uniform_8bit.as_ref().map(point_json),
-        "uniform_16bit": r.uniform_16bit.as_ref().map(point_json),
-        "uniform_8bit_random_search_cycles": r.uniform_8bit_random_search_cycles,
-        "uniform_8bit_random_search_pj": r.uniform_8bit_random_search_pj,
+        "uniform_8bit": r.baselines.uniform_8bit.as_ref().map(point_json),
+        "uniform_16bit": r.baselines.uniform_16bit.as_ref().map(point_json),
+        "uniform_8bit_random_search_cycles": r.baselines.uniform_8bit_random_search_cycles,
+        "uniform_8bit_random_search_pj": r.baselines.uniform_8bit_random_search_pj,
         "min_edp": r.min_edp.as_ref().map(point_json),
         "nsga2": r.nsga2.as_ref().map(|v| v.iter().map(point_json).collect::<Vec<_>>()),
         "nsga2_within_budgets": r.nsga2_within_budgets,
