@@ -414,7 +414,10 @@ impl Inputs {
             ));
         }
         let cons = inst.constraints()?;
-        let accuracy = fr::AccuracyModel::load(&fs.accuracy_file)?;
+        let kinds: Vec<(String, bool)> = (inst.layers.iter())
+            .map(|l| (l.name.clone(), l.problem.dims.iter().any(|d| d == "G")))
+            .collect();
+        let accuracy = fr::AccuracyModel::load(&fs.accuracy_file)?.for_network(&kinds);
         let mut activations: Vec<u32> = inst
             .bits
             .inputs

@@ -62,8 +62,56 @@ pub struct AccuracyProxy {
     pub full_precision_accuracy: f64,
     pub source: String,
     pub file: PathBuf,
-    /// layer name → sensitivities.
+    /// layer name → sensitivities (from the file's `layers`, or its `rule` applied to a
+    /// network by [`AccuracyModel::for_network`]).
     pub layers: BTreeMap<String, Sensitivity>,
+    /// The file's rule, when it gives one instead of per-layer sensitivities.
+    pub rule: Option<ProxyRule>,
+}
+
+/// A proxy's sensitivities by a fixed rule, for any network (e.g. one imported from ONNX):
+/// layer l gets a multiplier m_l (`first` for the first layer, `last` for the last, `grouped`
+/// for depthwise and grouped convolutions, `other` for the rest) and weight sensitivity =
+/// activation sensitivity = m_l · u, with u = `total` / (2 · Σ m_l): every weight and activation
+/// at b bits then loses `total` · 2^(−2b) points in all. The shipped MobileNet proxies list the
+/// result of `{first: 4, last: 4, grouped: 2, other: 1, total: 960}`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyRule {
+    pub first: f64,
+    pub last: f64,
+    pub grouped: f64,
+    pub other: f64,
+    pub total: f64,
+}
+
+impl ProxyRule {
+    /// Per layer (name, whether it is depthwise or grouped), in execution order, its
+    /// sensitivities.
+    pub fn sensitivities(&self, layers: &[(String, bool)]) -> BTreeMap<String, Sensitivity> {
+        let n = layers.len();
+        let m = |i: usize, grouped: bool| match () {
+            _ if i == 0 => self.first,
+            _ if i + 1 == n => self.last,
+            _ if grouped => self.grouped,
+            _ => self.other,
+        };
+        let sum: f64 = (layers.iter().enumerate()).map(|(i, l)| m(i, l.1)).sum();
+        let u = if sum > 0.0 {
+            self.total / (2.0 * sum)
+        } else {
+            0.0
+        };
+        let of = |(i, (name, grouped)): (usize, &(String, bool))| {
+            let s = m(i, *grouped) * u;
+            let sens = Sensitivity {
+                weight: s,
+                activation: s,
+            };
+            (name.clone(), sens)
+        };
+        layers.iter().enumerate().map(of).collect()
+    }
 }
 
 /// A layer's proxy sensitivities (percentage points per unit noise).
@@ -93,6 +141,9 @@ struct AccuracyFile {
     /// Proxy: per-layer sensitivities.
     #[serde(default)]
     layers: Option<Vec<ProxyLayerSpec>>,
+    /// Proxy: a rule giving every layer of the network its sensitivities (instead of `layers`).
+    #[serde(default)]
+    rule: Option<ProxyRule>,
     /// Table: the deltas inline.
     #[serde(default)]
     deltas: Option<Vec<DeltaRow>>,
@@ -169,8 +220,15 @@ impl AccuracyModel {
                 ));
             }
         }
+        if let Some(rule) = f.rule {
+            return AccuracyModel::proxy_rule(path, f.layers.is_some(), rule, fp, f.source);
+        }
         let specs = f.layers.ok_or_else(|| {
-            InputError::new(path, "layers", "a proxy needs per-layer sensitivities")
+            InputError::new(
+                path,
+                "layers",
+                "a proxy needs per-layer sensitivities (`layers`) or a `rule`",
+            )
         })?;
         let mut layers = BTreeMap::new();
         for (i, l) in specs.iter().enumerate() {
@@ -203,7 +261,61 @@ impl AccuracyModel {
             source: f.source,
             file: path.to_path_buf(),
             layers,
+            rule: None,
         }))
+    }
+
+    /// A proxy file's rule (checked: finite multipliers >= 0, a total > 0; not with `layers`).
+    fn proxy_rule(
+        path: &Path,
+        has_layers: bool,
+        rule: ProxyRule,
+        fp: f64,
+        source: String,
+    ) -> Result<AccuracyModel, InputError> {
+        if has_layers {
+            return Err(InputError::new(
+                path,
+                "rule",
+                "give either `layers` or a `rule`, not both",
+            ));
+        }
+        let r = rule;
+        for (k, v) in [
+            ("first", r.first),
+            ("last", r.last),
+            ("grouped", r.grouped),
+            ("other", r.other),
+            ("total", r.total),
+        ] {
+            if !v.is_finite() || v < 0.0 || (k == "total" && v == 0.0) {
+                let want = if k == "total" { "> 0" } else { ">= 0" };
+                let why = format!("must be a finite number {want}, got {v}");
+                return Err(InputError::new(path, format!("rule.{k}"), why));
+            }
+        }
+        Ok(AccuracyModel::Proxy(AccuracyProxy {
+            full_precision_accuracy: fp,
+            source,
+            file: path.to_path_buf(),
+            layers: BTreeMap::new(),
+            rule: Some(rule),
+        }))
+    }
+
+    /// The model for a network whose layers are (name, whether depthwise or grouped), in
+    /// execution order: a proxy's `rule` gives every layer its sensitivities; any other model
+    /// is returned as it is.
+    pub fn for_network(self, layers: &[(String, bool)]) -> AccuracyModel {
+        match self {
+            AccuracyModel::Proxy(mut p) => {
+                if let Some(rule) = p.rule {
+                    p.layers = rule.sensitivities(layers);
+                }
+                AccuracyModel::Proxy(p)
+            }
+            table => table,
+        }
     }
 
     /// A table file's deltas, inline (`deltas`) or in a CSV file (`deltas_csv`), not both.
