@@ -16,11 +16,12 @@
 //!
 //! ```
 //! use qmap::{eval, front, instance, mapspace::Mapspace, milp, optimum, spec::Objective};
+//! use qmap::model::BitConfig;
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // 1. An instance: architecture, workload, bit-widths, constraints (and here a mapping).
 //! let inst = instance::load("instances/default.yaml".as_ref())?;
 //! let layer = inst.layer();
-//! let opts = inst.options(&layer.problem, Some((8, 8, 8)));
+//! let opts = inst.options(&layer.problem, Some(BitConfig::uniform(8)));
 //!
 //! // 2. Evaluate its mapping under Timeloop's model: per-level counts, energy, cycles.
 //! let (mapping, _) = inst.mapping.clone().expect("default.yaml carries a mapping");
@@ -45,7 +46,7 @@
 //! // 4. A network's table: every distinct layer shape's optimum at each bit choice.
 //! let net = instance::load("instances/front_mbv2_eyeriss.yaml".as_ref())?;
 //! let net_cons = net.constraints()?;
-//! let choices = [Some((8, 8, 8)), Some((8, 4, 8))];
+//! let choices = [Some(BitConfig::uniform(8)), Some(BitConfig::new(8, 4, 8))];
 //! let settings = optimum::TableSettings::default();
 //! let table = optimum::build(&net, &net_cons, &choices, &settings)?;
 //! assert!(table.layers.iter().flatten().all(|e| e.cert.status == milp::Status::Optimal));
@@ -54,8 +55,7 @@
 //! let mut energies = front::EnergyTable::for_layers(&net.layers);
 //! for (row, entries) in energies.layers.iter_mut().zip(&table.layers) {
 //!     for e in entries {
-//!         let (i, w, o) = e.bits.expect("bit choices");
-//!         let bits = front::BitConfig { input_bits: i, weight_bits: w, output_bits: o };
+//!         let bits = e.bits.expect("bit choices");
 //!         let (energy_pj, cycles) = (e.energy_pj().unwrap(), e.cycles().unwrap());
 //!         row.entries.push(front::TableEntry { bits, energy_pj, cycles });
 //!     }

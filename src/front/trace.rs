@@ -146,9 +146,9 @@ pub struct Front {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StopReason {
-    /// [`FrontOptions::max_points`] points were found.
+    /// [`TraceLimits::max_points`] points were found.
     PointBudget,
-    /// [`FrontOptions::time_budget`] ran out.
+    /// [`TraceLimits::time_budget`] ran out.
     TimeBudget,
     /// A solve hit its time limit ([`FrontOptions::time_limit`]) without a solution.
     SolveTimeLimit,

@@ -36,7 +36,7 @@ pub struct LayerRow {
 /// How an entry's optimum stands, as the outputs show it.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Verdict {
-    /// `optimal`, `time_limit`, `infeasible`, ... ([`entry_status`]).
+    /// `optimal`, `time_limit`, `infeasible`, ...
     pub status: &'static str,
     /// The proof's engine.
     pub proof: &'static str,
