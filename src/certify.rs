@@ -85,6 +85,9 @@ pub fn probe(
         let Some((energy, cycles)) = ev.score(&m, &choices[i]) else {
             continue;
         };
+        if !space.within_budget(cycles) {
+            continue; // over the latency budget: no bound covers it
+        }
         check.valid += 1;
         let value = crate::search::score_value(energy, cycles, objective);
         if value < bounds[i] * (1.0 - PROBE_TOLERANCE) {

@@ -819,3 +819,74 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// `map --max-cycles` / `--min-utilization` on the ResNet-50 stem on Eyeriss (876 mappings):
+/// the unconstrained energy optimum takes 4,214,784 cycles; at most 2,000,000 the optimum is
+/// 442.503 uJ at 1,204,224 cycles (proved, by both engines, and the same from the instance's
+/// `budget:` field); below the least cycles of the mapspace it is `infeasible` (exit 1) with
+/// that least; a bad budget is an input error naming the field.
+#[test]
+fn map_under_a_latency_budget() {
+    let stem = [
+        "map",
+        "instances/eyeriss_resnet50.yaml",
+        "--layer",
+        "conv1",
+        "--json",
+    ];
+    let run = |extra: &[&str]| qmap(&[&stem[..], extra].concat());
+    let free = json(&run(&[]));
+    assert_eq!(free["cycles"], 4_214_784);
+    assert!(free.get("budget").is_none());
+    for engine in ["enumerate", "milp"] {
+        let out = run(&["--max-cycles", "2000000", "--engine", engine]);
+        assert_eq!(out.status.code(), Some(0));
+        let j = json(&out);
+        assert_eq!(j["status"], "optimal", "{engine}");
+        assert_eq!(j["cycles"], 1_204_224, "{engine}");
+        assert!(
+            (j["energy_pj"].as_f64().unwrap() - 442.503e6).abs() < 1e3,
+            "{j}"
+        );
+        assert_eq!(j["budget"]["cycles_cap"], 2_000_000);
+        assert_eq!(j["budget"]["max_cycles"], 2_000_000);
+    }
+    // min utilisation 0.5: cap ⌊118,013,952 / (0.5 × 168)⌋ = 1,404,928.
+    let j = json(&run(&["--min-utilization", "0.5"]));
+    assert_eq!(j["budget"]["cycles_cap"], 1_404_928);
+    assert!(j["budget"]["utilization"].as_f64().unwrap() >= 0.5);
+    let out = run(&["--max-cycles", "1000000"]);
+    assert_eq!(out.status.code(), Some(1));
+    let j = json(&out);
+    assert_eq!(j["status"], "infeasible");
+    let reason = j["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("least cycles of the mapspace are 1204224"),
+        "{reason}"
+    );
+    // The same budget from the instance file, and bad ones.
+    let dir = scratch("budget");
+    let text = std::fs::read_to_string(root().join("instances/eyeriss_resnet50.yaml")).unwrap();
+    let text = text.replace("../", &format!("{}/", root().display()));
+    let inst = write(
+        &dir,
+        "b.yaml",
+        &format!("{text}budget: {{max_cycles: 2000000}}\n"),
+    );
+    let j = json(&qmap(&["map", &inst, "--layer", "conv1", "--json"]));
+    assert_eq!(j["cycles"], 1_204_224);
+    let bad = write(
+        &dir,
+        "bad.yaml",
+        &format!("{text}budget: {{min_utilization: 2}}\n"),
+    );
+    expect_input_error(
+        &["map", &bad, "--layer", "conv1"],
+        &["bad.yaml", "budget.min_utilization"],
+    );
+    expect_input_error(
+        &["map", &inst, "--min-utilization", "0"],
+        &["--min-utilization"],
+    );
+    expect_input_error(&["map", &inst, "--max-cycles", "0"], &["--max-cycles"]);
+}

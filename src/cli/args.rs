@@ -302,7 +302,41 @@ pub struct MapArgs {
     #[arg(long, value_name = "DIR")]
     pub cache: Option<PathBuf>,
     #[command(flatten)]
+    pub budget: BudgetArgs,
+    #[command(flatten)]
     pub progress: ProgressArgs,
+}
+
+/// A latency budget for `map` (each flag replaces the instance's `budget:` field it names).
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct BudgetArgs {
+    /// Only mappings of at most N cycles: the answer is the optimum among them (proved under
+    /// the budget), or `infeasible` with the least cycles of the mapspace.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_cycles: Option<u64>,
+    /// Only mappings of utilisation (MACs / (cycles × the design's MAC instances)) at least U,
+    /// in (0, 1]: the cycles cap ⌊MACs / (U × instances)⌋.
+    #[arg(long, value_name = "U", value_parser = utilization)]
+    pub min_utilization: Option<f64>,
+}
+
+impl From<BudgetArgs> for crate::budget::Budget {
+    fn from(a: BudgetArgs) -> Self {
+        crate::budget::Budget {
+            max_cycles: a.max_cycles,
+            min_utilization: a.min_utilization,
+        }
+    }
+}
+
+/// A utilisation in (0, 1].
+fn utilization(s: &str) -> Result<f64, String> {
+    let u: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if u > 0.0 && u <= 1.0 {
+        Ok(u)
+    } else {
+        Err(format!("{u} is not in (0, 1]"))
+    }
 }
 
 /// How a long solve shows its progress on stderr.

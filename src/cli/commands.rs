@@ -94,6 +94,7 @@ pub fn map(a: MapArgs) -> Result<Outcome, Error> {
         progress: a.progress.mode(),
         outputs,
         cache: a.cache.as_deref(),
+        budget: a.budget.into(),
     })?;
     if a.json {
         outln!("{}", report::files::json(&r));
