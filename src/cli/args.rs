@@ -88,6 +88,10 @@ pub struct FrontArgs {
     /// Only points with at most this weight memory (bytes).
     #[arg(long)]
     pub max_memory: Option<f64>,
+    /// Only points whose network cycles (Σ layer cycles) are at most N: least energy over the
+    /// table's mappings (one energy-optimal mapping per layer and bits), not over every mapping.
+    #[arg(long, value_name = "N")]
+    pub max_cycles: Option<u64>,
     /// The headline's second comparison: the least-energy design within this many accuracy
     /// points of uniform 8-bit (the first is at no loss).
     #[arg(long, default_value_t = 0.5)]
