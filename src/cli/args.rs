@@ -270,9 +270,10 @@ pub struct GapArgs {
 #[command(after_help = "\
 With bit-width lists in the instance (`bits: {weights: [4, 8], ...}`), map returns the choice
 that minimises the objective alone: there is no accuracy term, and fewer bits never cost more
-(they pack at least as densely, and the shipped designs' MAC energy does not depend on bits),
-so the answer is at the smallest bits, or a choice as cheap. `qmap front` trades energy against
-accuracy over per-layer bit-widths.")]
+(they pack at least as densely, and the shipped designs' MAC energy does not depend on bits,
+or in the *_bitmac variants grows with them), so the answer is at the smallest bits, or a choice
+as cheap; only a MAC energy table that prices fewer bits above more changes that. `qmap front`
+trades energy against accuracy over per-layer bit-widths.")]
 pub struct MapArgs {
     #[command(flatten)]
     pub design: DesignArgs,

@@ -100,8 +100,14 @@ pub fn map_text(r: &MapReport) -> String {
 
 /// Why `map` over bit-width lists ends at the smallest bits: it has no accuracy term, and
 /// fewer bits never cost more (they pack at least as densely; the MAC energy depends on bits
-/// only through a MAC energy table).
+/// only through a MAC energy table), unless that table prices fewer bits above more.
 fn bits_note(arch: &crate::model::Arch) -> String {
+    if !arch.mac.fewer_bits_never_cost_more() {
+        return "note: map minimises the objective alone, with no accuracy term; this design's \
+                MAC energy table prices some fewer bits above more, so the answer need not be \
+                at the smallest bits. `qmap front` trades energy against accuracy.\n"
+            .to_string();
+    }
     let mac = if arch.mac.energy_table.is_empty() {
         "the MAC energy does not depend on bits in this design"
     } else {
