@@ -25,7 +25,9 @@ use std::time::Instant;
 /// when their bound is worse than the best found at every class.
 /// Ties go to lower cycles, then to the first mapping in enumeration order. Every winner is
 /// re-evaluated in full. Refuses spaces above `limit` like [`exhaustive`](super::exhaustive). With a `deadline`,
-/// the search stops there, as in [`enumerate`](super::enumerate).
+/// the search stops there, as in [`enumerate`](super::enumerate). Under a latency budget
+/// ([`Mapspace::max_cycles`]) only mappings within it count, at each class's own cycles, and
+/// bounds whose cycles exceed it rule their mappings out.
 pub fn exhaustive_choices(
     space: &Mapspace,
     choices: &[ModelOptions],

@@ -49,7 +49,8 @@ pub fn exhaustive_until(
 /// With a `deadline`, the search stops there (stop [`StopReason::Deadline`]): the parts of the
 /// space ([`Mapspace::num_parts`]) not searched whole by then (not started, or stopped inside)
 /// are bounded, and `bound` is the least of the value found and their bounds; otherwise
-/// `bound` is the value.
+/// `bound` is the value. Under a latency budget ([`Mapspace::max_cycles`]) the optimum is over
+/// the mappings within it, and a bound whose cycles exceed it rules its mappings out.
 pub fn enumerate(
     space: &Mapspace,
     opts: &ModelOptions,
