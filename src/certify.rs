@@ -62,7 +62,8 @@ pub fn probe_budget(solve_seconds: f64) -> Duration {
 /// Draws random mappings of `space` (Timeloop-style sampling, a fixed seed) for at most
 /// `budget` and [`PROBE_SAMPLES`] valid ones, evaluating each at the bit choices in turn; fails
 /// (an internal error) when a valid one's `objective` value is below the bound certified for
-/// its choice (`bounds[i]` for `choices[i]`).
+/// its choice (`bounds[i]` for `choices[i]`). Under a latency budget only mappings within it
+/// are checked (the bound is of those).
 pub fn probe(
     space: &Mapspace,
     choices: &[ModelOptions],
@@ -85,6 +86,9 @@ pub fn probe(
         let Some((energy, cycles)) = ev.score(&m, &choices[i]) else {
             continue;
         };
+        if !space.within_budget(cycles) {
+            continue; // over the latency budget: no bound covers it
+        }
         check.valid += 1;
         let value = crate::search::score_value(energy, cycles, objective);
         if value < bounds[i] * (1.0 - PROBE_TOLERANCE) {

@@ -77,6 +77,7 @@
 //! ```
 
 pub mod app;
+pub mod budget;
 pub mod certify;
 pub mod cli;
 pub mod error;

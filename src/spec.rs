@@ -505,6 +505,9 @@ pub struct InstanceSpec {
     /// Network co-design settings (`qmap front`).
     #[serde(default)]
     pub front: Option<FrontSpec>,
+    /// A latency budget for `qmap map`: `{max_cycles, min_utilization}` ([`crate::budget`]).
+    #[serde(default)]
+    pub budget: Option<crate::budget::Budget>,
 }
 
 /// Settings of `qmap front`: the accuracy model and the fixed bit-widths at the network's ends.

@@ -819,3 +819,153 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// `map --max-cycles` / `--min-utilization` on the ResNet-50 stem on Eyeriss (876 mappings):
+/// the unconstrained energy optimum takes 4,214,784 cycles; at most 2,000,000 the optimum is
+/// 442.503 uJ at 1,204,224 cycles (proved, by both engines, and the same from the instance's
+/// `budget:` field); below the least cycles of the mapspace it is `infeasible` (exit 1) with
+/// that least; a bad budget is an input error naming the field.
+#[test]
+fn map_under_a_latency_budget() {
+    let stem = [
+        "map",
+        "instances/eyeriss_resnet50.yaml",
+        "--layer",
+        "conv1",
+        "--json",
+    ];
+    let run = |extra: &[&str]| qmap(&[&stem[..], extra].concat());
+    let free = json(&run(&[]));
+    assert_eq!(free["cycles"], 4_214_784);
+    assert!(free.get("budget").is_none());
+    for engine in ["enumerate", "milp"] {
+        let out = run(&["--max-cycles", "2000000", "--engine", engine]);
+        assert_eq!(out.status.code(), Some(0));
+        let j = json(&out);
+        assert_eq!(j["status"], "optimal", "{engine}");
+        assert_eq!(j["cycles"], 1_204_224, "{engine}");
+        assert!(
+            (j["energy_pj"].as_f64().unwrap() - 442.503e6).abs() < 1e3,
+            "{j}"
+        );
+        assert_eq!(j["budget"]["cycles_cap"], 2_000_000);
+        assert_eq!(j["budget"]["max_cycles"], 2_000_000);
+    }
+    // min utilisation 0.5: cap ⌊118,013,952 / (0.5 × 168)⌋ = 1,404,928.
+    let j = json(&run(&["--min-utilization", "0.5"]));
+    assert_eq!(j["budget"]["cycles_cap"], 1_404_928);
+    assert!(j["budget"]["utilization"].as_f64().unwrap() >= 0.5);
+    let out = run(&["--max-cycles", "1000000"]);
+    assert_eq!(out.status.code(), Some(1));
+    let j = json(&out);
+    assert_eq!(j["status"], "infeasible");
+    let reason = j["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("least cycles of the mapspace are 1204224"),
+        "{reason}"
+    );
+    // The same budget from the instance file, and bad ones.
+    let dir = scratch("budget");
+    let text = std::fs::read_to_string(root().join("instances/eyeriss_resnet50.yaml")).unwrap();
+    let text = text.replace("../", &format!("{}/", root().display()));
+    let inst = write(
+        &dir,
+        "b.yaml",
+        &format!("{text}budget: {{max_cycles: 2000000}}\n"),
+    );
+    let j = json(&qmap(&["map", &inst, "--layer", "conv1", "--json"]));
+    assert_eq!(j["cycles"], 1_204_224);
+    let bad = write(
+        &dir,
+        "bad.yaml",
+        &format!("{text}budget: {{min_utilization: 2}}\n"),
+    );
+    expect_input_error(
+        &["map", &bad, "--layer", "conv1"],
+        &["bad.yaml", "budget.min_utilization"],
+    );
+    expect_input_error(
+        &["map", &inst, "--min-utilization", "0"],
+        &["--min-utilization"],
+    );
+    expect_input_error(&["map", &inst, "--max-cycles", "0"], &["--max-cycles"]);
+}
+
+/// The `*_bitmac` designs price the MAC by its operand widths (E = 2.20035 − 0.8 + 0.003125 ×
+/// w × a pJ, `tools/arch/make_bitmac.py`): the evaluator's MAC energy is the table's, `map` over
+/// a bit list still ends at the smallest bits (the table grows with bits), and a table that
+/// prices fewer bits above more moves the answer off them, with a note that says so.
+#[test]
+fn bit_dependent_mac_energy() {
+    let dir = scratch("bitmac");
+    let r = root().display().to_string();
+    let inst = |arch: &str, cons: &str, name: &str| {
+        write(
+            &dir,
+            name,
+            &format!(
+                "architecture: {arch}\nconstraints: {r}/models/arch/{cons}_constraints.yaml\n\
+                 workload: {{network: {r}/models/nets/mobilenet_v2.yaml, select: b3_exp}}\n\
+                 bits: {{inputs: 8, weights: [4, 8], outputs: 8}}\npacking: seed\n"
+            ),
+        )
+    };
+    for base in ["eyeriss", "simba"] {
+        let design = format!("{base}_bitmac");
+        let i = inst(&format!("{r}/models/arch/{design}.yaml"), base, "b.yaml");
+        let j = json(&qmap(&["map", &i, "--json"]));
+        assert_eq!(j["bits"]["weights"], 4, "{design}");
+        let ev = &j["evaluation"];
+        let macs = ev["macs"].as_f64().unwrap();
+        let per_op = 2.20035 - 0.8 + 0.003125 * 4.0 * 8.0;
+        let mac = ev["mac_energy_pj"].as_f64().unwrap();
+        assert!(
+            (mac - macs * per_op).abs() <= 1e-9 * mac,
+            "{design}: {mac} vs {per_op}/MAC"
+        );
+    }
+    // Every (w, a) of the shipped table, through `qmap eval` of the instance's mapping.
+    let text = std::fs::read_to_string(root().join("instances/default.yaml")).unwrap();
+    let text = text
+        .replace(
+            "../models/arch/eyeriss.yaml",
+            &format!("{r}/models/arch/eyeriss_bitmac.yaml"),
+        )
+        .replace("../", &format!("{r}/"))
+        .replace("mappings/", &format!("{r}/instances/mappings/"));
+    for (w, a) in [(2, 2), (3, 7), (8, 8), (5, 16)] {
+        let bits = format!("bits: {{inputs: {a}, weights: {w}, outputs: 8}}");
+        let body = text
+            .lines()
+            .filter(|l| !l.starts_with("bits:"))
+            .collect::<Vec<_>>();
+        let i = write(&dir, "e.yaml", &format!("{}\n{bits}\n", body.join("\n")));
+        let out = qmap(&["eval", &i, "--json"]);
+        let ev = json(&out);
+        let per_op = 1.40035 + 0.003125 * (w * a) as f64;
+        let (mac, macs) = (ev["mac_energy_pj"].as_f64(), ev["macs"].as_f64());
+        let (mac, macs) = (mac.expect("mac_energy_pj"), macs.unwrap());
+        assert!(
+            (mac - macs * per_op).abs() <= 1e-9 * mac,
+            "({w}, {a}): {mac}"
+        );
+    }
+    // A table that prices 4-bit weights above 8-bit ones: map takes 8 and says why.
+    let arch = std::fs::read_to_string(root().join("models/arch/eyeriss.yaml")).unwrap();
+    let odd = format!(
+        "{arch}  energy_table:\n    - {{weight_bits: 4, activation_bits: 8, energy: 9.0}}\n    \
+         - {{weight_bits: 8, activation_bits: 8, energy: 1.0}}\n"
+    );
+    let odd = write(&dir, "odd.yaml", &odd);
+    let i = inst(&odd, "eyeriss", "o.yaml");
+    let out = qmap(&["map", &i]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("bits: Weights 8, Inputs 8, Outputs 8"),
+        "{text}"
+    );
+    assert!(
+        text.contains("the answer need not be at the smallest bits"),
+        "{text}"
+    );
+}

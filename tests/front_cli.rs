@@ -349,3 +349,56 @@ fn warm_runs_read_the_front_and_the_baseline_from_the_cache_and_check_them() {
         assert_eq!(again[key], cold[key], "{key}");
     }
 }
+
+/// `--max-cycles X`: network cycles at most X over the table's mappings. The energy × cycles
+/// front under it is the whole energy × cycles front's points within X, and the energy ×
+/// accuracy front's least energy is the least energy among those; `--json` says what the
+/// budget is optimal over.
+#[test]
+fn a_network_latency_budget_keeps_the_designs_within_it() {
+    let dir = scratch("latency");
+    let inst = small_instance(&dir);
+    let cache = dir.join("cache");
+    let cache = cache.to_str().unwrap();
+    let all = ["--min-accuracy", "0", "--front", "cycles"];
+    let full = front_json(&dir, &inst, cache, &all);
+    assert_eq!(full["complete"], true);
+    let pts = |v: &serde_json::Value| -> Vec<(f64, u64)> {
+        (v["points"].as_array().unwrap().iter())
+            .map(|p| {
+                (
+                    p["energy_pj"].as_f64().unwrap(),
+                    p["cycles"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let front = pts(&full);
+    assert!(front.len() >= 2, "{front:?}");
+    let x = front[front.len() - 1].1;
+    let cut = front_json(
+        &dir,
+        &inst,
+        cache,
+        &[&all[..], &["--max-cycles", &x.to_string()]].concat(),
+    );
+    assert!(full.get("latency_budget").is_none());
+    assert_eq!(cut["latency_budget"]["max_cycles"], x);
+    assert!(cut["latency_budget"]["optimal_over"]
+        .as_str()
+        .unwrap()
+        .contains("one energy-optimal mapping per layer and bits"));
+    let within: Vec<(f64, u64)> = front.iter().copied().filter(|p| p.1 <= x).collect();
+    assert_eq!(pts(&cut), within);
+    assert!(within.len() < front.len());
+    let acc = front_json(
+        &dir,
+        &inst,
+        cache,
+        &["--min-accuracy", "0", "--max-cycles", &x.to_string()],
+    );
+    let least = pts(&acc).iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
+    let want = within.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
+    assert_eq!(least, want);
+    assert!(pts(&acc).iter().all(|p| p.1 <= x));
+}

@@ -56,6 +56,9 @@ pub struct CodesignRequest<'a> {
     pub min_accuracy: Option<f64>,
     /// Accuracies closer than this count as equal (percentage points).
     pub accuracy_resolution: f64,
+    /// Only points whose network cycles (Σ layer cycles) are at most this, over the table's
+    /// mappings ([`LatencyBudget`]).
+    pub max_cycles: Option<u64>,
     /// Only points with at most this weight memory (bytes).
     pub max_memory_bytes: Option<f64>,
     /// Seed of NSGA-II and of the random search of the uniform 8-bit comparison.
@@ -108,6 +111,23 @@ impl CodesignReport {
     }
 }
 
+/// `front --max-cycles`: network cycles (the layers run one after another) at most
+/// `max_cycles`. The selection chooses among the table's entries, one energy-optimal mapping
+/// per layer and bit configuration (its cycles those of that mapping): every point is the
+/// least energy over those designs within the budget, not over every mapping of each layer (a
+/// layer's slower-to-faster trade-offs, `map --max-cycles`, are not in the table), so it is
+/// an upper bound on the least energy at that latency, exact only over the table.
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencyBudget {
+    pub max_cycles: u64,
+    /// `table mappings (one energy-optimal mapping per layer and bits)`.
+    pub optimal_over: &'static str,
+}
+
+/// What [`LatencyBudget::optimal_over`] says.
+pub const LATENCY_BUDGET_SCOPE: &str =
+    "table mappings (one energy-optimal mapping per layer and bits)";
+
 /// A network that some layer makes infeasible: no mapping at any bit choice.
 #[derive(Debug, Clone, Serialize)]
 pub struct InfeasibleNetwork {
@@ -142,6 +162,9 @@ pub struct FrontReport {
     /// Hypervolumes of the exact front and of NSGA-II's points within the budgets, against a
     /// common reference (NSGA-II against a complete exact front only).
     pub hypervolume: Option<Hypervolumes>,
+    /// The network latency budget the points meet, and what it is optimal over.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_budget: Option<LatencyBudget>,
     /// The accuracy budget of the points (the default window or `min_accuracy`).
     pub min_accuracy: Option<f64>,
     /// The point of least network EDP (energy × cycles fronts only).
@@ -524,7 +547,7 @@ fn exact_front(
         budgets: fr::Budgets {
             min_accuracy,
             max_memory_bytes: req.max_memory_bytes,
-            ..Default::default()
+            max_cycles: req.max_cycles,
         },
         ..Default::default()
     };
@@ -608,6 +631,7 @@ fn headline_points(
         }
         let budgets = fr::Budgets {
             min_accuracy: Some(u.accuracy - tolerance),
+            max_cycles: req.max_cycles,
             ..Default::default()
         };
         let best = fr::select(&exact.problem, fr::Goal::Energy, &budgets, None)
@@ -647,6 +671,7 @@ fn nsga2_run(req: &CodesignRequest, exact: &ExactFront) -> Nsga2Run {
         .filter(|p| {
             exact.min_accuracy.is_none_or(|m| p.accuracy >= m)
                 && req.max_memory_bytes.is_none_or(|m| p.memory_bytes <= m)
+                && req.max_cycles.is_none_or(|c| p.cycles <= c)
         })
         .cloned()
         .collect();
@@ -723,6 +748,10 @@ impl FrontReport {
                 .as_ref()
                 .and_then(|r| r.hypervolume)
                 .map(|(e, n)| Hypervolumes { exact: e, nsga2: n }),
+            latency_budget: req.max_cycles.map(|max_cycles| LatencyBudget {
+                max_cycles,
+                optimal_over: LATENCY_BUDGET_SCOPE,
+            }),
             min_accuracy: exact.min_accuracy,
             min_edp: (req.kind == FrontKind::EnergyCycles)
                 .then(|| fr::min_edp(front).map(design))

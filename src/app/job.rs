@@ -29,6 +29,8 @@ pub struct Job {
     pub arch_file: PathBuf,
     /// The mapspace constraints (what a table unit of this layer is keyed by).
     pub cons: crate::mapspace::Constraints,
+    /// The instance's latency budget (none from Timeloop design files).
+    pub budget: crate::budget::Budget,
 }
 
 /// What a job is made of before its mapspace: the design, its constraints, the bit-width
@@ -42,6 +44,7 @@ struct Parts {
     objective: Objective,
     file: PathBuf,
     arch_file: PathBuf,
+    budget: crate::budget::Budget,
 }
 
 /// Loads a job from an instance (layer selected) or from Timeloop design files, with extra
@@ -75,6 +78,7 @@ pub fn load_job(
         file: p.file,
         arch_file: p.arch_file,
         cons: p.cons,
+        budget: p.budget,
     })
 }
 
@@ -91,6 +95,7 @@ fn timeloop_parts(tl: &[PathBuf]) -> Result<Parts, InputError> {
         objective: Objective::Energy,
         file: prob_f.clone(),
         arch_file: arch_f.clone(),
+        budget: Default::default(),
     })
 }
 
@@ -117,6 +122,7 @@ fn instance_parts(path: &Path, layer: &Option<String>) -> Result<Parts, InputErr
         choices,
         file: path.to_path_buf(),
         arch_file: inst.arch_file,
+        budget: inst.budget,
     })
 }
 

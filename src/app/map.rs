@@ -2,6 +2,7 @@
 //! the evaluator and written where asked, as a typed report.
 
 use super::job::{count_deadline, load_job, Answer, Found, Job, MappingOutputs};
+use crate::budget::Budget;
 use crate::error::Error;
 use crate::eval::evaluate;
 use crate::milp::{Certificate, Status};
@@ -35,6 +36,19 @@ pub struct MapRequest<'a> {
     pub outputs: MappingOutputs<'a>,
     /// Answer through the per-layer table's cache here ([`super::map_cache`]).
     pub cache: Option<&'a Path>,
+    /// The latency budget's flags; each replaces the instance's `budget:` field it names.
+    pub budget: Budget,
+}
+
+/// The latency budget a `map` answer was proved under ([`crate::budget`]).
+#[derive(Serialize)]
+pub struct BudgetReport {
+    #[serde(flatten)]
+    pub asked: Budget,
+    /// The cycles cap the budget amounts to for this layer (the least of both).
+    pub cycles_cap: u64,
+    /// The answer's utilisation (MACs / (cycles × MAC instances)), when there is one.
+    pub utilization: Option<f64>,
 }
 
 /// The certificate of `qmap map`. Its `--json` (keys in alphabetical order).
@@ -46,6 +60,9 @@ pub struct MapReport {
     pub bit_choices: usize,
     #[serde(flatten)]
     pub cert: Certificate,
+    /// The latency budget, when one was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetReport>,
     /// The mapping's energy and cycles.
     pub cycles: Option<u64>,
     pub energy_pj: Option<f64>,
@@ -85,16 +102,28 @@ impl MapReport {
 
 /// Maps the layer and proves the answer optimal (or bounds it at the time limit).
 pub fn run(req: &MapRequest) -> Result<MapReport, Error> {
-    let job = load_job(
+    let mut job = load_job(
         req.instance,
         &req.layer,
         req.timeloop,
         req.constraints,
         req.objective,
     )?;
+    let budget = req.budget.or(job.budget);
+    let cap = budget.cycles_cap(job.problem.macs(), job.arch.mac.instances);
     if let Some(dir) = req.cache {
+        if cap.is_some() {
+            return Err(InputError::new(
+                &job.file,
+                "budget",
+                "map --cache holds energy optima without a budget; drop --cache or the budget"
+                    .to_string(),
+            )
+            .into());
+        }
         return super::map_cache::run(req, &job, dir);
     }
+    job.space = job.space.with_max_cycles(cap);
     let size = job
         .space
         .size_until(count_deadline(req.start, req.time_limit));
@@ -112,6 +141,11 @@ pub fn run(req: &MapRequest) -> Result<MapReport, Error> {
             size,
         ),
         bit_choices: job.choices.len(),
+        budget: cap.map(|cycles_cap| BudgetReport {
+            asked: budget,
+            cycles_cap,
+            utilization: cert.evaluation.as_ref().map(|e| e.utilization),
+        }),
         cycles: cert.evaluation.as_ref().map(|e| e.cycles),
         energy_pj: cert.evaluation.as_ref().map(|e| e.energy_pj),
         cert,

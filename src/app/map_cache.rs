@@ -96,6 +96,7 @@ fn report(
     Ok(MapReport {
         answer: Answer::new(job, chosen, cert.mapping.as_ref(), ev.clone(), size),
         bit_choices: job.choices.len(),
+        budget: None,
         cycles: ev.as_ref().map(|e| e.cycles),
         energy_pj: ev.as_ref().map(|e| e.energy_pj),
         cert,

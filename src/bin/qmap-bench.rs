@@ -326,6 +326,7 @@ fn front_of(file: &Path, cache: &Path) -> Result<CodesignReport, String> {
         min_accuracy: None,
         accuracy_resolution: 1e-6,
         max_memory_bytes: None,
+        max_cycles: None,
         seed: 1,
         csv: None,
         svg: None,

@@ -88,6 +88,10 @@ pub struct FrontArgs {
     /// Only points with at most this weight memory (bytes).
     #[arg(long)]
     pub max_memory: Option<f64>,
+    /// Only points whose network cycles (Σ layer cycles) are at most N: least energy over the
+    /// table's mappings (one energy-optimal mapping per layer and bits), not over every mapping.
+    #[arg(long, value_name = "N")]
+    pub max_cycles: Option<u64>,
     /// The headline's second comparison: the least-energy design within this many accuracy
     /// points of uniform 8-bit (the first is at no loss).
     #[arg(long, default_value_t = 0.5)]
@@ -266,9 +270,10 @@ pub struct GapArgs {
 #[command(after_help = "\
 With bit-width lists in the instance (`bits: {weights: [4, 8], ...}`), map returns the choice
 that minimises the objective alone: there is no accuracy term, and fewer bits never cost more
-(they pack at least as densely, and the shipped designs' MAC energy does not depend on bits),
-so the answer is at the smallest bits, or a choice as cheap. `qmap front` trades energy against
-accuracy over per-layer bit-widths.")]
+(they pack at least as densely, and the shipped designs' MAC energy does not depend on bits,
+or in the *_bitmac variants grows with them), so the answer is at the smallest bits, or a choice
+as cheap; only a MAC energy table that prices fewer bits above more changes that. `qmap front`
+trades energy against accuracy over per-layer bit-widths.")]
 pub struct MapArgs {
     #[command(flatten)]
     pub design: DesignArgs,
@@ -298,7 +303,41 @@ pub struct MapArgs {
     #[arg(long, value_name = "DIR")]
     pub cache: Option<PathBuf>,
     #[command(flatten)]
+    pub budget: BudgetArgs,
+    #[command(flatten)]
     pub progress: ProgressArgs,
+}
+
+/// A latency budget for `map` (each flag replaces the instance's `budget:` field it names).
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct BudgetArgs {
+    /// Only mappings of at most N cycles: the answer is the optimum among them (proved under
+    /// the budget), or `infeasible` with the least cycles of the mapspace.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_cycles: Option<u64>,
+    /// Only mappings of utilisation (MACs / (cycles × the design's MAC instances)) at least U,
+    /// in (0, 1]: the cycles cap ⌊MACs / (U × instances)⌋.
+    #[arg(long, value_name = "U", value_parser = utilization)]
+    pub min_utilization: Option<f64>,
+}
+
+impl From<BudgetArgs> for crate::budget::Budget {
+    fn from(a: BudgetArgs) -> Self {
+        crate::budget::Budget {
+            max_cycles: a.max_cycles,
+            min_utilization: a.min_utilization,
+        }
+    }
+}
+
+/// A utilisation in (0, 1].
+fn utilization(s: &str) -> Result<f64, String> {
+    let u: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if u > 0.0 && u <= 1.0 {
+        Ok(u)
+    } else {
+        Err(format!("{u} is not in (0, 1]"))
+    }
 }
 
 /// How a long solve shows its progress on stderr.

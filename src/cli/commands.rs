@@ -80,6 +80,7 @@ pub fn map(a: MapArgs) -> Result<Outcome, Error> {
         progress: a.progress.mode(),
         outputs,
         cache: a.cache.as_deref(),
+        budget: a.budget.into(),
     })?;
     if a.json {
         outln!("{}", report::files::json(&r));
@@ -221,6 +222,7 @@ pub fn front(a: FrontArgs) -> Result<Outcome, Error> {
         min_accuracy: a.min_accuracy,
         accuracy_resolution: a.accuracy_resolution,
         max_memory_bytes: a.max_memory,
+        max_cycles: a.max_cycles,
         seed: a.seed,
         csv: a.csv.as_deref(),
         svg: a.svg.as_deref(),

@@ -81,6 +81,8 @@ pub struct Instance {
     pub constraints: Option<serde_yaml_ng::Value>,
     /// `qmap front` settings, the accuracy file resolved against the instance.
     pub front: Option<FrontSettings>,
+    /// The latency budget `qmap map` searches under (`budget:`; none by default).
+    pub budget: crate::budget::Budget,
 }
 
 /// `qmap front` settings of an instance.
@@ -189,7 +191,11 @@ pub fn load(path: &Path) -> Result<Instance, InputError> {
             .and_then(|t| t.constraints.as_ref().map(|c| dir.join(c))),
         constraints: spec.constraints.clone(),
         front: None,
+        budget: spec.budget.unwrap_or_default(),
     };
+    if let Err((field, msg)) = inst.budget.check() {
+        return Err(err(&format!("budget.{field}"), msg));
+    }
     if let Some(f) = &spec.front {
         let bits = |field: &str, v: Option<u32>| match v {
             None => Ok(8),

@@ -61,6 +61,7 @@ impl Mapspace {
             keep,
             free_keeps,
             empty_reason,
+            max_cycles: None,
             choices,
             sigs: Vec::new(),
             steps: Vec::new(),

@@ -219,6 +219,8 @@ pub struct Mapspace {
     notes: Vec<String>,
     /// Why the space has no mapping at all, when a dim has no factorisation.
     empty_reason: Option<String>,
+    /// The latency budget every engine searches under ([`Mapspace::with_max_cycles`]).
+    max_cycles: Option<u64>,
 }
 
 /// The prime factorisation of `n`: (prime, exponent) in increasing order.
@@ -322,6 +324,22 @@ impl Mapspace {
     /// needs a space that is not.
     pub fn is_empty(&self) -> bool {
         self.empty_reason.is_some()
+    }
+    /// The space under a latency budget ([`crate::budget`]): every engine then ranks only the
+    /// mappings the evaluator gives at most `max_cycles` cycles (at the bit choice priced), and
+    /// its bounds are of that constrained problem. Membership ([`Mapspace::check`]), counts
+    /// and sampling stay those of the whole space.
+    pub fn with_max_cycles(mut self, max_cycles: Option<u64>) -> Mapspace {
+        self.max_cycles = max_cycles;
+        self
+    }
+    /// The latency budget, if any ([`Mapspace::with_max_cycles`]).
+    pub fn max_cycles(&self) -> Option<u64> {
+        self.max_cycles
+    }
+    /// Whether a mapping of `cycles` cycles meets the latency budget.
+    pub fn within_budget(&self, cycles: u64) -> bool {
+        self.max_cycles.is_none_or(|cap| cycles <= cap)
     }
     /// The (level, tensor) pairs whose keep/bypass is free.
     pub fn free_keeps(&self) -> &[(usize, usize)] {

@@ -17,8 +17,10 @@ pub(super) const CLASS_ORDERS: usize = 40_320;
 /// other loops of each level in every order (the canonical order of [`candidate`] first, so
 /// that ties keep it). The MILP cannot tell these orders apart (Timeloop's window carried
 /// across a wrap-around, `eval::timeloop_loads`, depends on more than the innermost loops),
-/// so a class is excluded only once its best order is known. True when every order was
-/// evaluated (at most [`CLASS_ORDERS`]); else the canonical order alone.
+/// so a class is excluded only once its best order is known. Under a latency budget
+/// ([`Mapspace::max_cycles`]) the cheapest order within it (the canonical one when none is).
+/// True when every order was evaluated (at most [`CLASS_ORDERS`]); else the canonical order
+/// alone.
 pub(super) fn best_in_class(
     space: &Mapspace,
     opts: &ModelOptions,
@@ -61,11 +63,15 @@ pub(super) fn best_in_class(
         return (canonical, false);
     }
     let mut ev = crate::eval::Evaluator::new(space.problem(), space.arch());
-    let mut best = (canonical.clone(), ev.score(&canonical, opts).map(|s| s.0));
-    if best.1.is_none() {
+    // The energy of an order that is valid and within the latency budget.
+    let fits = |s: Option<(f64, u64)>| s.filter(|s| space.within_budget(s.1)).map(|s| s.0);
+    let first = ev.score(&canonical, opts);
+    if first.is_none() {
         // Invalid: so is every order of the class.
         return (canonical, true);
     }
+    // None while no order met the budget (the canonical one is returned if none does).
+    let mut best = (canonical.clone(), fits(first));
     let mut m = canonical.clone();
     let mut idx = vec![0usize; free.len()];
     loop {
@@ -75,7 +81,7 @@ pub(super) fn best_in_class(
             m.levels[*l].temporal.truncate(head);
             m.levels[*l].temporal.extend_from_slice(&perms[i]);
         }
-        if let Some((e, _)) = ev.score(&m, opts) {
+        if let Some(e) = fits(ev.score(&m, opts)) {
             if best.1.is_none_or(|b| e < b) {
                 best = (m.clone(), Some(e));
             }

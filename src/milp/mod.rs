@@ -97,6 +97,12 @@
 //! Under a time limit a short random search seeds the incumbent (`SEED_SAMPLES`, in at most
 //! `SEED_SHARE` of the limit): on open mapspaces the first solves may not finish in time.
 //! Energy objective only.
+//! Under a latency budget ([`Mapspace::max_cycles`](crate::mapspace::Mapspace::max_cycles)) one
+//! row caps the compute cycles (the product of the temporal factors, linear in the logs), which
+//! is exact where no level's bandwidth stretches the cycles and a relaxation where it does;
+//! every candidate is evaluated against the cap and one over it is cut like an invalid one (a
+//! class whose loop orders were not all evaluated lowers the pattern's floor instead, since
+//! another order may meet the cap), so the bound is of the constrained optimum.
 //! Bypass patterns and bit-width choices are enumerated outside the MILP; the bound is the
 //! smallest bound over them. With a second core, two bypass patterns are refined at once, and
 //! a pattern whose solves have become slow is halved along its largest factorisation one-hot

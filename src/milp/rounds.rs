@@ -246,17 +246,20 @@ impl Pattern {
         if self.within_gap(lb, cutoff, so.gap) {
             return Ok(true);
         }
-        let undervalued = ev.valid && model_value < ev.energy_pj * (1.0 - so.gap * 0.5);
+        // Over the latency budget counts as invalid, except that a class not resolved
+        // (`best_in_class`) may hold orders within it: the floor below keeps them bounded.
+        let fits = ev.valid && space.within_budget(ev.cycles);
+        let undervalued = fits && model_value < ev.energy_pj * (1.0 - so.gap * 0.5);
         self.cut_at(x, undervalued);
         // The MILP may still value this mapping below the evaluator (ceilings, coinciding
         // offsets) or it may be invalid: exclude it.
-        let exact_now = ev.valid && model_value >= ev.energy_pj * (1.0 - so.gap * 0.5);
+        let exact_now = fits && model_value >= ev.energy_pj * (1.0 - so.gap * 0.5);
         if ev.valid && !exact_now && !resolved {
             // Excluded without its best loop order: its model value still bounds it.
             self.floor = self.floor.min(model_value);
             self.bound = self.bound.min(self.floor);
         }
-        if !ev.valid || !exact_now || !self.seen.insert(key.clone()) {
+        if !exact_now || !self.seen.insert(key.clone()) {
             self.m.no_good(&key);
         }
         Ok(true)
@@ -381,7 +384,7 @@ impl Pattern {
     ) -> Result<(Evaluation, bool), String> {
         let (mapping, resolved) = best_in_class(space, opts, &self.vars, &self.keep, y);
         let ev = evaluate(space.problem(), space.arch(), &mapping, opts);
-        if !ev.valid {
+        if !ev.valid || !space.within_budget(ev.cycles) {
             return Ok((ev, resolved));
         }
         if lb > ev.energy_pj * (1.0 + 1e-7) {

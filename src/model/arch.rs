@@ -76,6 +76,17 @@ impl Mac {
             .map(|e| e.energy)
             .unwrap_or(self.energy)
     }
+
+    /// Whether fewer operand bits never cost more MAC energy ([`Mac::energy_at`] is
+    /// non-decreasing in both widths, 1 to 64 bits): true without an energy table.
+    pub fn fewer_bits_never_cost_more(&self) -> bool {
+        (1..=64).all(|w| {
+            (1..=64).all(|a| {
+                let e = self.energy_at(w, a);
+                e <= self.energy_at(w + 1, a) && e <= self.energy_at(w, a + 1)
+            })
+        })
+    }
 }
 
 /// An architecture: storage levels innermost first, and the MAC array.

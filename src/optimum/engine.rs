@@ -177,6 +177,13 @@ pub fn prove_best(
     if cert.status == Status::Infeasible && cert.reason.is_none() {
         p.check_infeasible(&mut cert)?;
     }
+    if cert.status == Status::Infeasible && space.max_cycles().is_some() {
+        crate::progress::phase("least cycles");
+        let seconds = start.elapsed().as_secs_f64().max(10.0);
+        if let Some(r) = crate::budget::infeasible_reason(space, choices, seconds)? {
+            cert.reason = Some(r);
+        }
+    }
     crate::progress::phase("self-check");
     if std::env::var_os("QMAP_TEST_FALSE_BOUND").is_some() {
         // For the tests of the self-check: a certificate whose bound is ten times too high.

@@ -59,6 +59,14 @@ fn summary(r: &FrontReport) -> String {
             }
         );
     }
+    if let Some(b) = &r.latency_budget {
+        let _ = writeln!(
+            out,
+            "network cycles <= {}: least energy over the {} (not every mapping: a bound from \
+             above at that latency)",
+            b.max_cycles, b.optimal_over
+        );
+    }
     out += &front_line(r);
     out
 }

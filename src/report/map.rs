@@ -52,6 +52,9 @@ pub fn map_text(r: &MapReport) -> String {
         out.push_str(&bits_note(&found.arch));
     }
     writeln!(out, "mapspace: {}", mapspace_size(r.answer.mapspace_size)).unwrap();
+    if let Some(b) = &r.budget {
+        out.push_str(&budget_line(b));
+    }
     mapping_and_evaluation(&mut out, found, r.answer.evaluation.as_ref());
     out.push('\n');
     let unit = value_unit(r.answer.objective);
@@ -97,8 +100,14 @@ pub fn map_text(r: &MapReport) -> String {
 
 /// Why `map` over bit-width lists ends at the smallest bits: it has no accuracy term, and
 /// fewer bits never cost more (they pack at least as densely; the MAC energy depends on bits
-/// only through a MAC energy table).
+/// only through a MAC energy table), unless that table prices fewer bits above more.
 fn bits_note(arch: &crate::model::Arch) -> String {
+    if !arch.mac.fewer_bits_never_cost_more() {
+        return "note: map minimises the objective alone, with no accuracy term; this design's \
+                MAC energy table prices some fewer bits above more, so the answer need not be \
+                at the smallest bits. `qmap front` trades energy against accuracy.\n"
+            .to_string();
+    }
     let mac = if arch.mac.energy_table.is_empty() {
         "the MAC energy does not depend on bits in this design"
     } else {
@@ -108,6 +117,26 @@ fn bits_note(arch: &crate::model::Arch) -> String {
         "note: map minimises the objective alone, with no accuracy term: fewer bits never cost \
          more (they pack at least as densely; {mac}), so the answer is at the smallest bits or \
          one as cheap. `qmap front` trades energy against accuracy.\n"
+    )
+}
+
+/// The latency budget the answer is optimal under: the cap and what it came from.
+fn budget_line(b: &crate::app::map::BudgetReport) -> String {
+    let mut from = vec![];
+    if let Some(n) = b.asked.max_cycles {
+        from.push(format!("max cycles {n}"));
+    }
+    if let Some(u) = b.asked.min_utilization {
+        from.push(format!("min utilization {u}"));
+    }
+    let answer = b
+        .utilization
+        .map(|u| format!("; the answer's utilization {:.2} %", u * 100.0))
+        .unwrap_or_default();
+    format!(
+        "budget: at most {} cycles ({}){answer}\n",
+        b.cycles_cap,
+        from.join(", ")
     )
 }
 

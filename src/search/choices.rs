@@ -25,7 +25,9 @@ use std::time::Instant;
 /// when their bound is worse than the best found at every class.
 /// Ties go to lower cycles, then to the first mapping in enumeration order. Every winner is
 /// re-evaluated in full. Refuses spaces above `limit` like [`exhaustive`](super::exhaustive). With a `deadline`,
-/// the search stops there, as in [`enumerate`](super::enumerate).
+/// the search stops there, as in [`enumerate`](super::enumerate). Under a latency budget
+/// ([`Mapspace::max_cycles`]) only mappings within it count, at each class's own cycles, and
+/// bounds whose cycles exceed it rule their mappings out.
 pub fn exhaustive_choices(
     space: &Mapspace,
     choices: &[ModelOptions],
@@ -42,7 +44,8 @@ pub fn exhaustive_choices(
     {
         return Err("bit choices must agree on seed_compat (it changes the counts)".into());
     }
-    let classes = Classes::new(space.problem(), space.arch(), choices);
+    let mut classes = Classes::new(space.problem(), space.arch(), choices);
+    classes.cap = space.max_cycles();
     let search = ChoiceSearch {
         incumbents: (0..classes.len())
             .map(|_| AtomicU64::new(f64::INFINITY.to_bits()))
@@ -81,6 +84,8 @@ struct Classes<'a> {
     class_of: Vec<usize>,
     /// Per class, the energy of the MACs.
     mac_energy: Vec<f64>,
+    /// The latency budget ([`Mapspace::max_cycles`]).
+    cap: Option<u64>,
 }
 
 impl<'a> Classes<'a> {
@@ -131,6 +136,7 @@ impl<'a> Classes<'a> {
             classes,
             class_of,
             mac_energy,
+            cap: None,
         }
     }
 
@@ -166,7 +172,8 @@ impl<'a> Classes<'a> {
     }
 
     /// Per class, the storage energy of counts `c` plus MACs into `out`, None when the
-    /// bit-widths or the capacities rule it out.
+    /// bit-widths or the capacities rule it out, or (counts that bound others from below)
+    /// their cycles are over the latency budget.
     fn energies(&self, c: &Counts, prices: &mut Prices, out: &mut Vec<Option<f64>>) {
         self.price_tensors(c, prices);
         out.clear();
@@ -175,8 +182,16 @@ impl<'a> Classes<'a> {
                 return None;
             }
             let part = |t: usize| &prices[t][tuple[t]].0;
+            if !self.within_budget(combined_cycles(self.arch, c, part)) {
+                return None;
+            }
             Some(combine_storage(self.arch, c, part, &self.choices[*rep])? + self.mac_energy[k])
         }));
+    }
+
+    /// Whether `cycles` meet the latency budget.
+    fn within_budget(&self, cycles: u64) -> bool {
+        self.cap.is_none_or(|cap| cycles <= cap)
     }
 
     /// Per choice, its class's best re-evaluated in full at the choice's bit-widths, with the
@@ -402,6 +417,9 @@ impl ChoiceSearch<'_> {
             return;
         }
         let cy = combined_cycles(arch, c, part);
+        if !self.classes.within_budget(cy) {
+            return;
+        }
         if best.as_ref().is_none_or(|b| (e, cy) < (b.0, b.1)) {
             *best = Some((e, cy, m.clone()));
             self.incumbents[k].fetch_min(e.to_bits(), Relaxed);

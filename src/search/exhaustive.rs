@@ -49,7 +49,8 @@ pub fn exhaustive_until(
 /// With a `deadline`, the search stops there (stop [`StopReason::Deadline`]): the parts of the
 /// space ([`Mapspace::num_parts`]) not searched whole by then (not started, or stopped inside)
 /// are bounded, and `bound` is the least of the value found and their bounds; otherwise
-/// `bound` is the value.
+/// `bound` is the value. Under a latency budget ([`Mapspace::max_cycles`]) the optimum is over
+/// the mappings within it, and a bound whose cycles exceed it rules its mappings out.
 pub fn enumerate(
     space: &Mapspace,
     opts: &ModelOptions,
@@ -109,7 +110,7 @@ fn scan(
         StopReason::Deadline
     };
     // Merge in part order, so ties go to the first mapping in enumeration order.
-    let mut total = Best::new();
+    let mut total = Best::new(space.max_cycles());
     for (p, _) in parts {
         total.merge(p);
     }
@@ -159,9 +160,24 @@ impl Scan<'_> {
         self.pb.is_some() && v > f64::from_bits(self.incumbent.load(Relaxed)) * (1.0 + 1e-9)
     }
 
+    /// The objective value of a bound of `energy` and `cycles`: infinity when the cycles
+    /// (a lower bound) are over the latency budget, where no mapping it bounds fits.
+    fn bound_value(&self, energy: f64, cycles: u64) -> f64 {
+        match self.space.within_budget(cycles) {
+            true => score_value(energy, cycles, self.objective),
+            false => f64::INFINITY,
+        }
+    }
+
+    /// Whether a bound of `energy` and `cycles` rules its mappings out: beaten, or over the
+    /// latency budget.
+    fn beaten_or_over(&self, energy: f64, cycles: u64) -> bool {
+        !self.space.within_budget(cycles) || self.beaten(self.bound_value(energy, cycles))
+    }
+
     /// Searches part `p`: its best and whether it was searched whole.
     fn part(&self, job: &mut ScanJob<'_>, p: usize) -> (Best, bool) {
-        let mut b = Best::new();
+        let mut b = Best::new(self.space.max_cycles());
         if self.deadline.is_some_and(|d| Instant::now() >= d) {
             return (b, false);
         }
@@ -181,7 +197,7 @@ impl Scan<'_> {
                     }
                     let go_on = pb
                         .score(&mut partial[depth], depth, m, self.opts)
-                        .is_some_and(|(e, cy)| !self.beaten(score_value(e, cy, self.objective)));
+                        .is_some_and(|(e, cy)| !self.beaten_or_over(e, cy));
                     stats.record(depth, !go_on);
                     go_on
                 };
@@ -222,8 +238,8 @@ impl Scan<'_> {
                 let Some((e, cy)) = ev.order_free_score(m, self.opts) else {
                     return false;
                 };
-                bounds[v.keep] = score_value(e, cy, self.objective);
-                if self.beaten(bounds[v.keep]) {
+                bounds[v.keep] = self.bound_value(e, cy);
+                if self.beaten_or_over(e, cy) {
                     return false;
                 }
             } else if !v.first && self.beaten(bounds[v.keep]) {
@@ -244,9 +260,9 @@ impl Scan<'_> {
     fn unsearched(&self, parts: &[(Best, bool)]) -> f64 {
         let left = (0..parts.len()).filter(|&p| !parts[p].1);
         match &self.pb {
-            Some(pb) => pb.parts_bound(self.space, left, self.opts, |e, cy| {
-                score_value(e, cy, self.objective)
-            }),
+            Some(pb) => {
+                pb.parts_bound(self.space, left, self.opts, |e, cy| self.bound_value(e, cy))
+            }
             None if left.count() > 0 => f64::NEG_INFINITY,
             None => f64::INFINITY,
         }

@@ -107,14 +107,18 @@ struct Best {
     best: Option<(Rank, Mapping)>,
     evaluated: u64,
     valid: u64,
+    /// The latency budget ([`Mapspace::max_cycles`]): valid mappings above it are counted but
+    /// never the best.
+    cap: Option<u64>,
 }
 
 impl Best {
-    fn new() -> Best {
+    fn new(cap: Option<u64>) -> Best {
         Best {
             best: None,
             evaluated: 0,
             valid: 0,
+            cap,
         }
     }
     /// Records a mapping's score (None = invalid); returns whether it is the new best.
@@ -124,6 +128,9 @@ impl Best {
             return false;
         };
         self.valid += 1;
+        if self.cap.is_some_and(|cap| cycles > cap) {
+            return false;
+        }
         let r = rank(energy, cycles, objective);
         let improves = self.improved_by(&r);
         if improves {

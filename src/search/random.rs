@@ -56,7 +56,7 @@ pub fn random_until(
     } = sampling;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut ev = Evaluator::new(space.problem(), space.arch());
-    let mut b = Best::new();
+    let mut b = Best::new(space.max_cycles());
     let mut since_improvement = 0u64;
     let mut invalid_streak = 0u64;
     let mut samples = 0u64;

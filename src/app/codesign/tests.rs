@@ -78,6 +78,7 @@ fn report(full: bool) -> FrontReport {
             exact: 1.5e12,
             nsga2: 1.25e12,
         }),
+        latency_budget: None,
         min_accuracy: full.then_some(68.585351562438),
         min_edp: some(design(2.0, PointStatus::Optimal, true)),
         nsga2: full.then(|| vec![design(9.0, PointStatus::Heuristic, false)]),

@@ -44,6 +44,7 @@ pub(in crate::milp) fn build_pattern(
     b.choice_onehots(slice_choices);
     b.mirror_cut();
     b.fanouts();
+    b.latency_budget();
     b.loop_order();
     for t in 0..view.problem.tensors.len() {
         b.tensor_terms(t)?;

@@ -111,6 +111,21 @@ impl Builder<'_> {
         }
     }
 
+    /// The latency budget ([`Mapspace::max_cycles`](crate::mapspace::Mapspace::max_cycles)):
+    /// the compute cycles (the product of every temporal factor, linear in log space) at most
+    /// the budget. A relaxation: bandwidth can stretch a mapping's cycles beyond its compute
+    /// cycles, so every candidate is evaluated against the budget as well.
+    pub(super) fn latency_budget(&mut self) {
+        let Some(cap) = self.v.space.max_cycles() else {
+            return;
+        };
+        let mut sum = Lin::default();
+        for l in 0..self.v.nl {
+            sum.add(&self.v.temporal_log(&self.vars, l), 1.0);
+        }
+        self.m.le(&sum, ln(cap.max(1)) + 1e-9);
+    }
+
     /// Per level, the fanouts of its X and Y slots and its X/Y order rule.
     pub(super) fn fanouts(&mut self) {
         let (v, vars, m) = (self.v, &self.vars, &mut self.m);
