@@ -52,15 +52,12 @@ pub struct CodesignRequest<'a> {
     pub accuracy_tolerance: f64,
     /// Show no progress on stderr.
     pub quiet: bool,
-    /// Only points with at least this accuracy; None: uniform 8-bit's accuracy minus 2 points.
-    pub min_accuracy: Option<f64>,
     /// Accuracies closer than this count as equal (percentage points).
     pub accuracy_resolution: f64,
-    /// Only points whose network cycles (Σ layer cycles) are at most this, over the table's
-    /// mappings ([`LatencyBudget`]).
-    pub max_cycles: Option<u64>,
-    /// Only points with at most this weight memory (bytes).
-    pub max_memory_bytes: Option<f64>,
+    /// What every point must meet: accuracy at least `min_accuracy` (None: uniform 8-bit's
+    /// accuracy minus 2 points), weight memory at most `max_memory_bytes`, network cycles
+    /// (Σ layer cycles) at most `max_cycles`, over the table's mappings ([`LatencyBudget`]).
+    pub budgets: fr::Budgets,
     /// Seed of NSGA-II and of the random search of the uniform 8-bit comparison.
     pub seed: u64,
     /// Write the front's points as CSV here ([`crate::report::codesign::csv`]).
@@ -511,8 +508,9 @@ fn infeasible_layer(inst: &Instance, table: &Table) -> Option<String> {
 struct ExactFront {
     problem: fr::SelectionProblem,
     uniform8: Option<FrontPoint>,
-    /// The accuracy budget (asked for, or uniform 8-bit's accuracy minus 2 points).
-    min_accuracy: Option<f64>,
+    /// The request's budgets, the accuracy budget resolved (asked for, or uniform 8-bit's
+    /// accuracy minus 2 points).
+    budgets: fr::Budgets,
     front: fr::Front,
     /// Whether the front was read from the cache.
     from_cache: bool,
@@ -538,17 +536,14 @@ fn exact_front(
     let problem = fr::SelectionProblem::new(&energy_table, &inputs.accuracy, &inputs.bitsets)
         .map_err(|e| front_error(req, e))?;
     let uniform8 = problem.uniform(8);
-    let min_accuracy = req
-        .min_accuracy
-        .or(uniform8.as_ref().map(|u| u.accuracy - 2.0));
+    let budgets = fr::Budgets {
+        min_accuracy: (req.budgets.min_accuracy).or(uniform8.as_ref().map(|u| u.accuracy - 2.0)),
+        ..req.budgets
+    };
     let opts = fr::FrontOptions {
         limits: req.limits,
         accuracy_resolution: req.accuracy_resolution,
-        budgets: fr::Budgets {
-            min_accuracy,
-            max_memory_bytes: req.max_memory_bytes,
-            max_cycles: req.max_cycles,
-        },
+        budgets,
         ..Default::default()
     };
     let cache = crate::optimum::usable_cache(&req.settings).0.cache_dir;
@@ -570,7 +565,7 @@ fn exact_front(
     Ok(ExactFront {
         problem,
         uniform8,
-        min_accuracy,
+        budgets,
         front,
         from_cache,
     })
@@ -631,7 +626,7 @@ fn headline_points(
         }
         let budgets = fr::Budgets {
             min_accuracy: Some(u.accuracy - tolerance),
-            max_cycles: req.max_cycles,
+            max_cycles: req.budgets.max_cycles,
             ..Default::default()
         };
         let best = fr::select(&exact.problem, fr::Goal::Energy, &budgets, None)
@@ -668,11 +663,7 @@ fn nsga2_run(req: &CodesignRequest, exact: &ExactFront) -> Nsga2Run {
     let within: Vec<FrontPoint> = result
         .front
         .iter()
-        .filter(|p| {
-            exact.min_accuracy.is_none_or(|m| p.accuracy >= m)
-                && req.max_memory_bytes.is_none_or(|m| p.memory_bytes <= m)
-                && req.max_cycles.is_none_or(|c| p.cycles <= c)
-        })
+        .filter(|p| exact.budgets.admit(p))
         .cloned()
         .collect();
     let front = &exact.front;
@@ -748,11 +739,11 @@ impl FrontReport {
                 .as_ref()
                 .and_then(|r| r.hypervolume)
                 .map(|(e, n)| Hypervolumes { exact: e, nsga2: n }),
-            latency_budget: req.max_cycles.map(|max_cycles| LatencyBudget {
+            latency_budget: req.budgets.max_cycles.map(|max_cycles| LatencyBudget {
                 max_cycles,
                 optimal_over: LATENCY_BUDGET_SCOPE,
             }),
-            min_accuracy: exact.min_accuracy,
+            min_accuracy: exact.budgets.min_accuracy,
             min_edp: (req.kind == FrontKind::EnergyCycles)
                 .then(|| fr::min_edp(front).map(design))
                 .flatten(),
@@ -776,7 +767,7 @@ impl FrontReport {
                 units: table.units,
                 cached_units: table.cached_units,
                 bit_configurations: inputs.configs.len(),
-                default_min_accuracy: req.min_accuracy.is_none(),
+                default_min_accuracy: req.budgets.min_accuracy.is_none(),
                 front_solves: front.solves,
                 nsga2_evaluations: d.nsga.as_ref().map(|r| r.result.evaluations),
                 front_cached: exact.from_cache,

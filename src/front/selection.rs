@@ -447,6 +447,13 @@ pub struct Budgets {
 }
 
 impl Budgets {
+    /// Whether `p` meets every budget.
+    pub fn admit(&self, p: &FrontPoint) -> bool {
+        self.min_accuracy.is_none_or(|m| p.accuracy >= m)
+            && self.max_memory_bytes.is_none_or(|m| p.memory_bytes <= m)
+            && self.max_cycles.is_none_or(|c| p.cycles <= c)
+    }
+
     pub(crate) fn bounds(&self) -> Vec<(Criterion, f64)> {
         let mut b = Vec::new();
         if let Some(a) = self.min_accuracy {
