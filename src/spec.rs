@@ -375,6 +375,22 @@ pub struct LayerSpec {
     pub pool: Option<PoolSpec>,
 }
 
+impl LayerSpec {
+    /// The layer's dims by their YAML keys (N, C, M, G, P, Q, R, S; None where not given).
+    pub fn dims(&self) -> [(&'static str, Option<u64>); 8] {
+        [
+            ("N", Some(self.n)),
+            ("C", self.c),
+            ("M", self.m),
+            ("G", self.g),
+            ("P", Some(self.p)),
+            ("Q", Some(self.q)),
+            ("R", Some(self.r)),
+            ("S", Some(self.s)),
+        ]
+    }
+}
+
 /// A pooling window: kernel, stride and padding (one value for both axes or `[w, h]`).
 #[derive(Debug, Clone, Copy, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

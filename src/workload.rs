@@ -214,16 +214,7 @@ pub fn build_layer(
         }
     }
     check_groups(&l).map_err(|m| e("groups", m))?;
-    let dims = [
-        ("N", Some(l.n)),
-        ("C", l.c),
-        ("M", l.m),
-        ("G", l.g),
-        ("P", Some(l.p)),
-        ("Q", Some(l.q)),
-        ("R", Some(l.r)),
-        ("S", Some(l.s)),
-    ];
+    let dims = l.dims();
     for (k, v) in dims {
         if v == Some(0) {
             return Err(e(k, "must be > 0".into()));
