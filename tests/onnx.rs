@@ -297,3 +297,89 @@ fn instance_with_an_onnx_network_runs_baseline() {
     assert_eq!(loaded.layers.len(), 18);
     assert_eq!(total_macs(&loaded.layers), 2 * 2_832_352);
 }
+
+/// The BERT-base block as a PyTorch export lays it out (heads by Reshape/Transpose, Q K^T and
+/// softmax(.) V as MatMuls of two activations) equals models/nets/bert_base_block.yaml.
+#[test]
+fn bert_block_equals_the_yaml_network() {
+    let (spec, layers) = import("bert_base_block.onnx", None);
+    let path = nets("bert_base_block.yaml");
+    let yaml: NetworkSpec = load_yaml(&path).unwrap();
+    let yl = build_network(&yaml, false, None, &path).unwrap();
+    assert_eq!(spec.layers.len(), yaml.layers.len());
+    for (i, (a, b)) in spec.layers.iter().zip(&yaml.layers).enumerate() {
+        assert_eq!(shape(a), shape(b), "layer {i}");
+        assert_eq!(a.input_b, b.input_b, "layer {i}");
+        assert_eq!(layers[i].producer, yl[i].producer, "layer {i}");
+    }
+    assert_eq!(total_macs(&layers), 931_135_488);
+    assert_eq!(total_weights(&layers), 7_077_888);
+}
+
+/// Matmul layers: what they do not take is an error naming the field; `front` refuses them.
+#[test]
+fn matmul_errors_and_front_refusal() {
+    let dir = scratch("onnx_matmul");
+    let net = |extra: &str| {
+        format!(
+            "name: t\nlayers:\n  - {{name: a, kind: conv2d, C: 8, M: 8, P: 4}}\n  - {{name: m, \
+             kind: matmul, N: 2, C: 4, M: 4, P: 4, input_b: a{extra}}}\n"
+        )
+    };
+    let load = |text: String| {
+        let p = dir.join("net.yaml");
+        std::fs::write(&p, text).unwrap();
+        let spec: NetworkSpec = load_yaml(&p).unwrap();
+        build_network(&spec, false, None, &p).map(|l| l.len())
+    };
+    assert_eq!(load(net("")).unwrap(), 2);
+    let e = load(net(", stride: 2")).unwrap_err().to_string();
+    assert!(
+        e.ends_with("layers[1].stride: matmul layers take no stride"),
+        "{e}"
+    );
+    let e = load(net(", R: 3")).unwrap_err().to_string();
+    assert!(
+        e.ends_with("layers[1].kind: matmul layers have Q = R = S = 1"),
+        "{e}"
+    );
+    let e = load(net("").replace("input_b: a", "input_b: zz")).unwrap_err();
+    assert!(
+        e.to_string()
+            .ends_with("layers[1].input_b: no earlier layer named `zz`"),
+        "{e}"
+    );
+    // C·N = channels·N': 4 × 2 = 8 × 1; 3 × 2 is not.
+    let e = load(net("").replace("C: 4, M: 4", "C: 3, M: 4")).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("layers[1].C: C = 3 does not match the 8 output channels"),
+        "{e}"
+    );
+    let names = [
+        "q_proj", "k_proj", "v_proj", "scores", "context", "out_proj", "ffn1", "ffn2",
+    ];
+    let mut acc = String::from(
+        "kind: proxy\nnetwork: bert_base_block\nfull_precision_accuracy: 70.0\nsource: test\nlayers:\n",
+    );
+    for n in names {
+        acc += &format!("  - {{name: {n}, weight_sensitivity: 1, activation_sensitivity: 1}}\n");
+    }
+    std::fs::write(dir.join("acc.yaml"), acc).unwrap();
+    let inst = dir.join("front.yaml");
+    let r = root();
+    std::fs::write(
+        &inst,
+        format!(
+            "architecture: {r}/models/arch/eyeriss.yaml\nworkload: {{network: \
+             {r}/models/nets/bert_base_block.yaml}}\nbits: {{inputs: [4, 8], weights: [4, 8], \
+             outputs: [4, 8]}}\nfront: {{accuracy: acc.yaml}}\n",
+            r = r.display()
+        ),
+    )
+    .unwrap();
+    let o = qmap_in(&root(), &["front", inst.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("layer `scores` is a matmul (two activation operands): `qmap front` does not take matmul layers yet"), "{err}");
+}

@@ -369,6 +369,7 @@ struct Inputs {
 impl Inputs {
     fn load(path: &Path) -> Result<Inputs, InputError> {
         let inst = instance::load(path)?;
+        refuse_matmul(&inst, path)?;
         let fs = inst.front.clone().ok_or_else(|| {
             InputError::new(
                 path,
@@ -414,6 +415,25 @@ impl Inputs {
 /// The bit choices of the tables `qmap front` builds for the instance at `path`, in order: the
 /// network's table, then the uniform 16-bit design's (the plot's mark). `qmap table` shards
 /// exactly these, so that a front over the filled cache reads every unit from it.
+/// `front` does not take matmul layers yet: their second operand is an activation whose bits
+/// the selection would have to tie to its producer's output (a second producer per layer,
+/// which the front's producer-forest chain and its Lagrangian DP do not have).
+fn refuse_matmul(inst: &Instance, path: &Path) -> Result<(), InputError> {
+    match (inst.layers.iter()).find(|l| l.kind == Some(crate::spec::LayerKind::Matmul)) {
+        Some(l) => Err(InputError::new(
+            path,
+            "workload.network",
+            format!(
+                "layer `{}` is a matmul (two activation operands): `qmap front` does not take \
+                 matmul layers yet (its chain ties one producer per layer); `map` and \
+                 `baseline` do",
+                l.name
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 pub fn table_bit_choices(path: &Path) -> Result<Vec<Vec<Option<BitTriple>>>, InputError> {
     let inputs = Inputs::load(path)?;
     Ok(vec![inputs.triples, UNIFORM16.to_vec()])

@@ -411,6 +411,7 @@ fn load_workload(spec: &InstanceSpec, dir: &Path, path: &Path) -> Result<Workloa
                     problem,
                     producer: None,
                     weights,
+                    kind: None,
                 }],
                 0,
             ));

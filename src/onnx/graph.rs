@@ -1,5 +1,5 @@
-//! An ONNX graph walked in node order into a qmap network: each Conv, Gemm and MatMul with a
-//! constant second operand becomes a layer; every other supported op only moves shapes, a
+//! An ONNX graph walked in node order into a qmap network: each Conv, Gemm and MatMul becomes
+//! a layer (a MatMul of two activations a `matmul` layer); every other supported op only moves shapes, a
 //! pending pooling and the producing layer along the activation it passes on.
 //!
 //! The activation chain: a layer's producer is the layer whose output it reads (`input:` in
@@ -544,10 +544,7 @@ impl Walker<'_> {
         let a = self.activation(n, 0)?;
         let bv = self.get(n, 1)?.clone();
         if bv.src != Src::Const {
-            return Err(self.err(
-                "both operands are activations (attention's QK^T or AV): qmap has no layer \
-                 kind for a product of two activations yet",
-            ));
+            return self.matmul_activations(n, op, &a, &bv);
         }
         let trans = |k: &str| op == "Gemm" && attr_int(n, k).unwrap_or(0) == 1;
         let (rank, brank) = (a.shape.len(), bv.shape.len());
@@ -596,6 +593,47 @@ impl Walker<'_> {
         Ok(())
     }
 
+    /// MatMul of two activations (attention's QK^T and AV): a matmul layer, N the leading
+    /// dims (batch × heads), P the rows, C the inner dim, M the columns; B's producer is its
+    /// `input_b`.
+    fn matmul_activations(
+        &mut self,
+        n: &NodeProto,
+        op: &str,
+        a: &Value,
+        b: &Value,
+    ) -> Result<(), InputError> {
+        let (ra, rb) = (a.shape.len(), b.shape.len());
+        let fits = op == "MatMul"
+            && ra >= 2
+            && ra == rb
+            && a.shape[..ra - 2] == b.shape[..rb - 2]
+            && a.shape[ra - 1] == b.shape[rb - 2]
+            && a.pool.is_none()
+            && b.pool.is_none();
+        if !fits {
+            return Err(self.err(format!(
+                "a product of two activations needs MatMul of [.., P, C] x [.., C, M] with the                  same leading dims and no pending pooling (shapes {:?} x {:?})",
+                a.shape, b.shape
+            )));
+        }
+        let mut l = self.layer(LayerKind::Matmul);
+        l.n = a.shape[..ra - 2].iter().product();
+        (l.p, l.c, l.m) = (
+            a.shape[ra - 2],
+            Some(a.shape[ra - 1]),
+            Some(b.shape[rb - 1]),
+        );
+        l.input_b = Some(match b.src {
+            Src::Layer(j) => self.layers[j].name.clone(),
+            _ => "input".into(),
+        });
+        let mut shape = a.shape.clone();
+        shape[ra - 1] = b.shape[rb - 1];
+        self.push(n, l, a, shape);
+        Ok(())
+    }
+
     /// The width (P) of an activation's producer, or of the network input.
     fn width(&self, src: Src) -> Option<u64> {
         match src {
@@ -623,6 +661,7 @@ impl Walker<'_> {
             dilation: None,
             pad: None,
             input: None,
+            input_b: None,
             head: false,
             note: None,
             pool: None,

@@ -10,7 +10,7 @@
 //! Coverage: Conv (groups: depthwise when groups = C = M, else a grouped conv2d; strides;
 //! dilations; `pads` and `auto_pad`, asymmetric pads recorded as the symmetric pad giving the
 //! same output, else an error), Gemm and MatMul with a constant second operand (fc, or a 1x1
-//! conv2d along P for a [.., S, K] sequence), element-wise ops (Add, Sum, Sub, Mul, Div, Pow,
+//! conv2d along P for a [.., S, K] sequence), MatMul of two activations (a `matmul` layer), element-wise ops (Add, Sum, Sub, Mul, Div, Pow,
 //! Max, Min: residual adds recorded in the chain), MaxPool / AveragePool (the next layer's
 //! `pool:`), GlobalAveragePool / GlobalMaxPool, activations and normalisations (BatchNorm is
 //! folded: no MACs), Flatten / Reshape / Transpose / Squeeze / Unsqueeze / Identity / Dropout,

@@ -3,7 +3,7 @@
 
 use crate::app::import::{kind_name, ImportReport};
 use crate::report::thousands;
-use crate::spec::{LayerSpec, NetworkSpec, Pair, PoolSpec};
+use crate::spec::{LayerKind, LayerSpec, NetworkSpec, Pair, PoolSpec};
 use std::fmt::Write;
 
 /// A string as a YAML (JSON-style) quoted scalar.
@@ -45,10 +45,13 @@ fn layer(l: &LayerSpec) -> String {
         dims.iter()
             .filter_map(|(k, v)| v.map(|v| format!("{k}: {v}"))),
     );
-    if l.kind != crate::spec::LayerKind::Fc {
-        let spatial = [("P", l.p), ("Q", l.q), ("R", l.r), ("S", l.s)];
-        parts.extend(spatial.iter().map(|(k, v)| format!("{k}: {v}")));
-    }
+    let spatial = [("P", l.p), ("Q", l.q), ("R", l.r), ("S", l.s)];
+    let shown = match l.kind {
+        LayerKind::Fc => 0,
+        LayerKind::Matmul => 1,
+        _ => 4,
+    };
+    parts.extend(spatial[..shown].iter().map(|(k, v)| format!("{k}: {v}")));
     let pairs = [
         ("stride", l.stride),
         ("dilation", l.dilation),
@@ -61,6 +64,9 @@ fn layer(l: &LayerSpec) -> String {
     );
     if let Some(input) = &l.input {
         parts.push(format!("input: {}", quoted(input)));
+    }
+    if let Some(b) = &l.input_b {
+        parts.push(format!("input_b: {}", quoted(b)));
     }
     if let Some(p) = &l.pool {
         parts.push(format!("pool: {}", pool(p)));

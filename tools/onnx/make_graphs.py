@@ -17,6 +17,10 @@ stay a few kB. Written to models/nets/:
                      SAME_UPPER padding (asymmetric), a dilated conv, a max-pool, a
                      squeeze-excitation Mul, a Reshape/Transpose of the 8x8 image to a
                      64-long sequence and a MatMul on it (an fc over batch x sequence).
+  bert_base_block.onnx one BERT-base encoder layer (sequence 128, hidden 768, 12 heads, FFN
+                     3072) as a PyTorch export lays it out (MatMul, Reshape/Transpose to heads,
+                     Q K^T and softmax(.) V as MatMuls of two activations, residual Adds,
+                     LayerNormalization): its import equals models/nets/bert_base_block.yaml.
   onnx_bad_op.onnx   a ConvTranspose (an op with MACs that qmap does not import): an error.
 
 Run: python3 tools/onnx/make_graphs.py (needs `pip install onnx`).
@@ -70,10 +74,10 @@ class Graph:
         w = self.weight("fc.weight", [classes, cin])
         return self.node("Gemm", [y, w], "fc", transB=1)
 
-    def save(self, out, shape, file):
+    def save(self, out, shape, file, opset=13):
         outputs = [helper.make_tensor_value_info(out, TensorProto.FLOAT, shape)]
         g = helper.make_graph(self.nodes, self.name, self.inputs, outputs)
-        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)],
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)],
                               producer_name="qmap tools/onnx/make_graphs.py")
         onnx.checker.check_model(m)
         path = os.path.join(OUT, file)
@@ -147,6 +151,35 @@ def features():
     g.save(x, [2, 64, 48], "onnx_features.onnx")
 
 
+def bert_base_block(seq=128, hidden=768, heads=12, ffn=3072):
+    d = hidden // heads
+    g = Graph("bert_base_block", [1, seq, hidden])
+    const = lambda name, v: g.node("Constant", [], name, value=helper.make_tensor("v", TensorProto.INT64, [len(v)], v))
+    split, merge = const("split_shape", [1, seq, heads, d]), const("merge_shape", [1, seq, hidden])
+
+    def linear(name, x, c, m):
+        return g.node("MatMul", [x, g.weight(f"{name}.weight", [c, m])], name)
+
+    def to_heads(x, name, perm):
+        return g.node("Transpose", [g.node("Reshape", [x, split], f"{name}_split")], f"{name}_t", perm=perm)
+
+    def layer_norm(x, name):
+        p = [g.weight(f"{name}.{s}", [hidden]) for s in ("g", "b")]
+        return g.node("LayerNormalization", [x] + p, name, axis=-1)
+
+    x = g.x
+    q = to_heads(linear("q_proj", x, hidden, hidden), "q", [0, 2, 1, 3])
+    k = to_heads(linear("k_proj", x, hidden, hidden), "k", [0, 2, 3, 1])
+    v = to_heads(linear("v_proj", x, hidden, hidden), "v", [0, 2, 1, 3])
+    a = g.node("Softmax", [g.node("MatMul", [q, k], "scores")], "softmax", axis=-1)
+    c = g.node("Transpose", [g.node("MatMul", [a, v], "context")], "context_t", perm=[0, 2, 1, 3])
+    c = g.node("Reshape", [c, merge], "context_merge")
+    h = layer_norm(g.node("Add", [x, linear("out_proj", c, hidden, hidden)], "attn_add"), "ln1")
+    f = g.node("Relu", [linear("ffn1", h, hidden, ffn)], "gelu")  # GELU's place: shapes only
+    y = layer_norm(g.node("Add", [h, linear("ffn2", f, ffn, hidden)], "ffn_add"), "ln2")
+    g.save(y, [1, seq, hidden], "bert_base_block.onnx", opset=17)
+
+
 def bad_op():
     g = Graph("onnx_bad_op", [1, 8, 16, 16])
     x = g.conv("conv", g.x, 8, 8, 3)
@@ -159,4 +192,5 @@ if __name__ == "__main__":
     mobilenet_v2()
     resnet18()
     features()
+    bert_base_block()
     bad_op()
