@@ -278,7 +278,10 @@ fn instance_with_an_onnx_network_runs_baseline() {
     // 21 layers and the network's row, all proved.
     assert_eq!(rows.len(), 22);
     assert!(rows.iter().all(|r| r.contains(",optimal,")), "{csv}");
-    assert!(rows[21].starts_with("(network),,,,"), "{csv}");
+    assert!(
+        rows[21].starts_with("(network),,,,7021885153.7816,14518272,optimal,"),
+        "{csv}"
+    );
     assert!(rows[0].starts_with("conv1,8,8,8,"), "{csv}");
     // fmnist_mbv1 with a dynamic batch: workload.batch sets N.
     let inst = dir.join("fmnist.yaml");
@@ -382,4 +385,29 @@ fn matmul_errors_and_front_refusal() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("layer `scores` is a matmul (two activation operands): `qmap front` does not take matmul layers yet"), "{err}");
+}
+
+/// `qmap front` end to end on ResNet-18 read from its ONNX file (proxy accuracy): the uniform
+/// 8-bit point costs what `baseline` proves for the network (7021.885 uJ).
+#[test]
+fn front_on_the_onnx_resnet18() {
+    let o = qmap_in(
+        &root(),
+        &[
+            "front",
+            "instances/front_resnet18_eyeriss.yaml",
+            "--cache",
+            "none",
+        ],
+    );
+    let text = stdout(&o);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        text.contains("uniform 8-bit: 7021.885 uJ, 69.7434 accuracy (proxy)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("at no accuracy loss vs uniform 8-bit: 6943.533 uJ"),
+        "{text}"
+    );
 }
