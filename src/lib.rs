@@ -88,6 +88,7 @@ pub mod mapspace;
 pub mod milp;
 pub mod model;
 pub mod notices;
+pub mod onnx;
 pub mod optimum;
 pub mod progress;
 pub mod proof;

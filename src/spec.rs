@@ -320,6 +320,12 @@ pub enum LayerKind {
     Depthwise,
     /// Fully connected: conv with P = Q = R = S = 1.
     Fc,
+    /// A product of two activations (attention's QK^T and AV): dims N M C P, Outputs[N, M, P]
+    /// = Σ_C Inputs[N, C, P] · B[N, C, M], N the batch × heads, P the rows (sequence), C the
+    /// inner dim, M the columns. The second operand B (from `input_b`) takes the Weights
+    /// tensor's place in the problem (its bits are the `weights` bits) but is an activation:
+    /// the layer has no weights (weight memory 0).
+    Matmul,
 }
 
 /// One layer. Output sizes P (width) and Q (height) are given; input extents follow from
@@ -363,6 +369,10 @@ pub struct LayerSpec {
     /// or the network input for the first layer.
     #[serde(default)]
     pub input: Option<String>,
+    /// matmul: the layer producing the second operand B (a layer name, or `input`); default:
+    /// none recorded (a single layer).
+    #[serde(default)]
+    pub input_b: Option<String>,
     /// Set on the classifier layer whose M is the number of classes.
     #[serde(default)]
     pub head: bool,
@@ -373,6 +383,22 @@ pub struct LayerSpec {
     /// input, e.g. ResNet's stem max-pool or VGG's 2x2 pools; checked in the chain only.
     #[serde(default)]
     pub pool: Option<PoolSpec>,
+}
+
+impl LayerSpec {
+    /// The layer's dims by their YAML keys (N, C, M, G, P, Q, R, S; None where not given).
+    pub fn dims(&self) -> [(&'static str, Option<u64>); 8] {
+        [
+            ("N", Some(self.n)),
+            ("C", self.c),
+            ("M", self.m),
+            ("G", self.g),
+            ("P", Some(self.p)),
+            ("Q", Some(self.q)),
+            ("R", Some(self.r)),
+            ("S", Some(self.s)),
+        ]
+    }
 }
 
 /// A pooling window: kernel, stride and padding (one value for both axes or `[w, h]`).

@@ -14,8 +14,11 @@ pub struct Layer {
     pub problem: Problem,
     /// Index of the layer producing this layer's input, None for the network input.
     pub producer: Option<usize>,
-    /// Number of weights (size of the Weights tensor).
+    /// Number of weights (size of the Weights tensor; 0 for a matmul, whose second operand is
+    /// an activation).
     pub weights: u64,
+    /// The layer's kind (None for a problem read from a Timeloop file).
+    pub kind: Option<LayerKind>,
 }
 
 /// Total MACs of a network.
@@ -65,6 +68,15 @@ pub fn build_network(
                 )
             })?),
         };
+        if let Some(name) = l.input_b.as_ref().filter(|n| *n != "input") {
+            if !layers.iter().any(|x| &x.name == name) {
+                return Err(InputError::new(
+                    file,
+                    format!("{field}.input_b"),
+                    format!("no earlier layer named `{name}`"),
+                ));
+            }
+        }
         layers.push(layer);
     }
     for (i, l) in net.layers.iter().enumerate() {
@@ -109,14 +121,21 @@ fn check_chain(
                 p.m
             };
             let what = format!("its producer `{}` (layers[{j}])", p.name);
-            (out.unwrap_or(0), p.p, p.q, what)
+            let heads = [p.kind, l.kind].contains(&LayerKind::Matmul);
+            (out.unwrap_or(0), p.p, p.q, what, heads.then_some(p.n))
         }
         None => match &net.input {
-            Some(x) => (x.channels, x.width, x.height, "the network input".into()),
+            Some(x) => (
+                x.channels,
+                x.width,
+                x.height,
+                "the network input".into(),
+                None,
+            ),
             None => return Ok(()),
         },
     };
-    let (channels, w, h, what) = from;
+    let (channels, w, h, what, producer_n) = from;
     let e = |k: &str, m: String| InputError::new(file, format!("layers[{i}].{k}"), m);
     let (w, h) = match &l.pool {
         Some(pool) => pooled(pool, w, h).ok_or_else(|| {
@@ -133,7 +152,9 @@ fn check_chain(
     };
     let takes = takes.unwrap_or(0);
     let flattened = l.kind == LayerKind::Fc && takes == channels * w * h;
-    if takes != channels && !flattened {
+    // Into or out of a matmul, heads move between N and the channels (C·N = channels·N').
+    let heads = producer_n.is_some_and(|n| takes * l.n == channels * n);
+    if takes != channels && !flattened && !heads {
         return Err(e(
             key,
             format!("{key} = {takes} does not match the {channels} output channels of {what}"),
@@ -201,7 +222,7 @@ pub fn build_layer(
                 return Err(e("G", "depthwise layers take G, not C/M".into()));
             }
         }
-        LayerKind::Conv2d | LayerKind::Fc => {
+        LayerKind::Conv2d | LayerKind::Fc | LayerKind::Matmul => {
             if l.c.is_none() {
                 return Err(e("C", "missing".into()));
             }
@@ -214,16 +235,7 @@ pub fn build_layer(
         }
     }
     check_groups(&l).map_err(|m| e("groups", m))?;
-    let dims = [
-        ("N", Some(l.n)),
-        ("C", l.c),
-        ("M", l.m),
-        ("G", l.g),
-        ("P", Some(l.p)),
-        ("Q", Some(l.q)),
-        ("R", Some(l.r)),
-        ("S", Some(l.s)),
-    ];
+    let dims = l.dims();
     for (k, v) in dims {
         if v == Some(0) {
             return Err(e(k, "must be > 0".into()));
@@ -255,18 +267,47 @@ pub fn build_layer(
     if l.kind == LayerKind::Fc && (l.p, l.q, l.r, l.s) != (1, 1, 1, 1) {
         return Err(e("kind", "fc layers have P = Q = R = S = 1".into()));
     }
+    check_matmul(&l).map_err(|(k, m)| e(k, m))?;
     let problem = Problem::from_layer(&l, dense_depthwise);
     problem
         .check_ranges()
         .map_err(|m| InputError::new(file, field.to_string(), m))?;
-    let weights = problem
-        .tensor_index("Weights")
-        .map(|t| problem.tensor_size(t))
-        .unwrap_or(0);
+    let weights = match l.kind {
+        LayerKind::Matmul => 0,
+        _ => problem
+            .tensor_index("Weights")
+            .map(|t| problem.tensor_size(t))
+            .unwrap_or(0),
+    };
     Ok(Layer {
         name: l.name.clone(),
         problem,
         producer: None,
         weights,
+        kind: Some(l.kind),
     })
+}
+
+/// A matmul has no filter, stride, padding or pooling (Q = R = S = 1); only a matmul takes
+/// `input_b`. The error: the field and why.
+fn check_matmul(l: &spec::LayerSpec) -> Result<(), (&'static str, String)> {
+    if l.kind != LayerKind::Matmul {
+        return match l.input_b {
+            Some(_) => Err(("input_b", "only matmul layers take input_b".into())),
+            None => Ok(()),
+        };
+    }
+    if (l.q, l.r, l.s) != (1, 1, 1) {
+        return Err(("kind", "matmul layers have Q = R = S = 1".into()));
+    }
+    let given = [
+        ("stride", l.stride.is_some()),
+        ("dilation", l.dilation.is_some()),
+        ("pad", l.pad.is_some()),
+        ("pool", l.pool.is_some()),
+    ];
+    match given.iter().find(|(_, g)| *g) {
+        Some((k, _)) => Err((k, format!("matmul layers take no {k}"))),
+        None => Ok(()),
+    }
 }

@@ -18,7 +18,9 @@ use qmap::mapspace::{Mapspace, SlotKind};
 use qmap::milp::{
     mirror_symmetry, sliced_dims, solve, SolveOptions, Status, SLICE_CHOICES, SPLIT_AFTER,
 };
-use qmap::model::{conv_problem, grouped_problem, Arch, Bits, Level, Mac, ModelOptions, Problem};
+use qmap::model::{
+    conv_problem, grouped_problem, matmul_problem, Arch, Bits, Level, Mac, ModelOptions, Problem,
+};
 use qmap::search::{
     choice_bounds, enumerate, exhaustive, exhaustive_choices, partial_bound, StopReason,
 };
@@ -91,6 +93,8 @@ struct Coverage {
     capacity_binds: usize,
     /// Grouped convs (a G dim relevant to every tensor besides M and C).
     grouped: usize,
+    /// Matmuls of two activations (N relevant to the second operand too).
+    matmul: usize,
 }
 
 impl Coverage {
@@ -102,6 +106,7 @@ impl Coverage {
         self.packing_seed += drawn.packing_seed;
         self.packing_ideal += drawn.packing_ideal;
         self.grouped += drawn.grouped;
+        self.matmul += drawn.matmul;
         for (a, b) in self.levels.iter_mut().zip(drawn.levels) {
             *a += b;
         }
@@ -133,14 +138,20 @@ fn gen_case(rng: &mut ChaCha8Rng, cov: &mut Coverage) -> Case {
         dims[6] = dims[5];
     }
     // Sometimes a grouped conv (2 groups of these channels).
-    let problem = if rng.random_range(0..6) == 0 {
+    let kind = rng.random_range(0..6);
+    let problem = if kind == 0 {
         cov.grouped += 1;
         let [n, m, c, p, q, r, s] = dims;
         grouped_problem("p", [n, 2, m, c, p, q, r, s], [stride, stride, 1, 1])
+    } else if kind == 1 {
+        // Sometimes a matmul of two activations: N (heads) 2 or 3, P along the sequence.
+        cov.matmul += 1;
+        let [_, m, c, p, q, _, _] = dims;
+        matmul_problem("p", [pick(rng, &[2, 3]), m, c, p * q])
     } else {
         conv_problem("p", false, dims, [stride, stride, 1, 1])
     };
-    if stride == 2 && r > 1 {
+    if stride == 2 && r > 1 && kind != 1 {
         cov.stride2_halo += 1;
     }
     let nlev = rng.random_range(2..=4usize);
@@ -356,6 +367,7 @@ fn milp_matches_exhaustive_on_random_small_instances() {
     );
     assert!(cov.packing_seed > 0 && cov.packing_ideal > 0, "{cov:?}");
     assert!(cov.grouped >= cov.cases / 12, "{cov:?}");
+    assert!(cov.matmul >= cov.cases / 12, "{cov:?}");
     assert!(cov.sliced >= cov.cases / 4, "{cov:?}");
     assert!(cov.mirror >= cov.cases / 20, "{cov:?}");
     assert!(cov.halved >= cov.cases / 10, "{cov:?}");
@@ -525,6 +537,7 @@ fn bounded_enumeration_matches_exhaustive_on_random_small_instances() {
     );
     assert!(cov.packing_seed > 0 && cov.packing_ideal > 0, "{cov:?}");
     assert!(cov.grouped >= cov.cases / 12, "{cov:?}");
+    assert!(cov.matmul >= cov.cases / 12, "{cov:?}");
     assert!(cov.levels[3] > 0 && cov.levels[4] > 0, "{cov:?}");
     // The bound is not vacuous: it is often exact and it skips work.
     assert!(

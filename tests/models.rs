@@ -269,3 +269,61 @@ fn network_batch() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// One BERT-base encoder layer at sequence 128 (tools/nets/make_nets.py). MACs: q, k, v and
+/// out projections 4 × 128·768·768 = 301,989,888; scores 12 heads × 128·128·64 = 12,582,912;
+/// context the same 12,582,912; ffn1 and ffn2 2 × 128·768·3072 = 603,979,776: 931,135,488 in
+/// all. Weights: 4 × 768² + 2 × 768·3072 = 7,077,888 (BERT-base's 7,087,872 parameters per
+/// layer less 6,912 biases and 3,072 LayerNorm parameters); the two matmuls have none.
+#[test]
+fn bert_base_block() {
+    let l = net("bert_base_block.yaml", false, None);
+    assert_eq!(l.len(), 8);
+    assert_eq!(total_macs(&l), 931_135_488);
+    assert_eq!(total_weights(&l), 7_077_888);
+    let scores = &l[3];
+    assert_eq!(scores.name, "scores");
+    assert_eq!(scores.kind, Some(qmap::spec::LayerKind::Matmul));
+    assert_eq!((scores.weights, scores.problem.macs()), (0, 12_582_912));
+    // The second operand (k_proj's output, per head 64 × 128) sits where weights would.
+    let b = scores.problem.tensor_index("Weights").unwrap();
+    assert_eq!(scores.problem.tensor_size(b), 12 * 64 * 128);
+    assert_eq!(l[4].producer, Some(3));
+    assert_eq!(l[5].producer, Some(4));
+}
+
+/// `qmap baseline` proves every layer of the BERT block on the shipped Eyeriss (2.7 s when
+/// measured, 8 layers, 5 distinct shapes, all enumerated).
+#[test]
+fn bert_base_block_baseline_on_eyeriss() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::temp_dir().join(format!("qmap_bert_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let inst = dir.join("bert.yaml");
+    let m = |p: &str| root.join(p).display().to_string();
+    std::fs::write(
+        &inst,
+        format!(
+            "architecture: {}\nconstraints: {}\nworkload: {{network: {}}}\n\
+             bits: {{inputs: 8, weights: 8, outputs: 8}}\npacking: seed\n",
+            m("models/arch/eyeriss.yaml"),
+            m("models/arch/eyeriss_constraints.yaml"),
+            m("models/nets/bert_base_block.yaml")
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_qmap"))
+        .args(["baseline", inst.to_str().unwrap(), "--out"])
+        .arg(&out)
+        .args(["--cache", "none"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 9, "{csv}");
+    assert!(rows.iter().all(|r| r.contains(",optimal,")), "{csv}");
+    // The network's weight bytes at 8 bits: the matmuls add none.
+    assert!(rows[8].contains(",7077888,"), "{csv}");
+}

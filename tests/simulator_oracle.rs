@@ -61,8 +61,8 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 use qmap::eval::{evaluate, Evaluation};
 use qmap::model::{
-    conv_problem, grouped_problem, Arch, Bits, Level, LevelMapping, Loop, Mac, Mapping,
-    ModelOptions, Problem, Tensor,
+    conv_problem, grouped_problem, matmul_problem, Arch, Bits, Level, LevelMapping, Loop, Mac,
+    Mapping, ModelOptions, Problem, Tensor,
 };
 use qmap::spec::PackingMode;
 use std::cell::RefCell;
@@ -1117,6 +1117,7 @@ struct Case {
     dilation: bool,
     depthwise: bool,
     grouped: bool,
+    matmul: bool,
     dummy: bool,
     /// A window dim (R or S) iterates inside its output dim (P or Q) at one level.
     window_inside: bool,
@@ -1185,10 +1186,15 @@ fn gen_case(ch: &mut Choices) -> Case {
     }
     // Sometimes a grouped conv: 2 or 3 groups of these channels.
     let grouped = !depthwise && ch.chance(1, 5);
+    // Sometimes a matmul of two activations: 1-3 heads (N, a rank of the second operand too).
+    let matmul = !depthwise && !grouped && window.is_none() && inside.is_none() && ch.chance(1, 2);
     let problem = if grouped {
         let [n, m, c, p, q, r, s] = b;
         let g = 2 + ch.pick(2);
         grouped_problem("rand", [n, g, m, c, p, q, r, s], [ws, hs, wd, hd])
+    } else if matmul {
+        let [_, m, c, p, ..] = b;
+        matmul_problem("rand", [1 + ch.pick(3), m, c, p])
     } else {
         conv_problem("rand", depthwise, b, [ws, hs, wd, hd])
     };
@@ -1363,10 +1369,11 @@ fn gen_case(ch: &mut Choices) -> Case {
         ModelOptions::default()
     };
     Case {
-        stride2_filter: (ws == 2 && r > 1) || (hs == 2 && s > 1),
-        dilation: wd == 2 || hd == 2,
+        stride2_filter: !matmul && ((ws == 2 && r > 1) || (hs == 2 && s > 1)),
+        dilation: !matmul && (wd == 2 || hd == 2),
         depthwise,
         grouped,
+        matmul,
         dummy: dummy_level.is_some(),
         window_inside: inside.is_some(),
         opts,
@@ -1443,6 +1450,7 @@ struct Coverage {
     three_plus_levels: u64,
     depthwise: u64,
     grouped: u64,
+    matmul: u64,
     dilation: u64,
     dummy: u64,
     holes: u64,
@@ -1508,6 +1516,7 @@ fn random_cases_match_the_simulator() {
             c.three_plus_levels += (case.mapping.levels.len() >= 3) as u64;
             c.depthwise += case.depthwise as u64;
             c.grouped += case.grouped as u64;
+            c.matmul += case.matmul as u64;
             c.dilation += case.dilation as u64;
             c.dummy += case.dummy as u64;
             c.holes += obs.holes as u64;
@@ -1542,6 +1551,7 @@ fn random_cases_match_the_simulator() {
         ("3+ levels", cov.three_plus_levels),
         ("depthwise", cov.depthwise),
         ("grouped", cov.grouped),
+        ("matmul (two activation operands)", cov.matmul),
         ("dilation 2", cov.dilation),
         ("a dummy level", cov.dummy),
         ("stride holes inside a tile", cov.holes),

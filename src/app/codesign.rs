@@ -419,6 +419,7 @@ struct Inputs {
 impl Inputs {
     fn load(path: &Path) -> Result<Inputs, InputError> {
         let inst = instance::load(path)?;
+        refuse_matmul(&inst, path)?;
         let fs = inst.front.clone().ok_or_else(|| {
             InputError::new(
                 path,
@@ -461,6 +462,25 @@ impl Inputs {
             bitsets,
             configs,
         })
+    }
+}
+
+/// `front` does not take matmul layers yet: their second operand is an activation whose bits
+/// the selection would have to tie to its producer's output (a second producer per layer,
+/// which the front's producer-forest chain and its Lagrangian DP do not have).
+fn refuse_matmul(inst: &Instance, path: &Path) -> Result<(), InputError> {
+    match (inst.layers.iter()).find(|l| l.kind == Some(crate::spec::LayerKind::Matmul)) {
+        Some(l) => Err(InputError::new(
+            path,
+            "workload.network",
+            format!(
+                "layer `{}` is a matmul (two activation operands): `qmap front` does not take \
+                 matmul layers yet (its chain ties one producer per layer); `map` and \
+                 `baseline` do",
+                l.name
+            ),
+        )),
+        None => Ok(()),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod codesign;
 pub mod eval;
 pub mod export;
 pub mod gap;
+pub mod import;
 pub mod job;
 pub mod map;
 pub mod map_cache;

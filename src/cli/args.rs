@@ -39,6 +39,26 @@ pub enum Command {
     Table(super::table::TableArgs),
     /// Cache maintenance: merge caches.
     Cache(super::table::CacheArgs),
+    /// Read an ONNX model into a qmap network: a summary (layers by kind, MACs, weights) and,
+    /// with --out, the network YAML.
+    Import(ImportArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ImportArgs {
+    /// The ONNX model file.
+    pub model: PathBuf,
+    /// Write the network YAML here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The whole input shape, batch first (e.g. 1,3,224,224): needed when the model's input
+    /// has dynamic dims. The batch becomes every layer's N.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub input_shape: Option<Vec<u64>>,
+    /// Print the import as JSON: `layers[]` (name, kind, dims, macs, weights), `macs_total`,
+    /// `weights_total`.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

@@ -242,3 +242,19 @@ pub fn front(a: FrontArgs) -> Result<Outcome, Error> {
     }
     Ok(Outcome::check(r.pass()))
 }
+
+pub fn import(a: ImportArgs) -> Result<Outcome, Error> {
+    let req = app::import::ImportRequest {
+        model: &a.model,
+        input_shape: a.input_shape,
+        out: a.out.as_deref(),
+    };
+    let r = app::import::run(&req)?;
+    if a.json {
+        let text = serde_json::to_string_pretty(&r).expect("import report serialises");
+        outln!("{text}");
+    } else {
+        out!("{}", report::network::import_text(&r));
+    }
+    Ok(Outcome::Ok)
+}

@@ -55,5 +55,6 @@ fn run_command(cli: Cli) -> Result<Outcome, Error> {
         Command::Front(a) => commands::front(a),
         Command::Table(a) => table::table_cmd(a),
         Command::Cache(a) => table::cache_cmd(a),
+        Command::Import(a) => commands::import(a),
     }
 }

@@ -417,6 +417,7 @@ fn load_workload(spec: &InstanceSpec, dir: &Path, path: &Path) -> Result<Workloa
                     problem,
                     producer: None,
                     weights,
+                    kind: None,
                 }],
                 0,
             ));
@@ -449,7 +450,7 @@ fn load_workload(spec: &InstanceSpec, dir: &Path, path: &Path) -> Result<Workloa
             ))
         }
         (None, Some(n)) => {
-            let (mut net, file) = spec::resolve(n, dir, path, "workload.network")?;
+            let (mut net, file) = resolve_network(n, dir, path)?;
             let batched = net.layers.iter().enumerate();
             let batched =
                 batched.map(|(i, l)| with_batch(l, w.batch, &file, &format!("layers[{i}]")));
@@ -471,6 +472,26 @@ fn load_workload(spec: &InstanceSpec, dir: &Path, path: &Path) -> Result<Workloa
             };
             Ok((net.name.clone(), layers, selected))
         }
+    }
+}
+
+/// The workload's network: an inline one, a YAML file, or an ONNX file (imported; a dynamic
+/// batch dim is 1, and `workload.batch` sets N as for any network).
+fn resolve_network(
+    n: &spec::Inline<spec::NetworkSpec>,
+    dir: &Path,
+    path: &Path,
+) -> Result<(spec::NetworkSpec, std::path::PathBuf), InputError> {
+    match n {
+        spec::Inline::Path(p) if crate::onnx::is_onnx(p) => {
+            let file = spec::referenced(path, "workload.network", dir, p)?;
+            let opts = crate::onnx::InputOptions {
+                shape: None,
+                batch: Some(1),
+            };
+            Ok((crate::onnx::load(&file, &opts)?, file))
+        }
+        _ => spec::resolve(n, dir, path, "workload.network"),
     }
 }
 

@@ -194,6 +194,7 @@ impl Problem {
                 [layer.n, c, 1, layer.p, layer.q, layer.r, layer.s],
                 [ws, hs, wd, hd],
             ),
+            LayerKind::Matmul => matmul_problem(&layer.name, [layer.n, m, c, layer.p]),
         }
     }
 }
@@ -215,6 +216,39 @@ pub fn grouped_problem(name: &str, b: [u64; 8], coef: [u64; 4]) -> Problem {
         s: 7,
     };
     conv_shaped(name, &dims, b.to_vec(), &roles, coef)
+}
+
+/// A matmul of two activations with bounds `[N, M, C, P]`: Inputs `[N, C, P]`, the second
+/// operand `[N, C, M]` (named Weights: it takes the weights' place, one matrix per N, i.e.
+/// per head), Outputs `[N, M, P]`. Dims Q, R and S are kept with bound 1 (ranks of the conv
+/// tensors, so a conv's mapspace constraints apply as they are): it is a 1x1 conv whose
+/// "weights" also have the N rank, as Timeloop's problem format expresses it.
+pub fn matmul_problem(name: &str, b: [u64; 4]) -> Problem {
+    let one = |dim: usize| vec![Term { coef: 1, dim }];
+    let sum = |a: usize, b: usize| vec![Term { coef: 1, dim: a }, Term { coef: 1, dim: b }];
+    let tensor = |name: &str, ranks: Vec<Vec<Term>>, read_write| Tensor {
+        name: name.into(),
+        ranks,
+        read_write,
+    };
+    let [n, m, c, p, q, r, s] = [0, 1, 2, 3, 4, 5, 6];
+    Problem {
+        name: name.into(),
+        dims: ["N", "M", "C", "P", "Q", "R", "S"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        bounds: vec![b[0], b[1], b[2], b[3], 1, 1, 1],
+        tensors: vec![
+            tensor(
+                "Weights",
+                vec![one(n), one(c), one(m), one(r), one(s)],
+                false,
+            ),
+            tensor("Inputs", vec![one(n), one(c), sum(r, p), sum(s, q)], false),
+            tensor("Outputs", vec![one(n), one(m), one(q), one(p)], true),
+        ],
+    }
 }
 
 /// conv2d (or depthwise when `depthwise`) with bounds `[N, M|G, C, P, Q, R, S]` and

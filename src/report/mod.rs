@@ -9,6 +9,7 @@ pub mod files;
 pub mod fs;
 pub mod gap;
 pub mod map;
+pub mod network;
 pub mod table;
 pub mod text;
 

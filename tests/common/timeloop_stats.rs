@@ -191,3 +191,32 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// One design qmap exported with `--timeloop-dir` and `timeloop-model` ran (`dir` holds
+/// arch.yaml, ERT.yaml, problem.yaml, map.yaml and timeloop-model.stats.txt): the problem read
+/// back equals `built` (the one qmap builds from the layer), and qmap's evaluation matches the
+/// stats (every per-level × tensor count, energies within 0.005 pJ) and `cycles`. Returns the
+/// number of (level, tensor) blocks compared.
+pub fn check_exported_design(dir: &Path, built: &Problem, cycles: u64) -> usize {
+    let name = dir.display();
+    let arch = load_arch(&dir.join("arch.yaml"), Some(&dir.join("ERT.yaml"))).unwrap();
+    let (p, bits) = qmap::timeloop::load_problem(&dir.join("problem.yaml")).unwrap();
+    assert_eq!((&p.dims, &p.bounds), (&built.dims, &built.bounds), "{name}");
+    assert_eq!(
+        format!("{:?}", p.tensors),
+        format!("{:?}", built.tensors),
+        "{name}"
+    );
+    let m = qmap::timeloop::load_mapping(&dir.join("map.yaml"), &arch, &p).unwrap();
+    let ev = qmap::eval::evaluate(&p, &arch, &m, &opts(&p, &bits));
+    assert!(ev.valid, "{name}: {:?}", ev.invalid);
+    let text = std::fs::read_to_string(dir.join("timeloop-model.stats.txt")).unwrap();
+    let (errs, n) = compare_with_stats(&ev, &parse_stats(&text), Some(&arch.mac.name), true);
+    assert!(errs.is_empty(), "{name}: {errs:#?}");
+    assert_eq!(
+        (summary_cycles(&text), ev.cycles),
+        (cycles, cycles),
+        "{name}"
+    );
+    n
+}

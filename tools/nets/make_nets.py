@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Writes models/nets/resnet50.yaml and models/nets/vgg16.yaml from the networks' definitions
-(ResNet-50 v1.5 as in torchvision: stride on the 3x3 conv of a bottleneck; VGG-16 configuration D).
+"""Writes models/nets/resnet50.yaml, models/nets/vgg16.yaml and models/nets/bert_base_block.yaml
+from the networks' definitions (ResNet-50 v1.5 as in torchvision: stride on the 3x3 conv of a
+bottleneck; VGG-16 configuration D; one BERT-base encoder layer).
 Run from the repository root: python3 tools/nets/make_nets.py. Prints each network's totals."""
 
 
@@ -16,17 +17,21 @@ def fmt(layer):
     for k, v in layer.items():
         if isinstance(v, dict):
             v = "{" + ", ".join(f"{a}: {b}" for a, b in v.items()) + "}"
-        elif isinstance(v, str) and k in ("note", "input"):
+        elif isinstance(v, str) and k in ("note", "input", "input_b"):
             v = f'"{v}"'
         parts.append(f"{k}: {v}")
     return "  - {" + ", ".join(parts) + "}"
 
 
 def macs(layer):
-    return layer["C"] * layer["M"] * layer["P"] * layer["Q"] * layer["R"] * layer["S"]
+    n = layer.get("N", 1)
+    return n * layer["C"] * layer["M"] * layer["P"] * layer["Q"] * layer["R"] * layer["S"]
 
 
 def weights(layer):
+    # A matmul's second operand is an activation: no weights.
+    if layer["kind"] == "matmul":
+        return 0
     return layer["C"] * layer["M"] * layer["R"] * layer["S"]
 
 
@@ -78,7 +83,29 @@ def full(layer):
     return {"P": 1, "Q": 1, "R": 1, "S": 1, **layer}
 
 
-def write(path, name, source, layers):
+def bert_base_block(seq=128, hidden=768, heads=12, ffn=3072):
+    d = hidden // heads
+
+    def proj(name, c, m, **extra):
+        return dict(name=name, kind="conv2d", C=c, M=m, P=seq, Q=1, R=1, S=1, **extra)
+
+    return [
+        proj("q_proj", hidden, hidden),
+        proj("k_proj", hidden, hidden, input="input"),
+        proj("v_proj", hidden, hidden, input="input"),
+        dict(name="scores", kind="matmul", N=heads, C=d, M=seq, P=seq, input="q_proj",
+             input_b="k_proj", note="Q K^T per head (B = K^T); softmax follows"),
+        dict(name="context", kind="matmul", N=heads, C=seq, M=d, P=seq, input_b="v_proj",
+             note="softmax(scores) V per head"),
+        proj("out_proj", hidden, hidden,
+             note="output summed with the block input (residual), then LayerNorm; the next layer reads the sum"),
+        proj("ffn1", hidden, ffn, note="GELU follows"),
+        proj("ffn2", ffn, hidden,
+             note="output summed with out_proj's sum (residual), then LayerNorm: the block output"),
+    ]
+
+
+def write(path, name, source, layers, input_shape="{channels: 3, height: 224, width: 224}"):
     total_macs = sum(macs(full(l)) for l in layers)
     total_weights = sum(weights(full(l)) for l in layers)
     with open(path, "w") as f:
@@ -87,7 +114,7 @@ def write(path, name, source, layers):
         for line in source.strip().splitlines():
             f.write(f"  {line}\n")
         f.write(f"  Totals: {len(layers)} layers, MACs {total_macs:,}, weights {total_weights:,}.\n")
-        f.write("input: {channels: 3, height: 224, width: 224}\nlayers:\n")
+        f.write(f"input: {input_shape}\nlayers:\n")
         for l in layers:
             f.write(fmt(l) + "\n")
     print(f"{path}: {len(layers)} layers, MACs {total_macs:,}, weights {total_weights:,}")
@@ -107,3 +134,18 @@ classes: 13 3x3 convolutions (pad 1) in five stages, each stage after the first 
 max-pool (the `pool` of its first layer), then fc6 (reads the last pool's 7x7x512 output
 flattened), fc7, fc8. Biases are not counted.
 """, vgg16())
+write("models/nets/bert_base_block.yaml", "bert_base_block", """
+One encoder layer of BERT-base (Devlin et al., arXiv:1810.04805, Section 3: L=12, H=768, A=12;
+the Transformer layer of Vaswani et al., arXiv:1706.03762, Section 3.2), sequence 128, batch 1.
+The input is the 128 x 768 hidden states: the sequence is the width (P), the hidden size the
+channels. q_proj, k_proj, v_proj, out_proj, ffn1 (768 -> 3072) and ffn2 (3072 -> 768) are 1x1
+convolutions along the sequence (a linear layer applied to every token). The attention is two
+`matmul` layers (both operands activations, no weights) with the 12 heads as N: scores = Q K^T
+(per head C = 64, M = P = 128; its second operand is k_proj's output) and context =
+softmax(scores) V (C = 128, M = 64; second operand v_proj's output). One layer with N = heads
+rather than 12 per-head layers: the heads are independent products of the same shape, so N is
+exactly their loop (the mapper may split or parallelise it), and the network stays 8 layers.
+Softmax, GELU, the residual adds and LayerNorm have no MACs and are not layers; biases and
+LayerNorm parameters are not counted (BERT-base's 7,087,872 parameters per layer less 6,912
+biases and 3,072 LayerNorm parameters = 7,077,888).
+""", bert_base_block(), input_shape="{channels: 768, height: 1, width: 128}")
