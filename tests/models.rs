@@ -327,3 +327,28 @@ fn bert_base_block_baseline_on_eyeriss() {
     // The network's weight bytes at 8 bits: the matmuls add none.
     assert!(rows[8].contains(",7077888,"), "{csv}");
 }
+
+/// A matmul's second operand is an activation: at a bit configuration it takes the input bits,
+/// where a conv's weights (of every BERT projection and FFN layer) take the weight bits.
+#[test]
+fn matmul_second_operand_takes_the_input_bits() {
+    use qmap::instance::bits_for;
+    use qmap::model::BitConfig;
+    let bert = net("bert_base_block.yaml", false, None);
+    let bits = BitConfig::new(8, 4, 6);
+    let (mut matmuls, mut convs) = (0, 0);
+    for l in &bert {
+        let per_tensor = bits_for(&l.problem, bits).0;
+        let names: Vec<&str> = l.problem.tensors.iter().map(|t| t.name.as_str()).collect();
+        let at = |n: &str| per_tensor[names.iter().position(|x| *x == n).unwrap()];
+        let want = if l.weights == 0 { 8 } else { 4 };
+        assert_eq!(at("Weights"), want, "{}", l.name);
+        assert_eq!((at("Inputs"), at("Outputs")), (8, 6), "{}", l.name);
+        *(if l.weights == 0 {
+            &mut matmuls
+        } else {
+            &mut convs
+        }) += 1;
+    }
+    assert_eq!((matmuls, convs), (2, 6));
+}

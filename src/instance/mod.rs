@@ -134,8 +134,13 @@ impl Instance {
 }
 
 /// Per-tensor bits for a problem from a bit configuration (inputs, weights, outputs): tensors named
-/// Inputs / Weights take those; the read-write tensor takes the output bits.
+/// Inputs / Weights take those (a matmul's second operand, an activation, the input bits); the
+/// read-write tensor takes the output bits.
 pub fn bits_for(problem: &Problem, b: BitConfig) -> Bits {
+    // A matmul's second operand takes the Weights tensor's place but has the batch rank N: it
+    // is an activation, at the input bits (a conv's weights never have N).
+    let batch = problem.dims.iter().position(|d| d == "N");
+    let activation = |t: &crate::model::Tensor| batch.is_some_and(|n| t.relevant(n));
     Bits(
         problem
             .tensors
@@ -143,7 +148,7 @@ pub fn bits_for(problem: &Problem, b: BitConfig) -> Bits {
             .map(|t| {
                 if t.read_write {
                     b.output_bits
-                } else if t.name == "Weights" {
+                } else if t.name == "Weights" && !activation(t) {
                     b.weight_bits
                 } else {
                     b.input_bits
