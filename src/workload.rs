@@ -15,10 +15,8 @@ pub struct Layer {
     /// Index of the layer producing this layer's input, None for the network input.
     pub producer: Option<usize>,
     /// Number of weights (size of the Weights tensor; 0 for a matmul, whose second operand is
-    /// an activation).
+    /// an activation: [`Problem::weights_are_activation`]).
     pub weights: u64,
-    /// The layer's kind (None for a problem read from a Timeloop file).
-    pub kind: Option<LayerKind>,
 }
 
 /// Total MACs of a network.
@@ -284,7 +282,6 @@ pub fn build_layer(
         problem,
         producer: None,
         weights,
-        kind: Some(l.kind),
     })
 }
 

@@ -283,7 +283,7 @@ fn bert_base_block() {
     assert_eq!(total_weights(&l), 7_077_888);
     let scores = &l[3];
     assert_eq!(scores.name, "scores");
-    assert_eq!(scores.kind, Some(qmap::spec::LayerKind::Matmul));
+    assert!(scores.problem.weights_are_activation());
     assert_eq!((scores.weights, scores.problem.macs()), (0, 12_582_912));
     // The second operand (k_proj's output, per head 64 × 128) sits where weights would.
     let b = scores.problem.tensor_index("Weights").unwrap();

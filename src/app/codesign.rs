@@ -469,7 +469,7 @@ impl Inputs {
 /// the selection would have to tie to its producer's output (a second producer per layer,
 /// which the front's producer-forest chain and its Lagrangian DP do not have).
 fn refuse_matmul(inst: &Instance, path: &Path) -> Result<(), InputError> {
-    match (inst.layers.iter()).find(|l| l.kind == Some(crate::spec::LayerKind::Matmul)) {
+    match (inst.layers.iter()).find(|l| l.problem.weights_are_activation()) {
         Some(l) => Err(InputError::new(
             path,
             "workload.network",

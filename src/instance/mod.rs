@@ -137,10 +137,9 @@ impl Instance {
 /// Inputs / Weights take those (a matmul's second operand, an activation, the input bits); the
 /// read-write tensor takes the output bits.
 pub fn bits_for(problem: &Problem, b: BitConfig) -> Bits {
-    // A matmul's second operand takes the Weights tensor's place but has the batch rank N: it
-    // is an activation, at the input bits (a conv's weights never have N).
-    let batch = problem.dims.iter().position(|d| d == "N");
-    let activation = |t: &crate::model::Tensor| batch.is_some_and(|n| t.relevant(n));
+    // A matmul's second operand takes the Weights tensor's place: an activation, at the input
+    // bits.
+    let activation = problem.weights_are_activation();
     Bits(
         problem
             .tensors
@@ -148,7 +147,7 @@ pub fn bits_for(problem: &Problem, b: BitConfig) -> Bits {
             .map(|t| {
                 if t.read_write {
                     b.output_bits
-                } else if t.name == "Weights" && !activation(t) {
+                } else if t.name == "Weights" && !activation {
                     b.weight_bits
                 } else {
                     b.input_bits
@@ -422,7 +421,6 @@ fn load_workload(spec: &InstanceSpec, dir: &Path, path: &Path) -> Result<Workloa
                     problem,
                     producer: None,
                     weights,
-                    kind: None,
                 }],
                 0,
             ));

@@ -96,6 +96,13 @@ impl Problem {
         self.bounds.iter().product()
     }
 
+    /// Whether the operand in the Weights place is an activation: a matmul's second operand,
+    /// which has the batch rank N (a convolution's or fc's weights never have it).
+    pub fn weights_are_activation(&self) -> bool {
+        let batch = self.dims.iter().position(|d| d == "N");
+        (self.tensors.iter()).any(|t| t.name == "Weights" && batch.is_some_and(|n| t.relevant(n)))
+    }
+
     /// Whether every number of the problem is within what qmap computes exactly: why not.
     pub fn check_ranges(&self) -> Result<(), String> {
         for t in &self.tensors {

@@ -5,46 +5,25 @@
 //! TensorProto. Fields not listed are skipped by the decoder; the `oneof`s of TypeProto and
 //! Dimension are read as plain optional fields (same wire format).
 
-/// ModelProto: `graph = 7`, `opset_import = 8`, `ir_version = 1`.
+/// ModelProto: `graph = 7`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ModelProto {
-    #[prost(int64, optional, tag = "1")]
-    pub ir_version: Option<i64>,
     #[prost(message, optional, tag = "7")]
     pub graph: Option<GraphProto>,
-    #[prost(message, repeated, tag = "8")]
-    pub opset_import: Vec<OperatorSetIdProto>,
 }
 
-/// OperatorSetIdProto: `domain = 1`, `version = 2`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct OperatorSetIdProto {
-    #[prost(string, optional, tag = "1")]
-    pub domain: Option<String>,
-    #[prost(int64, optional, tag = "2")]
-    pub version: Option<i64>,
-}
-
-/// GraphProto: `node = 1`, `name = 2`, `initializer = 5`, `input = 11`, `output = 12`,
-/// `value_info = 13`.
+/// GraphProto: `node = 1`, `initializer = 5`, `input = 11`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct GraphProto {
     #[prost(message, repeated, tag = "1")]
     pub node: Vec<NodeProto>,
-    #[prost(string, optional, tag = "2")]
-    pub name: Option<String>,
     #[prost(message, repeated, tag = "5")]
     pub initializer: Vec<TensorProto>,
     #[prost(message, repeated, tag = "11")]
     pub input: Vec<ValueInfoProto>,
-    #[prost(message, repeated, tag = "12")]
-    pub output: Vec<ValueInfoProto>,
-    #[prost(message, repeated, tag = "13")]
-    pub value_info: Vec<ValueInfoProto>,
 }
 
-/// NodeProto: `input = 1`, `output = 2`, `name = 3`, `op_type = 4`, `attribute = 5`,
-/// `domain = 7`.
+/// NodeProto: `input = 1`, `output = 2`, `name = 3`, `op_type = 4`, `attribute = 5`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct NodeProto {
     #[prost(string, repeated, tag = "1")]
@@ -57,30 +36,21 @@ pub struct NodeProto {
     pub op_type: Option<String>,
     #[prost(message, repeated, tag = "5")]
     pub attribute: Vec<AttributeProto>,
-    #[prost(string, optional, tag = "7")]
-    pub domain: Option<String>,
 }
 
-/// AttributeProto: `name = 1`, `f = 2`, `i = 3`, `s = 4`, `t = 5`, `floats = 7`, `ints = 8`,
-/// `type = 20`.
+/// AttributeProto: `name = 1`, `i = 3`, `s = 4`, `t = 5`, `ints = 8`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct AttributeProto {
     #[prost(string, optional, tag = "1")]
     pub name: Option<String>,
-    #[prost(float, optional, tag = "2")]
-    pub f: Option<f32>,
     #[prost(int64, optional, tag = "3")]
     pub i: Option<i64>,
     #[prost(bytes = "vec", optional, tag = "4")]
     pub s: Option<Vec<u8>>,
     #[prost(message, optional, tag = "5")]
     pub t: Option<TensorProto>,
-    #[prost(float, repeated, packed = "false", tag = "7")]
-    pub floats: Vec<f32>,
     #[prost(int64, repeated, packed = "false", tag = "8")]
     pub ints: Vec<i64>,
-    #[prost(int32, optional, tag = "20")]
-    pub r#type: Option<i32>,
 }
 
 /// ValueInfoProto: `name = 1`, `type = 2`.
@@ -99,11 +69,9 @@ pub struct TypeProto {
     pub tensor_type: Option<TypeTensor>,
 }
 
-/// TypeProto.Tensor: `elem_type = 1`, `shape = 2`.
+/// TypeProto.Tensor: `shape = 2`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct TypeTensor {
-    #[prost(int32, optional, tag = "1")]
-    pub elem_type: Option<i32>,
     #[prost(message, optional, tag = "2")]
     pub shape: Option<TensorShapeProto>,
 }
