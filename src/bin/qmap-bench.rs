@@ -25,9 +25,17 @@
 //!   `seed_compat`, and its per-register charging of Simba's clustered PEWeightRegs), as a
 //!   markdown table. `--out DIR` keeps the baseline outputs (default: a temporary directory).
 //!
-//! Usage: `qmap-bench [layers] [table] [front] [seed] [--all] [--time-limit S] [--out DIR]`
-//! (default: layers, table and front; `layers` runs a representative subset of layer shapes
-//! unless `--all`).
+//! * `peers`: timeloop-mapper against qmap on the same layer, constraints and design. The
+//!   mapper's runs are bench data (`bench/peers/`, written by `tools/peers/run_mapper.sh`:
+//!   Timeloop v3.0.3, random-pruned, victory 500, 2 threads, energy objective, on the exercise
+//!   designs of `../shared/reference/timeloop_exercises/`). Per layer: the mapspace size, the
+//!   mapper's energy, cycles and wall time, its mapping re-evaluated by qmap (it must reproduce
+//!   the mapper's `stats.txt`), and qmap's answer under `--time-limit` (status, energy, bound,
+//!   gap, wall time). Skipped with a message where `../shared/reference` is absent.
+//!
+//! Usage: `qmap-bench [layers] [table] [front] [seed] [peers] [--all] [--time-limit S] [--out DIR]`
+//! (default: layers, table, front and peers; `layers` runs a representative subset of layer
+//! shapes unless `--all`).
 
 use qmap::app::codesign::{self, CodesignReport, CodesignRequest, Method};
 use qmap::eval::{evaluate, Evaluation};
@@ -582,6 +590,118 @@ fn seed(out: Option<PathBuf>) {
     }
 }
 
+/// A number after `key` in a text file's lines (`Energy: 728.52 uJ`, `wall_seconds: 68.709`).
+fn stated(text: &str, key: &str) -> Option<f64> {
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    line[key.len()..].split_whitespace().next()?.parse().ok()
+}
+
+/// One `peers` row: the mapper's stored run in `dir` re-evaluated by qmap, then qmap's answer.
+fn peer_row(design: &Path, dir: &Path, limit: f64) -> Result<String, String> {
+    let file = |f: &str| design.join(f);
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).map_err(|e| format!("{f}: {e}"));
+    let stats = read("stats.txt")?;
+    let (mapper_uj, mapper_cycles) = (stated(&stats, "Energy:"), stated(&stats, "Cycles:"));
+    let wall = stated(&read("run.yaml")?, "wall_seconds:");
+    let (Some(mapper_uj), Some(mapper_cycles), Some(wall)) = (mapper_uj, mapper_cycles, wall)
+    else {
+        return Err("stats.txt or run.yaml without its figures".into());
+    };
+    let (arch, ert, problem) = (
+        file("arch.v3-hyphen.yaml"),
+        file("ERT.v3-hyphen.yaml"),
+        dir.join("problem.yaml"),
+    );
+    let files = [
+        arch.clone(),
+        problem.clone(),
+        dir.join("map.yaml"),
+        ert.clone(),
+    ];
+    let ev = qmap::app::eval::run(&qmap::app::eval::EvalRequest::Timeloop(&files))
+        .map_err(|e| e.to_string())?
+        .evaluation;
+    let reproduced =
+        (ev.energy_pj / 1e6 - mapper_uj).abs() <= 0.006 && ev.cycles as f64 == mapper_cycles;
+    let design_files = [arch, problem, ert];
+    let cons = file("constraints.v3-hyphen.yaml");
+    let r = qmap::app::map::run(&qmap::app::map::MapRequest {
+        instance: None,
+        layer: None,
+        timeloop: Some(&design_files),
+        constraints: Some(&cons),
+        objective: Some(Objective::Energy),
+        time_limit: Some(limit),
+        start: Instant::now(),
+        gap: 1e-6,
+        engine: qmap::optimum::Engine::Auto,
+        enumerate_limit: qmap::optimum::ENUMERATE_LIMIT,
+        progress: qmap::progress::Mode::Quiet,
+        outputs: qmap::app::job::MappingOutputs {
+            out: None,
+            timeloop_out: None,
+        },
+        cache: None,
+        budget: Default::default(),
+    })
+    .map_err(|e| e.to_string())?;
+    let json = serde_json::to_value(&r).map_err(|e| e.to_string())?;
+    let size = json["mapspace_size"]
+        .as_f64()
+        .map_or("-".into(), |v| format!("{v:.2e}"));
+    let (c, uj) = (&r.cert, r.cert.value / 1e6);
+    let faster = c.status == Status::Optimal && c.seconds < wall;
+    Ok(format!(
+        "{size:>9} | {mapper_uj:>10.2} {mapper_cycles:>11} {wall:>7.1} {} | {:>10} {uj:>10.3} {:>10.3} {:>6.2}% {:>6.1} | {:>+6.1}% {}",
+        if reproduced { "yes" } else { "NO " },
+        format!("{:?}", c.status),
+        c.bound / 1e6,
+        c.gap * 100.0,
+        c.seconds,
+        (mapper_uj / uj - 1.0) * 100.0,
+        if faster { "yes" } else { "no" },
+    ))
+}
+
+/// `peers` (see the crate doc).
+fn peers(limit: f64) {
+    let root = root();
+    let reference = root.join("../shared/reference/timeloop_exercises");
+    if !reference.is_dir() {
+        println!(
+            "peers: SKIPPED: {} not present (the designs)",
+            reference.display()
+        );
+        return;
+    }
+    println!(
+        "\npeers: timeloop-mapper (bench/peers) against qmap (--time-limit {limit} s), load {}",
+        load_average()
+    );
+    println!(
+        "design/layer                mapspace |  mapper uJ      cycles  wall s re-eval |       \
+         qmap         uJ   bound uJ     gap      s |  mapper proved faster"
+    );
+    for design in ["eyeriss_like", "simba_like"] {
+        let Ok(dirs) = std::fs::read_dir(root.join("bench/peers").join(design)) else {
+            println!("{design}: no bench data (run tools/peers/run_mapper.sh)");
+            continue;
+        };
+        let mut dirs: Vec<PathBuf> = dirs.flatten().map(|e| e.path()).collect();
+        dirs.sort();
+        for dir in dirs {
+            let name = format!(
+                "{design}/{}",
+                dir.file_name().unwrap_or_default().to_string_lossy()
+            );
+            match peer_row(&reference.join(design), &dir, limit) {
+                Ok(row) => println!("{name:<26} {row}"),
+                Err(e) => println!("{name:<26} error: {e}"),
+            }
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let all = args.iter().any(|a| a == "--all");
@@ -599,10 +719,10 @@ fn main() {
     let parts: Vec<&str> = args
         .iter()
         .map(|s| s.as_str())
-        .filter(|a| ["layers", "table", "front", "seed"].contains(a))
+        .filter(|a| ["layers", "table", "front", "seed", "peers"].contains(a))
         .collect();
     let parts = if parts.is_empty() {
-        vec!["table", "front", "layers"]
+        vec!["table", "front", "layers", "peers"]
     } else {
         parts
     };
@@ -612,6 +732,7 @@ fn main() {
             "table" => table(),
             "front" => front(),
             "seed" => seed(out.clone()),
+            "peers" => peers(limit),
             _ => unreachable!(),
         }
     }
