@@ -14,8 +14,8 @@ pub struct Layer {
     pub problem: Problem,
     /// Index of the layer producing this layer's input, None for the network input.
     pub producer: Option<usize>,
-    /// Number of weights (size of the Weights tensor; 0 for a matmul, whose second operand is
-    /// an activation: [`Problem::weights_are_activation`]).
+    /// Number of weights ([`Problem::weight_count`]: 0 for a matmul, whose second operand is an
+    /// activation).
     pub weights: u64,
 }
 
@@ -270,18 +270,11 @@ pub fn build_layer(
     problem
         .check_ranges()
         .map_err(|m| InputError::new(file, field.to_string(), m))?;
-    let weights = match l.kind {
-        LayerKind::Matmul => 0,
-        _ => problem
-            .tensor_index("Weights")
-            .map(|t| problem.tensor_size(t))
-            .unwrap_or(0),
-    };
     Ok(Layer {
         name: l.name.clone(),
+        weights: problem.weight_count(),
         problem,
         producer: None,
-        weights,
     })
 }
 

@@ -236,13 +236,7 @@ impl AccuracyModel {
                 ("weight_sensitivity", l.weight_sensitivity),
                 ("activation_sensitivity", l.activation_sensitivity),
             ] {
-                if !v.is_finite() || v < 0.0 {
-                    return Err(InputError::new(
-                        path,
-                        format!("layers[{i}].{k}"),
-                        format!("must be a finite number >= 0, got {v}"),
-                    ));
-                }
+                non_negative(path, format!("layers[{i}].{k}"), v)?;
             }
             let s = Sensitivity {
                 weight: l.weight_sensitivity,
@@ -280,19 +274,17 @@ impl AccuracyModel {
                 "give either `layers` or a `rule`, not both",
             ));
         }
-        let r = rule;
         for (k, v) in [
-            ("first", r.first),
-            ("last", r.last),
-            ("grouped", r.grouped),
-            ("other", r.other),
-            ("total", r.total),
+            ("first", rule.first),
+            ("last", rule.last),
+            ("grouped", rule.grouped),
+            ("other", rule.other),
         ] {
-            if !v.is_finite() || v < 0.0 || (k == "total" && v == 0.0) {
-                let want = if k == "total" { "> 0" } else { ">= 0" };
-                let why = format!("must be a finite number {want}, got {v}");
-                return Err(InputError::new(path, format!("rule.{k}"), why));
-            }
+            non_negative(path, format!("rule.{k}"), v)?;
+        }
+        if !(rule.total.is_finite() && rule.total > 0.0) {
+            let why = format!("must be a finite number > 0, got {}", rule.total);
+            return Err(InputError::new(path, "rule.total", why));
         }
         Ok(AccuracyModel::Proxy(AccuracyProxy {
             full_precision_accuracy: fp,
@@ -465,6 +457,15 @@ impl AccuracyModel {
             AccuracyModel::Proxy(_) => "layers",
         }
     }
+}
+
+/// A sensitivity or multiplier: a finite number >= 0, else an error naming `field`.
+fn non_negative(path: &Path, field: String, v: f64) -> Result<(), InputError> {
+    if v.is_finite() && v >= 0.0 {
+        return Ok(());
+    }
+    let why = format!("must be a finite number >= 0, got {v}");
+    Err(InputError::new(path, field, why))
 }
 
 fn collect_deltas(

@@ -409,10 +409,7 @@ fn load_workload(spec: &InstanceSpec, dir: &Path, path: &Path) -> Result<Workloa
                 .ok_or_else(|| err("timeloop.problem", "missing (or give `workload`)".into()))?;
             let pf = spec::referenced(path, "timeloop.problem", dir, pf)?;
             let (problem, _) = timeloop::load_problem(&pf)?;
-            let weights = problem
-                .tensor_index("Weights")
-                .map(|t| problem.tensor_size(t))
-                .unwrap_or(0);
+            let weights = problem.weight_count();
             let name = problem.name.clone();
             return Ok((
                 name.clone(),

@@ -103,6 +103,15 @@ impl Problem {
         (self.tensors.iter()).any(|t| t.name == "Weights" && batch.is_some_and(|n| t.relevant(n)))
     }
 
+    /// Number of weights: the size of the Weights tensor, 0 without one or when it is an
+    /// activation ([`Problem::weights_are_activation`]).
+    pub fn weight_count(&self) -> u64 {
+        match self.tensor_index("Weights") {
+            Some(t) if !self.weights_are_activation() => self.tensor_size(t),
+            _ => 0,
+        }
+    }
+
     /// Whether every number of the problem is within what qmap computes exactly: why not.
     pub fn check_ranges(&self) -> Result<(), String> {
         for t in &self.tensors {
