@@ -2,7 +2,7 @@
 //! the type of the YAML networks), for `qmap import` and for an instance's
 //! `workload: {network: model.onnx}`.
 //!
-//! [`proto`] decodes the file (hand-written `prost` messages for the subset of `onnx.proto` that
+//! [`proto`] decodes the file (a small protobuf wire reader for the subset of `onnx.proto` that
 //! is read), [`shapes`] does the shape arithmetic, [`graph`] walks the nodes into layers. Shapes
 //! follow from the graph input's shape: its static dims, or `--input-shape` (batch included) for
 //! dynamic ones; the batch becomes every layer's N.
@@ -22,7 +22,6 @@ pub mod proto;
 pub mod shapes;
 
 use crate::spec::{InputError, NetworkSpec};
-use prost::Message;
 use std::path::Path;
 
 /// Whether `path` names an ONNX file (by its extension).
@@ -44,7 +43,7 @@ pub struct InputOptions {
 pub fn load(path: &Path, opts: &InputOptions) -> Result<NetworkSpec, InputError> {
     let bytes = std::fs::read(path)
         .map_err(|e| InputError::new(path, "(file)", format!("cannot read: {e}")))?;
-    let model = proto::ModelProto::decode(bytes.as_slice()).map_err(|e| {
+    let model = proto::ModelProto::decode(&bytes).map_err(|e| {
         InputError::new(path, "(file)", format!("not an ONNX model (protobuf): {e}"))
     })?;
     let graph = model
