@@ -14,8 +14,11 @@ CARGO    ?= cargo
 INSTANCE ?= instances/default.yaml
 
 # System packages needed to build highs-sys: cmake builds HiGHS, libclang is
-# loaded by bindgen (libclang-dev also brings clang's builtin headers).
-APT_PKGS := cmake libclang-dev
+# loaded by bindgen (libclang-dev also brings clang's builtin headers). The tests of
+# measured accuracy (tests/accuracy_measure.rs) read Fashion-MNIST from Debian's
+# dataset-fashion-mnist (31 MB, /usr/share/datasets/fashion-mnist).
+APT_PKGS := cmake libclang-dev dataset-fashion-mnist
+FMNIST   := /usr/share/datasets/fashion-mnist
 SUDO     := $(if $(filter 0,$(shell id -u)),,sudo)
 
 export DEBIAN_FRONTEND := noninteractive
@@ -32,6 +35,7 @@ setup:
 	   ! dpkg-query -W -f='$${Status}' libclang-dev 2>/dev/null | grep -q 'install ok installed'; then \
 	  missing="$$missing libclang-dev"; \
 	fi; \
+	[ -d $(FMNIST) ] || missing="$$missing dataset-fashion-mnist"; \
 	if [ -n "$$missing" ]; then \
 	  echo "setup: installing$$missing"; \
 	  $(SUDO) apt-get update -q && \

@@ -83,6 +83,7 @@ pub mod cli;
 pub mod error;
 pub mod eval;
 pub mod front;
+pub mod infer;
 pub mod instance;
 pub mod mapspace;
 pub mod milp;

@@ -158,6 +158,11 @@ pub struct Counter {
 impl Counter {
     /// A counter of `total` items called `what` (`layer shapes`), shown when `show`.
     pub fn new(show: bool, total: usize, what: &'static str) -> Counter {
+        Counter::labelled(show, total, "table", what)
+    }
+
+    /// A counter whose lines start with `label` instead of `table`.
+    pub fn labelled(show: bool, total: usize, label: &str, what: &str) -> Counter {
         let terminal = std::io::stderr().is_terminal();
         let bar = if show && terminal {
             indicatif::ProgressBar::new(total as u64)
@@ -166,7 +171,7 @@ impl Counter {
         };
         bar.set_style(
             indicatif::ProgressStyle::with_template(&format!(
-                "table {{bar:30}} {{pos}}/{{len}} {what}  {{elapsed_precise}}  {{msg}}"
+                "{label} {{bar:30}} {{pos}}/{{len}} {what}  {{elapsed_precise}}  {{msg}}"
             ))
             .expect("static template"),
         );
@@ -174,7 +179,8 @@ impl Counter {
         let stop = Arc::new(AtomicBool::new(false));
         let thread = (show && !terminal).then(|| {
             let (done, stop) = (done.clone(), stop.clone());
-            std::thread::spawn(move || plain_lines(&stop, &done, total, what))
+            let (label, what) = (label.to_string(), what.to_string());
+            std::thread::spawn(move || plain_lines(&stop, &done, total, &label, &what))
         });
         Counter {
             bar,
@@ -202,10 +208,13 @@ impl Drop for Counter {
 }
 
 /// A counter's plain lines: the first after a second, then every 5 s.
-fn plain_lines(stop: &AtomicBool, done: &AtomicUsize, total: usize, what: &str) {
+fn plain_lines(stop: &AtomicBool, done: &AtomicUsize, total: usize, label: &str, what: &str) {
     ticks(stop, |start| {
         let secs = start.elapsed().as_secs_f64();
-        eprintln!("table: {}/{total} {what} [{secs:.0} s]", done.load(Relaxed));
+        eprintln!(
+            "{label}: {}/{total} {what} [{secs:.0} s]",
+            done.load(Relaxed)
+        );
         Duration::from_secs(5)
     });
 }

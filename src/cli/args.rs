@@ -42,6 +42,9 @@ pub enum Command {
     /// Read an ONNX model into a qmap network: a summary (layers by kind, MACs, weights) and,
     /// with --out, the network YAML.
     Import(ImportArgs),
+    /// Measured accuracy: `measure` each layer's sensitivity to quantisation on real images
+    /// and write it as an accuracy table.
+    Accuracy(super::accuracy::AccuracyArgs),
 }
 
 #[derive(clap::Args, Debug)]

@@ -1,11 +1,13 @@
 //! The command line: its arguments ([`args`]) and the commands (one function each), each a thin
 //! layer over the library: arguments → an `app` call → a `report` printer → an [`Outcome`].
 
+mod accuracy;
 pub mod args;
 mod commands;
 mod table;
 
 pub use crate::error::{Error, Outcome};
+pub use accuracy::{AccuracyArgs, AccuracyCommand, MeasureArgs};
 pub use args::*;
 
 /// Writes to stdout. When stdout is a closed pipe (`qmap ... | head`), the run ends quietly
@@ -56,5 +58,6 @@ fn run_command(cli: Cli) -> Result<Outcome, Error> {
         Command::Table(a) => table::table_cmd(a),
         Command::Cache(a) => table::cache_cmd(a),
         Command::Import(a) => commands::import(a),
+        Command::Accuracy(a) => accuracy::accuracy_cmd(a),
     }
 }

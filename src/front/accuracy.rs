@@ -150,6 +150,12 @@ struct AccuracyFile {
     /// Table: the deltas in a CSV file (relative to this file).
     #[serde(default)]
     deltas_csv: Option<PathBuf>,
+    /// Table: the raw measurements the deltas were composed from (`qmap accuracy measure`:
+    /// rows {layer, weight_bits, activation_bits, top1, kl}); read as a list and ignored, so
+    /// that the file documents itself.
+    #[serde(default)]
+    #[allow(dead_code)]
+    measured: Option<Vec<serde_yaml_ng::Value>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -170,6 +176,9 @@ pub struct DeltaRow {
     pub activation_bits: u32,
     /// Accuracy change in percentage points (negative = loss).
     pub delta: f64,
+    /// KL divergence of the logits against full precision (nats), when measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kl: Option<f64>,
 }
 
 impl AccuracyModel {

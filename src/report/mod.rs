@@ -3,6 +3,7 @@
 //! writer of output files ([`fs`]) and the commands' output files ([`files`]). JSON is each
 //! app report's own serialisation.
 
+pub mod accuracy;
 pub mod baseline;
 pub mod codesign;
 pub mod files;
