@@ -6,7 +6,8 @@ use qmap::front::{
     brute_force_front, dominates, for_each_selection, front_hypervolume, hypervolume, min_edp,
     non_dominated, nsga2, select, trace_front, AccuracyKind, AccuracyModel, AccuracyTable, BitSets,
     Budgets, Criterion, EnergyTable, FrontError, FrontKind, FrontOptions, FrontPlot, FrontPoint,
-    Goal, LayerTable, MarkStyle, Nsga2Options, PlotMark, SelectionProblem, TableEntry, TraceLimits,
+    Goal, LayerTable, MarkStyle, Nsga2Options, PlotMark, SelectBy, SelectionProblem, TableEntry,
+    TraceLimits,
 };
 use qmap::spec::{self, NetworkSpec};
 use qmap::workload::{self, Layer};
@@ -134,6 +135,9 @@ fn random_case(seed: u64) -> Case {
         file: PathBuf::from("random.yaml"),
         field: "deltas".into(),
         deltas,
+        kls: BTreeMap::new(),
+        select_by: SelectBy::Top1,
+        max_cell_loss: None,
     });
     Case {
         table,
@@ -632,6 +636,45 @@ fn input_error(r: Result<AccuracyModel, qmap::spec::InputError>) -> qmap::spec::
 }
 
 #[test]
+fn bad_kl_selections_name_the_field() {
+    let p = Path::new("acc.yaml");
+    let table = "kind: table\nfull_precision_accuracy: 90.0\nsource: test\n";
+    let row = |kl: &str| {
+        format!("deltas:\n  - {{layer: a, weight_bits: 4, activation_bits: 4, delta: -1{kl}}}\n  - {{layer: a, weight_bits: 8, activation_bits: 8, delta: 0, kl: 0.001}}\n")
+    };
+    for (text, field, says) in [
+        (format!("{table}select_by: kl\n{}", row("")), "select_by", "every row"),
+        (format!("{table}select_by: kl\n{}", row(", kl: -0.1")), "deltas[0].kl", ">= 0"),
+        (format!("{table}max_cell_loss: -2\n{}", row(", kl: 0.1")), "max_cell_loss", ">= 0"),
+        (format!("kind: kl\nfull_precision_accuracy: 90.0\nsource: test\n{}", row("")), "kind", "select_by"),
+        (
+            "kind: proxy\nfull_precision_accuracy: 70.0\nsource: t\nselect_by: kl\nrule: {first: 1, last: 1, grouped: 1, other: 1, total: 10}\n".into(),
+            "select_by",
+            "proxy",
+        ),
+    ] {
+        let e = input_error(AccuracyModel::parse(p, &text));
+        assert_eq!(e.field, field, "{e}");
+        assert!(e.message.contains(says), "{e}");
+    }
+    // A good one: the score is −KL, the origin 0, the top-1 delta kept for reporting.
+    let m = AccuracyModel::parse(
+        p,
+        &format!(
+            "{table}select_by: kl\nmax_cell_loss: 0.5\n{}",
+            row(", kl: 0.25")
+        ),
+    )
+    .unwrap();
+    assert_eq!((m.kind(), m.origin()), (AccuracyKind::Kl, 0.0));
+    assert_eq!(
+        (m.score("a", 4, 4), m.delta("a", 4, 4), m.kl("a", 8, 8)),
+        (Some(-0.25), Some(-1.0), Some(0.001))
+    );
+    assert!(m.excluded("a", 4, 4) && !m.excluded("a", 8, 8));
+}
+
+#[test]
 fn bad_accuracy_files_name_the_field() {
     let p = Path::new("acc.yaml");
     let head = "kind: proxy\nfull_precision_accuracy: 70.0\nsource: test\n";
@@ -893,4 +936,93 @@ fn timing_mobilenet_v2_bits_2_to_8() {
         "MobileNetV2 select(energy, accuracy >= uniform8 - 2): {:.4e} pJ vs uniform 8-bit {:.4e} pJ, accuracy {:.3} (proxy)",
         s.energy_pj, u8.energy_pj, s.accuracy
     );
+}
+
+/// A measured table selecting by KL (`select_by: kl`, with `max_cell_loss`), read from YAML:
+/// its fronts equal brute force over a hand-built top-1 table whose deltas are −KL and which
+/// lacks the cells whose delta is below −max_cell_loss; every point's score is −Σ KL of its
+/// cells and no point uses a left-out cell. Over random cases, with the left-out cells counted.
+#[test]
+fn kl_table_selects_by_kl_without_left_out_cells() {
+    let dir = std::env::temp_dir().join(format!("qmap-front-kl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (mut left_out, mut points) = (0, 0);
+    for seed in 0..12u64 {
+        let c = random_case(seed);
+        let AccuracyModel::Table(top1) = &c.accuracy else {
+            unreachable!()
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(1000 + seed);
+        // Leave out cells below −t, where t keeps every layer's best selectable cell (its
+        // input bits: the network input's for the first layer, else an activation width).
+        let best = |(name, m): (&String, &BTreeMap<(u32, u32), f64>)| {
+            let first = c
+                .table
+                .layers
+                .iter()
+                .any(|l| &l.name == name && l.producer.is_none());
+            let ok = |a: u32| {
+                if first {
+                    a == c.bits.first_input
+                } else {
+                    c.bits.activations.contains(&a)
+                }
+            };
+            let d = m.iter().filter(|((_, a), _)| ok(*a)).map(|(_, &d)| d);
+            -d.fold(f64::MIN, f64::max)
+        };
+        let t = top1.deltas.iter().map(best).fold(0.0, f64::max) + 1.0 / 64.0;
+        let (mut yaml, mut oracle) = (String::new(), BTreeMap::new());
+        yaml += &format!("kind: table\nfull_precision_accuracy: 70.0\nsource: test\nselect_by: kl\nmax_cell_loss: {t}\ndeltas:\n");
+        for (layer, cells) in &top1.deltas {
+            let mut m = BTreeMap::new();
+            for (&(w, a), &d) in cells {
+                let kl = rng.random_range(0..4096u32) as f64 / 1024.0;
+                yaml += &format!("  - {{layer: {layer}, weight_bits: {w}, activation_bits: {a}, delta: {d}, kl: {kl}}}\n");
+                // A left-out cell: a score no design within the budget below can have.
+                m.insert((w, a), if d >= -t { -kl } else { -1e6 });
+                left_out += usize::from(d < -t);
+            }
+            oracle.insert(layer.clone(), m);
+        }
+        let file = dir.join(format!("kl{seed}.yaml"));
+        std::fs::write(&file, &yaml).unwrap();
+        let model = AccuracyModel::load(&file).unwrap();
+        assert_eq!(model.kind(), AccuracyKind::Kl);
+        let by_kl = SelectionProblem::new(&c.table, &model, &c.bits).unwrap();
+        let by_hand = AccuracyModel::Table(AccuracyTable {
+            full_precision_accuracy: 0.0,
+            deltas: oracle.clone(),
+            ..top1.clone()
+        });
+        let hand = SelectionProblem::new(&c.table, &by_hand, &c.bits).unwrap();
+        let kind = FrontKind::EnergyAccuracy;
+        let f = trace_front(&by_kl, kind, &unlimited()).unwrap();
+        let budgets = Budgets {
+            min_accuracy: Some(-1e5),
+            ..Budgets::default()
+        };
+        let bf = brute_force_front(&hand, kind, &budgets);
+        assert_eq!(
+            sorted_costs(&f.points, kind.criteria()),
+            sorted_costs(&bf, kind.criteria()),
+            "seed {seed}"
+        );
+        for p in &f.points {
+            let cell = |l: &qmap::front::LayerChoice| {
+                oracle[&l.name]
+                    .get(&(l.bits.weight_bits, l.bits.input_bits))
+                    .copied()
+            };
+            let score: Option<f64> = p.layers.iter().map(cell).sum();
+            assert_eq!(Some(p.accuracy), score, "seed {seed}: a wrong score");
+            assert!(p.accuracy > -1e5, "seed {seed}: a left-out cell selected");
+        }
+        points += f.points.len();
+    }
+    assert!(
+        left_out > 20 && points > 20,
+        "coverage: {left_out} cells left out, {points} points"
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -49,7 +49,8 @@ pub struct CodesignRequest<'a> {
     pub limits: fr::TraceLimits,
     /// The headline's second comparison: the least-energy design within this many accuracy
     /// points of uniform 8-bit (the first is at no loss).
-    pub accuracy_tolerance: f64,
+    /// None: the accuracy model's default ([`fr::AccuracyKind::default_tolerance`]).
+    pub accuracy_tolerance: Option<f64>,
     /// Show no progress on stderr.
     pub quiet: bool,
     /// Accuracies closer than this count as equal (percentage points).
@@ -58,6 +59,11 @@ pub struct CodesignRequest<'a> {
     /// accuracy minus 2 points), weight memory at most `max_memory_bytes`, network cycles
     /// (Σ layer cycles) at most `max_cycles`, over the table's mappings ([`LatencyBudget`]).
     pub budgets: fr::Budgets,
+    /// For a table selecting by KL: points' summed KL at most this (nats), the accuracy budget
+    /// (`budgets.min_accuracy` = −this). None: uniform 8-bit's KL plus 0.1.
+    pub max_kl: Option<f64>,
+    /// Re-measure every point's accuracy ([`verify`]).
+    pub verify: Option<VerifyRequest>,
     /// Seed of NSGA-II and of the random search of the uniform 8-bit comparison.
     pub seed: u64,
     /// Write the front's points as CSV here ([`crate::report::codesign::csv`]).
@@ -181,6 +187,9 @@ pub struct FrontReport {
     #[serde(flatten)]
     pub baselines: Baselines,
     pub workload: String,
+    /// Every point's accuracy measured (`--verify-accuracy`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification: Option<verify::Verification>,
     /// What the terminal text says besides.
     #[serde(skip)]
     pub work: Work,
@@ -271,6 +280,8 @@ pub struct Work {
     pub bit_configurations: usize,
     /// Whether `min_accuracy` is the default window (not asked for).
     pub default_min_accuracy: bool,
+    /// What the accuracy axis is (a score of −Σ KL for a table selecting by KL).
+    pub accuracy_kind: fr::AccuracyKind,
     /// Lexicographic stages solved for the front.
     pub front_solves: usize,
     /// Designs NSGA-II evaluated.
@@ -362,7 +373,10 @@ pub fn run(req: &CodesignRequest) -> Result<CodesignReport, CodesignError> {
         headline,
         nsga,
     };
-    let report = FrontReport::new(req, &inputs, &table, unproven, &exact, &designs);
+    let mut report = FrontReport::new(req, &inputs, &table, unproven, &exact, &designs);
+    if let Some(v) = &req.verify {
+        report.verification = Some(verify::verify(req, v, &inputs, &exact)?);
+    }
     if let Some(csv) = req.csv {
         crate::report::write_atomic(csv, &crate::report::codesign::csv(&report))
             .map_err(|e| InputError::new(csv, "(file)", format!("cannot write: {e}")))?;
@@ -536,6 +550,31 @@ struct ExactFront {
     from_cache: bool,
 }
 
+/// The points' accuracy budget (on the model's score): `--min-accuracy`, or for a table selecting
+/// by KL −`--max-kl`; by default uniform 8-bit's score less the model's window
+/// ([`fr::AccuracyKind::default_window`]).
+fn accuracy_budget(
+    req: &CodesignRequest,
+    model: &fr::AccuracyModel,
+    uniform8: Option<&FrontPoint>,
+) -> Result<Option<f64>, InputError> {
+    let kind = model.kind();
+    let asked = match (kind, req.budgets.min_accuracy, req.max_kl) {
+        (fr::AccuracyKind::Kl, Some(_), _) => {
+            let why =
+                "the table selects by KL (`select_by: kl`): give --max-kl, not --min-accuracy";
+            return Err(InputError::new(model.file(), "select_by", why));
+        }
+        (fr::AccuracyKind::Kl, None, max_kl) => max_kl.map(|k| -k),
+        (_, _, Some(_)) => {
+            let why = "--max-kl needs an accuracy table that selects by KL (`select_by: kl`)";
+            return Err(InputError::new(model.file(), "select_by", why));
+        }
+        (_, min, None) => min,
+    };
+    Ok(asked.or(uniform8.map(|u| u.accuracy - kind.default_window())))
+}
+
 /// A front error about the instance's `front` data.
 fn front_error(req: &CodesignRequest, e: fr::FrontError) -> InputError {
     InputError::new(req.instance, "front", e.to_string())
@@ -557,7 +596,7 @@ fn exact_front(
         .map_err(|e| front_error(req, e))?;
     let uniform8 = problem.uniform(8);
     let budgets = fr::Budgets {
-        min_accuracy: (req.budgets.min_accuracy).or(uniform8.as_ref().map(|u| u.accuracy - 2.0)),
+        min_accuracy: accuracy_budget(req, &inputs.accuracy, uniform8.as_ref())?,
         ..req.budgets
     };
     let opts = fr::FrontOptions {
@@ -639,8 +678,10 @@ fn headline_points(
     let Some(u) = &exact.uniform8 else {
         return Ok(vec![]);
     };
+    let kind = exact.problem.accuracy_kind();
     let mut out = vec![];
-    for tolerance in [0.0, req.accuracy_tolerance] {
+    let tolerance = req.accuracy_tolerance.unwrap_or(kind.default_tolerance());
+    for tolerance in [0.0, tolerance] {
         if out.iter().any(|(t, _)| *t == tolerance) {
             continue;
         }
@@ -748,7 +789,7 @@ impl FrontReport {
             accuracy_model,
             architecture: inputs.inst.arch.name.clone(),
             best_vs_uniform_8bit: d.headline.first().map(|(_, p)| design(p)),
-            comparison: comparison(accuracy_model, &headline, exact.uniform8.as_ref(), d),
+            comparison: comparison(inputs.accuracy.kind(), &headline, exact.uniform8.as_ref(), d),
             complete: front.complete,
             stopped: stopped(req, front),
             headline,
@@ -782,12 +823,14 @@ impl FrontReport {
                 uniform_8bit_random_search_pj: d.random8.0.energy_pj,
             },
             workload: inputs.inst.workload_name.clone(),
+            verification: None,
             work: Work {
                 layers: inputs.inst.layers.len(),
                 units: table.units,
                 cached_units: table.cached_units,
                 bit_configurations: inputs.configs.len(),
-                default_min_accuracy: req.budgets.min_accuracy.is_none(),
+                default_min_accuracy: req.budgets.min_accuracy.is_none() && req.max_kl.is_none(),
+                accuracy_kind: inputs.accuracy.kind(),
                 front_solves: front.solves,
                 nsga2_evaluations: d.nsga.as_ref().map(|r| r.result.evaluations),
                 front_cached: exact.from_cache,
@@ -904,7 +947,7 @@ impl Design {
 /// The headline as sentences, one per tolerance: the design, and what it saves against uniform
 /// 8-bit mapped optimally and by random search.
 fn comparison(
-    acc_label: &str,
+    kind: fr::AccuracyKind,
     headline: &[Headline],
     uniform8: Option<&FrontPoint>,
     d: &Designs,
@@ -917,14 +960,15 @@ fn comparison(
         .iter()
         .map(|h| {
             format!(
-                "{}: {} ({:.4} {acc_label}, {:.1} KiB); saves {:.1}% energy vs uniform 8-bit mapped optimally ({}), {} vs uniform 8-bit mapped by random search ({}); {:.1}% weight memory",
+                "{}: {} ({:.4} {}, {:.1} KiB); saves {:.1}% energy vs uniform 8-bit mapped optimally ({}), {} vs uniform 8-bit mapped by random search ({}); {:.1}% weight memory",
                 if h.accuracy_tolerance == 0.0 {
                     "at no accuracy loss vs uniform 8-bit".to_string()
                 } else {
-                    format!("within {} points of uniform 8-bit", h.accuracy_tolerance)
+                    format!("within {} {} of uniform 8-bit", h.accuracy_tolerance, kind.unit())
                 },
                 energy(h.energy_pj),
                 h.accuracy,
+                kind.label(),
                 h.memory_bytes / 1024.0,
                 h.energy_saved_vs_uniform_8bit_percent,
                 energy(u.energy_pj),
@@ -966,5 +1010,8 @@ fn front_table(
 mod plot;
 pub mod random;
 mod stored;
+mod verify;
+
+pub use verify::{Checked, PredictionError, Verification, VerifyRequest};
 #[cfg(test)]
 mod tests;

@@ -103,8 +103,29 @@ pub struct FrontArgs {
     /// Only points with at least this accuracy (the accuracy model's unit, % top-1). Default:
     /// uniform 8-bit's accuracy minus 2 points (the front below is long and rarely wanted);
     /// `--min-accuracy 0` traces all of it.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "max_kl")]
     pub min_accuracy: Option<f64>,
+    /// Only points whose summed KL is at most this (nats), for an accuracy table that selects by
+    /// KL (`select_by: kl`). Default: uniform 8-bit's KL plus 0.1.
+    #[arg(long)]
+    pub max_kl: Option<f64>,
+    /// Re-measure every front point's true top-1 and KL on the test split (the workload must
+    /// be an ONNX file with its weights) and print them beside the predictions.
+    #[arg(long)]
+    pub verify_accuracy: bool,
+    /// With --verify-accuracy: the folder of the dataset's IDX files.
+    #[arg(
+        long,
+        default_value = "/usr/share/datasets/fashion-mnist",
+        requires = "verify_accuracy"
+    )]
+    pub data: PathBuf,
+    /// With --verify-accuracy: test images measured (default: all).
+    #[arg(long, requires = "verify_accuracy")]
+    pub test_images: Option<usize>,
+    /// With --verify-accuracy: training images the activation ranges are calibrated on.
+    #[arg(long, default_value_t = 1000, requires = "verify_accuracy")]
+    pub calib_images: usize,
     /// Accuracies closer than this count as equal (percentage points).
     #[arg(long, default_value_t = 1e-6)]
     pub accuracy_resolution: f64,
@@ -116,9 +137,10 @@ pub struct FrontArgs {
     #[arg(long, value_name = "N")]
     pub max_cycles: Option<u64>,
     /// The headline's second comparison: the least-energy design within this many accuracy
-    /// points of uniform 8-bit (the first is at no loss).
-    #[arg(long, default_value_t = 0.5)]
-    pub accuracy_tolerance: f64,
+    /// points of uniform 8-bit (the first is at no loss); for a table selecting by KL, nats of
+    /// KL. Default: 0.5 points, 0.01 nats.
+    #[arg(long)]
+    pub accuracy_tolerance: Option<f64>,
     /// Print every point's per-layer bits (weight / output bits, by layer name).
     #[arg(long)]
     pub detail: bool,

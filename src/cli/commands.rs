@@ -225,6 +225,12 @@ pub fn front(a: FrontArgs) -> Result<Outcome, Error> {
             max_memory_bytes: a.max_memory,
             max_cycles: a.max_cycles,
         },
+        max_kl: a.max_kl,
+        verify: a.verify_accuracy.then(|| codesign::VerifyRequest {
+            data: a.data.clone(),
+            test_images: a.test_images,
+            calib_images: a.calib_images,
+        }),
         seed: a.seed,
         csv: a.csv.as_deref(),
         svg: a.svg.as_deref(),

@@ -7,6 +7,14 @@
 //! activations its MACs consume (its producer's output bits, or `first_input`). The label of a
 //! model kind ([`AccuracyKind::label`]) says `accuracy (proxy)` for the proxy: never print a proxy
 //! value as measured accuracy.
+//!
+//! A measured table (`qmap accuracy measure`) also carries per cell the KL divergence of the
+//! logits (against float32) and may select by it (`select_by: kl`): top-1 losses of single
+//! layers do not add up (the sum is about 0.9 points too optimistic at 4 bits and up, useless
+//! with 2-bit layers; issue 26's measurements), KL divergences do (correlation 0.989 at 4 bits
+//! and up). The front's accuracy axis is then the score −Σ KL (nats, [`AccuracyKind::Kl`]), and
+//! top-1 is only reported, after measurement (`qmap front --verify-accuracy`). Cells whose
+//! single-layer top-1 loss exceeds `max_cell_loss` points are left out of the selection.
 
 use crate::spec::{self, InputError};
 use serde::{Deserialize, Serialize};
@@ -14,13 +22,16 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The kind of an accuracy model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AccuracyKind {
     /// Per-layer deltas measured by the user.
+    #[default]
     Table,
     /// HAWQ-style noise proxy: not a measured accuracy.
     Proxy,
+    /// A measured table selecting by KL: the score is −Σ KL of the logits (nats).
+    Kl,
 }
 
 impl AccuracyKind {
@@ -29,6 +40,32 @@ impl AccuracyKind {
         match self {
             AccuracyKind::Table => "accuracy (table)",
             AccuracyKind::Proxy => "accuracy (proxy)",
+            AccuracyKind::Kl => "-KL (nats, measured table)",
+        }
+    }
+
+    /// The unit of the score: `points` (of accuracy) or `nats` (of KL).
+    pub fn unit(self) -> &'static str {
+        match self {
+            AccuracyKind::Kl => "nats",
+            _ => "points",
+        }
+    }
+
+    /// The headline's default tolerance below uniform 8-bit's score: 0.5 points, or 0.01 nats.
+    pub fn default_tolerance(self) -> f64 {
+        match self {
+            AccuracyKind::Kl => 0.01,
+            _ => 0.5,
+        }
+    }
+
+    /// The budget below uniform 8-bit's score that a front traces by default: 2 points of
+    /// accuracy, or 0.1 nats of KL (uniform 5-bit on fmnist_mbv2 is 0.04, 4-bit 0.18).
+    pub fn default_window(self) -> f64 {
+        match self {
+            AccuracyKind::Kl => 0.1,
+            _ => 2.0,
         }
     }
 }
@@ -54,6 +91,64 @@ pub struct AccuracyTable {
     pub field: String,
     /// layer name → (weight bits, activation bits) → delta.
     pub deltas: BTreeMap<String, LayerDeltas>,
+    /// layer name → (weight bits, activation bits) → KL of the logits (nats), when measured.
+    pub kls: BTreeMap<String, LayerDeltas>,
+    /// What the selection adds up: the top-1 deltas or the KLs.
+    pub select_by: SelectBy,
+    /// Cells with a delta below −this (points) are left out of the selection.
+    pub max_cell_loss: Option<f64>,
+}
+
+impl AccuracyTable {
+    fn new(fp: f64, source: String, file: &Path, field: &str, cells: Cells) -> AccuracyTable {
+        AccuracyTable {
+            full_precision_accuracy: fp,
+            source,
+            file: file.to_path_buf(),
+            field: field.into(),
+            deltas: cells.0,
+            kls: cells.1,
+            select_by: SelectBy::Top1,
+            max_cell_loss: None,
+        }
+    }
+
+    /// Sets what the selection adds up (`kl` needs a KL in every row) and the cells it leaves
+    /// out; `path` is the YAML file that says so.
+    fn select(
+        &mut self,
+        path: &Path,
+        by: SelectBy,
+        max_cell_loss: Option<f64>,
+    ) -> Result<(), InputError> {
+        if let Some(m) = max_cell_loss {
+            non_negative(path, "max_cell_loss".into(), m)?;
+        }
+        if by == SelectBy::Kl {
+            let has_kl = |(layer, cells): (&String, &LayerDeltas)| {
+                let kls = self.kls.get(layer);
+                cells.keys().all(|c| kls.is_some_and(|k| k.contains_key(c)))
+            };
+            if !self.deltas.iter().all(has_kl) {
+                let why = "`select_by: kl` needs a `kl` in every row (measured by `qmap accuracy measure`)";
+                return Err(InputError::new(path, "select_by", why));
+            }
+        }
+        self.select_by = by;
+        self.max_cell_loss = max_cell_loss;
+        Ok(())
+    }
+}
+
+/// What a table's selection adds up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SelectBy {
+    /// The top-1 deltas (percentage points).
+    #[default]
+    Top1,
+    /// The KL divergences of the logits (nats): the score is −Σ KL.
+    Kl,
 }
 
 /// HAWQ-style proxy: delta_l = −(weight · 2^(−2·w) + activation · 2^(−2·a)).
@@ -156,6 +251,12 @@ struct AccuracyFile {
     #[serde(default)]
     #[allow(dead_code)]
     measured: Option<Vec<serde_yaml_ng::Value>>,
+    /// Table: what the selection adds up (`top1`, the default, or `kl`).
+    #[serde(default)]
+    select_by: SelectBy,
+    /// Table: cells whose delta is below −this many points are not selectable.
+    #[serde(default)]
+    max_cell_loss: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -176,7 +277,7 @@ pub struct DeltaRow {
     pub activation_bits: u32,
     /// Accuracy change in percentage points (negative = loss).
     pub delta: f64,
-    /// KL divergence of the logits against full precision (nats), when measured.
+    /// KL divergence of the logits against float32 (nats), when measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kl: Option<f64>,
 }
@@ -211,6 +312,10 @@ impl AccuracyModel {
         match f.kind {
             AccuracyKind::Proxy => AccuracyModel::parse_proxy(path, f),
             AccuracyKind::Table => AccuracyModel::parse_table(path, f),
+            AccuracyKind::Kl => {
+                let why = "`kl` is not a file kind: write `kind: table` with `select_by: kl`";
+                Err(InputError::new(path, "kind", why))
+            }
         }
     }
 
@@ -228,6 +333,10 @@ impl AccuracyModel {
                     "a proxy takes `layers`, not deltas",
                 ));
             }
+        }
+        if f.select_by != SelectBy::Top1 || f.max_cell_loss.is_some() {
+            let why = "`select_by` and `max_cell_loss` are for measured tables, not a proxy";
+            return Err(InputError::new(path, "select_by", why));
         }
         if let Some(rule) = f.rule {
             return AccuracyModel::proxy_rule(path, f.layers.is_some(), rule, fp, f.source);
@@ -319,7 +428,8 @@ impl AccuracyModel {
         }
     }
 
-    /// A table file's deltas, inline (`deltas`) or in a CSV file (`deltas_csv`), not both.
+    /// A table file's deltas, inline (`deltas`) or in a CSV file (`deltas_csv`), not both, with
+    /// what its selection adds up (`select_by`) and the cells it leaves out (`max_cell_loss`).
     fn parse_table(path: &Path, f: AccuracyFile) -> Result<AccuracyModel, InputError> {
         let fp = f.full_precision_accuracy;
         if f.layers.is_some() {
@@ -329,32 +439,29 @@ impl AccuracyModel {
                 "a table takes `deltas` or `deltas_csv`, not sensitivities",
             ));
         }
-        match (f.deltas, f.deltas_csv) {
+        let mut table = match (f.deltas, f.deltas_csv) {
             (Some(rows), None) => {
-                let deltas = collect_deltas(path, "deltas", rows.into_iter().map(Ok))?;
-                Ok(AccuracyModel::Table(AccuracyTable {
-                    full_precision_accuracy: fp,
-                    source: f.source,
-                    file: path.to_path_buf(),
-                    field: "deltas".into(),
-                    deltas,
-                }))
+                let cells = collect_deltas(path, "deltas", rows.into_iter().map(Ok))?;
+                AccuracyTable::new(fp, f.source, path, "deltas", cells)
             }
             (None, Some(csv)) => {
                 let dir = path.parent().unwrap_or(Path::new("."));
-                AccuracyModel::table_from_csv(&dir.join(csv), fp, &f.source)
+                match AccuracyModel::table_from_csv(&dir.join(csv), fp, &f.source)? {
+                    AccuracyModel::Table(t) => t,
+                    AccuracyModel::Proxy(_) => unreachable!("a CSV file is a table"),
+                }
             }
-            (Some(_), Some(_)) => Err(InputError::new(
-                path,
-                "deltas_csv",
-                "give `deltas` or `deltas_csv`, not both",
-            )),
-            (None, None) => Err(InputError::new(
-                path,
-                "deltas",
-                "a table needs `deltas` (inline) or `deltas_csv` (a file)",
-            )),
-        }
+            (Some(_), Some(_)) => {
+                let why = "give `deltas` or `deltas_csv`, not both";
+                return Err(InputError::new(path, "deltas_csv", why));
+            }
+            (None, None) => {
+                let why = "a table needs `deltas` (inline) or `deltas_csv` (a file)";
+                return Err(InputError::new(path, "deltas", why));
+            }
+        };
+        table.select(path, f.select_by, f.max_cell_loss)?;
+        Ok(AccuracyModel::Table(table))
     }
 
     /// Reads a CSV table with header `layer,weight_bits,activation_bits,delta` (`#` starts a
@@ -392,18 +499,15 @@ impl AccuracyModel {
                 InputError::new(path, field, msg)
             })
         });
-        let deltas = collect_deltas(path, "rows", rows)?;
-        Ok(AccuracyModel::Table(AccuracyTable {
-            full_precision_accuracy,
-            source: source.to_string(),
-            file: path.to_path_buf(),
-            field: "rows".into(),
-            deltas,
-        }))
+        let cells = collect_deltas(path, "rows", rows)?;
+        let source = source.to_string();
+        let table = AccuracyTable::new(full_precision_accuracy, source, path, "rows", cells);
+        Ok(AccuracyModel::Table(table))
     }
 
     pub fn kind(&self) -> AccuracyKind {
         match self {
+            AccuracyModel::Table(t) if t.select_by == SelectBy::Kl => AccuracyKind::Kl,
             AccuracyModel::Table(_) => AccuracyKind::Table,
             AccuracyModel::Proxy(_) => AccuracyKind::Proxy,
         }
@@ -459,6 +563,45 @@ impl AccuracyModel {
         }
     }
 
+    /// What the selection adds to [`AccuracyModel::origin`] for layer `layer` at `weight_bits`
+    /// and input `activation_bits`: the delta, or −KL when the table selects by KL; None when
+    /// the model has no value for it.
+    pub fn score(&self, layer: &str, weight_bits: u32, activation_bits: u32) -> Option<f64> {
+        match self {
+            AccuracyModel::Table(t) if t.select_by == SelectBy::Kl => {
+                self.kl(layer, weight_bits, activation_bits).map(|kl| -kl)
+            }
+            _ => self.delta(layer, weight_bits, activation_bits),
+        }
+    }
+
+    /// The KL of the logits (nats) of layer `layer` alone at `weight_bits` and input
+    /// `activation_bits`, when the table measured it.
+    pub fn kl(&self, layer: &str, weight_bits: u32, activation_bits: u32) -> Option<f64> {
+        let AccuracyModel::Table(t) = self else {
+            return None;
+        };
+        let cells = t.kls.get(layer)?;
+        cells.get(&(weight_bits, activation_bits)).copied()
+    }
+
+    /// The score of the float network: its accuracy, or 0 (no KL) when selecting by KL.
+    pub fn origin(&self) -> f64 {
+        match self.kind() {
+            AccuracyKind::Kl => 0.0,
+            _ => self.full_precision_accuracy(),
+        }
+    }
+
+    /// Whether a table leaves the cell out: its delta is below −`max_cell_loss`.
+    pub fn excluded(&self, layer: &str, weight_bits: u32, activation_bits: u32) -> bool {
+        let AccuracyModel::Table(t) = self else {
+            return false;
+        };
+        let delta = self.delta(layer, weight_bits, activation_bits);
+        matches!((t.max_cell_loss, delta), (Some(m), Some(d)) if d < -m)
+    }
+
     /// The field of the model's file that per-layer values live in (for error messages).
     pub(crate) fn layers_field(&self) -> &str {
         match self {
@@ -477,12 +620,16 @@ fn non_negative(path: &Path, field: String, v: f64) -> Result<(), InputError> {
     Err(InputError::new(path, field, why))
 }
 
+/// A table's cells: per layer, the deltas and the KLs measured.
+type Cells = (BTreeMap<String, LayerDeltas>, BTreeMap<String, LayerDeltas>);
+
 fn collect_deltas(
     path: &Path,
     field: &str,
     rows: impl Iterator<Item = Result<DeltaRow, InputError>>,
-) -> Result<BTreeMap<String, LayerDeltas>, InputError> {
+) -> Result<Cells, InputError> {
     let mut deltas: BTreeMap<String, LayerDeltas> = BTreeMap::new();
+    let mut kls: BTreeMap<String, LayerDeltas> = BTreeMap::new();
     for (i, r) in rows.enumerate() {
         let r = r?;
         let at = |k: &str| format!("{field}[{i}].{k}");
@@ -492,6 +639,11 @@ fn collect_deltas(
                 at("delta"),
                 "must be a finite number",
             ));
+        }
+        if let Some(kl) = r.kl {
+            non_negative(path, at("kl"), kl)?;
+            let cell = (r.weight_bits, r.activation_bits);
+            kls.entry(r.layer.clone()).or_default().insert(cell, kl);
         }
         for (k, b) in [
             ("weight_bits", r.weight_bits),
@@ -518,5 +670,5 @@ fn collect_deltas(
     if deltas.is_empty() {
         return Err(InputError::new(path, field, "no rows"));
     }
-    Ok(deltas)
+    Ok((deltas, kls))
 }

@@ -36,7 +36,7 @@ pub mod trace;
 
 pub use accuracy::{
     quantization_noise, AccuracyKind, AccuracyModel, AccuracyProxy, AccuracyTable, DeltaRow,
-    LayerDeltas, ProxyRule, Sensitivity,
+    LayerDeltas, ProxyRule, SelectBy, Sensitivity,
 };
 pub use hypervolume::{front_hypervolume, hypervolume};
 pub use nsga2::{nsga2, Nsga2Options, Nsga2Result};

@@ -203,7 +203,7 @@ impl SelectionProblem {
             names: table.layers.iter().map(|l| l.name.clone()).collect(),
             producers: table.layers.iter().map(|l| l.producer).collect(),
             cands,
-            full_precision_accuracy: accuracy.full_precision_accuracy(),
+            full_precision_accuracy: accuracy.origin(),
             accuracy_kind: accuracy.kind(),
             bits: bits.clone(),
         })
@@ -411,8 +411,11 @@ fn candidates(
             continue;
         }
         let b = t.bits;
+        if accuracy.excluded(&l.name, b.weight_bits, b.input_bits) {
+            continue;
+        }
         let delta = accuracy
-            .delta(&l.name, b.weight_bits, b.input_bits)
+            .score(&l.name, b.weight_bits, b.input_bits)
             .ok_or_else(|| {
                 InputError::new(
                     accuracy.file(),

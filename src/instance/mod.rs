@@ -66,6 +66,8 @@ pub struct Instance {
     /// The file the architecture is read from (the instance itself when inline).
     pub arch_file: PathBuf,
     pub workload_name: String,
+    /// The network file the workload names (YAML or ONNX; none for an inline network or layer).
+    pub network_file: Option<PathBuf>,
     pub layers: Vec<Layer>,
     /// The layer single-layer commands work on.
     pub selected: usize,
@@ -181,6 +183,10 @@ pub fn load(path: &Path) -> Result<Instance, InputError> {
         arch_file,
         arch,
         workload_name,
+        network_file: (spec.workload.as_ref()).and_then(|w| match &w.network {
+            Some(spec::Inline::Path(p)) => Some(dir.join(p)),
+            _ => None,
+        }),
         layers,
         selected,
         bits,

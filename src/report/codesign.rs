@@ -3,7 +3,7 @@
 
 use super::text::{energy, thousands};
 use crate::app::codesign::{CodesignReport, Design, FrontReport};
-use crate::front::{FrontKind, PointStatus};
+use crate::front::{AccuracyKind, FrontKind, PointStatus};
 use std::fmt::Write;
 
 /// The terminal text of a report; `detail`: every point's per-layer bits too.
@@ -21,6 +21,9 @@ fn front_text(r: &FrontReport, detail: bool) -> String {
     let mut out = summary(r);
     out += &points_table(r, detail);
     out += &comparisons(r);
+    if let Some(v) = &r.verification {
+        out += &super::verification::text(r, v);
+    }
     out
 }
 
@@ -48,16 +51,19 @@ fn summary(r: &FrontReport) -> String {
             String::new()
         }
     );
+    let kl = t.accuracy_kind == AccuracyKind::Kl;
     if let Some(m) = r.min_accuracy {
-        let _ = writeln!(
-            out,
-            "accuracy >= {m:.4}{}",
-            if t.default_min_accuracy {
+        let window = match (t.default_min_accuracy, kl) {
+            (false, _) => "",
+            (true, false) => {
                 " (default window: uniform 8-bit - 2 points; --min-accuracy 0 for the whole front)"
-            } else {
-                ""
             }
-        );
+            (true, true) => " (default window: uniform 8-bit's KL + 0.1; --max-kl to change)",
+        };
+        let _ = match kl {
+            true => writeln!(out, "summed KL <= {:.4} nats{window}", -m),
+            false => writeln!(out, "accuracy >= {m:.4}{window}"),
+        };
     }
     if let Some(b) = &r.latency_budget {
         let _ = writeln!(
@@ -164,10 +170,16 @@ fn points_table(r: &FrontReport, detail: bool) -> String {
         }
     }
     if !r.points.is_empty() {
+        out += match r.work.accuracy_kind {
+            AccuracyKind::Kl => {
+                "(accuracy: the selection's score, -(summed KL of the logits) in nats; "
+            }
+            _ => "(accuracy: the accuracy model's, %; ",
+        };
         out += if detail {
-            "(accuracy: the accuracy model's, %; per layer: name weight/output bits)\n"
+            "per layer: name weight/output bits)\n"
         } else {
-            "(accuracy: the accuracy model's, %; --detail: each point's bits per layer)\n"
+            "--detail: each point's bits per layer)\n"
         };
     }
     out

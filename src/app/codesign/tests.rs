@@ -96,6 +96,7 @@ fn report(full: bool) -> FrontReport {
             uniform_8bit_random_search_pj: full.then_some(3201548633.033),
         },
         workload: "mobilenet_v1".into(),
+        verification: None,
         work: Work {
             nsga2_evaluations: full.then_some(260),
             ..Work::default()

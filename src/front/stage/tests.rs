@@ -57,6 +57,9 @@ fn random_problem(seed: u64, n: usize) -> SelectionProblem {
         file: "t.yaml".into(),
         field: "deltas".into(),
         deltas,
+        kls: Default::default(),
+        select_by: Default::default(),
+        max_cell_loss: None,
     });
     SelectionProblem::new(&table, &acc, &bits).unwrap()
 }

@@ -1,0 +1,95 @@
+//! The text of `qmap front --verify-accuracy`: per design its predicted and measured top-1 and
+//! KL, the points that break the front's budget, the prediction's error along the front and the
+//! least-energy design at no measured loss against uniform 8-bit.
+
+use super::text::energy;
+use crate::app::codesign::{Checked, FrontReport, Verification};
+use std::fmt::Write;
+
+/// The verification section of the front's text.
+pub fn text(r: &FrontReport, v: &Verification) -> String {
+    let mut out = String::new();
+    let p = &v.provenance;
+    let _ = writeln!(
+        out,
+        "\naccuracy measured (--verify-accuracy): {} test images, activations calibrated on {} \
+         training images ({}), {:.1} s",
+        v.float.images,
+        p.calibration_images,
+        p.data_dir,
+        v.seconds
+    );
+    let _ = writeln!(out, "  float32 network: top-1 {:.2} %", v.float.top1);
+    let _ = writeln!(
+        out,
+        "{:>4} {:>14} {:>10} {:>10} {:>10} {:>10}",
+        "#", "energy", "top-1 pred", "top-1 meas", "KL pred", "KL meas"
+    );
+    if let Some(u) = &v.uniform_8bit {
+        out += &row("u8", u);
+    }
+    for (i, c) in v.points.iter().enumerate() {
+        out += &row(&i.to_string(), c);
+    }
+    out += "(top-1 in %; KL of the logits against float32 in nats; pred: the table's per-layer \
+            values added up; ! the measured value breaks the front's budget)\n";
+    out += &summary(r, v);
+    out
+}
+
+/// One design's line.
+fn row(name: &str, c: &Checked) -> String {
+    let kl = c.predicted_kl.map_or("-".into(), |k| format!("{k:.5}"));
+    format!(
+        "{:>4} {:>14} {:>10.2} {:>10.2} {:>10} {:>10.5}{}\n",
+        name,
+        energy(c.energy_pj),
+        c.predicted_top1,
+        c.measured.top1,
+        kl,
+        c.measured.kl,
+        if c.breaks_budget { " !" } else { "" }
+    )
+}
+
+/// The budget breaks, the prediction error and the headline at no measured loss.
+fn summary(r: &FrontReport, v: &Verification) -> String {
+    let mut out = String::new();
+    if let Some(b) = r.min_accuracy {
+        let _ = writeln!(
+            out,
+            "{} of {} points break the budget (score {b:.4}) when measured",
+            v.broken,
+            v.points.len()
+        );
+    }
+    if let Some(e) = &v.prediction_error {
+        let _ = write!(
+            out,
+            "additive prediction vs measured along the front: top-1 error max {:.2}, median {:.2} \
+             points",
+            e.top1_max, e.top1_median
+        );
+        if let (Some(m), Some(d)) = (e.kl_max, e.kl_median) {
+            let _ = write!(out, "; KL error max {m:.5}, median {d:.5} nats");
+        }
+        out += "\n";
+    }
+    match (v.best_at_no_measured_loss, &v.uniform_8bit) {
+        (Some(i), Some(u)) => {
+            let c = &v.points[i];
+            let _ = writeln!(
+                out,
+                "least energy at no measured loss vs uniform 8-bit: point {i}, top-1 {:.2} % \
+                 (uniform 8-bit {:.2} %), {} vs {}: saves {:.1} %",
+                c.measured.top1,
+                u.measured.top1,
+                energy(c.energy_pj),
+                energy(u.energy_pj),
+                v.saving_at_no_measured_loss_percent.unwrap_or(0.0)
+            );
+        }
+        _ => out += "no front point measures at least uniform 8-bit's top-1\n",
+    }
+    out
+}
