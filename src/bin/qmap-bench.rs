@@ -31,11 +31,17 @@
 //!   designs of `../shared/reference/timeloop_exercises/`). Per layer: the mapspace size, the
 //!   mapper's energy, cycles and wall time, its mapping re-evaluated by qmap (it must reproduce
 //!   the mapper's `stats.txt`), and qmap's answer under `--time-limit` (status, energy, bound,
-//!   gap, wall time). Skipped with a message where `../shared/reference` is absent.
+//!   gap, wall time). Skipped with a message where `../shared/reference` is absent (the
+//!   environment variable `QMAP_REFERENCE` names it elsewhere).
 //!
-//! Usage: `qmap-bench [layers] [table] [front] [seed] [peers] [--all] [--time-limit S] [--out DIR]`
-//! (default: layers, table, front and peers; `layers` runs a representative subset of layer
-//! shapes unless `--all`).
+//! * `scale`: the wall of issue 23, the 1x1 C = M family at 56×56 on the shipped Simba (with
+//!   its constraints), C = 192 … 3072, energy, 8 bits, `qmap map`'s default engine under a
+//!   [`SCALE_SECONDS`] limit each: per C the factorisations × keep patterns, wall time (the
+//!   self-check included), status, energy, bound and gap.
+//!
+//! Usage: `qmap-bench [layers] [table] [front] [seed] [peers] [scale] [--all] [--time-limit S]
+//! [--out DIR]` (default: layers, table, front, peers and scale; `layers` runs a
+//! representative subset of layer shapes unless `--all`).
 
 use qmap::app::codesign::{self, CodesignReport, CodesignRequest, Method};
 use qmap::eval::{evaluate, Evaluation};
@@ -665,10 +671,78 @@ fn peer_row(design: &Path, dir: &Path, limit: f64) -> Result<String, String> {
     ))
 }
 
+/// The time limit of each layer of the `scale` part (seconds).
+const SCALE_SECONDS: f64 = 30.0;
+
+/// `scale` (see the crate doc).
+fn scale() {
+    println!(
+        "\n== scale: 1x1 C = M at 56x56 on the shipped Simba (constrained), energy, 8 bits, \
+         time limit {SCALE_SECONDS} s each, load {} ==",
+        load_average()
+    );
+    println!(
+        "{:>5} {:>10} {:>8} {:>10} {:>12} {:>12} {:>8} {:>6}",
+        "C", "fact×keep", "wall s", "status", "uJ", "bound uJ", "gap", "load"
+    );
+    let dir = std::env::temp_dir().join(format!("qmap-bench-scale-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a scratch folder");
+    let r = root();
+    for c in [192, 384, 768, 1536, 3072] {
+        let file = dir.join(format!("c{c}.yaml"));
+        let text = format!(
+            "architecture: {}/models/arch/simba.yaml\nconstraints: {}/models/arch/simba_constraints.yaml\n\
+             workload:\n  layer: {{name: pw{c}, kind: conv2d, C: {c}, M: {c}, P: 56, Q: 56}}\n\
+             bits: {{inputs: 8, weights: 8, outputs: 8}}\npacking: seed\n",
+            r.display(),
+            r.display()
+        );
+        std::fs::write(&file, text).expect("a scratch instance");
+        let inst = instance::load(&file).unwrap_or_else(|e| panic!("{e}"));
+        let problem = inst.layer().problem.clone();
+        let cons = inst.constraints().unwrap_or_else(|e| panic!("{e}"));
+        let t = Instant::now();
+        let space = Mapspace::new(&problem, &inst.arch, &cons).expect("mapspace");
+        let opts = inst.fixed_options(&problem);
+        let so = SolveOptions {
+            time_limit: Some(SCALE_SECONDS),
+            ..Default::default()
+        };
+        let one = std::slice::from_ref(&opts);
+        eprintln!("  [scale C = {c}]");
+        let solved = prove_best(
+            &space,
+            one,
+            Objective::Energy,
+            Engine::Auto,
+            ENUMERATE_LIMIT,
+            &so,
+        );
+        let wall = t.elapsed().as_secs_f64();
+        let size = enumeration_size(&space);
+        match solved {
+            Ok((cert, _)) => println!(
+                "{c:>5} {size:>10.2e} {wall:>8.1} {:>10} {:>12.3} {:>12.3} {:>7.2}% {:>6}",
+                format!("{:?}", cert.status),
+                cert.value / 1e6,
+                cert.bound / 1e6,
+                cert.gap * 100.0,
+                load_average()
+            ),
+            Err(e) => println!("{c:>5} {size:>10.2e} {wall:>8.1} error: {e}"),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `peers` (see the crate doc).
 fn peers(limit: f64) {
     let root = root();
-    let reference = root.join("../shared/reference/timeloop_exercises");
+    // `QMAP_REFERENCE` names the shared reference folder where `../shared/reference` is not
+    // beside the checkout (a git worktree elsewhere).
+    let reference = std::env::var_os("QMAP_REFERENCE")
+        .map_or_else(|| root.join("../shared/reference"), PathBuf::from)
+        .join("timeloop_exercises");
     if !reference.is_dir() {
         println!(
             "peers: SKIPPED: {} not present (the designs)",
@@ -721,10 +795,10 @@ fn main() {
     let parts: Vec<&str> = args
         .iter()
         .map(|s| s.as_str())
-        .filter(|a| ["layers", "table", "front", "seed", "peers"].contains(a))
+        .filter(|a| ["layers", "table", "front", "seed", "peers", "scale"].contains(a))
         .collect();
     let parts = if parts.is_empty() {
-        vec!["table", "front", "layers", "peers"]
+        vec!["table", "front", "layers", "peers", "scale"]
     } else {
         parts
     };
@@ -735,6 +809,7 @@ fn main() {
             "front" => front(),
             "seed" => seed(out.clone()),
             "peers" => peers(limit),
+            "scale" => scale(),
             _ => unreachable!(),
         }
     }
