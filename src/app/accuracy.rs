@@ -4,7 +4,7 @@
 //! written as a `kind: table` accuracy file (every (weight, activation) cell composed
 //! additively, with the raw measurements kept under `measured`).
 
-use crate::front::accuracy::{AccuracyKind, DeltaRow};
+use crate::front::accuracy::{AccuracyKind, DeltaRow, SelectBy};
 use crate::infer::{self, Measurement, Provenance, QuantConfig, Session};
 use crate::spec::InputError;
 use serde::Serialize;
@@ -21,6 +21,8 @@ pub struct MeasureRequest<'a> {
     pub layers: Option<Vec<String>>,
     pub calib_images: usize,
     pub test_images: Option<usize>,
+    /// The table's `max_cell_loss` (points, finite and >= 0).
+    pub max_cell_loss: f64,
     /// Progress on stderr.
     pub progress: bool,
 }
@@ -87,7 +89,7 @@ pub fn measure(req: &MeasureRequest) -> Result<MeasureReport, InputError> {
         })
         .collect();
     let (provenance, float) = (session.provenance(), session.float_top1());
-    let table = table_yaml(req.onnx, &provenance, float, &measured);
+    let table = table_yaml(req, &provenance, float, &measured);
     crate::report::files::write_file(req.out, &table)?;
     let run = RunSummary {
         configurations: measured.len(),
@@ -121,6 +123,10 @@ fn check_request(req: &MeasureRequest) -> Result<(), InputError> {
     if req.calib_images == 0 {
         return Err(InputError::new(cmd, "--calib", "must be at least 1 image"));
     }
+    if !(req.max_cell_loss.is_finite() && req.max_cell_loss >= 0.0) {
+        let why = format!("must be a finite number >= 0, got {}", req.max_cell_loss);
+        return Err(InputError::new(cmd, "--max-cell-loss", why));
+    }
     if req.test_images == Some(0) {
         return Err(InputError::new(
             cmd,
@@ -150,7 +156,12 @@ fn chosen_layers(req: &MeasureRequest, all: &[String]) -> Result<Vec<String>, In
 
 /// The accuracy file: every (w, a) cell of every layer with delta = dW(w) + dA(a) and
 /// kl = klW(w) + klA(a), and the raw measurements (`measured`).
-fn table_yaml(onnx: &Path, p: &Provenance, float: Measurement, measured: &[MeasuredRow]) -> String {
+fn table_yaml(
+    req: &MeasureRequest,
+    p: &Provenance,
+    float: Measurement,
+    measured: &[MeasuredRow],
+) -> String {
     let mut deltas = Vec::new();
     for r in measured {
         let Some(w) = r.quantised.weight_bits else {
@@ -174,7 +185,9 @@ fn table_yaml(onnx: &Path, p: &Provenance, float: Measurement, measured: &[Measu
          split of {}, calibration on the first {} images of the {:?} split. Each layer was \
          measured alone with its weights quantised (input float) and alone with its input \
          activations quantised (weights float), under `measured`; each (w, a) row composes them \
-         additively: delta = dW(w) + dA(a), kl = klW(w) + klA(a).",
+         additively: delta = dW(w) + dA(a), kl = klW(w) + klA(a). The front selects by KL (KL \
+         divergences add up over layers, top-1 losses do not: docs/accuracy.md) and leaves out \
+         the cells whose delta is below -max_cell_loss points.",
         p.onnx, p.onnx_sha256, p.test_images, p.test_split, p.data_dir, p.calibration_images,
         p.calibration_split,
     );
@@ -185,16 +198,20 @@ fn table_yaml(onnx: &Path, p: &Provenance, float: Measurement, measured: &[Measu
         network: String,
         full_precision_accuracy: f64,
         source: String,
+        select_by: SelectBy,
+        max_cell_loss: f64,
         deltas: Vec<DeltaRow>,
         measured: &'a [MeasuredRow],
     }
     let file = TableFile {
         kind: AccuracyKind::Table,
-        network: onnx
+        network: (req.onnx)
             .file_stem()
             .map_or(String::new(), |s| s.to_string_lossy().into_owned()),
         full_precision_accuracy: float.top1,
         source,
+        select_by: SelectBy::Kl,
+        max_cell_loss: req.max_cell_loss,
         deltas,
         measured,
     };

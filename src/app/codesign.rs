@@ -789,7 +789,12 @@ impl FrontReport {
             accuracy_model,
             architecture: inputs.inst.arch.name.clone(),
             best_vs_uniform_8bit: d.headline.first().map(|(_, p)| design(p)),
-            comparison: comparison(inputs.accuracy.kind(), &headline, exact.uniform8.as_ref(), d),
+            comparison: comparison(
+                inputs.accuracy.kind(),
+                &headline,
+                exact.uniform8.as_ref(),
+                d,
+            ),
             complete: front.complete,
             stopped: stopped(req, front),
             headline,

@@ -48,6 +48,10 @@ pub struct MeasureArgs {
     /// Measure on the first N test images (default: all).
     #[arg(long, value_name = "N")]
     pub test_images: Option<usize>,
+    /// The table's `max_cell_loss`: cells whose composed top-1 delta is below -this many points
+    /// are never selected by `qmap front` (edit the file to change it later).
+    #[arg(long, default_value_t = 5.0, value_name = "POINTS")]
+    pub max_cell_loss: f64,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -67,6 +71,7 @@ pub fn accuracy_cmd(a: AccuracyArgs) -> Result<Outcome, Error> {
         layers: m.layers.clone(),
         calib_images: m.calib,
         test_images: m.test_images,
+        max_cell_loss: m.max_cell_loss,
         progress: !m.quiet,
     };
     let r = app::measure(&req)?;

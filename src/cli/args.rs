@@ -120,7 +120,11 @@ pub struct FrontArgs {
         requires = "verify_accuracy"
     )]
     pub data: PathBuf,
-    /// With --verify-accuracy: test images measured (default: all).
+    /// With --verify-accuracy: the first test image measured (e.g. 5000: past the images a
+    /// table measured with `--test-images 5000` saw).
+    #[arg(long, default_value_t = 0, requires = "verify_accuracy")]
+    pub test_from: usize,
+    /// With --verify-accuracy: test images measured (default: all from --test-from on).
     #[arg(long, requires = "verify_accuracy")]
     pub test_images: Option<usize>,
     /// With --verify-accuracy: training images the activation ranges are calibrated on.

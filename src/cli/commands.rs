@@ -228,6 +228,7 @@ pub fn front(a: FrontArgs) -> Result<Outcome, Error> {
         max_kl: a.max_kl,
         verify: a.verify_accuracy.then(|| codesign::VerifyRequest {
             data: a.data.clone(),
+            first: a.test_from,
             test_images: a.test_images,
             calib_images: a.calib_images,
         }),

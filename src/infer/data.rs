@@ -78,6 +78,13 @@ impl Dataset {
         self.labels.is_empty()
     }
 
+    /// Drops the first `k` images (a held-out part of a split starts after them).
+    pub fn skip(&mut self, k: usize) {
+        let k = k.min(self.len());
+        self.images.drain(..k * self.pixels);
+        self.labels.drain(..k);
+    }
+
     /// Images `range` as one contiguous slice (image after image).
     pub(crate) fn images(&self, range: std::ops::Range<usize>) -> &[f32] {
         &self.images[range.start * self.pixels..range.end * self.pixels]

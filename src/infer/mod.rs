@@ -68,6 +68,8 @@ pub struct Provenance {
     pub calibration_split: Split,
     pub calibration_images: usize,
     pub test_split: Split,
+    /// The index of the first test image measured.
+    pub test_first: usize,
     pub test_images: usize,
 }
 
@@ -92,9 +94,23 @@ impl Session {
         calib_images: usize,
         test_images: Option<usize>,
     ) -> Result<Session, InputError> {
+        Session::new_from(onnx, data_dir, calib_images, 0, test_images)
+    }
+
+    /// [`Session::new`] on the test images from index `first` on (`test_images` of them, all
+    /// the rest when None): e.g. a table measured on the first half of the test split and a
+    /// front verified on the second.
+    pub fn new_from(
+        onnx: &Path,
+        data_dir: &Path,
+        calib_images: usize,
+        first: usize,
+        test_images: Option<usize>,
+    ) -> Result<Session, InputError> {
         let net = Network::load(onnx)?;
         let calib = Dataset::load(data_dir, Split::Train, Some(calib_images))?;
-        let test = Dataset::load(data_dir, Split::Test, test_images)?;
+        let mut test = Dataset::load(data_dir, Split::Test, test_images.map(|n| first + n))?;
+        test.skip(first);
         let (c, h, w) = net.input_shape;
         if c != 1 || (h, w) != (test.rows, test.cols) {
             let why = format!(
@@ -121,6 +137,7 @@ impl Session {
             calibration_split: Split::Train,
             calibration_images: calib.len(),
             test_split: Split::Test,
+            test_first: first,
             test_images: test.len(),
         };
         let names = net.layers.iter().map(|l| l.name.clone()).collect();

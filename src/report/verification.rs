@@ -12,9 +12,10 @@ pub fn text(r: &FrontReport, v: &Verification) -> String {
     let p = &v.provenance;
     let _ = writeln!(
         out,
-        "\naccuracy measured (--verify-accuracy): {} test images, activations calibrated on {} \
+        "\naccuracy measured (--verify-accuracy): test images {}..{}, activations calibrated on {} \
          training images ({}), {:.1} s",
-        v.float.images,
+        p.test_first,
+        p.test_first + v.float.images,
         p.calibration_images,
         p.data_dir,
         v.seconds

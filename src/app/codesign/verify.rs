@@ -18,7 +18,9 @@ use std::path::PathBuf;
 pub struct VerifyRequest {
     /// The folder of the dataset's IDX files.
     pub data: PathBuf,
-    /// Test images measured (None: all).
+    /// The first test image measured (e.g. past the images the table was measured on).
+    pub first: usize,
+    /// Test images measured (None: all from `first` on).
     pub test_images: Option<usize>,
     /// Training images the activation ranges are calibrated on.
     pub calib_images: usize,
@@ -78,7 +80,7 @@ pub(super) fn verify(
 ) -> Result<Verification, InputError> {
     let t0 = std::time::Instant::now();
     let onnx = onnx_file(req, inputs)?;
-    let session = Session::new(&onnx, &v.data, v.calib_images, v.test_images)?;
+    let session = Session::new_from(&onnx, &v.data, v.calib_images, v.first, v.test_images)?;
     let missing = (inputs.inst.layers.iter()).find(|l| !session.layers().contains(&l.name));
     if let Some(l) = missing {
         let why = format!(
