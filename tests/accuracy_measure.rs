@@ -151,12 +151,9 @@ const MBV2_CELLS: [(&str, &str, u32); 3] = [
     ("b1_dw", "weights", 2),
 ];
 
-/// fmnist_mbv1's (a faster pass): W=A 4 and 6 bits, its worst 2-bit input alone (b1_dw).
-const MBV1_CELLS: [(&str, &str, u32); 3] = [
-    ("uniform", "", 4),
-    ("uniform", "", 6),
-    ("b1_dw", "activations", 2),
-];
+/// fmnist_mbv1's: W=A 6 bits, its worst 2-bit input alone (b1_dw). (W=A 4 bits is checked on
+/// its logits; the whole file is kept under a minute on a loaded 2-core machine.)
+const MBV1_CELLS: [(&str, &str, u32); 2] = [("uniform", "", 6), ("b1_dw", "activations", 2)];
 
 #[test]
 fn mobilenet_v2_matches_the_pytorch_reference() {

@@ -125,11 +125,18 @@ pub(crate) fn conv(x: &Tensor, g: &ConvGeom, weight: &[f32], bias: &[f32]) -> Te
     let (p, q) = g
         .out_size(x.h, x.w)
         .expect("checked when the network was built");
-    let mut y = Tensor::zeros(g.m, x.n, p, q);
-    let plane = y.plane();
-    for (m, row) in y.data.chunks_exact_mut(plane).enumerate() {
-        row.fill(bias[m]);
+    let plane = x.n * p * q;
+    let mut data = Vec::with_capacity(g.m * plane);
+    for &b in bias {
+        data.extend(std::iter::repeat_n(b, plane));
     }
+    let mut y = Tensor {
+        c: g.m,
+        n: x.n,
+        h: p,
+        w: q,
+        data,
+    };
     if g.is_pointwise() {
         let cols = x.plane();
         gemm(
@@ -149,28 +156,41 @@ pub(crate) fn conv(x: &Tensor, g: &ConvGeom, weight: &[f32], bias: &[f32]) -> Te
     y
 }
 
-/// Depthwise convolution by direct loops (one `R x S` kernel per channel).
+/// Depthwise convolution (one `R x S` kernel per channel). Per channel, its images are laid
+/// zero-padded one after another and every tap is one long multiply-add over the whole padded
+/// plane (stride 1 everywhere: contiguous and vectorised); the outputs are read back at the
+/// stride. Positions that straddle two images are computed and never read.
 fn depthwise(x: &Tensor, g: &ConvGeom, weight: &[f32], y: &mut Tensor) {
     let (h, w, p, q) = (x.h, x.w, y.h, y.w);
-    let (sh, sw) = g.stride;
-    let (pt, pl) = (g.pads[0], g.pads[1]);
+    let (hp, wp) = (h + g.pads[0] + g.pads[2], w + g.pads[1] + g.pads[3]);
+    let plane = x.n * hp * wp;
+    let (mut xp, mut acc) = (vec![0.0f32; plane], vec![0.0f32; plane]);
     let kernel = g.r * g.s;
     for (ch, (xin, yout)) in (x.data.chunks_exact(x.n * h * w))
         .zip(y.data.chunks_exact_mut(y.n * p * q))
         .enumerate()
     {
+        for (img, src) in xin.chunks_exact(h * w).enumerate() {
+            for (iy, row) in src.chunks_exact(w).enumerate() {
+                let at = (img * hp + iy + g.pads[0]) * wp + g.pads[1];
+                xp[at..at + w].copy_from_slice(row);
+            }
+        }
+        acc.fill(0.0);
         let k = &weight[ch * kernel..(ch + 1) * kernel];
-        for (img, yimg) in xin.chunks_exact(h * w).zip(yout.chunks_exact_mut(p * q)) {
+        for r in 0..g.r {
+            for s in 0..g.s {
+                let (off, wt) = (r * wp + s, k[r * g.s + s]);
+                for (a, v) in acc[..plane - off].iter_mut().zip(&xp[off..]) {
+                    *a += wt * v;
+                }
+            }
+        }
+        for (img, yimg) in yout.chunks_exact_mut(p * q).enumerate() {
             for (oy, yrow) in yimg.chunks_exact_mut(q).enumerate() {
-                for r in 0..g.r {
-                    let iy = (oy * sh + r).wrapping_sub(pt);
-                    if iy >= h {
-                        continue;
-                    }
-                    let xrow = &img[iy * w..(iy + 1) * w];
-                    for s in 0..g.s {
-                        add_tap(yrow, xrow, k[r * g.s + s], s, pl, sw);
-                    }
+                let base = (img * hp + oy * g.stride.0) * wp;
+                for (ox, yv) in yrow.iter_mut().enumerate() {
+                    *yv += acc[base + ox * g.stride.1];
                 }
             }
         }

@@ -144,7 +144,14 @@ impl Network {
         }
         vals[0] = Some(x);
         for (k, node) in self.nodes.iter().enumerate() {
-            let out = self.step(node, &vals, q, &mut observe);
+            // An element-wise op takes its first input over when nothing reads it later.
+            let first = node.inputs[0];
+            let last_reader = self.last_use[first] == k && !node.inputs[1..].contains(&first);
+            let owned = match node.op {
+                Op::Clip(..) | Op::Add | Op::Identity if last_reader => vals[first].take(),
+                _ => None,
+            };
+            let out = self.step(node, &vals, owned, q, &mut observe);
             for &i in &node.inputs {
                 if self.last_use[i] == k {
                     vals[i] = None;
@@ -163,11 +170,12 @@ impl Network {
         logits
     }
 
-    /// One node's output.
+    /// One node's output (`owned`: its first input, when the node may consume it).
     fn step(
         &self,
         node: &Node,
         vals: &[Option<Tensor>],
+        owned: Option<Tensor>,
         q: Option<&RunQuant>,
         observe: &mut impl FnMut(usize, &[f32]),
     ) -> Tensor {
@@ -193,18 +201,18 @@ impl Network {
                 }
             }
             Op::Clip(lo, hi) => {
-                let mut y = arg(0).clone();
+                let mut y = owned.unwrap_or_else(|| arg(0).clone());
                 kernels::clip(&mut y, lo, hi);
                 y
             }
             Op::Add => {
-                let mut y = arg(0).clone();
+                let mut y = owned.unwrap_or_else(|| arg(0).clone());
                 kernels::add(&mut y, arg(1));
                 y
             }
             Op::GlobalAveragePool => kernels::global_average_pool(arg(0)),
             Op::Flatten => kernels::flatten(arg(0)),
-            Op::Identity => arg(0).clone(),
+            Op::Identity => owned.unwrap_or_else(|| arg(0).clone()),
         }
     }
 }

@@ -1,5 +1,6 @@
-//! The crate's only `unsafe` code: what the `highs` crate does not wrap, through `highs-sys`
-//! (writing the model to a file, and the callback that collects improving MIP solutions).
+//! The crate's `unsafe` code for HiGHS (the only other is `infer`'s checked sgemm call): what
+//! the `highs` crate does not wrap, through `highs-sys` (writing the model to a file, and the
+//! callback that collects improving MIP solutions).
 
 use highs::Model;
 
