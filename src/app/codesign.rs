@@ -62,7 +62,7 @@ pub struct CodesignRequest<'a> {
     /// For a table selecting by KL: points' summed KL at most this (nats), the accuracy budget
     /// (`budgets.min_accuracy` = −this). None: uniform 8-bit's KL plus 0.1.
     pub max_kl: Option<f64>,
-    /// Re-measure every point's accuracy ([`verify`]).
+    /// Re-measure every point's accuracy ([`Verification`]).
     pub verify: Option<VerifyRequest>,
     /// Seed of NSGA-II and of the random search of the uniform 8-bit comparison.
     pub seed: u64,
@@ -1017,6 +1017,9 @@ pub mod random;
 mod stored;
 mod verify;
 
-pub use verify::{Checked, PredictionError, Verification, VerifyRequest};
+pub use verify::{
+    Checked, HeadlinePoint, MeasuredHeadline, Predicted, PredictionError, References, Spread,
+    Summary, Verification, VerifyRequest, MEASURED_TOLERANCE,
+};
 #[cfg(test)]
 mod tests;

@@ -84,6 +84,32 @@ pub enum FrontMethod {
     Nsga2,
 }
 
+/// `front --verify-accuracy` and where its images come from.
+#[derive(clap::Args, Debug)]
+pub struct VerifyArgs {
+    /// Re-measure every front point's true top-1 and KL on the test split (the workload must
+    /// be an ONNX file with its weights) and print them beside the predictions.
+    #[arg(long)]
+    pub verify_accuracy: bool,
+    /// With --verify-accuracy: the folder of the dataset's IDX files.
+    #[arg(
+        long,
+        default_value = "/usr/share/datasets/fashion-mnist",
+        requires = "verify_accuracy"
+    )]
+    pub data: PathBuf,
+    /// With --verify-accuracy: the first test image measured (e.g. 5000: past the images a
+    /// table measured with `--test-images 5000` saw).
+    #[arg(long, default_value_t = 0, requires = "verify_accuracy")]
+    pub test_from: usize,
+    /// With --verify-accuracy: test images measured (default: all from --test-from on).
+    #[arg(long, requires = "verify_accuracy")]
+    pub test_images: Option<usize>,
+    /// With --verify-accuracy: training images the activation ranges are calibrated on.
+    #[arg(long, default_value_t = 1000, requires = "verify_accuracy")]
+    pub calib_images: usize,
+}
+
 #[derive(clap::Args, Debug)]
 pub struct FrontArgs {
     /// Instance with a network workload, bit-width lists and a `front:` section.
@@ -109,27 +135,8 @@ pub struct FrontArgs {
     /// KL (`select_by: kl`). Default: uniform 8-bit's KL plus 0.1.
     #[arg(long)]
     pub max_kl: Option<f64>,
-    /// Re-measure every front point's true top-1 and KL on the test split (the workload must
-    /// be an ONNX file with its weights) and print them beside the predictions.
-    #[arg(long)]
-    pub verify_accuracy: bool,
-    /// With --verify-accuracy: the folder of the dataset's IDX files.
-    #[arg(
-        long,
-        default_value = "/usr/share/datasets/fashion-mnist",
-        requires = "verify_accuracy"
-    )]
-    pub data: PathBuf,
-    /// With --verify-accuracy: the first test image measured (e.g. 5000: past the images a
-    /// table measured with `--test-images 5000` saw).
-    #[arg(long, default_value_t = 0, requires = "verify_accuracy")]
-    pub test_from: usize,
-    /// With --verify-accuracy: test images measured (default: all from --test-from on).
-    #[arg(long, requires = "verify_accuracy")]
-    pub test_images: Option<usize>,
-    /// With --verify-accuracy: training images the activation ranges are calibrated on.
-    #[arg(long, default_value_t = 1000, requires = "verify_accuracy")]
-    pub calib_images: usize,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
     /// Accuracies closer than this count as equal (percentage points).
     #[arg(long, default_value_t = 1e-6)]
     pub accuracy_resolution: f64,
@@ -140,10 +147,9 @@ pub struct FrontArgs {
     /// table's mappings (one energy-optimal mapping per layer and bits), not over every mapping.
     #[arg(long, value_name = "N")]
     pub max_cycles: Option<u64>,
-    /// The headline's second comparison: the least-energy design within this many accuracy
-    /// points of uniform 8-bit (the first is at no loss); for a table selecting by KL, nats of
-    /// KL. Default: 0.5 points, 0.01 nats.
-    #[arg(long)]
+    /// The headline's second comparison: the least energy within this many points of uniform
+    /// 8-bit's accuracy (nats of KL for a KL table); default 0.5 points, 0.01 nats.
+    #[arg(long, value_name = "POINTS|NATS")]
     pub accuracy_tolerance: Option<f64>,
     /// Print every point's per-layer bits (weight / output bits, by layer name).
     #[arg(long)]

@@ -226,11 +226,11 @@ pub fn front(a: FrontArgs) -> Result<Outcome, Error> {
             max_cycles: a.max_cycles,
         },
         max_kl: a.max_kl,
-        verify: a.verify_accuracy.then(|| codesign::VerifyRequest {
-            data: a.data.clone(),
-            first: a.test_from,
-            test_images: a.test_images,
-            calib_images: a.calib_images,
+        verify: (a.verify.verify_accuracy).then(|| codesign::VerifyRequest {
+            data: a.verify.data.clone(),
+            first: a.verify.test_from,
+            test_images: a.verify.test_images,
+            calib_images: a.verify.calib_images,
         }),
         seed: a.seed,
         csv: a.csv.as_deref(),

@@ -66,8 +66,6 @@ pub struct Instance {
     /// The file the architecture is read from (the instance itself when inline).
     pub arch_file: PathBuf,
     pub workload_name: String,
-    /// The network file the workload names (YAML or ONNX; none for an inline network or layer).
-    pub network_file: Option<PathBuf>,
     pub layers: Vec<Layer>,
     /// The layer single-layer commands work on.
     pub selected: usize,
@@ -93,6 +91,8 @@ pub struct FrontSettings {
     pub accuracy_file: PathBuf,
     pub first_input_bits: u32,
     pub last_output_bits: u32,
+    /// The workload's network file (what `--verify-accuracy` runs; none when inline).
+    pub network_file: Option<PathBuf>,
 }
 
 impl Instance {
@@ -183,10 +183,6 @@ pub fn load(path: &Path) -> Result<Instance, InputError> {
         arch_file,
         arch,
         workload_name,
-        network_file: (spec.workload.as_ref()).and_then(|w| match &w.network {
-            Some(spec::Inline::Path(p)) => Some(dir.join(p)),
-            _ => None,
-        }),
         layers,
         selected,
         bits,
@@ -216,6 +212,10 @@ pub fn load(path: &Path) -> Result<Instance, InputError> {
             accuracy_file: spec::referenced(path, "front.accuracy", dir, &f.accuracy)?,
             first_input_bits: bits("front.first_input_bits", f.first_input_bits)?,
             last_output_bits: bits("front.last_output_bits", f.last_output_bits)?,
+            network_file: (spec.workload.as_ref()).and_then(|w| match &w.network {
+                Some(spec::Inline::Path(p)) => Some(dir.join(p)),
+                _ => None,
+            }),
         });
     }
     if let Some(m) = &spec.mapping {
