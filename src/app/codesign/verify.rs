@@ -133,7 +133,11 @@ pub(super) fn verify(
     }
     let designs: Vec<&FrontPoint> = exact.uniform8.iter().chain(&exact.front.points).collect();
     let configs: Vec<QuantConfig> = designs.iter().map(|p| config(p)).collect();
-    let label = if req.quiet { "" } else { "verifying the front's accuracy" };
+    let label = if req.quiet {
+        ""
+    } else {
+        "verifying the front's accuracy"
+    };
     let measured = session.measure_many(&configs, label);
     let budget = exact.budgets.min_accuracy;
     let float_top1 = session.float_top1().top1;
