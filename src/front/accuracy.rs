@@ -113,6 +113,52 @@ impl AccuracyTable {
         }
     }
 
+    /// Reads a CSV table with header `layer,weight_bits,activation_bits,delta` (`#` starts a
+    /// comment line); the full-precision accuracy and the source are given by the caller.
+    pub fn from_csv(
+        path: &Path,
+        full_precision_accuracy: f64,
+        source: &str,
+    ) -> Result<AccuracyTable, InputError> {
+        let mut rdr = csv::ReaderBuilder::new()
+            .comment(Some(b'#'))
+            .trim(csv::Trim::All)
+            .from_path(path)
+            .map_err(|e| InputError::new(path, "(file)", format!("cannot read: {e}")))?;
+        let headers = rdr
+            .headers()
+            .map_err(|e| InputError::new(path, "(header)", e.to_string()))?
+            .clone();
+        let rows = rdr.deserialize::<DeltaRow>().map(|r| {
+            r.map_err(|e| {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                let field = match e.kind() {
+                    csv::ErrorKind::Deserialize { err, .. } => {
+                        match err.field().and_then(|i| headers.get(i as usize)) {
+                            Some(h) => format!("line {line}: {h}"),
+                            None => format!("line {line}"),
+                        }
+                    }
+                    _ => format!("line {line}"),
+                };
+                let msg = match e.kind() {
+                    csv::ErrorKind::Deserialize { err, .. } => err.kind().to_string(),
+                    _ => e.to_string(),
+                };
+                InputError::new(path, field, msg)
+            })
+        });
+        let cells = collect_deltas(path, "rows", rows)?;
+        let source = source.to_string();
+        Ok(AccuracyTable::new(
+            full_precision_accuracy,
+            source,
+            path,
+            "rows",
+            cells,
+        ))
+    }
+
     /// Sets what the selection adds up (`kl` needs a KL in every row) and the cells it leaves
     /// out; `path` is the YAML file that says so.
     fn select(
@@ -446,10 +492,7 @@ impl AccuracyModel {
             }
             (None, Some(csv)) => {
                 let dir = path.parent().unwrap_or(Path::new("."));
-                match AccuracyModel::table_from_csv(&dir.join(csv), fp, &f.source)? {
-                    AccuracyModel::Table(t) => t,
-                    AccuracyModel::Proxy(_) => unreachable!("a CSV file is a table"),
-                }
+                AccuracyTable::from_csv(&dir.join(csv), fp, &f.source)?
             }
             (Some(_), Some(_)) => {
                 let why = "give `deltas` or `deltas_csv`, not both";
@@ -464,45 +507,13 @@ impl AccuracyModel {
         Ok(AccuracyModel::Table(table))
     }
 
-    /// Reads a CSV table with header `layer,weight_bits,activation_bits,delta` (`#` starts a
-    /// comment line); the full-precision accuracy and the source are given by the caller.
+    /// Reads a CSV table ([`AccuracyTable::from_csv`]).
     pub fn table_from_csv(
         path: &Path,
         full_precision_accuracy: f64,
         source: &str,
     ) -> Result<AccuracyModel, InputError> {
-        let mut rdr = csv::ReaderBuilder::new()
-            .comment(Some(b'#'))
-            .trim(csv::Trim::All)
-            .from_path(path)
-            .map_err(|e| InputError::new(path, "(file)", format!("cannot read: {e}")))?;
-        let headers = rdr
-            .headers()
-            .map_err(|e| InputError::new(path, "(header)", e.to_string()))?
-            .clone();
-        let rows = rdr.deserialize::<DeltaRow>().map(|r| {
-            r.map_err(|e| {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
-                let field = match e.kind() {
-                    csv::ErrorKind::Deserialize { err, .. } => {
-                        match err.field().and_then(|i| headers.get(i as usize)) {
-                            Some(h) => format!("line {line}: {h}"),
-                            None => format!("line {line}"),
-                        }
-                    }
-                    _ => format!("line {line}"),
-                };
-                let msg = match e.kind() {
-                    csv::ErrorKind::Deserialize { err, .. } => err.kind().to_string(),
-                    _ => e.to_string(),
-                };
-                InputError::new(path, field, msg)
-            })
-        });
-        let cells = collect_deltas(path, "rows", rows)?;
-        let source = source.to_string();
-        let table = AccuracyTable::new(full_precision_accuracy, source, path, "rows", cells);
-        Ok(AccuracyModel::Table(table))
+        AccuracyTable::from_csv(path, full_precision_accuracy, source).map(AccuracyModel::Table)
     }
 
     pub fn kind(&self) -> AccuracyKind {
